@@ -1,0 +1,34 @@
+"""Typed errors for everything a user can get wrong.
+
+Every user-facing problem raises a subclass of :class:`FCNError` whose message names the file, key
+or value at fault, what was expected and what was found. The CLI turns an ``FCNError`` into one line
+on stderr and exit code 2; any other exception is a bug in fcnseg and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CheckpointError", "ConfigError", "DataError", "ExportError", "FCNError", "ModelError"]
+
+
+class FCNError(Exception):
+    """Base class of all errors fcnseg raises for bad input."""
+
+
+class ConfigError(FCNError, ValueError):
+    """A configuration value or model argument is invalid."""
+
+
+class ModelError(FCNError, ValueError):
+    """A model name is unknown or a model cannot be built with the given arguments."""
+
+
+class DataError(FCNError, ValueError):
+    """A dataset file is missing, unreadable or inconsistent."""
+
+
+class CheckpointError(FCNError, ValueError):
+    """A checkpoint or weight file does not match the model it is loaded into."""
+
+
+class ExportError(FCNError, RuntimeError):
+    """An export to another format failed."""

@@ -1,0 +1,19 @@
+"""FCN models: the registry, the factory, layers and weight transfer."""
+
+from . import zoo  # noqa: F401  (registers every model)
+from ._factory import get_model, list_models, register_model
+from .fcn import FCN
+from .layers import BilinearUpsample, bilinear_kernel
+from .surgery import TransferReport, convolutionalize, load_backbone_weights
+
+__all__ = [
+    "FCN",
+    "BilinearUpsample",
+    "TransferReport",
+    "bilinear_kernel",
+    "convolutionalize",
+    "get_model",
+    "list_models",
+    "load_backbone_weights",
+    "register_model",
+]

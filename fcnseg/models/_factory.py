@@ -1,0 +1,101 @@
+"""The model registry and :func:`get_model`, the one way to build an fcnseg network."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..errors import ModelError
+from ..registry import Registry
+from .backbones.base import TrunkSpec
+from .fcn import FCN
+
+__all__ = ["MODELS", "build_fcn", "get_model", "list_models", "register_model"]
+
+MODELS: Registry[Callable[..., FCN]] = Registry("model")
+register_model = MODELS.register
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Registered model names, optionally filtered by a glob such as ``"fcn8s*"``.
+
+    Example:
+        >>> list_models("fcn*_vgg16")
+        ['fcn16s_vgg16', 'fcn32s_vgg16', 'fcn8s_atonce_vgg16', 'fcn8s_vgg16']
+    """
+    return MODELS.list(pattern)
+
+
+def get_model(
+    name: str,
+    *,
+    num_classes: int | None = None,
+    heads: Mapping[str, int] | None = None,
+    in_channels: int = 3,
+    streams: Mapping[str, int] | None = None,
+    learn_upsampling: bool = False,
+    width: float = 1.0,
+    backbone_weights: Any = None,
+) -> FCN:
+    """Build a registered FCN.
+
+    Args:
+        name: registry name, e.g. ``"fcn8s_vgg16"`` (see :func:`list_models`).
+        num_classes: classes including background (default 21, PASCAL VOC).
+        heads: several outputs on one trunk, e.g. ``{"sem": 33, "geo": 3}`` (SIFT Flow); the model then
+            returns a dict. Exclusive with ``num_classes``.
+        in_channels: input channels (4 = colour + depth, early fusion).
+        streams: late fusion: stream name → its input channels, e.g. ``{"color": 3, "hha": 3}``; each
+            stream gets its own trunk and the input's channels are split in this order.
+        learn_upsampling: learn the upsampling kernels (CVPR paper) instead of fixing them (release).
+        width: channel multiplier for tiny test/CPU models (1.0 = the real net).
+        backbone_weights: ImageNet weights to transplant into the trunk(s): a torchvision weights enum
+            member, a classifier ``nn.Module`` or a state dict (see :func:`load_backbone_weights`).
+
+    Returns:
+        The network; ``model(x)`` maps ``(N, C, H, W)`` to ``(N, K, H, W)`` scores for any ``H, W >= 1``.
+
+    Raises:
+        ModelError: unknown name (the message lists the valid ones) or inconsistent arguments.
+
+    Example:
+        >>> import torch
+        >>> net = get_model("fcn8s_vgg16", num_classes=5, width=1 / 16).eval()
+        >>> net(torch.zeros(1, 3, 37, 50)).shape
+        torch.Size([1, 5, 37, 50])
+    """
+    factory = MODELS.get(name)
+    if num_classes is not None and heads is not None:
+        raise ModelError("give num_classes or heads, not both")
+    if streams is not None and in_channels != 3:
+        raise ModelError("with streams, give each stream's channels in streams, not in_channels")
+    if not width > 0:
+        raise ModelError(f"width must be > 0, got {width}")
+    if in_channels < 1:
+        raise ModelError(f"in_channels must be >= 1, got {in_channels}")
+    head_map = dict(heads) if heads is not None else {"": 21 if num_classes is None else int(num_classes)}
+    stream_map = dict(streams) if streams is not None else {"": in_channels}
+    if any(not s for s in stream_map) and len(stream_map) > 1:
+        raise ModelError(f"late-fusion streams need names, got {list(stream_map)}")
+    model = factory(heads=head_map, streams=stream_map, learn_upsampling=learn_upsampling, width=width)
+    model.arch = name
+    if backbone_weights is not None:
+        from .surgery import load_backbone_weights
+
+        load_backbone_weights(model, backbone_weights)
+    return model
+
+
+def build_fcn(
+    trunk: Callable[..., TrunkSpec],
+    finest_stride: int,
+    *,
+    heads: Mapping[str, int],
+    streams: Mapping[str, int],
+    learn_upsampling: bool,
+    width: float,
+    skip_scales: Mapping[int, float] | None = None,
+) -> FCN:
+    """Assemble an :class:`FCN` with one trunk per stream (used by the registered entry points)."""
+    trunks = {name: trunk(in_channels=c, width=width) for name, c in streams.items()}
+    return FCN(trunks, heads, finest_stride=finest_stride, learn_upsampling=learn_upsampling, skip_scales=skip_scales)

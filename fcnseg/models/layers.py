@@ -1,0 +1,108 @@
+"""The FCN's own layers: zero-initialised score convolutions and bilinear upsampling.
+
+Shapes follow the reference: a score layer is a 1×1 convolution ``C → K`` whose weights and bias start
+at zero; an upsampling layer is a transposed convolution ``K → K`` with no bias, kernel ``k``, stride
+``s``, padding 0, initialised with the bilinear kernel on the class diagonal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["BilinearUpsample", "bilinear_kernel", "crop", "score_layer"]
+
+
+def bilinear_kernel(channels: int, size: int) -> Tensor:
+    """The reference ``upsample_filt`` of ``size`` placed on the diagonal of a ``channels²`` weight.
+
+    Args:
+        channels: number of input (= output) channels.
+        size: kernel size ``k``.
+
+    Returns:
+        Tensor of shape ``(channels, channels, size, size)``: ``w[c, c]`` is the bilinear filter,
+        ``w[c, d]`` is zero for ``c != d``.
+
+    Example:
+        >>> bilinear_kernel(1, 4)[0, 0, 0]
+        tensor([0.0625, 0.1875, 0.1875, 0.0625])
+    """
+    if channels < 1 or size < 1:
+        raise ValueError(f"bilinear_kernel needs channels >= 1 and size >= 1, got {channels}, {size}")
+    factor = (size + 1) // 2
+    center = factor - 1 if size % 2 == 1 else factor - 0.5
+    og = torch.arange(size, dtype=torch.float64)
+    filt1d = 1 - (og - center).abs() / factor
+    filt = torch.outer(filt1d, filt1d).float()
+    weight = torch.zeros(channels, channels, size, size)
+    idx = torch.arange(channels)
+    weight[idx, idx] = filt
+    return weight
+
+
+def score_layer(in_channels: int, num_classes: int) -> nn.Conv2d:
+    """A 1×1 score convolution with zero weights and bias (the reference initialisation)."""
+    conv = nn.Conv2d(in_channels, num_classes, kernel_size=1)
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
+class BilinearUpsample(nn.ConvTranspose2d):
+    """Transposed convolution initialised bilinear, fixed (reference release) or learned (CVPR paper).
+
+    The state-dict entry is ``weight`` of shape ``(K, K, k, k)`` in both modes, exactly as Caffe's
+    Deconvolution layer and torchfcn store it. When fixed, ``weight`` is a buffer, so it never receives
+    a gradient and is never handed to an optimizer; and as long as it stays diagonal (class ``c`` only
+    feeds class ``c``, as the bilinear initialisation and the reference weights are) the forward pass
+    runs it as a ``K``-group convolution, ``K`` times fewer operations with the same output.
+
+    Args:
+        channels: number of classes ``K``.
+        kernel_size: ``k``.
+        stride: upsampling factor ``s``.
+        learnable: make ``weight`` a trainable parameter.
+    """
+
+    def __init__(self, channels: int, kernel_size: int, stride: int, *, learnable: bool = False) -> None:
+        super().__init__(channels, channels, kernel_size, stride=stride, bias=False)
+        weight = bilinear_kernel(channels, kernel_size)
+        self.learnable = learnable
+        if learnable:
+            self.weight = nn.Parameter(weight)
+        else:
+            del self.weight
+            self.register_buffer("weight", weight)
+        self.register_buffer("grouped_weight", torch.empty(0), persistent=False)
+        self._refresh_grouped()
+
+    def _refresh_grouped(self) -> None:
+        w = self.weight.detach()
+        idx = torch.arange(w.shape[0], device=w.device)
+        diag = w[idx, idx]  # (K, k, k)
+        off_diagonal = w.abs().sum() - diag.abs().sum()
+        if not self.learnable and float(off_diagonal) == 0.0:
+            self.grouped_weight = diag.unsqueeze(1).clone()  # (K, 1, k, k) for groups=K
+        else:
+            self.grouped_weight = torch.empty(0, device=w.device, dtype=w.dtype)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._refresh_grouped()
+
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        if self.grouped_weight.numel():
+            return F.conv_transpose2d(x, self.grouped_weight.to(x.dtype), stride=self.stride, groups=x.shape[1])
+        return F.conv_transpose2d(x, self.weight.to(x.dtype), stride=self.stride)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", learnable" if self.learnable else ", fixed")
+
+
+def crop(x: Tensor, offset: int, height: int, width: int) -> Tensor:
+    """``x[..., offset:offset + height, offset:offset + width]`` (Caffe's Crop layer, both axes)."""
+    return x[..., offset : offset + height, offset : offset + width]
