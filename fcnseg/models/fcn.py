@@ -220,7 +220,7 @@ class FCN(nn.Module):
         parts = torch.split(x, [c for _, c, _, _ in self._streams], dim=1) if len(self._streams) > 1 else (x,)
         feats = [
             (stream, self._features(stream, chain, taps, part))
-            for (stream, _, chain, taps), part in zip(self._streams, parts)
+            for (stream, _, chain, taps), part in zip(self._streams, parts, strict=True)
         ]
         out = {head: self._head(head, feats, height, width) for head in self.heads}
         return out if self.multi_head else out[""]

@@ -82,6 +82,9 @@ class BilinearUpsample(nn.ConvTranspose2d):
 
     def _refresh_grouped(self) -> None:
         w = self.weight.detach()
+        if w.is_meta:  # shape-only model (e.g. built under ``torch.device("meta")``)
+            self.grouped_weight = torch.empty(0, device=w.device)
+            return
         idx = torch.arange(w.shape[0], device=w.device)
         diag = w[idx, idx]  # (K, k, k)
         off_diagonal = w.abs().sum() - diag.abs().sum()

@@ -104,12 +104,14 @@ def torchvision_to_caffe_names(family: str) -> dict[str, str]:
     if family == "vgg16":
         names = [f"conv{b}_{i}" for b, n, _ in VGG16_BLOCKS for i in range(1, n + 1)]
         indices = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
-        table = {f"features.{i}": n for i, n in zip(indices, names)}
+        table = {f"features.{i}": n for i, n in zip(indices, names, strict=True)}
         table.update({"classifier.0": "fc6", "classifier.3": "fc7", "classifier.6": "fc8"})
         return table
     if family == "alexnet_tv":
-        return {"features.0": "conv1", "features.3": "conv2", "features.6": "conv3", "features.8": "conv4",
-                "features.10": "conv5", "classifier.1": "fc6", "classifier.4": "fc7", "classifier.6": "fc8"}  # fmt: skip
+        layers = ("features.0", "features.3", "features.6", "features.8", "features.10", "classifier.1", "classifier.4")
+        return dict(zip(layers, ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"), strict=True)) | {
+            "classifier.6": "fc8"
+        }
     return {}
 
 

@@ -52,4 +52,4 @@ class TrunkSpec:
 
 def scaled(channels: int, width: float, multiple: int = 1) -> int:
     """``channels × width`` rounded to a positive multiple of ``multiple`` (for grouped convolutions)."""
-    return max(multiple, int(round(channels * width / multiple)) * multiple)
+    return max(multiple, round(channels * width / multiple) * multiple)

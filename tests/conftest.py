@@ -1,0 +1,36 @@
+"""Shared fixtures: the reference data directory, tiny-model settings, deterministic seeds."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _reference_dir() -> Path:
+    env = os.environ.get("FCNSEG_REFERENCE_DATA")
+    candidates = [Path(env)] if env else []
+    candidates += [REPO.parent / "shared" / "reference-data", REPO / "shared" / "reference-data"]
+    for c in candidates:
+        if (c / "pascal" / "classes.txt").is_file():
+            return c
+    pytest.skip(f"reference data not found (looked in {', '.join(map(str, candidates))})")
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    return _reference_dir()
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def tiny_width(name: str) -> float:
+    """Smallest width every family accepts (GoogLeNet's Inception branches need whole channels)."""
+    return 0.125 if "googlenet" in name else 1 / 16
