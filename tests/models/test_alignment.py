@@ -1,0 +1,56 @@
+"""Empirical alignment probe: score pixel p looks at input pixel p, for every registered net.
+
+Every convolution gets uniform positive weights and every max pool becomes an average pool of the
+same geometry, so each score cell's computation is mirror-symmetric about its receptive-field centre.
+The centroid of |∂ score[p, p] / ∂ input| then sits exactly at the input position the net aligns with
+pixel p; with correct crops that is (p, p). The image is larger than the receptive field (VGG16 404 px,
+GoogLeNet 907 px) so borders do not skew the centroid. A one-pixel crop error moves it by ~1 px.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import fcnseg
+from tests.conftest import tiny_width
+
+
+def _symmetric(model: nn.Module) -> nn.Module:
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.MaxPool2d):
+                pool = nn.AvgPool2d(child.kernel_size, child.stride, child.padding, ceil_mode=child.ceil_mode)
+                setattr(module, name, pool)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.fill_(1.0 / m.weight[0].numel())
+                if m.bias is not None:
+                    m.bias.zero_()
+    return model.eval()
+
+
+def _centroid(model: nn.Module, size: int, p: int) -> tuple[float, float]:
+    x = torch.ones(1, 3, size, size, requires_grad=True)
+    model(x)[0, :, p, p].sum().backward()
+    g = x.grad[0].abs().sum(0).double()
+    idx = torch.arange(size, dtype=torch.float64)
+    return float((g.sum(1) * idx).sum() / g.sum()), float((g.sum(0) * idx).sum() / g.sum())
+
+
+@pytest.mark.parametrize("name", fcnseg.list_models())
+def test_score_pixel_p_is_centred_on_input_pixel_p(name: str) -> None:
+    model = _symmetric(fcnseg.get_model(name, num_classes=1, width=tiny_width(name)))
+    size = 1025 if "googlenet" in name else 513
+    p = size // 2
+    cy, cx = _centroid(model, size, p)
+    assert abs(cy - p) < 1e-3 and abs(cx - p) < 1e-3, (name, cy, cx)
+
+
+def test_probe_detects_a_one_pixel_crop_error() -> None:
+    model = _symmetric(fcnseg.get_model("fcn8s_vgg16", num_classes=1, width=1 / 16))
+    model._final_crop += 1  # the classic off-by-one
+    cy, _ = _centroid(model, 513, 256)
+    assert abs(cy - 257) < 1e-2
