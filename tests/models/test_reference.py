@@ -14,8 +14,15 @@ VGG_CONVS = {
     "conv4_2": (512, 512), "conv4_3": (512, 512), "conv5_1": (512, 512), "conv5_2": (512, 512),
     "conv5_3": (512, 512),
 }  # fmt: skip
-VGG_TRUNK = {f"{n}.weight": (o, i, 3, 3) for n, (o, i) in VGG_CONVS.items()} | {f"{n}.bias": (o,) for n, (o, _) in VGG_CONVS.items()}
-VGG_TRUNK |= {"fc6.weight": (4096, 512, 7, 7), "fc6.bias": (4096,), "fc7.weight": (4096, 4096, 1, 1), "fc7.bias": (4096,)}
+VGG_TRUNK = {f"{n}.weight": (o, i, 3, 3) for n, (o, i) in VGG_CONVS.items()} | {
+    f"{n}.bias": (o,) for n, (o, _) in VGG_CONVS.items()
+}
+VGG_TRUNK |= {
+    "fc6.weight": (4096, 512, 7, 7),
+    "fc6.bias": (4096,),
+    "fc7.weight": (4096, 4096, 1, 1),
+    "fc7.bias": (4096,),
+}
 K = 21
 HEADS = {
     "fcn32s_vgg16": {"score_fr.weight": (K, 4096, 1, 1), "score_fr.bias": (K,), "upscore.weight": (K, K, 64, 64)},
@@ -96,7 +103,10 @@ def test_caffe_ceil_pooling_sizes() -> None:
     """ceil((H − 2) / 2) + 1 at every pool: 1×1 → 199 after conv1_1 (pad 100) → 100, 50, 25, 13, 7 (floor: 99, 49, 24, 12, 6)."""
     model = fcnseg.get_model("fcn8s_vgg16", width=1 / 16).eval()
     sizes = {}
-    hooks = [getattr(model, f"pool{b}").register_forward_hook(lambda m, i, o, b=b: sizes.__setitem__(b, o.shape[-1])) for b in range(1, 6)]
+    hooks = [
+        getattr(model, f"pool{b}").register_forward_hook(lambda m, i, o, b=b: sizes.__setitem__(b, o.shape[-1]))
+        for b in range(1, 6)
+    ]
     model(torch.zeros(1, 3, 1, 1))
     for h in hooks:
         h.remove()

@@ -108,7 +108,12 @@ def test_missing_trunk_layers_are_reported() -> None:
     state = {k: v for k, v in model.state_dict().items() if k.startswith("conv")}
     with pytest.raises(CheckpointError, match="fc6.bias, fc6.weight, fc7.bias, fc7.weight"):
         load_backbone_weights(model, state)
-    assert load_backbone_weights(model, state, strict=False).missing == ["fc6.bias", "fc6.weight", "fc7.bias", "fc7.weight"]
+    assert load_backbone_weights(model, state, strict=False).missing == [
+        "fc6.bias",
+        "fc6.weight",
+        "fc7.bias",
+        "fc7.weight",
+    ]
 
 
 def test_torchvision_alexnet_goes_into_the_tv_layout_not_caffenet() -> None:

@@ -29,7 +29,9 @@ def _torchfcn_models() -> types.ModuleType:
     if not hits:
         pytest.skip(f"torchfcn source not found under {root} (.ci/run fetches it with 'pip download torchfcn')")
     sys.modules.setdefault("fcn", types.ModuleType("fcn"))  # used only by torchfcn's download helpers
-    spec = importlib.util.spec_from_file_location("_torchfcn_models", hits[0], submodule_search_locations=[str(hits[0].parent)])
+    spec = importlib.util.spec_from_file_location(
+        "_torchfcn_models", hits[0], submodule_search_locations=[str(hits[0].parent)]
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules["_torchfcn_models"] = module
@@ -39,7 +41,13 @@ def _torchfcn_models() -> types.ModuleType:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "cls, name", [("FCN32s", "fcn32s_vgg16"), ("FCN16s", "fcn16s_vgg16"), ("FCN8s", "fcn8s_vgg16"), ("FCN8sAtOnce", "fcn8s_atonce_vgg16")]
+    "cls, name",
+    [
+        ("FCN32s", "fcn32s_vgg16"),
+        ("FCN16s", "fcn16s_vgg16"),
+        ("FCN8s", "fcn8s_vgg16"),
+        ("FCN8sAtOnce", "fcn8s_atonce_vgg16"),
+    ],
 )
 def test_torchfcn_state_dict_loads_strict_and_gives_the_same_scores(cls: str, name: str) -> None:
     ref = getattr(_torchfcn_models(), cls)(n_class=21).eval()

@@ -1,0 +1,80 @@
+"""The dataset contract and the VOC colour palette.
+
+Every fcnseg dataset returns ``(image, mask)``: ``tv_tensors.Image`` (uint8 ``3×H×W`` RGB, or float
+after transforms) and ``tv_tensors.Mask`` (int64 ``H×W``, 255 = ignore). Multi-task sets return a dict
+of masks; multi-modal sets an image with more channels. Each exposes ``classes``, ``palette`` (``(256, 3)``
+uint8) and ``ignore_index``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+
+__all__ = ["IGNORE_INDEX", "SegmentationDataset", "to_sample", "voc_palette"]
+
+IGNORE_INDEX = 255
+
+
+def voc_palette(n: int = 256) -> np.ndarray:
+    """The PASCAL VOC colour map: ``(n, 3)`` uint8, class ``c``'s colour built from the bits of ``c``.
+
+    Example:
+        >>> voc_palette()[[0, 1, 15, 255]].tolist()
+        [[0, 0, 0], [128, 0, 0], [192, 128, 128], [224, 224, 192]]
+    """
+    palette = np.zeros((n, 3), np.uint8)
+    for c in range(n):
+        r = g = b = 0
+        cid = c
+        for j in range(8):
+            r |= ((cid >> 0) & 1) << (7 - j)
+            g |= ((cid >> 1) & 1) << (7 - j)
+            b |= ((cid >> 2) & 1) << (7 - j)
+            cid >>= 3
+        palette[c] = (r, g, b)
+    return palette
+
+
+def to_sample(image: np.ndarray, mask: np.ndarray) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
+    """``(H, W, C)`` uint8 image and ``(H, W)`` labels → the contract's tensors."""
+    img = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))))
+    return img, tv_tensors.Mask(torch.from_numpy(mask.astype(np.int64)))
+
+
+class SegmentationDataset(Dataset):
+    """Base class: subclasses implement ``__len__`` and ``load(index) -> (image, mask)``.
+
+    Args:
+        transforms: callable on ``(image, mask)``, e.g. a ``torchvision.transforms.v2`` pipeline.
+    """
+
+    classes: Sequence[str] = ()
+    ignore_index: int = IGNORE_INDEX
+
+    def __init__(self, transforms: Callable[..., Any] | None = None) -> None:
+        self.transforms = transforms
+
+    @property
+    def palette(self) -> np.ndarray:
+        return voc_palette()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def load(self, index: int) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {type(self).__name__} of length {len(self)}")
+        image, mask = self.load(index)
+        if self.transforms is not None:
+            image, mask = self.transforms(image, mask)
+        return image, mask

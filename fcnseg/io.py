@@ -1,0 +1,90 @@
+"""File I/O that names the file when it fails and never leaves half a file behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import DataError
+
+__all__ = ["atomic_write", "read_image", "read_label_png", "write_palette_png"]
+
+Image.MAX_IMAGE_PIXELS = 200_000_000  # refuse decompression bombs (Pillow raises past 2× this)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Write to a temporary file in the same folder, then ``os.replace`` it onto ``path``.
+
+    A crash or exception inside the block leaves ``path`` as it was (absent or the old version).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        img = Image.open(path)
+        img.load()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: not an image file Pillow can read") from None
+    except Image.DecompressionBombError as e:
+        raise DataError(f"{path}: image too large ({e})") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"{path}: corrupt or truncated image ({e})") from None
+    return img
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """An image file as ``(H, W, 3)`` uint8 RGB (EXIF rotation applied; grey, RGBA, CMYK, 16-bit converted)."""
+    path = Path(path)
+    img = ImageOps.exif_transpose(_open(path))
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = arr.max() if arr.size else 0
+        arr = (arr / (65535.0 if peak > 255 else 255.0) * 255.0).round().clip(0, 255).astype(np.uint8)
+        return np.repeat(arr[..., None], 3, axis=2)
+    if img.mode == "RGBA" or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(background, img)
+    return np.asarray(img.convert("RGB"))
+
+
+def read_label_png(path: str | os.PathLike) -> np.ndarray:
+    """A label image as ``(H, W)`` uint8 class indices: palette PNGs give their indices, grey PNGs their values."""
+    path = Path(path)
+    img = _open(path)
+    if img.mode not in ("P", "L"):
+        raise DataError(f"{path}: label image must be an indexed (palette) or greyscale PNG, got mode {img.mode}")
+    return np.asarray(img)
+
+
+def write_palette_png(path: str | os.PathLike, mask: np.ndarray, palette: np.ndarray) -> None:
+    """Write ``(H, W)`` class indices as an indexed PNG with ``palette`` (``(n, 3)`` uint8), atomically."""
+    img = Image.fromarray(mask.astype(np.uint8), mode="P")
+    flat = np.zeros((256, 3), np.uint8)
+    flat[: len(palette)] = palette[:256]
+    img.putpalette(flat.flatten().tolist())
+    with atomic_write(path) as f:
+        img.save(f, format="PNG")

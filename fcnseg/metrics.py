@@ -1,0 +1,103 @@
+"""The paper's four metrics over a confusion matrix, exactly as the reference ``score.py`` computes them.
+
+``hist[i, j]`` counts pixels of true class ``i`` predicted as ``j`` (labels outside ``[0, K)``, i.e. the
+255 void label, are skipped). With ``diag = hist.diagonal()``:
+
+* pixel accuracy   = Σ diag / Σ hist
+* mean accuracy    = nanmean(diag / hist.sum(1))
+* mean IU          = nanmean(diag / (hist.sum(1) + hist.sum(0) − diag))
+* f.w. IU          = Σ_{freq > 0} freq · IU, freq = hist.sum(1) / Σ hist
+
+A class with no ground truth and no prediction is NaN and skipped; one predicted but absent from the
+ground truth has IU 0.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["ConfusionMatrix", "confusion_matrix", "fw_iu", "mean_accuracy", "mean_iu", "pixel_accuracy", "scores"]
+
+
+def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
+    """``(K, K)`` int64 counts of (true, predicted) pairs over pixels whose label is in ``[0, K)``.
+
+    Built with ``torch.bincount`` on the inputs' device.
+
+    Example:
+        >>> confusion_matrix(torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 0, 255]), 2).tolist()
+        [[1, 1], [0, 1]]
+    """
+    target = target.reshape(-1).long()
+    pred = pred.reshape(-1).long()
+    keep = (target >= 0) & (target < num_classes)
+    idx = num_classes * target[keep] + pred[keep]
+    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def _f(hist: Tensor) -> Tensor:
+    return hist.double()
+
+
+def pixel_accuracy(hist: Tensor) -> float:
+    h = _f(hist)
+    return float(h.diagonal().sum() / h.sum())
+
+
+def per_class_accuracy(hist: Tensor) -> Tensor:
+    h = _f(hist)
+    return h.diagonal() / h.sum(1)
+
+
+def per_class_iu(hist: Tensor) -> Tensor:
+    h = _f(hist)
+    return h.diagonal() / (h.sum(1) + h.sum(0) - h.diagonal())
+
+
+def mean_accuracy(hist: Tensor) -> float:
+    return float(per_class_accuracy(hist).nanmean())
+
+
+def mean_iu(hist: Tensor) -> float:
+    return float(per_class_iu(hist).nanmean())
+
+
+def fw_iu(hist: Tensor) -> float:
+    h = _f(hist)
+    freq = h.sum(1) / h.sum()
+    iu = per_class_iu(hist)
+    present = freq > 0
+    return float((freq[present] * iu[present]).sum())
+
+
+def scores(hist: Tensor) -> dict[str, float | list[float]]:
+    """All four metrics plus per-class ``iu`` and ``accuracy`` lists (NaN for absent classes)."""
+    return {
+        "pixel_accuracy": pixel_accuracy(hist),
+        "mean_accuracy": mean_accuracy(hist),
+        "mean_iu": mean_iu(hist),
+        "fw_iu": fw_iu(hist),
+        "iu": per_class_iu(hist).tolist(),
+        "accuracy": per_class_accuracy(hist).tolist(),
+    }
+
+
+class ConfusionMatrix:
+    """Accumulates a confusion matrix over batches; ``all_reduce`` sums it across DDP ranks."""
+
+    def __init__(self, num_classes: int, device: torch.device | str = "cpu") -> None:
+        self.num_classes = num_classes
+        self.hist = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+
+    def update(self, pred: Tensor, target: Tensor) -> None:
+        self.hist += confusion_matrix(pred.to(self.hist.device), target.to(self.hist.device), self.num_classes)
+
+    def all_reduce(self) -> None:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(self.hist)
+
+    def compute(self) -> dict[str, float | list[float]]:
+        return scores(self.hist)

@@ -1,0 +1,60 @@
+"""The four metrics: hand-counted cases and the reference fixture from shared/reference-data/demo."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fcnseg.data.base import voc_palette
+from fcnseg.metrics import ConfusionMatrix, confusion_matrix, scores
+
+
+def test_hand_counted_eight_pixels() -> None:
+    target = torch.tensor([0, 0, 0, 1, 1, 2, 2, 255])
+    pred = torch.tensor([0, 0, 1, 1, 1, 2, 0, 2])
+    hist = confusion_matrix(pred, target, 3)
+    assert hist.tolist() == [[2, 1, 0], [0, 2, 0], [1, 0, 1]]
+    s = scores(hist)
+    assert s["pixel_accuracy"] == pytest.approx(5 / 7)
+    assert s["mean_accuracy"] == pytest.approx((2 / 3 + 1 + 1 / 2) / 3)
+    ius = [2 / (3 + 3 - 2), 2 / (2 + 3 - 2), 1 / (2 + 1 - 1)]
+    assert s["iu"] == pytest.approx(ius)
+    assert s["mean_iu"] == pytest.approx(sum(ius) / 3)
+    assert s["fw_iu"] == pytest.approx(3 / 7 * ius[0] + 2 / 7 * ius[1] + 2 / 7 * ius[2])
+
+
+def test_absent_class_is_nan_and_skipped_but_false_positive_counts_zero() -> None:
+    target = torch.tensor([0, 0, 1, 1])
+    pred = torch.tensor([0, 0, 1, 3])  # class 3 predicted but absent; class 2 absent and never predicted
+    s = scores(confusion_matrix(pred, target, 4))
+    assert math.isnan(s["iu"][2]) and s["iu"][3] == 0.0
+    assert s["mean_iu"] == pytest.approx((1 + 0.5 + 0) / 3)
+    assert math.isnan(s["accuracy"][3]) and s["mean_accuracy"] == pytest.approx((1 + 0.5) / 2)
+
+
+def test_accumulator_equals_one_shot() -> None:
+    g = torch.Generator().manual_seed(0)
+    preds = [torch.randint(0, 5, (7, 9), generator=g) for _ in range(3)]
+    targets = [torch.randint(0, 6, (7, 9), generator=g) for _ in range(3)]  # 5 acts as an out-of-range label
+    cm = ConfusionMatrix(5)
+    for p, t in zip(preds, targets, strict=True):
+        cm.update(p, t)
+    assert torch.equal(cm.hist, confusion_matrix(torch.stack(preds), torch.stack(targets), 5))
+
+
+def test_reference_fcn8s_output_scores_like_the_reference(reference_dir) -> None:
+    """SPEC §4 fixture: the reference FCN-8s output vs the VOC label → 0.8425 / 0.8455 / 0.7196."""
+    label = np.asarray(Image.open(reference_dir / "demo" / "label.png"))
+    rgb = np.asarray(Image.open(reference_dir / "demo" / "output.png").convert("RGB"))
+    palette = voc_palette(21).astype(np.int64)
+    codes = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
+    lut = {int((r << 16) | (g << 8) | b): i for i, (r, g, b) in enumerate(palette)}
+    pred = np.vectorize(lut.__getitem__)(codes)
+    s = scores(confusion_matrix(torch.from_numpy(pred), torch.from_numpy(label.astype(np.int64)), 21))
+    assert s["pixel_accuracy"] == pytest.approx(0.8425, abs=5e-5)
+    assert s["mean_accuracy"] == pytest.approx(0.8455, abs=5e-5)
+    assert s["mean_iu"] == pytest.approx(0.7196, abs=5e-5)
