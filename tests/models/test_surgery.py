@@ -54,7 +54,7 @@ def test_each_output_cell_is_the_classifier_on_its_window(name: str, size: int, 
 
 
 def test_convolutionalize_rejects_other_models() -> None:
-    with pytest.raises(ModelError, match="features and .classifier"):
+    with pytest.raises(ModelError, match=r"features and \.classifier"):
         convolutionalize(nn.Linear(3, 3))
 
 
@@ -106,7 +106,7 @@ def test_size_mismatch_is_an_error_not_a_silent_truncation() -> None:
 def test_missing_trunk_layers_are_reported() -> None:
     model = fcnseg.get_model("fcn32s_vgg16", width=1 / 16)
     state = {k: v for k, v in model.state_dict().items() if k.startswith("conv")}
-    with pytest.raises(CheckpointError, match="fc6.bias, fc6.weight, fc7.bias, fc7.weight"):
+    with pytest.raises(CheckpointError, match=r"fc6\.bias, fc6\.weight, fc7\.bias, fc7\.weight"):
         load_backbone_weights(model, state)
     assert load_backbone_weights(model, state, strict=False).missing == [
         "fc6.bias",
