@@ -1,0 +1,73 @@
+"""Datasets in their real on-disk formats, a synthetic set, and transforms.
+
+``get_dataset(name, root, split, transforms=None, **kw)`` builds any of them by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..registry import Registry
+from .base import IGNORE_INDEX, SegmentationDataset, voc_palette
+from .context import PASCALContext
+from .folder import SegmentationFolder
+from .nyud import NYUDv2
+from .sbd import SBDSegmentation
+from .siftflow import SIFTFlow
+from .synthetic import SyntheticShapes
+from .voc import VOCSegmentation
+
+__all__ = [
+    "DATASETS",
+    "IGNORE_INDEX",
+    "NYUDv2",
+    "PASCALContext",
+    "SBDSegmentation",
+    "SIFTFlow",
+    "SegmentationDataset",
+    "SegmentationFolder",
+    "SyntheticShapes",
+    "VOCSegmentation",
+    "get_dataset",
+    "list_datasets",
+    "voc_palette",
+]
+
+DATASETS: Registry[Callable[..., SegmentationDataset]] = Registry("dataset")
+DATASETS.register("voc")(VOCSegmentation)
+DATASETS.register("sbd")(SBDSegmentation)
+DATASETS.register("siftflow")(SIFTFlow)
+DATASETS.register("nyudv2")(NYUDv2)
+DATASETS.register("pascal_context")(PASCALContext)
+
+
+@DATASETS.register("folder")
+def _folder(root: str | Path, split: str | None = None, **kw: Any) -> SegmentationFolder:
+    """``root/images`` + ``root/masks`` (or ``root/<split>/images`` + ``root/<split>/masks``)."""
+    base = Path(root) / split if split and (Path(root) / split).is_dir() else Path(root)
+    return SegmentationFolder(base / "images", base / "masks", **kw)
+
+
+@DATASETS.register("synthetic")
+def _synthetic(root: str | Path | None = None, split: str = "train", **kw: Any) -> SyntheticShapes:
+    """SyntheticShapes; ``root`` is ignored (nothing on disk)."""
+    return SyntheticShapes(split=split, **kw)
+
+
+def get_dataset(name: str, root: str | Path | None, split: str = "train", transforms: Any = None, **kw: Any) -> SegmentationDataset:
+    """Build a dataset by name: ``voc``, ``sbd``, ``siftflow``, ``nyudv2``, ``pascal_context``, ``folder``, ``synthetic``.
+
+    Args:
+        name: registry name (unknown names list the valid ones).
+        root: the folder holding the dataset exactly as its authors distribute it.
+        split: the split name (each dataset documents its own).
+        transforms: callable on ``(image, mask)``.
+        **kw: dataset-specific options (``year``, ``modalities``, ``n``, ``size``, ``seed`` …).
+    """
+    return DATASETS.get(name)(root, split, transforms=transforms, **kw)
+
+
+def list_datasets() -> list[str]:
+    return DATASETS.list()

@@ -1,0 +1,68 @@
+"""Helpers shared by the on-disk loaders: split lists, .mat reading, mask validation."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+
+from ..errors import DataError
+from .base import IGNORE_INDEX
+
+__all__ = ["bundled_split", "check_mask", "load_mat_field", "read_ids", "require_dir"]
+
+
+def require_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise DataError(f"{path}: {what} folder not found")
+    return path
+
+
+def read_ids(path: Path) -> list[str]:
+    """Non-empty stripped lines of a split list."""
+    try:
+        ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise DataError(f"{path}: split list not found") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: split list is not text") from None
+    if not ids:
+        raise DataError(f"{path}: split list is empty")
+    return ids
+
+
+def bundled_split(name: str) -> list[str]:
+    """A split list shipped with fcnseg (from the reference release), e.g. ``"seg11valid"``."""
+    text = resources.files("fcnseg.data").joinpath("splits", f"{name}.txt").read_text()
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def load_mat_field(path: Path, *fields: str) -> np.ndarray:
+    """``fields[0].fields[1]…`` of a MATLAB v5 file, e.g. ``("GTcls", "Segmentation")``."""
+    try:
+        data = scipy.io.loadmat(path, simplify_cells=True)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except Exception as e:  # scipy raises ValueError/TypeError/MatReadError on corrupt files
+        raise DataError(f"{path}: not a readable MATLAB .mat file ({type(e).__name__}: {e})") from None
+    value = data
+    for f in fields:
+        if not isinstance(value, dict) or f not in value:
+            raise DataError(f"{path}: field {'.'.join(fields)} not found")
+        value = value[f]
+    arr = np.asarray(value)
+    if arr.ndim != 2:
+        raise DataError(f"{path}: {'.'.join(fields)} must be a 2-D label map, got shape {arr.shape}")
+    return arr
+
+
+def check_mask(mask: np.ndarray, image_shape: tuple[int, ...], num_classes: int, path: Path) -> np.ndarray:
+    """Raise unless the mask matches the image size and holds only classes < K or 255."""
+    if mask.shape[:2] != tuple(image_shape[:2]):
+        raise DataError(f"{path}: mask is {mask.shape[1]}×{mask.shape[0]} but its image is {image_shape[1]}×{image_shape[0]}")
+    bad = np.unique(mask[(mask >= num_classes) & (mask != IGNORE_INDEX)])
+    if bad.size:
+        raise DataError(f"{path}: labels {bad[:10].tolist()} are outside 0..{num_classes - 1} (and 255 = ignore)")
+    return mask

@@ -1,0 +1,89 @@
+"""Validate a dataset on disk: every sample readable, labels in range, sizes matching; class frequencies."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from torch import Tensor
+
+from ..errors import DataError
+from ..io import atomic_write
+from .base import IGNORE_INDEX, SegmentationDataset
+from .synthetic import SyntheticShapes
+
+__all__ = ["CheckReport", "check_dataset", "write_voc_layout"]
+
+
+@dataclass
+class CheckReport:
+    """Result of :func:`check_dataset`: sample count, problems (one line each) and pixel counts per class."""
+
+    samples: int = 0
+    problems: list[str] = field(default_factory=list)
+    class_pixels: dict[str, np.ndarray] = field(default_factory=dict)
+    ignored_pixels: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def frequencies(self, task: str = "") -> np.ndarray:
+        counts = self.class_pixels[task].astype(np.float64)
+        return counts / max(1.0, counts.sum())
+
+
+def _masks(mask: Tensor | dict[str, Tensor]) -> Iterable[tuple[str, Tensor]]:
+    return mask.items() if isinstance(mask, dict) else [("", mask)]
+
+
+def check_dataset(ds: SegmentationDataset) -> CheckReport:
+    """Load every sample (without transforms), collecting every problem instead of stopping at the first."""
+    report = CheckReport()
+    for i in range(len(ds)):
+        try:
+            _, mask = ds.load(i)
+        except DataError as e:
+            report.problems.append(str(e))
+            continue
+        report.samples += 1
+        for task, m in _masks(mask):
+            k = len(ds.classes) if task in ("", "sem") else int(m[m != IGNORE_INDEX].max(initial=0)) + 1
+            counts = np.bincount(m[m != IGNORE_INDEX].numpy().ravel(), minlength=k)
+            prev = report.class_pixels.get(task)
+            if prev is not None and len(prev) < len(counts):
+                prev = np.pad(prev, (0, len(counts) - len(prev)))
+            report.class_pixels[task] = counts if prev is None else prev + np.pad(counts, (0, len(prev) - len(counts)))
+            report.ignored_pixels += int((m == IGNORE_INDEX).sum())
+    if len(ds) == 0:
+        report.problems.append("the dataset has no samples")
+    return report
+
+
+def write_voc_layout(out: str | Path, *, n: int = 100, size: int = 128, seed: int = 0, val_fraction: float = 0.2) -> Path:
+    """Write SyntheticShapes as ``out/VOCdevkit/VOC2012`` (JPEG images, palette PNG labels, split lists)."""
+    from ..io import write_palette_png
+    from .base import voc_palette
+
+    base = Path(out) / "VOCdevkit" / "VOC2012"
+    n_val = max(1, round(n * val_fraction)) if n > 1 else 0
+    splits = {"train": SyntheticShapes(n - n_val, size, "train", seed), "val": SyntheticShapes(max(n_val, 1), size, "val", seed)}
+    ids: dict[str, list[str]] = {"train": [], "val": []}
+    for split, ds in splits.items():
+        if split == "val" and n_val == 0:
+            continue
+        for i in range(len(ds)):
+            image, mask, _ = ds.generate(i)
+            sid = f"synth_{split}_{i:06d}"
+            with atomic_write(base / "JPEGImages" / f"{sid}.jpg") as f:
+                Image.fromarray(image).save(f, format="JPEG", quality=95)
+            write_palette_png(base / "SegmentationClass" / f"{sid}.png", mask, voc_palette())
+            ids[split].append(sid)
+    lists = base / "ImageSets" / "Segmentation"
+    for split, names in (*ids.items(), ("trainval", ids["train"] + ids["val"])):
+        with atomic_write(lists / f"{split}.txt", "w") as f:
+            f.write("".join(f"{s}\n" for s in names))
+    return base
