@@ -56,7 +56,9 @@ def _synthetic(root: str | Path | None = None, split: str = "train", **kw: Any) 
     return SyntheticShapes(split=split, **kw)
 
 
-def get_dataset(name: str, root: str | Path | None, split: str = "train", transforms: Any = None, **kw: Any) -> SegmentationDataset:
+def get_dataset(
+    name: str, root: str | Path | None, split: str = "train", transforms: Any = None, **kw: Any
+) -> SegmentationDataset:
     """Build a dataset by name: ``voc``, ``sbd``, ``siftflow``, ``nyudv2``, ``pascal_context``, ``folder``, ``synthetic``.
 
     Args:

@@ -61,7 +61,9 @@ def load_mat_field(path: Path, *fields: str) -> np.ndarray:
 def check_mask(mask: np.ndarray, image_shape: tuple[int, ...], num_classes: int, path: Path) -> np.ndarray:
     """Raise unless the mask matches the image size and holds only classes < K or 255."""
     if mask.shape[:2] != tuple(image_shape[:2]):
-        raise DataError(f"{path}: mask is {mask.shape[1]}×{mask.shape[0]} but its image is {image_shape[1]}×{image_shape[0]}")
+        raise DataError(
+            f"{path}: mask is {mask.shape[1]}×{mask.shape[0]} but its image is {image_shape[1]}×{image_shape[0]}"
+        )
     bad = np.unique(mask[(mask >= num_classes) & (mask != IGNORE_INDEX)])
     if bad.size:
         raise DataError(f"{path}: labels {bad[:10].tolist()} are outside 0..{num_classes - 1} (and 255 = ignore)")

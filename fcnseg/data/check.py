@@ -63,14 +63,19 @@ def check_dataset(ds: SegmentationDataset) -> CheckReport:
     return report
 
 
-def write_voc_layout(out: str | Path, *, n: int = 100, size: int = 128, seed: int = 0, val_fraction: float = 0.2) -> Path:
+def write_voc_layout(
+    out: str | Path, *, n: int = 100, size: int = 128, seed: int = 0, val_fraction: float = 0.2
+) -> Path:
     """Write SyntheticShapes as ``out/VOCdevkit/VOC2012`` (JPEG images, palette PNG labels, split lists)."""
     from ..io import write_palette_png
     from .base import voc_palette
 
     base = Path(out) / "VOCdevkit" / "VOC2012"
     n_val = max(1, round(n * val_fraction)) if n > 1 else 0
-    splits = {"train": SyntheticShapes(n - n_val, size, "train", seed), "val": SyntheticShapes(max(n_val, 1), size, "val", seed)}
+    splits = {
+        "train": SyntheticShapes(n - n_val, size, "train", seed),
+        "val": SyntheticShapes(max(n_val, 1), size, "val", seed),
+    }
     ids: dict[str, list[str]] = {"train": [], "val": []}
     for split, ds in splits.items():
         if split == "val" and n_val == 0:

@@ -47,9 +47,17 @@ class SegmentationFolder(SegmentationDataset):
         self._palette = voc_palette() if palette is None else np.asarray(palette, np.uint8)
         images = _by_stem(self.images_dir, IMAGE_SUFFIXES)
         masks = _by_stem(self.masks_dir, (".png",))
-        problems = [f"{p[0].parent}: several files for {s!r}: {', '.join(x.name for x in p)}" for s, p in images.items() if len(p) > 1]
-        problems += [f"{images[s][0]}: no mask {self.masks_dir / (s + '.png')}" for s in sorted(set(images) - set(masks))]
-        problems += [f"{masks[s][0]}: no image for this mask in {self.images_dir}" for s in sorted(set(masks) - set(images))]
+        problems = [
+            f"{p[0].parent}: several files for {s!r}: {', '.join(x.name for x in p)}"
+            for s, p in images.items()
+            if len(p) > 1
+        ]
+        problems += [
+            f"{images[s][0]}: no mask {self.masks_dir / (s + '.png')}" for s in sorted(set(images) - set(masks))
+        ]
+        problems += [
+            f"{masks[s][0]}: no image for this mask in {self.images_dir}" for s in sorted(set(masks) - set(images))
+        ]
         if not images and not problems:
             problems.append(f"{self.images_dir}: no images ({', '.join(IMAGE_SUFFIXES)})")
         if problems:

@@ -111,5 +111,3 @@ class NYUDv2(SegmentationDataset):
             out.append(CAFFE_NYUD(part) if m == "color" else HHA_PREPROCESSING(part) if m == "hha" else part.float())
             c += n
         return torch.cat(out, dim=-3)
-
-

@@ -48,7 +48,9 @@ class SIFTFlow(SegmentationDataset):
     classes = SIFTFLOW_SEMANTIC_CLASSES
     geometric_classes = SIFTFLOW_GEOMETRIC_CLASSES
 
-    def __init__(self, root: str | Path, split: str = "trainval", *, transforms: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self, root: str | Path, split: str = "trainval", *, transforms: Callable[..., Any] | None = None
+    ) -> None:
         super().__init__(transforms)
         if split not in ("trainval", "test"):
             raise DataError(f"SIFT Flow split must be trainval or test, got {split!r}")

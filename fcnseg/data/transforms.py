@@ -58,7 +58,9 @@ def train_transforms(
     """Modern-recipe augmentation; with the defaults it is the reference (no augmentation at all)."""
     steps: list[v2.Transform] = []
     if scale_range != (1.0, 1.0):
-        steps.append(v2.RandomAffine(degrees=0, scale=scale_range, fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX}))
+        steps.append(
+            v2.RandomAffine(degrees=0, scale=scale_range, fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX})
+        )
     if flip:
         steps.append(v2.RandomHorizontalFlip())
     if crop_size:

@@ -28,7 +28,12 @@ class VOCSegmentation(SegmentationDataset):
     classes = VOC_CLASSES
 
     def __init__(
-        self, root: str | Path, split: str = "train", *, year: str | None = None, transforms: Callable[..., Any] | None = None
+        self,
+        root: str | Path,
+        split: str = "train",
+        *,
+        year: str | None = None,
+        transforms: Callable[..., Any] | None = None,
     ) -> None:
         super().__init__(transforms)
         devkit = require_dir(Path(root) / "VOCdevkit", "VOCdevkit")

@@ -63,7 +63,11 @@ def make_sbd(root: Path) -> dict[str, np.ndarray]:
             jpeg(base / "img" / f"{i}.jpg", 16, 24, seed=n)
             masks[i] = labels(16, 24, 21, seed=n)
             (base / "cls").mkdir(parents=True, exist_ok=True)
-            gt = {"Segmentation": masks[i], "Boundaries": np.zeros((20, 1), object), "CategoriesPresent": np.array([1, 2])}
+            gt = {
+                "Segmentation": masks[i],
+                "Boundaries": np.zeros((20, 1), object),
+                "CategoriesPresent": np.array([1, 2]),
+            }
             scipy.io.savemat(base / "cls" / f"{i}.mat", {"GTcls": gt})
         (base / f"{split}.txt").write_text("\n".join(names) + "\n")
     return masks
@@ -97,7 +101,9 @@ def make_nyud(root: Path) -> dict[str, np.ndarray]:
             rng = np.random.default_rng(n)
             for sub in ("images", "hha"):
                 (root / "data" / sub).mkdir(parents=True, exist_ok=True)
-                Image.fromarray(rng.integers(0, 256, (10, 14, 3), dtype=np.uint8)).save(root / "data" / sub / f"img_{i}.png")
+                Image.fromarray(rng.integers(0, 256, (10, 14, 3), dtype=np.uint8)).save(
+                    root / "data" / sub / f"img_{i}.png"
+                )
             (root / "data" / "depth").mkdir(parents=True, exist_ok=True)
             depth = rng.integers(0, 10000, (10, 14)).astype(np.uint16)
             depth[0, 0] = 0  # missing depth

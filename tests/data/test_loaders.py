@@ -17,7 +17,13 @@ from fcnseg.data import (
     get_dataset,
     list_datasets,
 )
-from fcnseg.data.classes import CONTEXT59_CLASSES, NYUD40_CLASSES, SIFTFLOW_GEOMETRIC_CLASSES, SIFTFLOW_SEMANTIC_CLASSES, VOC_CLASSES
+from fcnseg.data.classes import (
+    CONTEXT59_CLASSES,
+    NYUD40_CLASSES,
+    SIFTFLOW_GEOMETRIC_CLASSES,
+    SIFTFLOW_SEMANTIC_CLASSES,
+    VOC_CLASSES,
+)
 from fcnseg.data.nyud import LOG_DEPTH_MEAN
 from fcnseg.errors import DataError, ModelError
 
@@ -37,8 +43,14 @@ def test_registry_names() -> None:
 
 
 def test_class_lists_match_the_reference_files(reference_dir) -> None:
-    assert list(VOC_CLASSES) == [x.strip() for x in (reference_dir / "pascal/classes.txt").read_text().splitlines()[:21]]
-    assert len(SIFTFLOW_SEMANTIC_CLASSES) == 33 and SIFTFLOW_SEMANTIC_CLASSES[0] == "awning" and SIFTFLOW_SEMANTIC_CLASSES[-1] == "window"
+    assert list(VOC_CLASSES) == [
+        x.strip() for x in (reference_dir / "pascal/classes.txt").read_text().splitlines()[:21]
+    ]
+    assert (
+        len(SIFTFLOW_SEMANTIC_CLASSES) == 33
+        and SIFTFLOW_SEMANTIC_CLASSES[0] == "awning"
+        and SIFTFLOW_SEMANTIC_CLASSES[-1] == "window"
+    )
     assert SIFTFLOW_GEOMETRIC_CLASSES == ("sky", "horizontal", "vertical")
     assert list(NYUD40_CLASSES) == (reference_dir / "nyud/classes.txt").read_text().splitlines()[:40]
     assert len(CONTEXT59_CLASSES) == 60 and CONTEXT59_CLASSES[0] == "background"
