@@ -37,7 +37,7 @@ def make_voc(root: Path, reference_dir: Path | None = None, year: str = "2012") 
     base = root / "VOCdevkit" / f"VOC{year}"
     masks = {}
     ids = {"train": ["2008_000001", "2008_000002"], "val": ["2007_000033"]}  # 2007_000033 is in seg11valid
-    for split, names in ids.items():
+    for _split, names in ids.items():
         for n, i in enumerate(names):
             jpeg(base / "JPEGImages" / f"{i}.jpg", 20 + n, 30, seed=n)
             masks[i] = labels(20 + n, 30, 21, seed=n)

@@ -38,7 +38,7 @@ def _contract(image, mask) -> None:
 
 def test_registry_names() -> None:
     assert set(list_datasets()) == {"voc", "sbd", "siftflow", "nyudv2", "pascal_context", "folder", "synthetic"}
-    with pytest.raises(ModelError, match="Unknown dataset 'vocc'.*Did you mean 'voc'"):
+    with pytest.raises(ModelError, match=r"Unknown dataset 'vocc'.*Did you mean 'voc'"):
         get_dataset("vocc", ".")
 
 

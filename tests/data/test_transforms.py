@@ -50,5 +50,5 @@ def test_pad_collate_pads_to_largest_with_ignore() -> None:
     x, y = pad_collate([a, b])
     assert x.shape == (2, 3, 7, 6) and y.shape == (2, 7, 6)
     assert (y[0, 4:] == 255).all() and (y[1, :, 3:] == 255).all() and (x[1, :, :, 3:] == 0).all()
-    xs, ys = pad_collate([(a[0], {"sem": a[1], "geo": a[1]})])
+    _, ys = pad_collate([(a[0], {"sem": a[1], "geo": a[1]})])
     assert set(ys) == {"sem", "geo"} and ys["sem"].shape == (1, 4, 6)
