@@ -59,7 +59,7 @@ def _synthetic(root: str | Path | None = None, split: str = "train", **kw: Any) 
 def get_dataset(
     name: str, root: str | Path | None, split: str = "train", transforms: Any = None, **kw: Any
 ) -> SegmentationDataset:
-    """Build a dataset by name (``voc``, ``sbd``, ``siftflow``, ``nyudv2``, ``pascal_context``, ``folder``, ``synthetic``).
+    """Build a dataset by name: voc, sbd, siftflow, nyudv2, pascal_context, folder or synthetic.
 
     Args:
         name: registry name (unknown names list the valid ones).
