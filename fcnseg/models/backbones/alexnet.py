@@ -15,7 +15,7 @@ from collections import OrderedDict
 
 from torch import nn
 
-from .base import TrunkSpec, scaled
+from .base import TrunkSpec, init_trunk, scaled
 
 __all__ = ["alexnet_trunk"]
 
@@ -50,6 +50,7 @@ def alexnet_trunk(*, in_channels: int = 3, width: float = 1.0, caffe: bool = Tru
     L["fc7"] = nn.Conv2d(fc, fc, 1)
     L["relu7"] = nn.ReLU(inplace=True)
     L["drop7"] = nn.Dropout(0.5)
+    init_trunk(L)
     return TrunkSpec(
         family="alexnet" if caffe else "alexnet_tv",
         layers=L,

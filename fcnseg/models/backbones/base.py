@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-__all__ = ["TrunkSpec", "scaled"]
+__all__ = ["TrunkSpec", "init_trunk", "scaled"]
 
 
 @dataclass
@@ -48,6 +48,15 @@ class TrunkSpec:
     flat: bool
     first_conv: str
     skip_geometry: tuple[str, ...] = field(default_factory=tuple)
+
+
+def init_trunk(layers: OrderedDict[str, nn.Module]) -> None:
+    """He initialisation for training a trunk from scratch (pretrained weights overwrite it)."""
+    for m in layers.values():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 def scaled(channels: int, width: float, multiple: int = 1) -> int:

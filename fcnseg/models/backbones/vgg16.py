@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 from torch import nn
 
-from .base import TrunkSpec, scaled
+from .base import TrunkSpec, init_trunk, scaled
 
 __all__ = ["VGG16_BLOCKS", "vgg16_trunk"]
 
@@ -41,6 +41,7 @@ def vgg16_trunk(*, in_channels: int = 3, width: float = 1.0, pad: int = 100) -> 
     layers["fc7"] = nn.Conv2d(fc, fc, 1)
     layers["relu7"] = nn.ReLU(inplace=True)
     layers["drop7"] = nn.Dropout(0.5)
+    init_trunk(layers)
     return TrunkSpec(
         family="vgg16",
         layers=layers,

@@ -1,0 +1,85 @@
+"""``fcnseg eval --checkpoint CKPT [--dataset NAME --root R --split S] [--out DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ...data import get_dataset
+from ...data.transforms import eval_transforms
+from ...engine.checkpoint import load_checkpoint
+from ...engine.evaluator import evaluate
+from ...io import atomic_write
+from ...preprocessing import Preprocessing
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="the four metrics of a checkpoint on a dataset")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--dataset", help="dataset name (default: the checkpoint's training dataset)")
+    p.add_argument("--root")
+    p.add_argument("--split", help="default: the checkpoint's validation split")
+    p.add_argument("--out", help="write metrics.json and confusion.png here")
+    p.add_argument("--max-images", type=int)
+    p.set_defaults(func=run)
+
+
+def metrics_table(metrics: dict, classes: list[str]) -> str:
+    lines = [
+        f"pixel accuracy {metrics['pixel_accuracy']:.4f}   mean accuracy {metrics['mean_accuracy']:.4f}   "
+        f"mean IU {metrics['mean_iu']:.4f}   f.w. IU {metrics['fw_iu']:.4f}",
+        f"{'class':20s} {'IU':>7s} {'acc':>7s}",
+    ]
+    for i, (iu, acc) in enumerate(zip(metrics["iu"], metrics["accuracy"], strict=True)):
+        name = classes[i] if i < len(classes) else str(i)
+        fmt = lambda v: "    n/a" if v != v else f"{v:7.4f}"  # noqa: E731  (NaN: class absent)
+        lines.append(f"{name:20s} {fmt(iu)} {fmt(acc)}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    model, info = load_checkpoint(args.checkpoint)
+    data_cfg = info.config.get("data", {})
+    name = args.dataset or data_cfg.get("name", "synthetic")
+    options = {**data_cfg.get("options", {}), **(data_cfg.get("val_options") or {})} if not args.dataset else {}
+    pre = Preprocessing(**{k: tuple(v) if isinstance(v, list) else v for k, v in info.preprocessing.items()})
+    ds = get_dataset(name, args.root or data_cfg.get("root"), args.split or data_cfg.get("val_split", "val"),
+                     transforms=eval_transforms(pre), **options)  # fmt: skip
+    heads = model.heads if model.multi_head else model.num_classes
+    metrics = evaluate(model, ds, heads, max_images=args.max_images, progress=True)
+    results = metrics if model.multi_head else {"": metrics}
+    for head, m in results.items():
+        if head:
+            print(f"[{head}]")
+        print(metrics_table(m, info.classes if head in ("", "sem") else list(getattr(ds, "geometric_classes", []))))
+    if args.out:
+        out = Path(args.out)
+        with atomic_write(out / "metrics.json", "w") as f:
+            public = {h: {k: v for k, v in m.items() if k != "confusion"} for h, m in results.items()}
+            json.dump(public if model.multi_head else public[""], f, indent=2)
+        for head, m in results.items():
+            _confusion_png(out / f"confusion{'_' + head if head else ''}.png", np.array(m["confusion"]), info.classes)
+        print(f"wrote {out / 'metrics.json'}")
+    return 0
+
+
+def _confusion_png(path: Path, hist: np.ndarray, classes: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    norm = hist / np.maximum(hist.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1 + 0.35 * len(hist), 1 + 0.35 * len(hist)))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    names = [classes[i] if i < len(classes) else str(i) for i in range(len(hist))]
+    ax.set_xticks(range(len(hist)), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(hist)), names, fontsize=7)
+    ax.set(xlabel="predicted", ylabel="true")
+    fig.tight_layout()
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,78 @@
+"""``fcnseg predict --checkpoint CKPT INPUTS... --out DIR``: palette masks and overlays."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from ...data.folder import IMAGE_SUFFIXES
+from ...errors import DataError, FCNError
+from ...inference import Segmenter
+from ...io import atomic_write, read_image, write_palette_png
+from ...viz import overlay
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="segment images (files, folders, globs)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("inputs", nargs="+")
+    p.add_argument("--out", required=True)
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
+    p.add_argument("--probs", action="store_true", help="also write class probabilities as .npy")
+    p.set_defaults(func=run)
+
+
+def expand_inputs(items: list[str]) -> list[Path]:
+    """Files, folders (their images) and globs, in order, without duplicates."""
+    out: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            out += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif any(ch in item for ch in "*?["):
+            out += [Path(p) for p in sorted(glob.glob(item))]
+        else:
+            out.append(path)
+    seen: set[Path] = set()
+    return [p for p in out if not (p in seen or seen.add(p))]
+
+
+def run(args: argparse.Namespace) -> int:
+    seg = Segmenter(args.checkpoint)
+    out = Path(args.out)
+    inputs = expand_inputs(args.inputs)
+    if not inputs:
+        raise DataError(f"no images found in {' '.join(args.inputs)}")
+    failed = 0
+    for path in tqdm(inputs, desc="predict", disable=len(inputs) < 2):
+        try:
+            image = read_image(path)
+            scores = seg.scores(image)
+        except FCNError as e:
+            print(f"skipped: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        heads = scores if isinstance(scores, dict) else {"": scores}
+        for head, s in heads.items():
+            suffix = f"_{head}" if head else ""
+            mask = s.argmax(0).to(dtype=__import__("torch").uint8).cpu().numpy()
+            write_palette_png(out / f"{path.stem}{suffix}.png", mask, _palette())
+            with atomic_write(out / f"{path.stem}{suffix}_overlay.jpg") as f:
+                Image.fromarray(overlay(image, mask, alpha=args.alpha)).save(f, format="JPEG", quality=92)
+            if args.probs:
+                with atomic_write(out / f"{path.stem}{suffix}_probs.npy") as f:
+                    np.save(f, s.softmax(0).cpu().numpy().astype(np.float16))
+    print(f"wrote {len(inputs) - failed} prediction(s) to {out}" + (f"; {failed} input(s) failed" if failed else ""))
+    return 1 if failed else 0
+
+
+def _palette() -> np.ndarray:
+    from ...data.base import voc_palette
+
+    return voc_palette()

@@ -1,0 +1,122 @@
+"""Build the pieces of a run from its configuration: datasets, model, optimizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import RunConfig
+from ..data import SegmentationDataset, get_dataset
+from ..data.transforms import eval_transforms, train_transforms
+from ..errors import ConfigError
+from ..models import FCN, TransferReport, get_model, load_backbone_weights
+from ..preprocessing import CAFFE_NYUD, CAFFE_SIFTFLOW, CAFFE_VOC, IMAGENET, Preprocessing
+from .checkpoint import load_state_dict_file
+
+__all__ = ["PREPROCESSING", "build_datasets", "build_model", "init_from", "param_groups"]
+
+PREPROCESSING = {
+    "caffe_voc": CAFFE_VOC,
+    "caffe_siftflow": CAFFE_SIFTFLOW,
+    "caffe_nyud": CAFFE_NYUD,
+    "imagenet": IMAGENET,
+}
+
+
+def preprocessing(cfg: RunConfig) -> Preprocessing:
+    try:
+        return PREPROCESSING[cfg.data.preprocessing]
+    except KeyError:
+        raise ConfigError(
+            f"data.preprocessing: expected one of {', '.join(PREPROCESSING)}, got {cfg.data.preprocessing!r}"
+        ) from None
+
+
+def build_datasets(cfg: RunConfig) -> tuple[SegmentationDataset, SegmentationDataset]:
+    d = cfg.data
+    pre = preprocessing(cfg)
+    train_tf = train_transforms(pre, crop_size=d.crop_size, scale_range=d.scale_range, flip=d.flip)
+    train = get_dataset(d.name, d.root, d.train_split, transforms=train_tf, **d.options)
+    val_opts = {**d.options, **(d.val_options or {})}
+    val = get_dataset(d.name, d.root, d.val_split, transforms=eval_transforms(pre), **val_opts)
+    return train, val
+
+
+def build_model(cfg: RunConfig, dataset: SegmentationDataset) -> FCN:
+    m = cfg.model
+    num_classes = None if m.heads else (m.num_classes or len(dataset.classes))
+    return get_model(
+        m.name,
+        num_classes=num_classes,
+        heads=m.heads,
+        in_channels=m.in_channels,
+        streams=m.streams,
+        width=m.width,
+        learn_upsampling=m.learn_upsampling,
+    )
+
+
+def backbone_source(spec: str) -> Any:
+    """``"VGG16_Weights.IMAGENET1K_V1"`` → the torchvision enum member; a path → its state dict."""
+    if Path(spec).suffix in (".pt", ".pth", ".safetensors"):
+        return load_state_dict_file(spec)
+    import torchvision.models as tvm
+
+    enum_name, _, member = spec.partition(".")
+    enum = getattr(tvm, enum_name, None)
+    if enum is None or not member or not hasattr(enum, member):
+        raise ConfigError(f"model.backbone_weights: {spec!r} is neither a weights file nor a torchvision weights name")
+    return getattr(enum, member)
+
+
+def init_backbone(model: FCN, cfg: RunConfig) -> TransferReport | None:
+    if not cfg.model.backbone_weights:
+        return None
+    return load_backbone_weights(model, backbone_source(cfg.model.backbone_weights))
+
+
+def init_from(model: FCN, path: str | Path) -> TransferReport:
+    """Staged training: copy every layer of a coarser net's checkpoint that the finer net shares.
+
+    Layers present in both with the same shape are copied (trunk, ``score_fr``); layers only the finer
+    net has (``score_pool4``, ``score_pool3``) keep their zero initialisation; upsampling layers that
+    differ are left bilinear. A shared layer of a different shape is an error (another architecture).
+    """
+    state = load_state_dict_file(path)
+    own = model.state_dict()
+    report = TransferReport()
+    with torch.no_grad():
+        for k, v in state.items():
+            if k not in own:
+                report.dropped.append(k)
+            elif own[k].shape != v.shape:
+                if k.split(".")[0].startswith("upscore"):
+                    report.dropped.append(k)
+                    continue
+                raise ConfigError(
+                    f"model.init_from: {path}: {k} has shape {tuple(v.shape)}, the model needs {tuple(own[k].shape)}"
+                )
+            else:
+                own[k].copy_(v)
+                report.copied.append(k)
+    model.load_state_dict(own)  # refreshes derived buffers (grouped upsampling kernels)
+    report.missing = sorted(set(own) - set(state))
+    return report
+
+
+def param_groups(model: nn.Module, lr: float, weight_decay: float, bias_lr_mult: float) -> list[dict[str, Any]]:
+    """The reference's groups: weights (lr, decay) and biases (``bias_lr_mult`` × lr, no decay).
+
+    Fixed upsampling kernels are buffers, so they are in no group at all.
+    """
+    weights, biases = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (biases if name.endswith(".bias") else weights).append(p)
+    return [
+        {"params": weights, "lr": lr, "weight_decay": weight_decay, "lr_mult": 1.0},
+        {"params": biases, "lr": lr * bias_lr_mult, "weight_decay": 0.0, "lr_mult": bias_lr_mult},
+    ]

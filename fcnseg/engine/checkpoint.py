@@ -1,0 +1,185 @@
+"""Self-describing checkpoints, written atomically, loaded without executing code.
+
+A checkpoint ``NAME`` is two files:
+
+* ``NAME.safetensors`` — the model weights (``unwrap(model).state_dict()``) and, in the safetensors
+  metadata, everything needed to rebuild the model: registry name, classes/heads, width, channels,
+  preprocessing, step, best mean IU and the resolved run configuration. Enough for ``predict`` and
+  ``eval``; safetensors cannot carry code.
+* ``NAME.state.pt`` — the training state for ``--resume`` (optimizer, AMP scaler, step, RNG state),
+  loaded with ``torch.load(weights_only=True)``.
+
+Each file goes to a temporary name and is renamed into place, state first, weights last; the weights'
+metadata records the step so a resume can tell that both halves belong together.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+from torch import nn
+
+from .. import __version__
+from ..errors import CheckpointError
+from ..io import atomic_write
+from ..models import FCN, get_model
+
+__all__ = ["CheckpointInfo", "load_checkpoint", "load_training_state", "save_checkpoint", "unwrap"]
+
+FORMAT = 1
+
+
+@dataclass
+class CheckpointInfo:
+    """What a checkpoint says about itself."""
+
+    arch: str
+    model_kwargs: dict[str, Any]
+    classes: list[str] = field(default_factory=list)
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    step: int = 0
+    best_mean_iu: float | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    version: str = ""
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain model inside DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def model_kwargs(model: FCN, width: float) -> dict[str, Any]:
+    streams = {s: c for s, c, *_ in model._streams}
+    return {
+        "heads": model.heads if model.multi_head else None,
+        "num_classes": None if model.multi_head else model.num_classes,
+        "streams": streams if list(streams) != [""] else None,
+        "in_channels": model.in_channels if list(streams) == [""] else 3,
+        "learn_upsampling": model.learn_upsampling,
+        "width": width,
+    }
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    info: CheckpointInfo,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    scaler: Any = None,
+    rng_state: torch.Tensor | None = None,
+) -> Path:
+    """Write ``path.safetensors`` (+ ``path.state.pt`` when an optimizer is given), atomically."""
+    path = Path(path)
+    if optimizer is not None:
+        state = {"step": info.step, "optimizer": optimizer.state_dict(), "best_mean_iu": info.best_mean_iu}
+        if scaler is not None:
+            state["scaler"] = scaler.state_dict()
+        if rng_state is not None:
+            state["rng"] = rng_state
+        with atomic_write(path.with_suffix(".state.pt")) as f:
+            torch.save(state, f)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
+    meta = {"format": FORMAT, **info.__dict__, "version": __version__}
+    blob = save(tensors, metadata={"fcnseg": json.dumps(meta)})
+    target = path.with_suffix(".safetensors")
+    with atomic_write(target) as f:
+        f.write(blob)
+    return target
+
+
+def read_info(path: str | Path) -> CheckpointInfo:
+    """The metadata of a ``.safetensors`` checkpoint, without loading its tensors."""
+    path = Path(path)
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint not found") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a safetensors checkpoint ({e})") from None
+    if "fcnseg" not in meta:
+        raise CheckpointError(f"{path}: safetensors file without fcnseg metadata; use --model NAME --weights {path}")
+    try:
+        data = json.loads(meta["fcnseg"])
+        data.pop("format", None)
+        return CheckpointInfo(**data)
+    except (json.JSONDecodeError, TypeError) as e:
+        raise CheckpointError(f"{path}: corrupt fcnseg metadata ({e})") from None
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a ``.safetensors`` file, or of a ``.pt``/``.pth`` state dict loaded with ``weights_only``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weights file not found")
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # safetensors/pickle errors of every kind: refuse the file, name it
+        raise CheckpointError(f"{path}: cannot load weights safely ({type(e).__name__}: {e})") from None
+    if isinstance(obj, dict) and "model_state_dict" in obj:
+        obj = obj["model_state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path}: not a state dict of tensors")
+    return obj
+
+
+def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
+    """``load_state_dict(strict=True)`` with an error that lists what does not fit."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
+            if items:
+                parts.append(f"{label}: {', '.join(items[:5])}{' …' if len(items) > 5 else ''}")
+        raise CheckpointError(
+            f"{source}: does not fit {getattr(model, 'arch', type(model).__name__)} ({'; '.join(parts)})"
+        )
+    model.load_state_dict(state, strict=True)
+
+
+def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> tuple[FCN, CheckpointInfo]:
+    """Rebuild the model a checkpoint describes and load its weights.
+
+    Raises:
+        CheckpointError: missing, corrupt or foreign file, or weights that do not fit their own metadata.
+    """
+    info = read_info(path)
+    kwargs = {k: v for k, v in info.model_kwargs.items() if v is not None}
+    model = get_model(info.arch, **kwargs)
+    load_into(model, load_state_dict_file(path), path)
+    return model.to(map_location), info
+
+
+def load_training_state(path: str | Path) -> dict[str, Any]:
+    """The ``.state.pt`` beside a checkpoint, loaded with ``weights_only=True``."""
+    path = Path(path).with_suffix(".state.pt")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: training state not found (cannot resume)") from None
+    except Exception as e:
+        raise CheckpointError(f"{path}: cannot load training state safely ({type(e).__name__}: {e})") from None

@@ -1,0 +1,281 @@
+"""``fit``: the reference's training loop, readable top to bottom.
+
+Per step: set the learning rate (a pure function of the step), run ``iter_size`` forward/backward
+passes (gradients accumulate and are averaged, as Caffe's ``iter_size``), stop on a non-finite loss,
+step SGD, log, and on cadence evaluate and checkpoint. Which images a step sees is a pure function of
+``(seed, step)`` (random sampling with replacement, as the reference), so a resumed run and a DDP run
+see exactly the images an uninterrupted single-process run sees.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
+
+from ..config import RunConfig, dump_config
+from ..errors import CheckpointError, FCNError
+from ..io import atomic_write
+from ..losses import cross_entropy2d
+from ..models import FCN
+from .build import build_datasets, build_model, init_backbone, init_from, param_groups, preprocessing
+from .checkpoint import (
+    CheckpointInfo,
+    load_checkpoint,
+    load_into,
+    load_state_dict_file,
+    load_training_state,
+    model_kwargs,
+    read_info,
+    save_checkpoint,
+)
+from .distributed import DistInfo, setup
+from .evaluator import evaluate
+from .logging import RunLogger, plot_curves
+from .schedule import lr_at
+
+__all__ = ["TrainingDiverged", "fit", "resolve_device"]
+
+
+class TrainingDiverged(FCNError, RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class StepSampler(Sampler[list[tuple[int, int]]]):
+    """Yields, for micro-step ``m``, this rank's share of ``batch × world`` (index, seed) pairs.
+
+    Indices are drawn with replacement from a generator seeded by ``(seed, m)``; rank ``r`` takes
+    positions ``r, r + world, …``, so one process with batch ``batch × world`` sees the same images.
+    """
+
+    def __init__(self, n: int, batch: int, seed: int, start: int, stop: int, dist: DistInfo) -> None:
+        self.n, self.batch, self.seed, self.start, self.stop, self.dist = n, batch, seed, start, stop, dist
+
+    def indices(self, m: int) -> list[tuple[int, int]]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + m)
+        idx = torch.randint(self.n, (self.batch * self.dist.world,), generator=g).tolist()
+        seeds = torch.randint(2**31 - 1, (len(idx),), generator=g).tolist()
+        pairs = list(zip(idx, seeds, strict=True))
+        return pairs[self.dist.rank :: self.dist.world]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for m in range(self.start, self.stop):
+            yield self.indices(m)
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+class _Seeded(Dataset):
+    """Loads sample ``index`` with the global RNG seeded per sample, so augmentation is reproducible
+    whatever the number of workers, without disturbing the training process's RNG."""
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)  # type: ignore[arg-type]
+
+    def __getitem__(self, item: tuple[int, int]) -> Any:
+        index, seed = item
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.ds[index]
+
+
+def _to(y: Any, device: torch.device) -> Any:
+    return {k: v.to(device) for k, v in y.items()} if isinstance(y, dict) else y.to(device)
+
+
+def _loss(out: Any, y: Any, cfg: RunConfig, dist: DistInfo, weight: torch.Tensor | None) -> torch.Tensor:
+    """Summed or normalised cross-entropy, scaled so that DDP's gradient averaging gives the global loss."""
+    loss = cross_entropy2d(out, y, normalize=False, weight=weight)
+    if cfg.train.normalize:
+        labelled = torch.tensor(
+            float(sum(int((v != 255).sum()) for v in (y.values() if isinstance(y, dict) else [y]))), device=loss.device
+        )
+        if dist.world > 1:
+            torch.distributed.all_reduce(labelled)
+        loss = loss / labelled.clamp(min=1)
+    return loss * dist.world
+
+
+def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train ``cfg`` into ``run_dir``; returns the final validation metrics.
+
+    ``run_dir`` receives ``config.yaml``, ``log.csv``, ``tb/``, ``checkpoints/{last,best}.safetensors``
+    (+ ``.state.pt``), ``metrics.json``, ``curves.png`` and ``grid.png``. With ``resume`` it continues
+    from ``checkpoints/last`` exactly where it stopped.
+    """
+    run_dir = Path(run_dir)
+    device = resolve_device(cfg.train.device)
+    dist = setup(device)
+    tc = cfg.train
+    torch.manual_seed(tc.seed)
+    train_ds, val_ds = build_datasets(cfg)
+    model = build_model(cfg, train_ds).to(device)
+    ckpt_dir = run_dir / "checkpoints"
+    start, best = 0, -1.0
+    if not resume:
+        if dist.main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_write(run_dir / "config.yaml", "w") as f:
+                f.write(dump_config(cfg))
+        init_backbone(model, cfg)
+        if cfg.model.init_from:
+            init_from(model, cfg.model.init_from)
+    ddp_model: torch.nn.Module = DistributedDataParallel(model) if dist.world > 1 else model
+    optimizer = torch.optim.SGD(
+        param_groups(model, tc.lr, tc.weight_decay, tc.bias_lr_mult), lr=tc.lr, momentum=tc.momentum
+    )
+    heads = model.heads if model.multi_head else model.num_classes
+    weight = torch.tensor(tc.class_weights, device=device) if tc.class_weights else None
+    loader = DataLoader(
+        _Seeded(train_ds),
+        batch_sampler=StepSampler(len(train_ds), cfg.data.batch_size, tc.seed, 0, 0, dist),
+        collate_fn=_collate,
+        num_workers=cfg.data.workers,
+        pin_memory=device.type == "cuda",
+    )
+    if resume:
+        start, best = _restore(model, optimizer, ckpt_dir / "last", run_dir)
+    loader.batch_sampler.start = start * tc.iter_size  # type: ignore[union-attr]
+    loader.batch_sampler.stop = tc.max_iter * tc.iter_size  # type: ignore[union-attr]
+    batches = iter(loader)  # created before the RNG state is restored: its seed draw is not part of the run
+    if resume:
+        torch.set_rng_state(load_training_state(ckpt_dir / "last")["rng"])
+    logger = RunLogger(run_dir, enabled=dist.main)
+    if resume:
+        logger.truncate_after(start)
+    info = CheckpointInfo(
+        arch=model.arch,
+        model_kwargs=model_kwargs(model, cfg.model.width),
+        classes=list(train_ds.classes),
+        preprocessing=preprocessing(cfg).to_dict(),
+        config=cfg.to_dict(),
+    )
+    bar = tqdm(total=tc.max_iter, initial=start, disable=not (progress and dist.main), desc="train", dynamic_ncols=True)
+    ddp_model.train()
+    t0, seen, metrics = time.perf_counter(), 0, {}
+    for step in range(start, tc.max_iter):
+        lr = lr_at(step, tc)
+        for group in optimizer.param_groups:
+            group["lr"] = lr * group["lr_mult"]
+        total = 0.0
+        for _ in range(tc.iter_size):
+            x, y = next(batches)
+            x, y = x.to(device, non_blocking=True), _to(y, device)
+            with torch.autocast(
+                device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16, enabled=tc.amp
+            ):
+                out = ddp_model(x)
+            loss = _loss(out, y, cfg, dist, weight) / tc.iter_size
+            loss.backward()
+            total += float(loss.detach()) / dist.world
+            seen += x.shape[0] * dist.world
+        if not math.isfinite(total):
+            raise TrainingDiverged(
+                f"loss became {total} at step {step}: with train.normalize={tc.normalize}, learning rate {tc.lr:g} is "
+                + ("too high for the summed loss (the reference uses 1e-10…1e-14)" if not tc.normalize else "too high")
+                + f"; the last good checkpoint is {ckpt_dir / 'last.safetensors'}"
+            )
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        done = step + 1
+        bar.update(1)
+        if done % tc.log_every == 0 or done == tc.max_iter:
+            rate = seen / (time.perf_counter() - t0)
+            bar.set_postfix(loss=f"{total:.4g}", img_s=f"{rate:.1f}")
+            logger.log(done, loss=total, lr=lr, images_per_s=rate)
+        last = done == tc.max_iter
+        if done % tc.eval_every == 0 or last:
+            metrics = evaluate(
+                model, val_ds, heads, device=device, rank=dist.rank, world=dist.world, max_images=cfg.eval.max_images
+            )
+            main = metrics if "mean_iu" in metrics else next(iter(metrics.values()))
+            logger.log(done, **{k: main[k] for k in ("pixel_accuracy", "mean_accuracy", "mean_iu", "fw_iu")})
+            if dist.main and main["mean_iu"] > best:
+                best = main["mean_iu"]
+                _save(model, info, done, best, ckpt_dir / "best")
+        if dist.main and (done % tc.checkpoint_every == 0 or last):
+            _save(model, info, done, best, ckpt_dir / "last", optimizer)
+    bar.close()
+    logger.close()
+    if dist.main and metrics:
+        with atomic_write(run_dir / "metrics.json", "w") as f:
+            json.dump(_public(metrics), f, indent=2)
+        plot_curves(run_dir)
+        write_grid(
+            model,
+            val_ds,
+            run_dir / "grid.png",
+            preprocessing(cfg),
+            list(train_ds.classes),
+            cfg.eval.grid_images,
+            device,
+        )
+    return metrics
+
+
+def write_grid(model: FCN, ds: Dataset, path: Path, pre: Any, classes: list[str], n: int, device: torch.device) -> None:
+    """``grid.png``: image | truth | prediction for the first ``n`` validation images."""
+    from ..viz import save_grid
+    from .evaluator import predict_batch
+
+    rows = []
+    for i in range(min(n, len(ds))):  # type: ignore[arg-type]
+        x, y = ds[i]
+        pred = predict_batch(model.eval(), torch.as_tensor(x).unsqueeze(0).to(device).float())
+        if isinstance(pred, dict):
+            pred, y = pred[next(iter(pred))], y[next(iter(y))]
+        image = pre.invert(torch.as_tensor(x)[:3].float()).permute(1, 2, 0).numpy()
+        rows.append([image, torch.as_tensor(y).numpy(), pred[0].cpu().numpy()])
+    if rows:
+        save_grid(path, rows, titles=["image", "truth", "prediction"], classes=classes)
+
+
+def _collate(batch: list[Any]) -> Any:
+    from ..data.transforms import pad_collate
+
+    return pad_collate(batch)
+
+
+def _public(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_public(v) if isinstance(v, dict) else v) for k, v in metrics.items() if k != "confusion"}
+
+
+def _save(model: FCN, info: CheckpointInfo, step: int, best: float, path: Path, optimizer: Any = None) -> None:
+    info.step, info.best_mean_iu = step, best
+    save_checkpoint(path, model, info, optimizer=optimizer, rng_state=torch.get_rng_state() if optimizer else None)
+
+
+def _restore(model: FCN, optimizer: torch.optim.Optimizer, path: Path, run_dir: Path) -> tuple[int, float]:
+    weights = path.with_suffix(".safetensors")
+    if not weights.is_file():
+        raise CheckpointError(f"{weights}: no checkpoint to resume from in {run_dir}")
+    info = read_info(weights)
+    state = load_training_state(path)
+    if int(state["step"]) != info.step:
+        raise CheckpointError(
+            f"{weights}: weights are from step {info.step} but the training state from step {state['step']}"
+        )
+    load_into(model, load_state_dict_file(weights), weights)
+    optimizer.load_state_dict(state["optimizer"])
+    return info.step, float(state.get("best_mean_iu") or -1.0)
+
+
+__all__ += ["StepSampler", "load_checkpoint"]

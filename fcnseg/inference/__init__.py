@@ -1,0 +1,5 @@
+"""Inference: segment images of any size with the preprocessing the weights declare."""
+
+from .predictor import Segmenter
+
+__all__ = ["Segmenter"]

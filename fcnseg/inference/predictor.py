@@ -1,0 +1,92 @@
+"""``Segmenter``: image in (PIL, NumPy, tensor, path), label map out, at the image's own size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from ..errors import DataError
+from ..io import read_image
+from ..preprocessing import CAFFE_VOC, Preprocessing
+
+__all__ = ["Segmenter"]
+
+
+class Segmenter:
+    """Segment images with a model or a checkpoint.
+
+    Args:
+        model_or_checkpoint: an FCN, or the path of an fcnseg ``.safetensors`` checkpoint.
+        preprocessing: overrides the checkpoint's (default for a bare model: the reference's Caffe VOC).
+        device: where to run.
+
+    Example:
+        >>> import fcnseg
+        >>> seg = Segmenter(fcnseg.get_model("fcn8s_vgg16", num_classes=3, width=1 / 16))
+        >>> seg.predict(np.zeros((37, 41, 3), np.uint8)).shape
+        (37, 41)
+    """
+
+    def __init__(
+        self,
+        model_or_checkpoint: nn.Module | str | Path,
+        *,
+        preprocessing: Preprocessing | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.device = torch.device(device)
+        self.classes: list[str] = []
+        if isinstance(model_or_checkpoint, nn.Module):
+            self.model = model_or_checkpoint
+            pre = preprocessing or CAFFE_VOC
+        else:
+            from ..engine.checkpoint import load_checkpoint
+
+            self.model, info = load_checkpoint(model_or_checkpoint)
+            self.classes = info.classes
+            pre = preprocessing or (
+                Preprocessing(**{k: tuple(v) if isinstance(v, list) else v for k, v in info.preprocessing.items()})
+                if info.preprocessing
+                else CAFFE_VOC
+            )
+        self.preprocessing = pre
+        self.model = self.model.to(self.device).eval()
+
+    def _as_rgb(self, image: Any) -> np.ndarray:
+        if isinstance(image, (str, Path)):
+            return read_image(image)
+        if isinstance(image, Image.Image):
+            return np.asarray(image.convert("RGB"))
+        if isinstance(image, torch.Tensor):
+            arr = image.detach().cpu()
+            if arr.dim() == 3 and arr.shape[0] in (1, 3):
+                arr = arr.permute(1, 2, 0)
+            image = arr.numpy()
+        arr = np.asarray(image)
+        if arr.ndim == 2:
+            arr = np.repeat(arr[..., None], 3, axis=2)
+        if arr.ndim != 3 or arr.shape[2] != 3:
+            raise DataError(f"expected an (H, W, 3) RGB image, got shape {arr.shape}")
+        if arr.dtype != np.uint8:
+            arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).round().astype(np.uint8)
+        return arr
+
+    @torch.inference_mode()
+    def scores(self, image: Any) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Class scores ``(K, H, W)`` (or a dict per head) for one image."""
+        rgb = self._as_rgb(image)
+        x = self.preprocessing(torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))))
+        out = self.model(x.unsqueeze(0).to(self.device))
+        return {k: v[0] for k, v in out.items()} if isinstance(out, dict) else out[0]
+
+    def predict(self, image: Any) -> np.ndarray | dict[str, np.ndarray]:
+        """Label map ``(H, W)`` uint8 (or a dict per head) for one image of any size."""
+        s = self.scores(image)
+        if isinstance(s, dict):
+            return {k: v.argmax(0).to(torch.uint8).cpu().numpy() for k, v in s.items()}
+        return s.argmax(0).to(torch.uint8).cpu().numpy()
