@@ -21,7 +21,7 @@ from torchvision.transforms import v2
 from ..preprocessing import Preprocessing
 from .base import IGNORE_INDEX
 
-__all__ = ["Normalize", "eval_transforms", "pad_collate", "train_transforms"]
+__all__ = ["ModalityNormalize", "Normalize", "eval_transforms", "pad_collate", "train_transforms"]
 
 
 class Normalize(v2.Transform):
@@ -40,6 +40,19 @@ class Normalize(v2.Transform):
             rgb = self.preprocessing(x[..., :3, :, :])
             out = torch.cat([rgb, x[..., 3:, :, :].float()], dim=-3) if x.shape[-3] > 3 else rgb
             return tv_tensors.Image(out)
+        return inpt
+
+
+class ModalityNormalize(v2.Transform):
+    """Apply a dataset's own per-modality preprocessing (NYUDv2: colour, HHA and depth means)."""
+
+    def __init__(self, fn: Any) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if isinstance(inpt, tv_tensors.Image):
+            return tv_tensors.Image(self.fn(inpt.as_subclass(Tensor)))
         return inpt
 
 

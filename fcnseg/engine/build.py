@@ -27,6 +27,8 @@ PREPROCESSING = {
 
 
 def preprocessing(cfg: RunConfig) -> Preprocessing:
+    if cfg.data.preprocessing == "nyud":
+        return CAFFE_NYUD  # the colour stream's; the dataset applies each modality's own mean
     try:
         return PREPROCESSING[cfg.data.preprocessing]
     except KeyError:
@@ -37,11 +39,27 @@ def preprocessing(cfg: RunConfig) -> Preprocessing:
 
 def build_datasets(cfg: RunConfig) -> tuple[SegmentationDataset, SegmentationDataset]:
     d = cfg.data
+    if d.preprocessing == "nyud":  # per-modality reference means, applied by the dataset itself
+        return _nyud_datasets(cfg)
     pre = preprocessing(cfg)
     train_tf = train_transforms(pre, crop_size=d.crop_size, scale_range=d.scale_range, flip=d.flip)
     train = get_dataset(d.name, d.root, d.train_split, transforms=train_tf, **d.options)
     val_opts = {**d.options, **(d.val_options or {})}
     val = get_dataset(d.name, d.root, d.val_split, transforms=eval_transforms(pre), **val_opts)
+    return train, val
+
+
+def _nyud_datasets(cfg: RunConfig) -> tuple[SegmentationDataset, SegmentationDataset]:
+    from torchvision.transforms import v2
+
+    from ..data.transforms import ModalityNormalize
+
+    d = cfg.data
+    train = get_dataset(d.name, d.root, d.train_split, **d.options)
+    val = get_dataset(d.name, d.root, d.val_split, **{**d.options, **(d.val_options or {})})
+    aug = train_transforms(CAFFE_VOC, crop_size=d.crop_size, scale_range=d.scale_range, flip=d.flip).transforms[:-1]
+    train.transforms = v2.Compose([*aug, ModalityNormalize(train.preprocess)])  # type: ignore[attr-defined]
+    val.transforms = v2.Compose([ModalityNormalize(val.preprocess)])  # type: ignore[attr-defined]
     return train, val
 
 

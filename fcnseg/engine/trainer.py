@@ -259,6 +259,12 @@ def _public(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def _save(model: FCN, info: CheckpointInfo, step: int, best: float, path: Path, optimizer: Any = None) -> None:
+    bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad:  # never overwrite a good checkpoint with a diverged one
+        raise TrainingDiverged(
+            f"weights became non-finite by step {step} ({', '.join(bad[:3])}…): the learning rate is too high "
+            f"for this loss normalisation; the last good checkpoint is {path.with_suffix('.safetensors')}"
+        )
     info.step, info.best_mean_iu = step, best
     save_checkpoint(path, model, info, optimizer=optimizer, rng_state=torch.get_rng_state() if optimizer else None)
 

@@ -111,6 +111,18 @@ def fcn8s_resnet101(**kw: Any) -> FCN:
 
 
 @register_model()
+def fcn32s_resnet18(**kw: Any) -> FCN:
+    """FCN-32s on ResNet-18 (a light CPU model)."""
+    return build_fcn(partial(resnet_trunk, "resnet18"), 32, **kw)
+
+
+@register_model()
+def fcn16s_resnet18(**kw: Any) -> FCN:
+    """FCN-16s on ResNet-18."""
+    return build_fcn(partial(resnet_trunk, "resnet18"), 16, **kw)
+
+
+@register_model()
 def fcn8s_resnet18(**kw: Any) -> FCN:
     """FCN-8s on ResNet-18 (a light CPU model)."""
     return build_fcn(partial(resnet_trunk, "resnet18"), 8, **kw)

@@ -1,0 +1,26 @@
+"""A tiny synthetic run configuration that trains in seconds on 2 CPU cores."""
+
+from __future__ import annotations
+
+from fcnseg.config import RunConfig, load_config
+
+TINY = [
+    "model.name=fcn8s_resnet18",
+    "model.width=0.0625",
+    "data.options={n: 64, size: 32}",
+    "data.val_options={n: 6}",
+    "data.preprocessing=imagenet",
+    "data.batch_size=2",
+    "train.lr=0.02",
+    "train.momentum=0.9",
+    "train.normalize=true",
+    "train.max_iter=6",
+    "train.log_every=2",
+    "train.eval_every=3",
+    "train.checkpoint_every=3",
+    "eval.grid_images=2",
+]
+
+
+def tiny(*extra: str) -> RunConfig:
+    return load_config(None, [*TINY, *extra])
