@@ -66,7 +66,7 @@ def _nyud_datasets(cfg: RunConfig) -> tuple[SegmentationDataset, SegmentationDat
 def build_model(cfg: RunConfig, dataset: SegmentationDataset) -> FCN:
     m = cfg.model
     num_classes = None if m.heads else (m.num_classes or len(dataset.classes))
-    return get_model(
+    model = get_model(
         m.name,
         num_classes=num_classes,
         heads=m.heads,
@@ -75,6 +75,13 @@ def build_model(cfg: RunConfig, dataset: SegmentationDataset) -> FCN:
         width=m.width,
         learn_upsampling=m.learn_upsampling,
     )
+    if m.dropout is not None:
+        if not 0.0 <= m.dropout < 1.0:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {m.dropout}")
+        for module in model.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = m.dropout
+    return model
 
 
 def backbone_source(spec: str) -> Any:

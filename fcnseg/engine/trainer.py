@@ -185,8 +185,12 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: 
                 out = ddp_model(x)
             loss = _loss(out, y, cfg, dist, weight) / tc.iter_size
             loss.backward()
-            total += float(loss.detach()) / dist.world
+            total += float(loss.detach()) / dist.world  # this rank's share of the global loss
             seen += x.shape[0] * dist.world
+        if dist.world > 1:
+            shared = torch.tensor([total], dtype=torch.float64, device=device)
+            torch.distributed.all_reduce(shared)
+            total = float(shared.item())
         if not math.isfinite(total):
             raise TrainingDiverged(
                 f"loss became {total} at step {step}: with train.normalize={tc.normalize}, learning rate {tc.lr:g} is "

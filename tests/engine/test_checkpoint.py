@@ -9,7 +9,13 @@ import pytest
 import torch
 
 import fcnseg
-from fcnseg.engine.checkpoint import CheckpointInfo, load_checkpoint, load_state_dict_file, load_training_state, save_checkpoint
+from fcnseg.engine.checkpoint import (
+    CheckpointInfo,
+    load_checkpoint,
+    load_state_dict_file,
+    load_training_state,
+    save_checkpoint,
+)
 from fcnseg.errors import CheckpointError
 from fcnseg.io import atomic_write
 
@@ -20,7 +26,10 @@ def _info(model) -> CheckpointInfo:
     return CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model, 1 / 16), classes=["a", "b", "c"], step=7)
 
 
-@pytest.mark.parametrize("kwargs", [{"num_classes": 3}, {"heads": {"sem": 4, "geo": 3}}, {"streams": {"color": 3, "hha": 3}, "num_classes": 5}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"num_classes": 3}, {"heads": {"sem": 4, "geo": 3}}, {"streams": {"color": 3, "hha": 3}, "num_classes": 5}],
+)
 def test_round_trip_rebuilds_the_same_model(tmp_path, kwargs) -> None:
     model = fcnseg.get_model("fcn16s_vgg16", width=1 / 16, **kwargs).eval()
     with torch.no_grad():

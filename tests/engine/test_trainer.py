@@ -10,8 +10,8 @@ import torch
 
 from fcnseg.engine.build import init_from
 from fcnseg.engine.checkpoint import load_checkpoint
-from fcnseg.engine.trainer import StepSampler, TrainingDiverged, fit
 from fcnseg.engine.distributed import DistInfo
+from fcnseg.engine.trainer import StepSampler, TrainingDiverged, fit
 from fcnseg.errors import CheckpointError
 
 from .helpers import tiny
@@ -43,7 +43,13 @@ def test_outputs_written(tmp_path) -> None:
     for name in ("config.yaml", "log.csv", "metrics.json", "curves.png", "grid.png", "checkpoints/last.safetensors",
                  "checkpoints/last.state.pt", "checkpoints/best.safetensors"):  # fmt: skip
         assert (run / name).is_file(), name
-    assert set(json.loads((run / "metrics.json").read_text())) >= {"pixel_accuracy", "mean_accuracy", "mean_iu", "fw_iu", "iu"}
+    assert set(json.loads((run / "metrics.json").read_text())) >= {
+        "pixel_accuracy",
+        "mean_accuracy",
+        "mean_iu",
+        "fw_iu",
+        "iu",
+    }
     assert 0 <= metrics["mean_iu"] <= 1
     model, info = load_checkpoint(run / "checkpoints" / "last.safetensors")
     assert info.step == 6 and info.arch == "fcn8s_resnet18" and info.classes[0] == "background"
@@ -80,8 +86,13 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path) -> None:
 
 
 def test_non_finite_loss_stops_with_a_diagnosis(tmp_path) -> None:
-    cfg = tiny("train.lr=1e30", "train.normalize=false", "train.max_iter=6", "train.checkpoint_every=1", "model.width=0.125")
-    with pytest.raises(TrainingDiverged, match=r"(at step \d+: with train.normalize=False.*summed loss|non-finite by step \d+).*last good checkpoint"):
+    cfg = tiny(
+        "train.lr=1e30", "train.normalize=false", "train.max_iter=6", "train.checkpoint_every=1", "model.width=0.125"
+    )
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"(at step \d+: with train.normalize=False.*summed loss|non-finite by step \d+).*last good checkpoint",
+    ):
         fit(cfg, tmp_path / "run", progress=False)
     # every checkpoint on disk is still readable
     model, info = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")
@@ -100,7 +111,11 @@ def test_staged_32s_to_16s_copies_shared_layers_and_keeps_new_scores_zero(tmp_pa
     assert "score_pool4.weight" in report.missing and m16.score_pool4.weight.abs().sum() == 0
     assert torch.equal(m16.score_fr.weight, m32.score_fr.weight)
     # the staged config path runs too
-    fit(tiny("model.name=fcn16s_resnet18", "model.width=0.125", f"model.init_from={ckpt}", "train.max_iter=2"), tmp_path / "s16", progress=False)
+    fit(
+        tiny("model.name=fcn16s_resnet18", "model.width=0.125", f"model.init_from={ckpt}", "train.max_iter=2"),
+        tmp_path / "s16",
+        progress=False,
+    )
 
 
 def test_step_sampler_shards_the_global_batch() -> None:
