@@ -79,10 +79,10 @@ def test_checkpoint_of_another_architecture_is_a_clear_error(tmp_path) -> None:
     m32 = fcnseg.get_model("fcn32s_vgg16", width=1 / 16)
     save_checkpoint(tmp_path / "m", m32, _info(m32))
     m8 = fcnseg.get_model("fcn8s_vgg16", width=1 / 16, num_classes=3)
-    with pytest.raises(CheckpointError, match="does not fit fcn8s_vgg16.*missing: score_pool3"):
+    with pytest.raises(CheckpointError, match=r"does not fit fcn8s_vgg16.*missing: score_pool3"):
         load_into(m8, load_state_dict_file(tmp_path / "m.safetensors"), tmp_path / "m.safetensors")
     other_k = fcnseg.get_model("fcn32s_vgg16", width=1 / 16, num_classes=5)
-    with pytest.raises(CheckpointError, match="shape mismatch: score_fr.weight"):
+    with pytest.raises(CheckpointError, match=r"shape mismatch: score_fr\.weight"):
         load_into(other_k, load_state_dict_file(tmp_path / "m.safetensors"), "m")
 
 

@@ -51,7 +51,7 @@ def test_outputs_written(tmp_path) -> None:
         "iu",
     }
     assert 0 <= metrics["mean_iu"] <= 1
-    model, info = load_checkpoint(run / "checkpoints" / "last.safetensors")
+    _model, info = load_checkpoint(run / "checkpoints" / "last.safetensors")
     assert info.step == 6 and info.arch == "fcn8s_resnet18" and info.classes[0] == "background"
     assert info.preprocessing["scale"] == pytest.approx(1 / 255)
     assert (run / "tb").is_dir() and any((run / "tb").iterdir())
@@ -95,7 +95,7 @@ def test_non_finite_loss_stops_with_a_diagnosis(tmp_path) -> None:
     ):
         fit(cfg, tmp_path / "run", progress=False)
     # every checkpoint on disk is still readable
-    model, info = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    model, _info = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")
     assert all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
 
 
