@@ -1,0 +1,3 @@
+"""Doctest collection for the package: ``python -m fcnseg`` would run the CLI on import."""
+
+collect_ignore = ["__main__.py"]
