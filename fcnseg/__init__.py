@@ -1,6 +1,12 @@
-"""fcnseg: Fully Convolutional Networks for Semantic Segmentation (Long, Shelhamer, Darrell) on PyTorch."""
+"""fcnseg: Fully Convolutional Networks for Semantic Segmentation (Long, Shelhamer, Darrell) on PyTorch.
 
-from .models import get_model, list_models
+Public API: :func:`get_model`, :func:`list_models`, :func:`load_checkpoint`, :class:`Segmenter`.
+"""
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "get_model", "list_models"]
+
+from .engine.checkpoint import load_checkpoint
+from .inference import Segmenter
+from .models import get_model, list_models
+
+__all__ = ["Segmenter", "__version__", "get_model", "list_models", "load_checkpoint"]

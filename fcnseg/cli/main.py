@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..errors import FCNError
-from .commands import data_cmd, demo_cmd, eval_cmd, models_cmd, predict_cmd, train_cmd
+from .commands import convert_cmd, data_cmd, demo_cmd, eval_cmd, export_cmd, models_cmd, predict_cmd, train_cmd
 
 __all__ = ["build_parser", "main"]
 
@@ -16,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fcnseg", description="Fully Convolutional Networks for semantic segmentation."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo_cmd, train_cmd, eval_cmd, predict_cmd, data_cmd, models_cmd):
+    for module in (demo_cmd, train_cmd, eval_cmd, predict_cmd, export_cmd, convert_cmd, data_cmd, models_cmd):
         module.register(sub)
     return parser
 

@@ -241,8 +241,8 @@ class FCN(nn.Module):
         for step in self._steps:
             up = getattr(self, step.up_name + hs)(score)  # (N, K, ~2·h, ~2·w)
             skip = self._score(step.stride, head, feats)
-            h = min(up.shape[-2] - step.crop_up, skip.shape[-2] - step.crop_skip)
-            w = min(up.shape[-1] - step.crop_up, skip.shape[-1] - step.crop_skip)
+            h = torch.sym_min(up.shape[-2] - step.crop_up, skip.shape[-2] - step.crop_skip)  # symbolic under export
+            w = torch.sym_min(up.shape[-1] - step.crop_up, skip.shape[-1] - step.crop_skip)
             score = crop(up, step.crop_up, h, w) + crop(skip, step.crop_skip, h, w)
         out = getattr(self, _FINAL_UP_NAMES[self.strides[-1]] + hs)(score)
         if out.shape[-2] - self._final_crop < height or out.shape[-1] - self._final_crop < width:

@@ -137,3 +137,13 @@ def test_multi_task_and_late_fusion_runs(tmp_path) -> None:
                "data.preprocessing=caffe_siftflow", "train.max_iter=2", "train.eval_every=2", "train.checkpoint_every=2")  # fmt: skip
     metrics = fit(cfg, tmp_path / "run", progress=False)
     assert set(metrics) == {"sem", "geo"} and 0 <= metrics["geo"]["pixel_accuracy"] <= 1
+
+
+def test_bf16_autocast_training_on_cpu_stays_finite_and_close_to_fp32(tmp_path) -> None:
+    fp32 = fit(tiny("train.max_iter=4", "train.eval_every=4", "train.checkpoint_every=4"), tmp_path / "fp32", progress=False)
+    bf16 = fit(tiny("train.max_iter=4", "train.eval_every=4", "train.checkpoint_every=4", "train.amp=true"), tmp_path / "bf16", progress=False)
+    a, b = _losses(tmp_path / "fp32"), _losses(tmp_path / "bf16")
+    assert all(torch.isfinite(torch.tensor(v)) for v in b.values())
+    for s in a:
+        assert b[s] == pytest.approx(a[s], rel=0.05)
+    assert 0 <= bf16["mean_iu"] <= 1 and 0 <= fp32["mean_iu"] <= 1

@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     predict_cmd.run(
         argparse.Namespace(
             checkpoint=str(out / "checkpoints" / "best.safetensors"),
+            model=None,
+            weights=None,
             inputs=[str(p) for p in images],
             out=str(out / "predictions"),
             alpha=0.5,

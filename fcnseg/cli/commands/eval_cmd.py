@@ -10,15 +10,15 @@ import numpy as np
 
 from ...data import get_dataset
 from ...data.transforms import eval_transforms
-from ...engine.checkpoint import load_checkpoint
 from ...engine.evaluator import evaluate
 from ...io import atomic_write
 from ...preprocessing import Preprocessing
+from ._common import add_model_args, load_model_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="the four metrics of a checkpoint on a dataset")
-    p.add_argument("--checkpoint", required=True)
+    add_model_args(p)
     p.add_argument("--dataset", help="dataset name (default: the checkpoint's training dataset)")
     p.add_argument("--root")
     p.add_argument("--split", help="default: the checkpoint's validation split")
@@ -41,7 +41,7 @@ def metrics_table(metrics: dict, classes: list[str]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, info = load_checkpoint(args.checkpoint)
+    model, info = load_model_args(args)
     data_cfg = info.config.get("data", {})
     name = args.dataset or data_cfg.get("name", "synthetic")
     options = {**data_cfg.get("options", {}), **(data_cfg.get("val_options") or {})} if not args.dataset else {}

@@ -16,11 +16,12 @@ from ...errors import DataError, FCNError
 from ...inference import Segmenter
 from ...io import atomic_write, read_image, write_palette_png
 from ...viz import overlay
+from ._common import add_model_args, load_model_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="segment images (files, folders, globs)")
-    p.add_argument("--checkpoint", required=True)
+    add_model_args(p)
     p.add_argument("inputs", nargs="+")
     p.add_argument("--out", required=True)
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
@@ -44,7 +45,11 @@ def expand_inputs(items: list[str]) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    seg = Segmenter(args.checkpoint)
+    model, info = load_model_args(args)
+    from ...preprocessing import Preprocessing
+
+    pre = Preprocessing(**{k: tuple(v) if isinstance(v, list) else v for k, v in info.preprocessing.items()})
+    seg = Segmenter(model, preprocessing=pre)
     out = Path(args.out)
     inputs = expand_inputs(args.inputs)
     if not inputs:

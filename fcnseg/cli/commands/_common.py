@@ -1,0 +1,46 @@
+"""Options shared by commands that take a model: ``--checkpoint CKPT`` or ``--model NAME --weights FILE``."""
+
+from __future__ import annotations
+
+import argparse
+
+from ...engine.build import PREPROCESSING
+from ...engine.checkpoint import CheckpointInfo, load_checkpoint, load_into, load_state_dict_file, model_kwargs
+from ...errors import ConfigError
+from ...models import FCN, get_model
+from ...preprocessing import CAFFE_VOC
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model (a checkpoint, or a registry name with a weights file)")
+    g.add_argument("--checkpoint", help="an fcnseg .safetensors checkpoint")
+    g.add_argument("--model", help="registry name, with --weights")
+    g.add_argument("--weights", help=".safetensors or state-dict file (e.g. from 'fcnseg convert')")
+    g.add_argument("--num-classes", type=int, help="with --model; default: read from the weights")
+    g.add_argument("--preprocessing", choices=sorted(PREPROCESSING), default="caffe_voc", help="with --model")
+
+
+def infer_num_classes(state: dict) -> int:
+    for key in ("score_fr.weight", "score_frcolor.weight"):
+        if key in state:
+            return int(state[key].shape[0])
+    raise ConfigError("cannot tell the number of classes from the weights; pass --num-classes")
+
+
+def load_model_args(args: argparse.Namespace) -> tuple[FCN, CheckpointInfo]:
+    """The model named by the command line, with its metadata (synthesised for bare weights)."""
+    if args.checkpoint:
+        return load_checkpoint(args.checkpoint)
+    if not (args.model and args.weights):
+        raise ConfigError("give --checkpoint CKPT, or --model NAME with --weights FILE")
+    state = load_state_dict_file(args.weights)
+    model = get_model(args.model, num_classes=args.num_classes or infer_num_classes(state))
+    load_into(model, state, args.weights)
+    pre = PREPROCESSING.get(args.preprocessing, CAFFE_VOC)
+    from ...data.classes import VOC_CLASSES
+
+    classes = list(VOC_CLASSES) if model.num_classes == 21 else [f"class_{i}" for i in range(model.num_classes)]
+    info = CheckpointInfo(
+        arch=args.model, model_kwargs=model_kwargs(model, 1.0), classes=classes, preprocessing=pre.to_dict()
+    )
+    return model, info

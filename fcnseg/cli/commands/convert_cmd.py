@@ -1,0 +1,55 @@
+"""``fcnseg convert torchfcn CKPT.pth [--net NAME] --out W.safetensors``."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from ...data.classes import VOC_CLASSES
+from ...engine.checkpoint import CheckpointInfo, load_into, model_kwargs, save_checkpoint
+from ...errors import CheckpointError
+from ...models import get_model
+from ...preprocessing import CAFFE_VOC
+from ...weights import convert_torchfcn
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("convert", help="convert weights of other FCN implementations to an fcnseg checkpoint")
+    csub = p.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    t = csub.add_parser("torchfcn", help="a torchfcn state dict or checkpoint (.pth), loaded with weights_only")
+    t.add_argument("path")
+    t.add_argument(
+        "--net", help="fcn32s_vgg16, fcn16s_vgg16, fcn8s_vgg16 or fcn8s_atonce_vgg16 (default: from the keys)"
+    )
+    t.add_argument("--out", required=True, help="output .safetensors checkpoint")
+    t.set_defaults(func=run_torchfcn)
+
+
+def torchfcn_net(state: dict) -> str:
+    """FCN-32s/16s/8s from which score layers exist (at-once FCN-8s has FCN-8s's keys: give --net)."""
+    if "score_pool3.weight" in state:
+        return "fcn8s_vgg16"
+    return "fcn16s_vgg16" if "score_pool4.weight" in state else "fcn32s_vgg16"
+
+
+def run_torchfcn(args: argparse.Namespace) -> int:
+    try:
+        raw = torch.load(args.path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{args.path}: file not found") from None
+    except Exception as e:
+        raise CheckpointError(f"{args.path}: cannot load safely ({type(e).__name__}: {e})") from None
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{args.path}: expected a state dict or checkpoint dict, got {type(raw).__name__}")
+    state = convert_torchfcn(raw)
+    net = args.net or torchfcn_net(state)
+    model = get_model(net, num_classes=int(state["score_fr.weight"].shape[0]))
+    load_into(model, state, args.path)
+    classes = list(VOC_CLASSES) if model.num_classes == 21 else [f"class_{i}" for i in range(model.num_classes)]
+    info = CheckpointInfo(
+        arch=net, model_kwargs=model_kwargs(model, 1.0), classes=classes, preprocessing=CAFFE_VOC.to_dict()
+    )
+    out = save_checkpoint(args.out.removesuffix(".safetensors"), model, info)
+    print(f"converted {args.path} ({net}, {model.num_classes} classes) → {out}")
+    return 0
