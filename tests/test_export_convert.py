@@ -30,7 +30,9 @@ def test_onnx_matches_pytorch_at_three_sizes_including_odd(tmp_path, name: str) 
     report = export_onnx(model, tmp_path / "m.onnx", check_sizes=((64, 64), (97, 53), (31, 45)))
     assert report["max_abs_diff"] <= 1e-3 * report["score_range"]
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).standard_normal((3, 3, 41, 77)).astype(np.float32)  # a size and batch not checked above
+    x = (
+        np.random.default_rng(0).standard_normal((3, 3, 41, 77)).astype(np.float32)
+    )  # a size and batch not checked above
     (out,) = session.run(None, {"image": x})
     with torch.inference_mode():
         ref = model(torch.from_numpy(x)).numpy()
@@ -46,7 +48,9 @@ def test_multi_head_export_has_one_output_per_head(tmp_path) -> None:
 
 def _checkpoint(tmp_path):
     model = _random(fcnseg.get_model("fcn8s_vgg16", num_classes=21, width=1 / 16))
-    info = CheckpointInfo(arch="fcn8s_vgg16", model_kwargs=model_kwargs(model, 1 / 16), classes=[str(i) for i in range(21)])
+    info = CheckpointInfo(
+        arch="fcn8s_vgg16", model_kwargs=model_kwargs(model, 1 / 16), classes=[str(i) for i in range(21)]
+    )
     return model, save_checkpoint(tmp_path / "ck", model, info)
 
 
@@ -95,10 +99,26 @@ def test_predict_takes_model_and_weights(tmp_path, capsys) -> None:
     args = ["--model", "fcn8s_resnet18", "--weights", str(tmp_path / "bare.safetensors"), "--preprocessing", "imagenet"]
     assert main(["predict", *args, str(tmp_path / "a.png"), "--out", str(tmp_path / "p")]) == 0
     expected = fcnseg.Segmenter(model, preprocessing=IMAGENET).predict(image)
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "p" / "a.png")), expected)  # classes read from the weights
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(tmp_path / "p" / "a.png")), expected
+    )  # classes read from the weights
 
     _, tiny = _checkpoint(tmp_path)
-    assert main(["predict", "--model", "fcn8s_vgg16", "--weights", str(tiny), str(tmp_path / "a.png"), "--out", str(tmp_path / "q")]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                "fcn8s_vgg16",
+                "--weights",
+                str(tiny),
+                str(tmp_path / "a.png"),
+                "--out",
+                str(tmp_path / "q"),
+            ]
+        )
+        == 2
+    )
     assert "does not fit fcn8s_vgg16" in capsys.readouterr().err
     assert main(["predict", str(tmp_path / "a.png"), "--out", str(tmp_path / "p")]) == 2
     assert "give --checkpoint CKPT, or --model NAME with --weights FILE" in capsys.readouterr().err

@@ -140,8 +140,14 @@ def test_multi_task_and_late_fusion_runs(tmp_path) -> None:
 
 
 def test_bf16_autocast_training_on_cpu_stays_finite_and_close_to_fp32(tmp_path) -> None:
-    fp32 = fit(tiny("train.max_iter=4", "train.eval_every=4", "train.checkpoint_every=4"), tmp_path / "fp32", progress=False)
-    bf16 = fit(tiny("train.max_iter=4", "train.eval_every=4", "train.checkpoint_every=4", "train.amp=true"), tmp_path / "bf16", progress=False)
+    fp32 = fit(
+        tiny("train.max_iter=4", "train.eval_every=4", "train.checkpoint_every=4"), tmp_path / "fp32", progress=False
+    )
+    bf16 = fit(
+        tiny("train.max_iter=4", "train.eval_every=4", "train.checkpoint_every=4", "train.amp=true"),
+        tmp_path / "bf16",
+        progress=False,
+    )
     a, b = _losses(tmp_path / "fp32"), _losses(tmp_path / "bf16")
     assert all(torch.isfinite(torch.tensor(v)) for v in b.values())
     for s in a:

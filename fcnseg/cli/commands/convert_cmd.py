@@ -24,6 +24,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--out", required=True, help="output .safetensors checkpoint")
     t.set_defaults(func=run_torchfcn)
+    from ...convert import BACKBONE_NETS, REFERENCE_NETS
+
+    c = csub.add_parser("caffe", help="a reference .caffemodel (read without Caffe)")
+    c.add_argument("path")
+    c.add_argument("--net", required=True, choices=[*REFERENCE_NETS, *BACKBONE_NETS])
+    c.add_argument("--out", required=True, help="output .safetensors (checkpoint, or backbone weights for ILSVRC nets)")
+    c.add_argument("--width", type=float, default=1.0, help=argparse.SUPPRESS)  # scaled-down test files
+    c.set_defaults(func=run_caffe)
+
+
+def run_caffe(args: argparse.Namespace) -> int:
+    from safetensors.torch import save
+
+    from ...convert import BACKBONE_NETS, convert_caffe, convert_caffe_backbone
+    from ...io import atomic_write
+
+    if args.net in BACKBONE_NETS:
+        state = convert_caffe_backbone(args.path)
+        with atomic_write(args.out) as f:
+            f.write(save({k: v.contiguous() for k, v in state.items()}, metadata={"source": "caffe", "net": args.net}))
+        print(
+            f"converted {args.path} ({args.net}, {len(state)} tensors) → {args.out}; use it as model.backbone_weights"
+        )
+        return 0
+    model, info = convert_caffe(args.path, args.net, width=args.width)
+    out = save_checkpoint(args.out.removesuffix(".safetensors"), model, info)
+    print(f"converted {args.path} ({args.net} → {info.arch}) → {out}")
+    return 0
 
 
 def torchfcn_net(state: dict) -> str:
