@@ -25,7 +25,7 @@ def _layers_of(model) -> dict[str, list[np.ndarray]]:
     g = torch.Generator().manual_seed(0)
     out: dict[str, list[np.ndarray]] = defaultdict(list)
     for key, t in model.state_dict().items():
-        layer, param = key.rsplit(".", 1)
+        layer, _param = key.rsplit(".", 1)
         # deconvolutions keep their bilinear kernels, as in the release; everything else is random
         value = t.clone() if layer.startswith("upscore") else torch.randn(t.shape, generator=g) * 0.05
         out[layer].append(value.numpy())
@@ -120,7 +120,7 @@ def test_legacy_v1_ilsvrc_vgg16_into_a_trunk(tmp_path) -> None:
     g = torch.Generator().manual_seed(1)
     expected = {}
     trunk = {k: v for k, v in target.state_dict().items() if not k.startswith(("score", "upscore"))}
-    for key, like in list(trunk.items()) + [("fc8.weight", torch.zeros(1000, 256)), ("fc8.bias", torch.zeros(1000))]:
+    for key, like in [*list(trunk.items()), ("fc8.weight", torch.zeros(1000, 256)), ("fc8.bias", torch.zeros(1000))]:
         layer_name, param = key.rsplit(".", 1)
         if param == "weight":
             layer = net.layers.add(name=layer_name, type=4 if layer_name.startswith("conv") else 14)
@@ -140,7 +140,7 @@ def test_legacy_v1_ilsvrc_vgg16_into_a_trunk(tmp_path) -> None:
     assert "fc8.weight" not in state and state["fc6.weight"].shape == (256, 32 * 49)
     report = load_backbone_weights(target, state)
     assert set(report.coerced) == {"fc6.weight", "fc7.weight"} and report.missing == []
-    for key, value in trunk.items():
+    for key in trunk:
         torch.testing.assert_close(target.state_dict()[key], expected[key], rtol=0, atol=0)
     assert (
         main(
