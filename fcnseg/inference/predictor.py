@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -77,16 +78,78 @@ class Segmenter:
         return arr
 
     @torch.inference_mode()
+    def _forward(self, x: torch.Tensor, flip: bool) -> dict[str, torch.Tensor]:
+        out = self.model(x)
+        out = out if isinstance(out, dict) else {"": out}
+        probs = {k: v.softmax(1) for k, v in out.items()}
+        if flip:  # mirror test-time augmentation: average with the flipped image's (flipped back) output
+            mirrored = self.model(x.flip(-1))
+            mirrored = mirrored if isinstance(mirrored, dict) else {"": mirrored}
+            probs = {k: (v + mirrored[k].softmax(1).flip(-1)) / 2 for k, v in probs.items()}
+        return probs
+
+    @torch.inference_mode()
+    def probabilities(self, image: Any, *, flip: bool = False, scales: tuple[float, ...] = (1.0,)) -> Any:
+        """Class probabilities ``(K, H, W)`` (or a dict per head), averaged over mirror / scales if asked."""
+        rgb = self._as_rgb(image)
+        x = (
+            self.preprocessing(torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))))
+            .unsqueeze(0)
+            .to(self.device)
+        )
+        h, w = x.shape[-2:]
+        total: dict[str, torch.Tensor] = {}
+        for s in scales:
+            xs = x if s == 1.0 else F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)
+            for k, p in self._forward(xs, flip).items():
+                p = p if s == 1.0 else F.interpolate(p, size=(h, w), mode="bilinear", align_corners=False)
+                total[k] = total.get(k, 0) + p[0] / len(scales)
+        return total if self._multi else total[""]
+
+    @property
+    def _multi(self) -> bool:
+        return bool(getattr(self.model, "multi_head", False))
+
+    @torch.inference_mode()
     def scores(self, image: Any) -> torch.Tensor | dict[str, torch.Tensor]:
-        """Class scores ``(K, H, W)`` (or a dict per head) for one image."""
+        """Raw class scores ``(K, H, W)`` (or a dict per head) for one image."""
         rgb = self._as_rgb(image)
         x = self.preprocessing(torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))))
         out = self.model(x.unsqueeze(0).to(self.device))
         return {k: v[0] for k, v in out.items()} if isinstance(out, dict) else out[0]
 
-    def predict(self, image: Any) -> np.ndarray | dict[str, np.ndarray]:
-        """Label map ``(H, W)`` uint8 (or a dict per head) for one image of any size."""
-        s = self.scores(image)
+    def predict(
+        self,
+        image: Any,
+        *,
+        tile: int | None = None,
+        overlap: int = 128,
+        flip: bool = False,
+        scales: tuple[float, ...] = (1.0,),
+    ) -> np.ndarray | dict[str, np.ndarray]:
+        """Label map ``(H, W)`` uint8 (or a dict per head) for one image of any size.
+
+        Args:
+            tile: score in overlapping ``tile × tile`` windows (memory bounded by the tile) when the image
+                is larger than the tile; ``None`` scores the whole image at once.
+            overlap: window overlap in pixels, blended.
+            flip, scales: test-time augmentation (mirror; multi-scale, e.g. ``(0.75, 1.0, 1.25)``).
+        """
+        rgb = self._as_rgb(image)
+        if tile is not None and max(rgb.shape[:2]) > tile:
+            if self._multi:
+                raise DataError("tiled inference supports single-head models")
+            from .tiling import tiled_labels
+
+            return tiled_labels(
+                lambda crop: self.probabilities(crop, flip=flip, scales=scales), rgb, tile=tile, overlap=overlap
+            )
+        if flip or scales != (1.0,):
+            p = self.probabilities(rgb, flip=flip, scales=scales)
+            if isinstance(p, dict):
+                return {k: v.argmax(0).to(torch.uint8).cpu().numpy() for k, v in p.items()}
+            return p.argmax(0).to(torch.uint8).cpu().numpy()
+        s = self.scores(rgb)
         if isinstance(s, dict):
             return {k: v.argmax(0).to(torch.uint8).cpu().numpy() for k, v in s.items()}
         return s.argmax(0).to(torch.uint8).cpu().numpy()

@@ -57,19 +57,15 @@ def run(args: argparse.Namespace) -> int:
         f"      validation: pixel acc {metrics['pixel_accuracy']:.3f}  mean acc {metrics['mean_accuracy']:.3f}  "
         f"mean IU {metrics['mean_iu']:.3f}  f.w. IU {metrics['fw_iu']:.3f}"
     )
+    from ..main import build_parser
     from . import predict_cmd
 
     images = sorted((data / "JPEGImages").glob("synth_val_*.jpg"))[:8]
     print("[3/3] segmenting held-out images …")
+    ckpt = out / "checkpoints" / "best.safetensors"
     predict_cmd.run(
-        argparse.Namespace(
-            checkpoint=str(out / "checkpoints" / "best.safetensors"),
-            model=None,
-            weights=None,
-            inputs=[str(p) for p in images],
-            out=str(out / "predictions"),
-            alpha=0.5,
-            probs=False,
+        build_parser().parse_args(
+            ["predict", "--checkpoint", str(ckpt), *map(str, images), "--out", str(out / "predictions")]
         )
     )
     print(f"\ndone in {time.perf_counter() - t0:.0f} s. Results in {out}/:")

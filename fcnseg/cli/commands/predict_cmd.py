@@ -15,7 +15,7 @@ from ...data.folder import IMAGE_SUFFIXES
 from ...errors import DataError, FCNError
 from ...inference import Segmenter
 from ...io import atomic_write, read_image, write_palette_png
-from ...viz import overlay
+from ...viz import overlay, save_grid
 from ._common import add_model_args, load_model_args
 
 
@@ -25,7 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+")
     p.add_argument("--out", required=True)
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
-    p.add_argument("--probs", action="store_true", help="also write class probabilities as .npy")
+    p.add_argument("--probs", action="store_true", help="also write class probabilities as .npy (not with --tile)")
+    p.add_argument("--tile", type=int, help="sliding-window inference in tiles of this size (huge images)")
+    p.add_argument("--overlap", type=int, default=128, help="tile overlap in pixels")
+    p.add_argument("--flip", action="store_true", help="mirror test-time augmentation")
+    p.add_argument("--scales", type=float, nargs="+", default=[1.0], help="multi-scale test-time augmentation")
+    p.add_argument("--grid", action="store_true", help="also write image | prediction figures with a class legend")
     p.set_defaults(func=run)
 
 
@@ -50,29 +55,44 @@ def run(args: argparse.Namespace) -> int:
 
     pre = Preprocessing(**{k: tuple(v) if isinstance(v, list) else v for k, v in info.preprocessing.items()})
     seg = Segmenter(model, preprocessing=pre)
+    classes = info.classes
     out = Path(args.out)
     inputs = expand_inputs(args.inputs)
     if not inputs:
         raise DataError(f"no images found in {' '.join(args.inputs)}")
     failed = 0
+    augment = args.flip or args.scales != [1.0]
     for path in tqdm(inputs, desc="predict", disable=len(inputs) < 2):
         try:
             image = read_image(path)
-            scores = seg.scores(image)
+            if args.tile or augment:
+                labels = seg.predict(
+                    image, tile=args.tile, overlap=args.overlap, flip=args.flip, scales=tuple(args.scales)
+                )
+                probs = (
+                    seg.probabilities(image, flip=args.flip, scales=tuple(args.scales))
+                    if args.probs and not args.tile
+                    else None
+                )
+            else:
+                probs = seg.probabilities(image) if args.probs else None
+                labels = seg.predict(image)
         except FCNError as e:
             print(f"skipped: {e}", file=sys.stderr)
             failed += 1
             continue
-        heads = scores if isinstance(scores, dict) else {"": scores}
-        for head, s in heads.items():
-            suffix = f"_{head}" if head else ""
-            mask = s.argmax(0).to(dtype=__import__("torch").uint8).cpu().numpy()
-            write_palette_png(out / f"{path.stem}{suffix}.png", mask, _palette())
-            with atomic_write(out / f"{path.stem}{suffix}_overlay.jpg") as f:
+        label_maps = labels if isinstance(labels, dict) else {"": labels}
+        prob_maps = probs if isinstance(probs, dict) else {"": probs}
+        for head, mask in label_maps.items():
+            stem = f"{path.stem}_{head}" if head else path.stem
+            write_palette_png(out / f"{stem}.png", mask, _palette())
+            with atomic_write(out / f"{stem}_overlay.jpg") as f:
                 Image.fromarray(overlay(image, mask, alpha=args.alpha)).save(f, format="JPEG", quality=92)
-            if args.probs:
-                with atomic_write(out / f"{path.stem}{suffix}_probs.npy") as f:
-                    np.save(f, s.softmax(0).cpu().numpy().astype(np.float16))
+            if prob_maps.get(head) is not None:
+                with atomic_write(out / f"{stem}_probs.npy") as f:
+                    np.save(f, prob_maps[head].cpu().numpy().astype(np.float16))
+            if args.grid:
+                save_grid(out / f"{stem}_grid.png", [[image, mask]], titles=["image", "prediction"], classes=classes)
     print(f"wrote {len(inputs) - failed} prediction(s) to {out}" + (f"; {failed} input(s) failed" if failed else ""))
     return 1 if failed else 0
 
