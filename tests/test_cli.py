@@ -69,7 +69,7 @@ def test_train_eval_predict_on_the_real_demo_image(tmp_path, capsys, reference_d
     assert "mean IU" in out and "background" in out
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert {"pixel_accuracy", "mean_accuracy", "mean_iu", "fw_iu"} <= set(metrics)
-    assert (tmp_path / "ev" / "confusion.png").is_file()
+    assert (tmp_path / "ev" / "confusion.png").is_file() and (tmp_path / "ev" / "grid.png").is_file()
     images = tmp_path / "in"
     images.mkdir()
     shutil.copy(reference_dir / "demo" / "image.jpg", images / "demo.jpg")

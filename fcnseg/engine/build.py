@@ -98,9 +98,17 @@ def backbone_source(spec: str) -> Any:
 
 
 def init_backbone(model: FCN, cfg: RunConfig) -> TransferReport | None:
+    """Transplant ``model.backbone_weights``; torchvision weights require ImageNet preprocessing."""
     if not cfg.model.backbone_weights:
         return None
-    return load_backbone_weights(model, backbone_source(cfg.model.backbone_weights))
+    source = backbone_source(cfg.model.backbone_weights)
+    if not isinstance(source, dict) and cfg.data.preprocessing != "imagenet":
+        raise ConfigError(
+            f"model.backbone_weights {cfg.model.backbone_weights} are torchvision weights, trained on ImageNet-normalised "
+            f"RGB, but data.preprocessing is {cfg.data.preprocessing!r}; set data.preprocessing=imagenet "
+            "(or use Caffe weights converted with 'fcnseg convert caffe … --net vgg16-ilsvrc')"
+        )
+    return load_backbone_weights(model, source)
 
 
 def init_from(model: FCN, path: str | Path) -> TransferReport:

@@ -153,3 +153,34 @@ def test_bf16_autocast_training_on_cpu_stays_finite_and_close_to_fp32(tmp_path) 
     for s in a:
         assert b[s] == pytest.approx(a[s], rel=0.05)
     assert 0 <= bf16["mean_iu"] <= 1 and 0 <= fp32["mean_iu"] <= 1
+
+
+def test_torchvision_weights_with_caffe_preprocessing_is_refused(tmp_path) -> None:
+    from fcnseg.errors import ConfigError
+
+    cfg = tiny("model.name=fcn8s_resnet18", "model.width=1.0", "model.backbone_weights=ResNet18_Weights.IMAGENET1K_V1",
+               "data.preprocessing=caffe_voc")  # fmt: skip
+    with pytest.raises(ConfigError, match="torchvision weights.*data.preprocessing=imagenet"):
+        fit(cfg, tmp_path / "run", progress=False)
+
+
+def test_backbone_weights_from_a_converted_file(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    import fcnseg
+
+    src = fcnseg.get_model("fcn8s_resnet18", width=0.0625)
+    with torch.no_grad():
+        src.backbone.layer1[0].conv1.weight.fill_(0.5)
+    state = {
+        k.removeprefix("backbone."): v.contiguous() for k, v in src.state_dict().items() if k.startswith("backbone.")
+    }
+    save_file(state, tmp_path / "r18.safetensors")
+    run = tmp_path / "run"
+    fit(
+        tiny(f"model.backbone_weights={tmp_path / 'r18.safetensors'}", "train.max_iter=1", "train.lr=0"),
+        run,
+        progress=False,
+    )
+    model, _ = load_checkpoint(run / "checkpoints" / "last.safetensors")
+    assert torch.all(model.backbone.layer1[0].conv1.weight == 0.5)

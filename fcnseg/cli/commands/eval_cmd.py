@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", help="default: the checkpoint's validation split")
     p.add_argument("--out", help="write metrics.json and confusion.png here")
     p.add_argument("--max-images", type=int)
+    p.add_argument(
+        "--grid", type=int, default=4, metavar="N", help="with --out: grid.png of N images (image | truth | prediction)"
+    )
     p.set_defaults(func=run)
 
 
@@ -62,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
             json.dump(public if model.multi_head else public[""], f, indent=2)
         for head, m in results.items():
             _confusion_png(out / f"confusion{'_' + head if head else ''}.png", np.array(m["confusion"]), info.classes)
+        if args.grid:
+            from ...engine.trainer import write_grid
+
+            write_grid(model, ds, out / "grid.png", pre, info.classes, args.grid, next(model.parameters()).device)
         print(f"wrote {out / 'metrics.json'}")
     return 0
 
