@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     peak = _rss_mb()
     assert labels.shape == image.shape[:2]
     print(
-        f"{args.model}, {args.width}×{args.height} image, tile {args.tile} overlap {args.overlap}, torch {torch.__version__}"
+        f"{args.model}, {args.width}×{args.height} image, tile {args.tile} overlap {args.overlap}, "
+        f"torch {torch.__version__}"
     )
     print(f"  peak RSS after model + image: {base:8.0f} MB")
     print(f"  peak RSS after tiled predict: {peak:8.0f} MB")

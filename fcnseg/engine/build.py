@@ -104,8 +104,9 @@ def init_backbone(model: FCN, cfg: RunConfig) -> TransferReport | None:
     source = backbone_source(cfg.model.backbone_weights)
     if not isinstance(source, dict) and cfg.data.preprocessing != "imagenet":
         raise ConfigError(
-            f"model.backbone_weights {cfg.model.backbone_weights} are torchvision weights, trained on ImageNet-normalised "
-            f"RGB, but data.preprocessing is {cfg.data.preprocessing!r}; set data.preprocessing=imagenet "
+            f"model.backbone_weights {cfg.model.backbone_weights} are torchvision weights, trained on "
+            f"ImageNet-normalised RGB, but data.preprocessing is {cfg.data.preprocessing!r}; "
+            "set data.preprocessing=imagenet "
             "(or use Caffe weights converted with 'fcnseg convert caffe … --net vgg16-ilsvrc')"
         )
     return load_backbone_weights(model, source)

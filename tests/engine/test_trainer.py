@@ -160,7 +160,7 @@ def test_torchvision_weights_with_caffe_preprocessing_is_refused(tmp_path) -> No
 
     cfg = tiny("model.name=fcn8s_resnet18", "model.width=1.0", "model.backbone_weights=ResNet18_Weights.IMAGENET1K_V1",
                "data.preprocessing=caffe_voc")  # fmt: skip
-    with pytest.raises(ConfigError, match="torchvision weights.*data.preprocessing=imagenet"):
+    with pytest.raises(ConfigError, match=r"torchvision weights.*data\.preprocessing=imagenet"):
         fit(cfg, tmp_path / "run", progress=False)
 
 
