@@ -15,7 +15,7 @@ from matplotlib.patches import Patch
 from .data.base import IGNORE_INDEX, voc_palette
 from .io import atomic_write
 
-__all__ = ["colorize", "overlay", "save_grid"]
+__all__ = ["colorize", "overlay", "save_confusion", "save_grid"]
 
 
 def colorize(mask: np.ndarray, palette: np.ndarray | None = None) -> np.ndarray:
@@ -66,6 +66,24 @@ def save_grid(
     handles = [Patch(color=pal[i] / 255, label=classes[i]) for i in sorted(used) if i < len(classes)]
     fig.legend(handles=handles, loc="lower center", ncol=min(6, max(1, len(handles))), fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
+    path = Path(path)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def save_confusion(path: str | Path, hist: np.ndarray, classes: Sequence[str]) -> Path:
+    """The row-normalised confusion matrix (true × predicted) as a PNG, written atomically."""
+    norm = hist / np.maximum(hist.sum(1, keepdims=True), 1)
+    n = len(hist)
+    fig, ax = plt.subplots(figsize=(1 + 0.35 * n, 1 + 0.35 * n))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    names = [classes[i] if i < len(classes) else str(i) for i in range(n)]
+    ax.set_xticks(range(n), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(n), names, fontsize=7)
+    ax.set(xlabel="predicted", ylabel="true")
+    fig.tight_layout()
     path = Path(path)
     with atomic_write(path) as f:
         fig.savefig(f, format="png", dpi=100)

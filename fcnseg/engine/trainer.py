@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -223,6 +224,11 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: 
         with atomic_write(run_dir / "metrics.json", "w") as f:
             json.dump(_public(metrics), f, indent=2)
         plot_curves(run_dir)
+        from ..viz import save_confusion
+
+        for head, m in metrics.items() if "confusion" not in metrics else [("", metrics)]:
+            names = list(train_ds.classes) if head in ("", "sem") else list(getattr(train_ds, "geometric_classes", []))
+            save_confusion(run_dir / f"confusion{'_' + head if head else ''}.png", np.array(m["confusion"]), names)
         write_grid(
             model,
             val_ds,

@@ -40,7 +40,7 @@ def test_tiny_model_learns_well_above_chance(tmp_path) -> None:
 def test_outputs_written(tmp_path) -> None:
     run = tmp_path / "run"
     metrics = fit(tiny(), run, progress=False)
-    for name in ("config.yaml", "log.csv", "metrics.json", "curves.png", "grid.png", "checkpoints/last.safetensors",
+    for name in ("config.yaml", "log.csv", "metrics.json", "curves.png", "grid.png", "confusion.png", "checkpoints/last.safetensors",
                  "checkpoints/last.state.pt", "checkpoints/best.safetensors"):  # fmt: skip
         assert (run / name).is_file(), name
     assert set(json.loads((run / "metrics.json").read_text())) >= {

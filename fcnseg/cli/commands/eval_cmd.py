@@ -13,6 +13,7 @@ from ...data.transforms import eval_transforms
 from ...engine.evaluator import evaluate
 from ...io import atomic_write
 from ...preprocessing import Preprocessing
+from ...viz import save_confusion
 from ._common import add_model_args, load_model_args
 
 
@@ -64,29 +65,10 @@ def run(args: argparse.Namespace) -> int:
             public = {h: {k: v for k, v in m.items() if k != "confusion"} for h, m in results.items()}
             json.dump(public if model.multi_head else public[""], f, indent=2)
         for head, m in results.items():
-            _confusion_png(out / f"confusion{'_' + head if head else ''}.png", np.array(m["confusion"]), info.classes)
+            save_confusion(out / f"confusion{'_' + head if head else ''}.png", np.array(m["confusion"]), info.classes)
         if args.grid:
             from ...engine.trainer import write_grid
 
             write_grid(model, ds, out / "grid.png", pre, info.classes, args.grid, next(model.parameters()).device)
         print(f"wrote {out / 'metrics.json'}")
     return 0
-
-
-def _confusion_png(path: Path, hist: np.ndarray, classes: list[str]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    norm = hist / np.maximum(hist.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1 + 0.35 * len(hist), 1 + 0.35 * len(hist)))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    names = [classes[i] if i < len(classes) else str(i) for i in range(len(hist))]
-    ax.set_xticks(range(len(hist)), names, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(hist)), names, fontsize=7)
-    ax.set(xlabel="predicted", ylabel="true")
-    fig.tight_layout()
-    with atomic_write(path) as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)

@@ -19,6 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def load_classes(run_dir: Path) -> list[str]:
+    from ...engine.checkpoint import read_info
+
+    path = run_dir / "checkpoints" / "last.safetensors"
+    return read_info(path).classes if path.is_file() else []
+
+
 def run(args: argparse.Namespace) -> int:
     if args.resume:
         run_dir = Path(args.resume)
@@ -31,11 +38,13 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, args.set)
         run_dir = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     metrics = fit(cfg, run_dir, resume=bool(args.resume), progress=not args.quiet)
-    main = metrics if "mean_iu" in metrics else next(iter(metrics.values()), {})
-    if main:
-        print(
-            f"pixel acc {main['pixel_accuracy']:.4f}  mean acc {main['mean_accuracy']:.4f}  "
-            f"mean IU {main['mean_iu']:.4f}  f.w. IU {main['fw_iu']:.4f}"
-        )
+    from .eval_cmd import metrics_table
+
+    results = {"": metrics} if "mean_iu" in metrics else metrics
+    classes = load_classes(run_dir)
+    for head, m in results.items():
+        if head:
+            print(f"[{head}]")
+        print(metrics_table(m, classes if head in ("", "sem") else []))
     print(f"run folder: {run_dir}")
     return 0
