@@ -52,6 +52,11 @@ class Preprocessing:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> Preprocessing:
+        """Inverse of :meth:`to_dict` (JSON turns the tuples into lists)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
 
 #: the reference VOC / SBD / PASCAL-Context models (fcn.berkeleyvision.org)
 CAFFE_VOC = Preprocessing(bgr=True, scale=1.0, mean=(104.00699, 116.66877, 122.67892))

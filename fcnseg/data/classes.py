@@ -8,7 +8,14 @@ __all__ = [
     "SIFTFLOW_GEOMETRIC_CLASSES",
     "SIFTFLOW_SEMANTIC_CLASSES",
     "VOC_CLASSES",
+    "default_classes",
 ]
+
+
+def default_classes(num_classes: int) -> list[str]:
+    """VOC's names for a 21-class net, else ``class_0 … class_{K-1}`` (weights that carry no names)."""
+    return list(VOC_CLASSES) if num_classes == 21 else [f"class_{i}" for i in range(num_classes)]
+
 
 #: PASCAL VOC: background + 20 objects; 255 = void
 VOC_CLASSES = (

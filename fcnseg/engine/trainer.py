@@ -30,7 +30,6 @@ from ..models import FCN
 from .build import build_datasets, build_model, init_backbone, init_from, param_groups, preprocessing
 from .checkpoint import (
     CheckpointInfo,
-    load_checkpoint,
     load_into,
     load_state_dict_file,
     load_training_state,
@@ -43,7 +42,7 @@ from .evaluator import evaluate
 from .logging import RunLogger, plot_curves
 from .schedule import lr_at
 
-__all__ = ["TrainingDiverged", "fit", "resolve_device"]
+__all__ = ["StepSampler", "TrainingDiverged", "fit", "resolve_device", "write_grid"]
 
 
 class TrainingDiverged(FCNError, RuntimeError):
@@ -292,6 +291,3 @@ def _restore(model: FCN, optimizer: torch.optim.Optimizer, path: Path, run_dir: 
     load_into(model, load_state_dict_file(weights), weights)
     optimizer.load_state_dict(state["optimizer"])
     return info.step, float(state.get("best_mean_iu") or -1.0)
-
-
-__all__ += ["StepSampler", "load_checkpoint"]

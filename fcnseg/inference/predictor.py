@@ -50,11 +50,7 @@ class Segmenter:
 
             self.model, info = load_checkpoint(model_or_checkpoint)
             self.classes = info.classes
-            pre = preprocessing or (
-                Preprocessing(**{k: tuple(v) if isinstance(v, list) else v for k, v in info.preprocessing.items()})
-                if info.preprocessing
-                else CAFFE_VOC
-            )
+            pre = preprocessing or (Preprocessing.from_dict(info.preprocessing) if info.preprocessing else CAFFE_VOC)
         self.preprocessing = pre
         self.model = self.model.to(self.device).eval()
 

@@ -37,9 +37,9 @@ def load_model_args(args: argparse.Namespace) -> tuple[FCN, CheckpointInfo]:
     model = get_model(args.model, num_classes=args.num_classes or infer_num_classes(state))
     load_into(model, state, args.weights)
     pre = PREPROCESSING.get(args.preprocessing, CAFFE_VOC)
-    from ...data.classes import VOC_CLASSES
+    from ...data.classes import default_classes
 
-    classes = list(VOC_CLASSES) if model.num_classes == 21 else [f"class_{i}" for i in range(model.num_classes)]
+    classes = default_classes(model.num_classes)
     info = CheckpointInfo(
         arch=args.model, model_kwargs=model_kwargs(model, 1.0), classes=classes, preprocessing=pre.to_dict()
     )

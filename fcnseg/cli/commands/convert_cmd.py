@@ -6,7 +6,7 @@ import argparse
 
 import torch
 
-from ...data.classes import VOC_CLASSES
+from ...data.classes import default_classes
 from ...engine.checkpoint import CheckpointInfo, load_into, model_kwargs, save_checkpoint
 from ...errors import CheckpointError
 from ...models import get_model
@@ -74,7 +74,7 @@ def run_torchfcn(args: argparse.Namespace) -> int:
     net = args.net or torchfcn_net(state)
     model = get_model(net, num_classes=int(state["score_fr.weight"].shape[0]))
     load_into(model, state, args.path)
-    classes = list(VOC_CLASSES) if model.num_classes == 21 else [f"class_{i}" for i in range(model.num_classes)]
+    classes = default_classes(model.num_classes)
     info = CheckpointInfo(
         arch=net, model_kwargs=model_kwargs(model, 1.0), classes=classes, preprocessing=CAFFE_VOC.to_dict()
     )

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     data_cfg = info.config.get("data", {})
     name = args.dataset or data_cfg.get("name", "synthetic")
     options = {**data_cfg.get("options", {}), **(data_cfg.get("val_options") or {})} if not args.dataset else {}
-    pre = Preprocessing(**{k: tuple(v) if isinstance(v, list) else v for k, v in info.preprocessing.items()})
+    pre = Preprocessing.from_dict(info.preprocessing)
     ds = get_dataset(name, args.root or data_cfg.get("root"), args.split or data_cfg.get("val_split", "val"),
                      transforms=eval_transforms(pre), **options)  # fmt: skip
     heads = model.heads if model.multi_head else model.num_classes

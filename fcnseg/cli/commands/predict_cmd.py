@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     model, info = load_model_args(args)
     from ...preprocessing import Preprocessing
 
-    pre = Preprocessing(**{k: tuple(v) if isinstance(v, list) else v for k, v in info.preprocessing.items()})
+    pre = Preprocessing.from_dict(info.preprocessing)
     seg = Segmenter(model, preprocessing=pre)
     classes = info.classes
     out = Path(args.out)
