@@ -6,11 +6,12 @@ A checkpoint ``NAME`` is two files:
   metadata, everything needed to rebuild the model: registry name, classes/heads, width, channels,
   preprocessing, step, best mean IU and the resolved run configuration. Enough for ``predict`` and
   ``eval``; safetensors cannot carry code.
-* ``NAME.state.pt`` — the training state for ``--resume`` (optimizer, AMP scaler, step, RNG state),
-  loaded with ``torch.load(weights_only=True)``.
+* ``NAME.state-STEP.pt`` — the training state for ``--resume`` (optimizer, AMP scaler, step, RNG
+  state), loaded with ``torch.load(weights_only=True)``.
 
-Each file goes to a temporary name and is renamed into place, state first, weights last; the weights'
-metadata records the step so a resume can tell that both halves belong together.
+Each file goes to a temporary name and is renamed into place: the new state first, then the weights
+(whose metadata records the step), and only then are older state files removed. A process killed at
+any instant therefore leaves weights whose step has its matching state on disk.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ..errors import CheckpointError
 from ..io import atomic_write
 from ..models import FCN, get_model
 
-__all__ = ["CheckpointInfo", "load_checkpoint", "load_training_state", "save_checkpoint", "unwrap"]
+__all__ = ["CheckpointInfo", "load_checkpoint", "load_training_state", "save_checkpoint", "state_file", "unwrap"]
 
 FORMAT = 1
 
@@ -81,15 +82,17 @@ def save_checkpoint(
     scaler: Any = None,
     rng_state: torch.Tensor | None = None,
 ) -> Path:
-    """Write ``path.safetensors`` (+ ``path.state.pt`` when an optimizer is given), atomically."""
+    """Write ``path.safetensors`` (+ ``path.state-STEP.pt`` when an optimizer is given), atomically."""
     path = Path(path)
+    state_path = None
     if optimizer is not None:
         state = {"step": info.step, "optimizer": optimizer.state_dict(), "best_mean_iu": info.best_mean_iu}
         if scaler is not None:
             state["scaler"] = scaler.state_dict()
         if rng_state is not None:
             state["rng"] = rng_state
-        with atomic_write(path.with_suffix(".state.pt")) as f:
+        state_path = state_file(path, info.step)
+        with atomic_write(state_path) as f:
             torch.save(state, f)
     tensors = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
     meta = {"format": FORMAT, **info.__dict__, "version": __version__}
@@ -97,7 +100,17 @@ def save_checkpoint(
     target = path.with_suffix(".safetensors")
     with atomic_write(target) as f:
         f.write(blob)
+    if state_path is not None:  # the weights now match the new state: older states can go
+        for old in path.parent.glob(f"{path.name}.state-*.pt"):
+            if old != state_path:
+                old.unlink(missing_ok=True)
     return target
+
+
+def state_file(path: str | Path, step: int) -> Path:
+    """``NAME.state-00000042.pt`` for checkpoint ``NAME`` at step 42."""
+    path = Path(path)
+    return path.parent / f"{path.name}.state-{step:08d}.pt"
 
 
 def read_info(path: str | Path) -> CheckpointInfo:
@@ -174,9 +187,19 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     return model.to(map_location), info
 
 
-def load_training_state(path: str | Path) -> dict[str, Any]:
-    """The ``.state.pt`` beside a checkpoint, loaded with ``weights_only=True``."""
-    path = Path(path).with_suffix(".state.pt")
+def load_training_state(path: str | Path, step: int | None = None) -> dict[str, Any]:
+    """The training state of checkpoint ``path`` at ``step`` (default: the weights' step, else the newest).
+
+    Loaded with ``weights_only=True``.
+    """
+    base = Path(path).with_suffix("")
+    if step is None and base.with_suffix(".safetensors").is_file():
+        step = read_info(base.with_suffix(".safetensors")).step
+    if step is not None:
+        path = state_file(base, step)
+    else:
+        found = sorted(base.parent.glob(f"{base.name}.state-*.pt"))
+        path = found[-1] if found else state_file(base, 0)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

@@ -118,7 +118,7 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: 
     """Train ``cfg`` into ``run_dir``; returns the final validation metrics.
 
     ``run_dir`` receives ``config.yaml``, ``log.csv``, ``tb/``, ``checkpoints/{last,best}.safetensors``
-    (+ ``.state.pt``), ``metrics.json``, ``curves.png`` and ``grid.png``. With ``resume`` it continues
+    (+ ``.state-STEP.pt``), ``metrics.json``, ``curves.png`` and ``grid.png``. With ``resume`` it continues
     from ``checkpoints/last`` exactly where it stopped.
     """
     run_dir = Path(run_dir)
@@ -283,7 +283,7 @@ def _restore(model: FCN, optimizer: torch.optim.Optimizer, path: Path, run_dir: 
     if not weights.is_file():
         raise CheckpointError(f"{weights}: no checkpoint to resume from in {run_dir}")
     info = read_info(weights)
-    state = load_training_state(path)
+    state = load_training_state(path, info.step)  # the state written with these weights
     if int(state["step"]) != info.step:
         raise CheckpointError(
             f"{weights}: weights are from step {info.step} but the training state from step {state['step']}"

@@ -59,7 +59,7 @@ def test_pickle_that_would_run_code_is_refused(tmp_path) -> None:
     path.write_bytes(pickle.dumps({"conv1_1.weight": Evil()}))
     with pytest.raises(CheckpointError, match=r"evil\.pt: cannot load weights safely"):
         load_state_dict_file(path)
-    (tmp_path / "evil.state.pt").write_bytes(pickle.dumps({"step": Evil()}))
+    (tmp_path / "evil.state-00000001.pt").write_bytes(pickle.dumps({"step": Evil()}))
     with pytest.raises(CheckpointError, match="cannot load training state safely"):
         load_training_state(tmp_path / "evil")
     assert not (tmp_path / "pwned").exists()

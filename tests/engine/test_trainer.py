@@ -41,7 +41,7 @@ def test_outputs_written(tmp_path) -> None:
     run = tmp_path / "run"
     metrics = fit(tiny(), run, progress=False)
     for name in ("config.yaml", "log.csv", "metrics.json", "curves.png", "grid.png", "confusion.png", "checkpoints/last.safetensors",
-                 "checkpoints/last.state.pt", "checkpoints/best.safetensors"):  # fmt: skip
+                 "checkpoints/last.state-00000006.pt", "checkpoints/best.safetensors"):  # fmt: skip
         assert (run / name).is_file(), name
     assert set(json.loads((run / "metrics.json").read_text())) >= {
         "pixel_accuracy",
