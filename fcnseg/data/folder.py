@@ -60,8 +60,10 @@ class SegmentationFolder(SegmentationDataset):
         ]
         if not images and not problems:
             problems.append(f"{self.images_dir}: no images ({', '.join(IMAGE_SUFFIXES)})")
-        if problems:
-            raise DataError(f"{len(problems)} problem(s) pairing images and masks:\n  " + "\n  ".join(problems))
+        if len(problems) == 1:
+            raise DataError(problems[0])
+        if problems:  # every problem at once, so a broken folder is fixed in one pass
+            raise DataError(f"{len(problems)} problems pairing images and masks:\n  " + "\n  ".join(problems))
         self.stems = sorted(images)
         self.image_paths = [images[s][0] for s in self.stems]
         self.mask_paths = [masks[s][0] for s in self.stems]

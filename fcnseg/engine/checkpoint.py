@@ -30,8 +30,17 @@ from .. import __version__
 from ..errors import CheckpointError
 from ..io import atomic_write
 from ..models import FCN, get_model
+from ..preprocessing import CAFFE_VOC, Preprocessing
 
-__all__ = ["CheckpointInfo", "load_checkpoint", "load_training_state", "save_checkpoint", "state_file", "unwrap"]
+__all__ = [
+    "CheckpointInfo",
+    "load_checkpoint",
+    "load_training_state",
+    "preprocessing_of",
+    "save_checkpoint",
+    "state_file",
+    "unwrap",
+]
 
 FORMAT = 1
 
@@ -133,6 +142,18 @@ def read_info(path: str | Path) -> CheckpointInfo:
         return CheckpointInfo(**data)
     except (json.JSONDecodeError, TypeError) as e:
         raise CheckpointError(f"{path}: corrupt fcnseg metadata ({e})") from None
+
+
+def preprocessing_of(info: CheckpointInfo) -> Preprocessing:
+    """The preprocessing a checkpoint declares; none declared means the reference's Caffe VOC convention."""
+    if not info.preprocessing:
+        return CAFFE_VOC
+    try:
+        return Preprocessing.from_dict(info.preprocessing)
+    except TypeError as e:
+        raise CheckpointError(
+            f"checkpoint of {info.arch}: malformed preprocessing record {info.preprocessing} ({e})"
+        ) from None
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:

@@ -152,6 +152,8 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: 
         pin_memory=device.type == "cuda",
     )
     if resume:
+        for stale in ckpt_dir.glob(".*.tmp"):  # temp files of a write that a kill interrupted
+            stale.unlink(missing_ok=True)
         start, best = _restore(model, optimizer, ckpt_dir / "last", run_dir)
     loader.batch_sampler.start = start * tc.iter_size  # type: ignore[union-attr]
     loader.batch_sampler.stop = tc.max_iter * tc.iter_size  # type: ignore[union-attr]

@@ -46,11 +46,11 @@ class Segmenter:
             self.model = model_or_checkpoint
             pre = preprocessing or CAFFE_VOC
         else:
-            from ..engine.checkpoint import load_checkpoint
+            from ..engine.checkpoint import load_checkpoint, preprocessing_of
 
             self.model, info = load_checkpoint(model_or_checkpoint)
             self.classes = info.classes
-            pre = preprocessing or (Preprocessing.from_dict(info.preprocessing) if info.preprocessing else CAFFE_VOC)
+            pre = preprocessing or preprocessing_of(info)
         self.preprocessing = pre
         self.model = self.model.to(self.device).eval()
 

@@ -48,7 +48,7 @@ def test_all_pairing_problems_reported_at_once(tmp_path) -> None:
         SegmentationFolder(tmp_path / "images", tmp_path / "masks")
     msg = str(e.value)
     assert (
-        "3 problem(s)" in msg
+        "3 problems" in msg
         and "several files for 'c'" in msg
         and "b.jpg: no mask" in msg
         and "orphan.png: no image" in msg

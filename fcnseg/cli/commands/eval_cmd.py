@@ -10,9 +10,9 @@ import numpy as np
 
 from ...data import get_dataset
 from ...data.transforms import eval_transforms
+from ...engine.checkpoint import preprocessing_of
 from ...engine.evaluator import evaluate
 from ...io import atomic_write
-from ...preprocessing import Preprocessing
 from ...viz import save_confusion
 from ._common import add_model_args, load_model_args
 
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     data_cfg = info.config.get("data", {})
     name = args.dataset or data_cfg.get("name", "synthetic")
     options = {**data_cfg.get("options", {}), **(data_cfg.get("val_options") or {})} if not args.dataset else {}
-    pre = Preprocessing.from_dict(info.preprocessing)
+    pre = preprocessing_of(info)
     ds = get_dataset(name, args.root or data_cfg.get("root"), args.split or data_cfg.get("val_split", "val"),
                      transforms=eval_transforms(pre), **options)  # fmt: skip
     heads = model.heads if model.multi_head else model.num_classes

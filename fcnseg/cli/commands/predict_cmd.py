@@ -51,9 +51,9 @@ def expand_inputs(items: list[str]) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     model, info = load_model_args(args)
-    from ...preprocessing import Preprocessing
+    from ...engine.checkpoint import preprocessing_of
 
-    pre = Preprocessing.from_dict(info.preprocessing)
+    pre = preprocessing_of(info)
     seg = Segmenter(model, preprocessing=pre)
     classes = info.classes
     out = Path(args.out)
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                 probs = seg.probabilities(image) if args.probs else None
                 labels = seg.predict(image)
         except FCNError as e:
-            print(f"skipped: {e}", file=sys.stderr)
+            tqdm.write(f"skipped: {e}", file=sys.stderr)  # on its own line, not inside the progress bar
             failed += 1
             continue
         label_maps = labels if isinstance(labels, dict) else {"": labels}
