@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from ..config import RunConfig, dump_config
+from ..data.transforms import pad_collate
 from ..errors import CheckpointError, FCNError
 from ..io import atomic_write
 from ..losses import cross_entropy2d
@@ -147,7 +148,7 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: 
     loader = DataLoader(
         _Seeded(train_ds),
         batch_sampler=StepSampler(len(train_ds), cfg.data.batch_size, tc.seed, 0, 0, dist),
-        collate_fn=_collate,
+        collate_fn=pad_collate,
         num_workers=cfg.data.workers,
         pin_memory=device.type == "cuda",
     )
@@ -257,12 +258,6 @@ def write_grid(model: FCN, ds: Dataset, path: Path, pre: Any, classes: list[str]
         rows.append([image, torch.as_tensor(y).numpy(), pred[0].cpu().numpy()])
     if rows:
         save_grid(path, rows, titles=["image", "truth", "prediction"], classes=classes)
-
-
-def _collate(batch: list[Any]) -> Any:
-    from ..data.transforms import pad_collate
-
-    return pad_collate(batch)
 
 
 def _public(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -184,7 +184,8 @@ def load_backbone_weights(model: FCN, source: Any, *, strict: bool = True) -> Tr
             placed = True
         if not placed:
             report.dropped.append(src_key)
-    report.missing = sorted(trunk_keys - set(new) - {k for k in trunk_keys if k.endswith("num_batches_tracked")})
+    derived = {k for k in trunk_keys if k.endswith("num_batches_tracked") or ".transform_input." in k}  # not weights
+    report.missing = sorted(trunk_keys - set(new) - derived)
     if strict and report.missing:
         shown = ", ".join(report.missing[:8]) + (" …" if len(report.missing) > 8 else "")
         raise CheckpointError(

@@ -167,3 +167,19 @@ def test_get_model_with_backbone_weights() -> None:
     clf = torchvision.models.resnet50(weights=None)
     model = fcnseg.get_model("fcn32s_resnet50", backbone_weights=clf.state_dict())
     torch.testing.assert_close(model.backbone.layer1[0].conv1.weight, clf.layer1[0].conv1.weight)
+
+
+def test_googlenet_input_transform_matches_torchvision_and_survives_checkpoints(tmp_path) -> None:
+    from fcnseg.engine.checkpoint import CheckpointInfo, load_checkpoint, model_kwargs, save_checkpoint
+    from fcnseg.models.backbones.googlenet import GoogLeNetInputTransform
+
+    tv = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True, transform_input=True)
+    x = torch.rand(2, 3, 8, 8)
+    torch.testing.assert_close(GoogLeNetInputTransform(enabled=True)(x), tv._transform_input(x))
+    assert torch.equal(GoogLeNetInputTransform()(x), x)
+    model = fcnseg.get_model("fcn32s_googlenet", width=0.125)
+    model.backbone.transform_input.enabled = True
+    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model, 0.125))
+    save_checkpoint(tmp_path / "g", model, info)
+    clone, _ = load_checkpoint(tmp_path / "g.safetensors")
+    assert clone.backbone.transform_input.enabled

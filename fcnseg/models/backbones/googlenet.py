@@ -32,21 +32,32 @@ _CHAIN = (
 class GoogLeNetInputTransform(nn.Module):
     """torchvision's ``transform_input``: ImageNet-normalised RGB → the (x − 0.5)/0.5 scale its weights use.
 
-    Off by default; :func:`fcnseg.models.load_backbone_weights` turns it on with torchvision weights, as
-    torchvision itself does. Extra input channels (e.g. depth) pass through unchanged.
+    A per-channel affine map held in persistent buffers (identity when off), so the setting travels
+    with checkpoints and the forward pass has no branch. :func:`fcnseg.models.load_backbone_weights`
+    turns it on with torchvision's GoogLeNet weights, as torchvision itself does. Extra input channels
+    (e.g. depth) pass through unchanged.
     """
+
+    _SCALE = (0.229 / 0.5, 0.224 / 0.5, 0.225 / 0.5)
+    _SHIFT = ((0.485 - 0.5) / 0.5, (0.456 - 0.5) / 0.5, (0.406 - 0.5) / 0.5)
 
     def __init__(self, enabled: bool = False) -> None:
         super().__init__()
+        self.register_buffer("scale", torch.ones(1, 3, 1, 1))
+        self.register_buffer("shift", torch.zeros(1, 3, 1, 1))
         self.enabled = enabled
-        self.register_buffer("scale", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) / 0.5, persistent=False)
-        self.register_buffer(
-            "shift", (torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) - 0.5) / 0.5, persistent=False
-        )
+
+    @property
+    def enabled(self) -> bool:
+        return bool((self.scale != 1).any())
+
+    @enabled.setter
+    def enabled(self, on: bool) -> None:
+        with torch.no_grad():
+            self.scale.copy_(torch.tensor(self._SCALE if on else (1.0, 1.0, 1.0)).view(1, 3, 1, 1))
+            self.shift.copy_(torch.tensor(self._SHIFT if on else (0.0, 0.0, 0.0)).view(1, 3, 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.enabled:
-            return x
         return torch.cat([x[:, :3] * self.scale + self.shift, x[:, 3:]], dim=1)
 
     def extra_repr(self) -> str:
