@@ -34,6 +34,7 @@ class ModelConfig:
     learn_upsampling: bool = False
     backbone_weights: str | None = None  # torchvision enum ("VGG16_Weights.IMAGENET1K_V1") or a state-dict file
     init_from: str | None = None  # checkpoint of a coarser net (staged training 32s → 16s → 8s)
+    freeze: str = "none"  # none | backbone | up_to:LAYER (e.g. up_to:conv4_3): frozen layers get no gradient
     dropout: float | None = None  # override the trunk's dropout probability (reference: 0.5 after fc6, fc7)
 
 

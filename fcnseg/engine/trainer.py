@@ -27,7 +27,7 @@ from ..data.transforms import pad_collate
 from ..errors import CheckpointError, FCNError
 from ..io import atomic_write
 from ..losses import cross_entropy2d
-from ..models import FCN
+from ..models import FCN, freeze
 from .build import build_datasets, build_model, init_backbone, init_from, param_groups, preprocessing
 from .checkpoint import (
     CheckpointInfo,
@@ -139,6 +139,7 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: 
         init_backbone(model, cfg)
         if cfg.model.init_from:
             init_from(model, cfg.model.init_from)
+    freeze(model, cfg.model.freeze)  # before the optimizer: frozen parameters get no group
     ddp_model: torch.nn.Module = DistributedDataParallel(model) if dist.world > 1 else model
     optimizer = torch.optim.SGD(
         param_groups(model, tc.lr, tc.weight_decay, tc.bias_lr_mult), lr=tc.lr, momentum=tc.momentum

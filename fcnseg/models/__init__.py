@@ -3,6 +3,7 @@
 from . import zoo  # noqa: F401  (registers every model)
 from ._factory import get_model, list_models, register_model
 from .fcn import FCN
+from .freeze import freeze
 from .layers import BilinearUpsample, bilinear_kernel
 from .surgery import TransferReport, convolutionalize, load_backbone_weights
 
@@ -12,6 +13,7 @@ __all__ = [
     "TransferReport",
     "bilinear_kernel",
     "convolutionalize",
+    "freeze",
     "get_model",
     "list_models",
     "load_backbone_weights",
