@@ -21,7 +21,7 @@ from torchvision.transforms import v2
 from ..preprocessing import Preprocessing
 from .base import IGNORE_INDEX
 
-__all__ = ["ModalityNormalize", "Normalize", "eval_transforms", "pad_collate", "train_transforms"]
+__all__ = ["ModalityNormalize", "Normalize", "augmentations", "eval_transforms", "pad_collate", "train_transforms"]
 
 
 class Normalize(v2.Transform):
@@ -69,6 +69,15 @@ def train_transforms(
     flip: bool = False,
 ) -> v2.Compose:
     """Modern-recipe augmentation; with the defaults it is the reference (no augmentation at all)."""
+    return v2.Compose(
+        [*augmentations(crop_size=crop_size, scale_range=scale_range, flip=flip), Normalize(preprocessing)]
+    )
+
+
+def augmentations(
+    *, crop_size: int | None = None, scale_range: tuple[float, float] = (1.0, 1.0), flip: bool = False
+) -> list[v2.Transform]:
+    """The augmentation steps alone (random scale, mirror, crop with ignore padding), before any normalisation."""
     steps: list[v2.Transform] = []
     if scale_range != (1.0, 1.0):
         steps.append(
@@ -80,8 +89,7 @@ def train_transforms(
         steps.append(
             v2.RandomCrop(crop_size, pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX})
         )
-    steps.append(Normalize(preprocessing))
-    return v2.Compose(steps)
+    return steps
 
 
 def pad_collate(batch: Sequence[tuple[Tensor, Any]]) -> tuple[Tensor, Any]:

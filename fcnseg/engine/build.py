@@ -10,7 +10,7 @@ from torch import nn
 
 from ..config import RunConfig
 from ..data import SegmentationDataset, get_dataset
-from ..data.transforms import eval_transforms, train_transforms
+from ..data.transforms import augmentations, eval_transforms, train_transforms
 from ..errors import ConfigError
 from ..models import FCN, TransferReport, get_model, load_backbone_weights
 from ..preprocessing import CAFFE_NYUD, CAFFE_SIFTFLOW, CAFFE_VOC, IMAGENET, Preprocessing
@@ -57,7 +57,7 @@ def _nyud_datasets(cfg: RunConfig) -> tuple[SegmentationDataset, SegmentationDat
     d = cfg.data
     train = get_dataset(d.name, d.root, d.train_split, **d.options)
     val = get_dataset(d.name, d.root, d.val_split, **{**d.options, **(d.val_options or {})})
-    aug = train_transforms(CAFFE_VOC, crop_size=d.crop_size, scale_range=d.scale_range, flip=d.flip).transforms[:-1]
+    aug = augmentations(crop_size=d.crop_size, scale_range=d.scale_range, flip=d.flip)
     train.transforms = v2.Compose([*aug, ModalityNormalize(train.preprocess)])  # type: ignore[attr-defined]
     val.transforms = v2.Compose([ModalityNormalize(val.preprocess)])  # type: ignore[attr-defined]
     return train, val

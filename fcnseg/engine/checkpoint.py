@@ -71,7 +71,7 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def model_kwargs(model: FCN, width: float) -> dict[str, Any]:
-    streams = {s: c for s, c, *_ in model._streams}
+    streams = {s.name: s.in_channels for s in model.streams}
     return {
         "heads": model.heads if model.multi_head else None,
         "num_classes": None if model.multi_head else model.num_classes,

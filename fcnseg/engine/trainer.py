@@ -106,9 +106,8 @@ def _loss(out: Any, y: Any, cfg: RunConfig, dist: DistInfo, weight: torch.Tensor
     """Summed or normalised cross-entropy, scaled so that DDP's gradient averaging gives the global loss."""
     loss = cross_entropy2d(out, y, normalize=False, weight=weight)
     if cfg.train.normalize:
-        labelled = torch.tensor(
-            float(sum(int((v != 255).sum()) for v in (y.values() if isinstance(y, dict) else [y]))), device=loss.device
-        )
+        masks = y.values() if isinstance(y, dict) else [y]
+        labelled = sum((m != 255).sum() for m in masks).to(loss.dtype)  # on the device: no host sync
         if dist.world > 1:
             torch.distributed.all_reduce(labelled)
         loss = loss / labelled.clamp(min=1)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -34,12 +35,26 @@ from .backbones.base import TrunkSpec
 from .geometry import Grid, overlap, trace, upsample_kernel
 from .layers import BilinearUpsample, crop, score_layer
 
-__all__ = ["FCN", "SCORE_LAYER_NAMES"]
+__all__ = ["FCN", "SCORE_LAYER_NAMES", "Stream", "backbone_name"]
 
 #: Reference names of the score layer at each stride.
 SCORE_LAYER_NAMES = {32: "score_fr", 16: "score_pool4", 8: "score_pool3"}
 _STEP_UP_NAMES = {16: "upscore2", 8: "upscore_pool4"}  # upsampling *to* this stride
 _FINAL_UP_NAMES = {32: "upscore", 16: "upscore16", 8: "upscore8"}
+
+
+class Stream(NamedTuple):
+    """One input stream: its name (``""`` for a single stream), input channels, layer chain and taps."""
+
+    name: str
+    in_channels: int
+    chain: tuple[str, ...]  # trunk layers in forward order, up to the last tap
+    taps: dict[str, int]  # layer name → stride of the feature it yields
+
+
+def backbone_name(stream: str) -> str:
+    """Attribute holding a nested (torchvision) trunk: ``backbone``, or ``backbone_color`` for stream ``color``."""
+    return "backbone" + (f"_{stream}" if stream else "")
 
 
 @dataclass(frozen=True)
@@ -90,7 +105,7 @@ class FCN(nn.Module):
         self.skip_scales = dict(skip_scales or {})
         self.learn_upsampling = learn_upsampling
         self.multi_head = list(self.heads) != [""]
-        self._streams: list[tuple[str, int, tuple[str, ...], dict[str, int]]] = []
+        self._streams: list[Stream] = []
         grids = None
         for stream, spec in trunks.items():
             missing = [s for s in self.strides if s not in spec.taps]
@@ -123,11 +138,11 @@ class FCN(nn.Module):
             for name, module in spec.layers.items():
                 self.add_module(name + stream, module)
         else:
-            self.add_module("backbone" + (f"_{stream}" if stream else ""), nn.ModuleDict(spec.layers))
+            self.add_module(backbone_name(stream), nn.ModuleDict(spec.layers))
         taps = {name: s for s, name in spec.taps.items() if s in self.strides}
         chain = tuple(spec.layers)
         last = max(chain.index(n) for n in taps)
-        self._streams.append((stream, first.in_channels, chain[: last + 1], taps))
+        self._streams.append(Stream(stream, first.in_channels, chain[: last + 1], taps))
         grids, grid = {}, Grid()
         for name in chain[: last + 1]:
             grid = trace([spec.layers[name]], grid, skip=spec.skip_geometry)
@@ -167,7 +182,7 @@ class FCN(nn.Module):
     @property
     def in_channels(self) -> int:
         """Input channels: the sum over streams (e.g. 6 for colour + HHA late fusion)."""
-        return sum(c for _, c, _, _ in self._streams)
+        return sum(s.in_channels for s in self._streams)
 
     @property
     def crop_offsets(self) -> dict[str, int]:
@@ -193,16 +208,27 @@ class FCN(nn.Module):
 
     def score_layer_names(self) -> list[str]:
         """Names of all score layers (zero-initialised; the new layers of staged training)."""
-        return [self._score_name(s, st, h) for s in self.strides for st, *_ in self._streams for h in self.heads]
+        return [self._score_name(s, st.name, h) for s in self.strides for st in self._streams for h in self.heads]
+
+    @property
+    def streams(self) -> list[Stream]:
+        """The input streams (one, or several for late fusion)."""
+        return list(self._streams)
+
+    def trunk_layers(self, stream: Stream) -> list[tuple[str, nn.Module]]:
+        """(name, module) of ``stream``'s trunk layers in forward order, wherever they are registered."""
+        nested = self._modules.get(backbone_name(stream.name))
+        if isinstance(nested, nn.ModuleDict):
+            return [(name, nested[name]) for name in stream.chain]
+        return [(name, getattr(self, name + stream.name)) for name in stream.chain]
 
     # -- forward --------------------------------------------------------------------------------------
-    def _features(self, stream: str, chain: tuple[str, ...], taps: dict[str, int], x: Tensor) -> dict[int, Tensor]:
-        nested = self._modules.get("backbone" + (f"_{stream}" if stream else ""))
+    def _features(self, stream: Stream, x: Tensor) -> dict[int, Tensor]:
         feats: dict[int, Tensor] = {}
-        for name in chain:
-            x = nested[name](x) if isinstance(nested, nn.ModuleDict) else getattr(self, name + stream)(x)
-            if name in taps:
-                feats[taps[name]] = x
+        for name, layer in self.trunk_layers(stream):
+            x = layer(x)
+            if name in stream.taps:
+                feats[stream.taps[name]] = x
         return feats
 
     def forward(self, x: Tensor) -> Tensor | dict[str, Tensor]:
@@ -217,11 +243,8 @@ class FCN(nn.Module):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ModelError(f"{self.arch or 'FCN'} expects input (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
         height, width = x.shape[-2:]
-        parts = torch.split(x, [c for _, c, _, _ in self._streams], dim=1) if len(self._streams) > 1 else (x,)
-        feats = [
-            (stream, self._features(stream, chain, taps, part))
-            for (stream, _, chain, taps), part in zip(self._streams, parts, strict=True)
-        ]
+        parts = torch.split(x, [s.in_channels for s in self._streams], dim=1) if len(self._streams) > 1 else (x,)
+        feats = [(s.name, self._features(s, part)) for s, part in zip(self._streams, parts, strict=True)]
         out = {head: self._head(head, feats, height, width) for head in self.heads}
         return out if self.multi_head else out[""]
 

@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from torch import nn
-
 from ..errors import ModelError
 from .fcn import FCN
 
 __all__ = ["freeze"]
-
-
-def _trunk_layers(model: FCN) -> list[tuple[str, nn.Module]]:
-    """(name, module) of every trunk layer in forward order, over all streams."""
-    out = []
-    for stream, _, chain, _ in model._streams:
-        nested = model._modules.get("backbone" + (f"_{stream}" if stream else ""))
-        for name in chain:
-            module = nested[name] if isinstance(nested, nn.ModuleDict) else getattr(model, name + stream)
-            out.append((name, module))
-    return out
 
 
 def freeze(model: FCN, spec: str = "backbone") -> list[str]:
@@ -43,22 +30,21 @@ def freeze(model: FCN, spec: str = "backbone") -> list[str]:
         >>> frozen
         ['conv1_1.weight', 'conv1_1.bias', 'conv1_2.weight', 'conv1_2.bias']
     """
-    layers = _trunk_layers(model)
+    per_stream = [model.trunk_layers(stream) for stream in model.streams]
+    names = [n for n, _ in per_stream[0]]
     spec = spec.replace(" ", "")
     if spec == "none":
         count = 0
     elif spec == "backbone":
-        count = len(layers) // len(model._streams)
+        count = len(names)
     elif spec.startswith("up_to:"):
         target = spec.removeprefix("up_to:")
-        names = [n for n, _ in layers[: len(layers) // len(model._streams)]]
         if target not in names:
             raise ModelError(f"freeze: no trunk layer {target!r} in {model.arch}; layers: {', '.join(names)}")
         count = names.index(target) + 1
     else:
         raise ModelError(f"freeze: expected 'none', 'backbone' or 'up_to:LAYER', got {spec!r}")
-    per_stream = len(layers) // len(model._streams)
-    frozen_modules = {id(m) for i, (_, m) in enumerate(layers) if i % per_stream < count}
+    frozen_modules = {id(m) for layers in per_stream for _, m in layers[:count]}
     frozen: list[str] = []
     for p in model.parameters():
         p.requires_grad_(True)

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from ..errors import CheckpointError, ModelError
 from .backbones.googlenet import GoogLeNetInputTransform
 from .backbones.vgg16 import VGG16_BLOCKS
-from .fcn import FCN
+from .fcn import FCN, backbone_name
 
 __all__ = ["TransferReport", "convolutionalize", "load_backbone_weights", "torchvision_to_caffe_names"]
 
@@ -133,7 +133,7 @@ def _to_target(model: FCN, key: str, stream: str) -> str:
     if model.family in ("vgg16", "alexnet", "alexnet_tv"):
         layer, _, param = key.partition(".")
         return f"{layer}{stream}.{param}"
-    prefix = "backbone" + (f"_{stream}" if stream else "")
+    prefix = backbone_name(stream)
     if model.family == "mobilenet_v3_large":
         key = re.sub(r"^features\.", "", key)
     return f"{prefix}.{key}"
@@ -172,7 +172,7 @@ def load_backbone_weights(model: FCN, source: Any, *, strict: bool = True) -> Tr
     trunk_keys = {k for k in target if not _is_head_key(model, k)}
     report = TransferReport()
     new: dict[str, Tensor] = {}
-    streams = [s for s, *_ in model._streams]
+    streams = [s.name for s in model.streams]
     for src_key, value in state.items():
         name = _rename(model, src_key)
         placed = False

@@ -6,8 +6,10 @@ import argparse
 import glob
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 from tqdm import tqdm
 
@@ -61,22 +63,16 @@ def run(args: argparse.Namespace) -> int:
     if not inputs:
         raise DataError(f"no images found in {' '.join(args.inputs)}")
     failed = 0
-    augment = args.flip or args.scales != [1.0]
+    scales = tuple(args.scales)
     for path in tqdm(inputs, desc="predict", disable=len(inputs) < 2):
         try:
             image = read_image(path)
-            if args.tile or augment:
-                labels = seg.predict(
-                    image, tile=args.tile, overlap=args.overlap, flip=args.flip, scales=tuple(args.scales)
-                )
-                probs = (
-                    seg.probabilities(image, flip=args.flip, scales=tuple(args.scales))
-                    if args.probs and not args.tile
-                    else None
-                )
+            probs = None
+            if args.probs and not args.tile:  # one forward pass gives both the probabilities and the labels
+                probs = seg.probabilities(image, flip=args.flip, scales=scales)
+                labels = _argmax(probs)
             else:
-                probs = seg.probabilities(image) if args.probs else None
-                labels = seg.predict(image)
+                labels = seg.predict(image, tile=args.tile, overlap=args.overlap, flip=args.flip, scales=scales)
         except FCNError as e:
             tqdm.write(f"skipped: {e}", file=sys.stderr)  # on its own line, not inside the progress bar
             failed += 1
@@ -95,6 +91,12 @@ def run(args: argparse.Namespace) -> int:
                 save_grid(out / f"{stem}_grid.png", [[image, mask]], titles=["image", "prediction"], classes=classes)
     print(f"wrote {len(inputs) - failed} prediction(s) to {out}" + (f"; {failed} input(s) failed" if failed else ""))
     return 1 if failed else 0
+
+
+def _argmax(probs: Any) -> Any:
+    if isinstance(probs, dict):
+        return {k: _argmax(v) for k, v in probs.items()}
+    return probs.argmax(0).to(torch.uint8).cpu().numpy()
 
 
 def _palette() -> np.ndarray:
