@@ -11,8 +11,8 @@ from PIL import Image
 from torch import Tensor
 
 from ..errors import DataError
-from ..io import atomic_write
-from .base import IGNORE_INDEX, SegmentationDataset
+from ..io import atomic_write, write_palette_png
+from .base import IGNORE_INDEX, SegmentationDataset, voc_palette
 from .synthetic import SyntheticShapes
 
 __all__ = ["CheckReport", "check_dataset", "write_voc_layout"]
@@ -67,20 +67,12 @@ def write_voc_layout(
     out: str | Path, *, n: int = 100, size: int = 128, seed: int = 0, val_fraction: float = 0.2
 ) -> Path:
     """Write SyntheticShapes as ``out/VOCdevkit/VOC2012`` (JPEG images, palette PNG labels, split lists)."""
-    from ..io import write_palette_png
-    from .base import voc_palette
-
     base = Path(out) / "VOCdevkit" / "VOC2012"
     n_val = max(1, round(n * val_fraction)) if n > 1 else 0
-    splits = {
-        "train": SyntheticShapes(n - n_val, size, "train", seed),
-        "val": SyntheticShapes(max(n_val, 1), size, "val", seed),
-    }
     ids: dict[str, list[str]] = {"train": [], "val": []}
-    for split, ds in splits.items():
-        if split == "val" and n_val == 0:
-            continue
-        for i in range(len(ds)):
+    for split, count in (("train", n - n_val), ("val", n_val)):
+        ds = SyntheticShapes(max(count, 1), size, split, seed)
+        for i in range(count):
             image, mask, _ = ds.generate(i)
             sid = f"synth_{split}_{i:06d}"
             with atomic_write(base / "JPEGImages" / f"{sid}.jpg") as f:
