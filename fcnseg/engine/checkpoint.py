@@ -79,6 +79,7 @@ def model_kwargs(model: FCN, width: float) -> dict[str, Any]:
         "in_channels": model.in_channels if list(streams) == [""] else 3,
         "learn_upsampling": model.learn_upsampling,
         "width": width,
+        "pad100": bool(getattr(model, "pad100", True)),
     }
 
 

@@ -35,6 +35,7 @@ def get_model(
     streams: Mapping[str, int] | None = None,
     learn_upsampling: bool = False,
     width: float = 1.0,
+    pad100: bool = True,
     backbone_weights: Any = None,
 ) -> FCN:
     """Build a registered FCN.
@@ -49,6 +50,9 @@ def get_model(
             stream gets its own trunk and the input's channels are split in this order.
         learn_upsampling: learn the upsampling kernels (CVPR paper) instead of fixing them (release).
         width: channel multiplier for tiny test/CPU models (1.0 = the real net).
+        pad100: the reference's 100-pixel input padding (VGG16 nets). ``False`` is the memory-lean
+            mode: no extra canvas, ``fc6`` padded 3 instead, crop offsets re-derived, about half the
+            FLOPs and memory at 500×500 (``docs/PERFORMANCE.md``); same weights.
         backbone_weights: ImageNet weights to transplant into the trunk(s): a torchvision weights enum
             member, a classifier ``nn.Module`` or a state dict (see :func:`load_backbone_weights`).
 
@@ -77,8 +81,18 @@ def get_model(
     stream_map = dict(streams) if streams is not None else {"": in_channels}
     if any(not s for s in stream_map) and len(stream_map) > 1:
         raise ModelError(f"late-fusion streams need names, got {list(stream_map)}")
-    model = factory(heads=head_map, streams=stream_map, learn_upsampling=learn_upsampling, width=width)
+    extra = {} if pad100 else {"pad100": False}
+    try:
+        model = factory(heads=head_map, streams=stream_map, learn_upsampling=learn_upsampling, width=width, **extra)
+    except TypeError as e:
+        if "pad100" not in str(e):
+            raise
+        raise ModelError(
+            f"{name}: pad100=False applies to the nets with the reference's 100-pixel padding whose pooling "
+            "takes any input size (the VGG16 nets); this net has no such option"
+        ) from None
     model.arch = name
+    model.pad100 = pad100
     if backbone_weights is not None:
         from .surgery import load_backbone_weights
 
@@ -95,7 +109,8 @@ def build_fcn(
     learn_upsampling: bool,
     width: float,
     skip_scales: Mapping[int, float] | None = None,
+    **trunk_kwargs: Any,
 ) -> FCN:
     """Assemble an :class:`FCN` with one trunk per stream (used by the registered entry points)."""
-    trunks = {name: trunk(in_channels=c, width=width) for name, c in streams.items()}
+    trunks = {name: trunk(in_channels=c, width=width, **trunk_kwargs) for name, c in streams.items()}
     return FCN(trunks, heads, finest_stride=finest_stride, learn_upsampling=learn_upsampling, skip_scales=skip_scales)

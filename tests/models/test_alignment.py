@@ -54,3 +54,11 @@ def test_probe_detects_a_one_pixel_crop_error() -> None:
     model._final_crop += 1  # the classic off-by-one
     cy, _ = _centroid(model, 513, 256)
     assert abs(cy - 257) < 1e-2
+
+
+@pytest.mark.parametrize("name", fcnseg.list_models("*vgg16"))
+def test_memory_lean_mode_is_aligned_too(name: str) -> None:
+    """pad100=False re-derives the offsets from the new geometry; the probe holds exactly as before."""
+    model = _symmetric(fcnseg.get_model(name, num_classes=1, width=1 / 16, pad100=False))
+    cy, cx = _centroid(model, 513, 256)
+    assert abs(cy - 256) < 1e-3 and abs(cx - 256) < 1e-3, (name, cy, cx)
