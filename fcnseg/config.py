@@ -32,6 +32,7 @@ class ModelConfig:
     streams: dict[str, int] | None = None
     width: float = 1.0
     learn_upsampling: bool = False
+    pad100: bool = True  # reference 100-px input padding; False = memory-lean mode (VGG16 nets)
     backbone_weights: str | None = None  # torchvision enum ("VGG16_Weights.IMAGENET1K_V1") or a state-dict file
     init_from: str | None = None  # checkpoint of a coarser net (staged training 32s → 16s → 8s)
     freeze: str = "none"  # none | backbone | up_to:LAYER (e.g. up_to:conv4_3): frozen layers get no gradient
@@ -67,8 +68,13 @@ class TrainConfig:
     max_iter: int = 100_000
     iter_size: int = 1  # gradient accumulation (FCN-AlexNet: 20)
     normalize: bool = False  # reference: summed loss ("normalize: false")
-    class_weights: list[float] | None = None
-    amp: bool = False  # autocast (bf16 on CPU, fp16 on CUDA with a scaler)
+    class_weights: list[float] | str | None = None  # per class, or inverse_frequency | median_frequency
+    loss: str = "ce"  # ce | focal | ce+dice | focal+dice (Dice needs normalize: true)
+    focal_gamma: float = 2.0
+    dice_weight: float = 1.0
+    amp: bool = False  # autocast: bf16 on CPU; fp16 on CUDA with a dynamic loss scale (bf16 if amp_dtype says)
+    amp_dtype: str = "auto"  # auto | bfloat16 | float16
+    loss_scale: float | None = None  # fp16 initial loss scale; default: measured on the first batch
     seed: int = 1337
     device: str = "auto"
     log_every: int = 20
@@ -195,7 +201,27 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         raw.setdefault(section, {})[key] = value
     if overrides:
         source = f"{source} + overrides"
-    return RunConfig(**{s: _build(_CLASSES[s], raw.get(s, {}), s, source) for s in _SECTIONS})
+    cfg = RunConfig(**{s: _build(_CLASSES[s], raw.get(s, {}), s, source) for s in _SECTIONS})
+    _validate(cfg, source)
+    return cfg
+
+
+def _validate(cfg: RunConfig, source: str) -> None:
+    """Checks across keys that the types alone cannot express."""
+    from .losses import LOSSES
+
+    t = cfg.train
+    if t.loss not in LOSSES:
+        raise ConfigError(f"train.loss: {t.loss!r} in {source}; use one of {', '.join(LOSSES)}")
+    if "dice" in t.loss and not t.normalize:
+        raise ConfigError(
+            f"train.loss: {t.loss} in {source} needs train.normalize: true (Dice is a ratio; adding it to the "
+            "summed reference loss with its 1e-10 learning rate would make it vanish)"
+        )
+    if t.amp_dtype not in ("auto", "bfloat16", "float16"):
+        raise ConfigError(f"train.amp_dtype: {t.amp_dtype!r} in {source}; use auto, bfloat16 or float16")
+    if t.class_weights is not None and cfg.model.heads:
+        raise ConfigError(f"train.class_weights in {source}: per-class weights apply to single-head nets")
 
 
 def dump_config(cfg: RunConfig) -> str:

@@ -1,13 +1,22 @@
-"""Pixel-wise softmax cross-entropy, summed (the reference's ``normalize: false``) or averaged."""
+"""Pixel losses: softmax cross-entropy (the reference's), focal loss and soft Dice.
+
+Cross-entropy and focal loss are per pixel, summed (the reference's ``normalize: false``) or averaged
+over labelled pixels. Dice is a per-image overlap ratio, always normalised. Every loss is computed in
+fp32 whatever the autocast dtype of the scores, and void pixels (255) never count.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["CrossEntropy2d", "cross_entropy2d"]
+__all__ = ["LOSSES", "CrossEntropy2d", "cross_entropy2d", "dice_loss2d", "focal_loss2d", "pixel_loss"]
+
+#: the values of ``train.loss``
+LOSSES = ("ce", "focal", "ce+dice", "focal+dice")
 
 
 def cross_entropy2d(
@@ -49,3 +58,68 @@ class CrossEntropy2d(nn.Module):
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         return cross_entropy2d(logits, target, ignore_index=self.ignore_index, normalize=self.normalize)
+
+
+def focal_loss2d(
+    logits: Tensor,
+    target: Tensor,
+    *,
+    gamma: float = 2.0,
+    ignore_index: int = 255,
+    normalize: bool = True,
+    weight: Tensor | None = None,
+) -> Tensor:
+    """Focal loss ``-w_t (1 - p_t)^gamma log p_t`` (Lin et al. 2017) summed or averaged over labelled pixels.
+
+    ``gamma = 0`` is exactly :func:`cross_entropy2d`. With ``weight`` and ``normalize`` the average is
+    weighted, as ``F.cross_entropy`` does it.
+    """
+    logp = F.log_softmax(logits.float(), dim=1)
+    valid = target != ignore_index
+    t = torch.where(valid, target, 0).long().unsqueeze(1)
+    logp_t = logp.gather(1, t).squeeze(1)  # (N, H, W)
+    loss = -((1 - logp_t.exp()).clamp(min=0) ** gamma) * logp_t if gamma else -logp_t
+    w = weight[t.squeeze(1)] if weight is not None else torch.ones_like(loss)
+    w = w * valid
+    total = (loss * w).sum()
+    return total / w.sum().clamp(min=1e-12) if normalize else total
+
+
+def dice_loss2d(logits: Tensor, target: Tensor, *, ignore_index: int = 255, eps: float = 1.0) -> Tensor:
+    """Soft Dice loss ``1 - mean_c (2 Σ p g + eps) / (Σ p + Σ g + eps)`` per image, averaged over the batch.
+
+    Classes are those present in the image's labels or predicted; void pixels are left out of every sum.
+    """
+    probs = F.softmax(logits.float(), dim=1)  # (N, K, H, W)
+    valid = (target != ignore_index).unsqueeze(1)
+    onehot = F.one_hot(torch.where(valid.squeeze(1), target, 0).long(), logits.shape[1]).permute(0, 3, 1, 2)
+    probs, onehot = probs * valid, onehot * valid
+    inter = (probs * onehot).sum((2, 3))
+    denom = probs.sum((2, 3)) + onehot.sum((2, 3))
+    dice = (2 * inter + eps) / (denom + eps)  # (N, K)
+    present = (onehot.sum((2, 3)) > 0) | (probs.sum((2, 3)) > 0.5)
+    per_image = ((1 - dice) * present).sum(1) / present.sum(1).clamp(min=1)
+    return per_image.mean()
+
+
+def pixel_loss(
+    kind: str,
+    logits: Tensor | Mapping[str, Tensor],
+    target: Tensor | Mapping[str, Tensor],
+    *,
+    normalize: bool,
+    weight: Tensor | None = None,
+    gamma: float = 2.0,
+    ignore_index: int = 255,
+) -> Tensor:
+    """The per-pixel term of ``train.loss`` (``ce`` or ``focal``), summed or averaged; heads are summed."""
+    if isinstance(logits, Mapping):
+        assert isinstance(target, Mapping)
+        return sum(
+            pixel_loss(kind, logits[k], target[k], normalize=normalize, gamma=gamma, ignore_index=ignore_index)
+            for k in logits
+        )  # type: ignore[return-value]
+    assert isinstance(target, Tensor)
+    if kind.startswith("focal"):
+        return focal_loss2d(logits, target, gamma=gamma, ignore_index=ignore_index, normalize=normalize, weight=weight)
+    return cross_entropy2d(logits, target, ignore_index=ignore_index, normalize=normalize, weight=weight)

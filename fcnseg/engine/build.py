@@ -74,6 +74,7 @@ def build_model(cfg: RunConfig, dataset: SegmentationDataset) -> FCN:
         streams=m.streams,
         width=m.width,
         learn_upsampling=m.learn_upsampling,
+        pad100=m.pad100,
     )
     if m.dropout is not None:
         if not 0.0 <= m.dropout < 1.0:

@@ -26,7 +26,7 @@ from ..config import RunConfig, dump_config
 from ..data.transforms import pad_collate
 from ..errors import CheckpointError, FCNError
 from ..io import atomic_write
-from ..losses import cross_entropy2d
+from ..losses import dice_loss2d, pixel_loss
 from ..models import FCN, freeze
 from .build import build_datasets, build_model, init_backbone, init_from, param_groups, preprocessing
 from .checkpoint import (
@@ -38,12 +38,21 @@ from .checkpoint import (
     read_info,
     save_checkpoint,
 )
+from .class_weights import class_weights
 from .distributed import DistInfo, setup
 from .evaluator import evaluate
 from .logging import RunLogger, plot_curves
 from .schedule import lr_at
 
-__all__ = ["StepSampler", "TrainingDiverged", "fit", "resolve_device", "write_grid"]
+__all__ = [
+    "StepSampler",
+    "TrainingDiverged",
+    "amp_dtype",
+    "calibrate_loss_scale",
+    "fit",
+    "resolve_device",
+    "write_grid",
+]
 
 
 class TrainingDiverged(FCNError, RuntimeError):
@@ -103,15 +112,57 @@ def _to(y: Any, device: torch.device) -> Any:
 
 
 def _loss(out: Any, y: Any, cfg: RunConfig, dist: DistInfo, weight: torch.Tensor | None) -> torch.Tensor:
-    """Summed or normalised cross-entropy, scaled so that DDP's gradient averaging gives the global loss."""
-    loss = cross_entropy2d(out, y, normalize=False, weight=weight)
-    if cfg.train.normalize:
+    """``train.loss`` (fp32), scaled so that DDP's gradient averaging gives the global loss.
+
+    The pixel term (cross-entropy or focal) is summed, then, when normalised, divided by the labelled
+    pixels (class-weighted when weights are given) of the *global* batch; the Dice term is per image.
+    """
+    tc = cfg.train
+    loss = pixel_loss(tc.loss, out, y, normalize=False, weight=weight, gamma=tc.focal_gamma)
+    if tc.normalize:
         masks = y.values() if isinstance(y, dict) else [y]
-        labelled = sum((m != 255).sum() for m in masks).to(loss.dtype)  # on the device: no host sync
+        if weight is not None:  # a weighted average, as F.cross_entropy(weight=…) takes it
+            labelled = sum(weight[torch.where(m != 255, m, 0)].mul(m != 255).sum() for m in masks)
+        else:
+            labelled = sum((m != 255).sum() for m in masks)
+        labelled = labelled.to(loss.dtype)  # on the device: no host sync
         if dist.world > 1:
             torch.distributed.all_reduce(labelled)
-        loss = loss / labelled.clamp(min=1)
-    return loss * dist.world
+        loss = loss / labelled.clamp(min=1e-12) * dist.world
+    else:
+        loss = loss * dist.world
+    if "dice" in tc.loss:
+        heads = out.items() if isinstance(out, dict) else [("", out)]
+        loss = loss + tc.dice_weight * sum(dice_loss2d(o, y[h] if isinstance(y, dict) else y) for h, o in heads)
+    return loss
+
+
+def amp_dtype(cfg: RunConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``train.amp`` (None when off): bf16 on CPU, fp16 on CUDA unless set."""
+    if not cfg.train.amp:
+        return None
+    if cfg.train.amp_dtype != "auto":
+        return getattr(torch, cfg.train.amp_dtype)
+    return torch.float16 if device.type == "cuda" else torch.bfloat16
+
+
+def calibrate_loss_scale(model: torch.nn.Module, loss_fn: Any, headroom: float = 2.0**-3) -> float:
+    """An fp16 loss scale measured on one batch: the largest power of two that keeps gradients in range.
+
+    ``loss_fn()`` runs one forward and returns the fp32 loss; its backward here is fp32. The summed
+    reference loss makes weight gradients of 1e4–1e6 (why its learning rate is 1e-10), past fp16's
+    65504, while the normalised loss makes them tiny, near fp16's underflow (6e-8). The scale puts
+    the largest gradient at ``headroom × 65504`` (default 1/8, room for later batches; ``GradScaler`` then
+    adjusts it dynamically), so the fp16 gradients of both recipes neither overflow nor underflow. The
+    loss and the SGD update stay fp32, so a 1e-14 learning rate and momentum 0.99 lose nothing.
+    """
+    with torch.random.fork_rng(devices=[]):  # dropout draws here must not shift the run's random stream
+        loss_fn().backward()
+    peak = max((float(p.grad.abs().max()) for p in model.parameters() if p.grad is not None), default=0.0)
+    model.zero_grad(set_to_none=True)
+    if not math.isfinite(peak) or peak == 0.0:
+        return 2.0**16  # GradScaler's own default
+    return float(2.0 ** min(24, math.floor(math.log2(headroom * 65504.0 / peak))))
 
 
 def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -144,7 +195,13 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: 
         param_groups(model, tc.lr, tc.weight_decay, tc.bias_lr_mult), lr=tc.lr, momentum=tc.momentum
     )
     heads = model.heads if model.multi_head else model.num_classes
-    weight = torch.tensor(tc.class_weights, device=device) if tc.class_weights else None
+    weights = None if model.multi_head else class_weights(tc.class_weights, train_ds, model.num_classes)
+    weight = None if weights is None else torch.tensor(weights, dtype=torch.float32, device=device)
+    if weights is not None and dist.main and not resume:
+        with atomic_write(run_dir / "class_weights.json", "w") as f:
+            json.dump(dict(zip(train_ds.classes, weights.round(6).tolist(), strict=False)), f, indent=2)
+    dtype = amp_dtype(cfg, device)
+    scaler: torch.amp.GradScaler | None = None
     loader = DataLoader(
         _Seeded(train_ds),
         batch_sampler=StepSampler(len(train_ds), cfg.data.batch_size, tc.seed, 0, 0, dist),
@@ -156,6 +213,10 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: 
         for stale in ckpt_dir.glob(".*.tmp"):  # temp files of a write that a kill interrupted
             stale.unlink(missing_ok=True)
         start, best = _restore(model, optimizer, ckpt_dir / "last", run_dir)
+        saved_scaler = load_training_state(ckpt_dir / "last").get("scaler")
+        if dtype is torch.float16 and saved_scaler:
+            scaler = torch.amp.GradScaler(device.type)
+            scaler.load_state_dict(saved_scaler)
     loader.batch_sampler.start = start * tc.iter_size  # type: ignore[union-attr]
     loader.batch_sampler.stop = tc.max_iter * tc.iter_size  # type: ignore[union-attr]
     batches = iter(loader)  # created before the RNG state is restored: its seed draw is not part of the run
@@ -182,12 +243,19 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: 
         for _ in range(tc.iter_size):
             x, y = next(batches)
             x, y = x.to(device, non_blocking=True), _to(y, device)
-            with torch.autocast(
-                device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16, enabled=tc.amp
-            ):
+            if dtype is torch.float16 and scaler is None:  # measured on the first batch
+                scale = tc.loss_scale or calibrate_loss_scale(
+                    model, lambda x=x, y=y: _loss(model(x), y, cfg, DistInfo(), weight)
+                )
+                if dist.world > 1:  # every rank must scale alike, or the gradient average is wrong
+                    shared = torch.tensor([scale], device=device)
+                    torch.distributed.all_reduce(shared, op=torch.distributed.ReduceOp.MIN)
+                    scale = float(shared.item())
+                scaler = torch.amp.GradScaler(device.type, init_scale=scale)
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 out = ddp_model(x)
-            loss = _loss(out, y, cfg, dist, weight) / tc.iter_size
-            loss.backward()
+            loss = _loss(out, y, cfg, dist, weight) / tc.iter_size  # fp32: the losses cast the scores up
+            (scaler.scale(loss) if scaler is not None else loss).backward()
             total += float(loss.detach()) / dist.world  # this rank's share of the global loss
             seen += x.shape[0] * dist.world
         if dist.world > 1:
@@ -200,7 +268,11 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: 
                 + ("too high for the summed loss (the reference uses 1e-10…1e-14)" if not tc.normalize else "too high")
                 + f"; the last good checkpoint is {ckpt_dir / 'last.safetensors'}"
             )
-        optimizer.step()
+        if scaler is not None:  # skips the step (and lowers the scale) if a gradient overflowed
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         done = step + 1
         bar.update(1)
@@ -219,7 +291,7 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: 
                 best = main["mean_iu"]
                 _save(model, info, done, best, ckpt_dir / "best")
         if dist.main and (done % tc.checkpoint_every == 0 or last):
-            _save(model, info, done, best, ckpt_dir / "last", optimizer)
+            _save(model, info, done, best, ckpt_dir / "last", optimizer, scaler)
     bar.close()
     logger.close()
     if dist.main and metrics:
@@ -264,7 +336,9 @@ def _public(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: (_public(v) if isinstance(v, dict) else v) for k, v in metrics.items() if k != "confusion"}
 
 
-def _save(model: FCN, info: CheckpointInfo, step: int, best: float, path: Path, optimizer: Any = None) -> None:
+def _save(
+    model: FCN, info: CheckpointInfo, step: int, best: float, path: Path, optimizer: Any = None, scaler: Any = None
+) -> None:
     bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
     if bad:  # never overwrite a good checkpoint with a diverged one
         raise TrainingDiverged(
@@ -272,7 +346,9 @@ def _save(model: FCN, info: CheckpointInfo, step: int, best: float, path: Path, 
             f"for this loss normalisation; the last good checkpoint is {path.with_suffix('.safetensors')}"
         )
     info.step, info.best_mean_iu = step, best
-    save_checkpoint(path, model, info, optimizer=optimizer, rng_state=torch.get_rng_state() if optimizer else None)
+    save_checkpoint(
+        path, model, info, optimizer=optimizer, scaler=scaler, rng_state=torch.get_rng_state() if optimizer else None
+    )
 
 
 def _restore(model: FCN, optimizer: torch.optim.Optimizer, path: Path, run_dir: Path) -> tuple[int, float]:
