@@ -80,3 +80,55 @@ def test_sharded_evaluation_counts_every_image_exactly_once() -> None:
     whole = torch.tensor(evaluate(model, ds, 9)["confusion"])
     shards = sum(torch.tensor(evaluate(model, ds, 9, rank=r, world=3)["confusion"]) for r in range(3))
     assert torch.equal(shards, whole) and int(whole.sum()) > 0
+
+
+def _eval_rank(rank: int, world: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    import fcnseg
+    from fcnseg.data import SyntheticShapes
+    from fcnseg.data.transforms import eval_transforms
+    from fcnseg.preprocessing import IMAGENET
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        torch.manual_seed(0)  # the same random score layers on every rank
+        model = fcnseg.get_model("fcn8s_resnet18", num_classes=9, width=0.0625)
+        with torch.no_grad():
+            for n in model.score_layer_names():
+                getattr(model, n).weight.normal_()
+        ds = SyntheticShapes(7, 32, "val", transforms=eval_transforms(IMAGENET))
+        result = evaluate(model, ds, 9, rank=rank, world=world)
+        torch.save(torch.tensor(result["confusion"]), f"{out}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_process_evaluation_of_an_odd_sized_set_equals_one_process(tmp_path) -> None:
+    """7 images on 2 real gloo processes: no image padded in (DistributedSampler would repeat one)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = str(tmp_path / "confusion")
+    mp.spawn(_eval_rank, args=(2, port, out), nprocs=2, join=True)
+    torch.manual_seed(0)
+    import fcnseg
+    from fcnseg.data import SyntheticShapes
+    from fcnseg.data.transforms import eval_transforms
+    from fcnseg.preprocessing import IMAGENET
+
+    model = fcnseg.get_model("fcn8s_resnet18", num_classes=9, width=0.0625)
+    with torch.no_grad():
+        for n in model.score_layer_names():
+            getattr(model, n).weight.normal_()
+    ds = SyntheticShapes(7, 32, "val", transforms=eval_transforms(IMAGENET))
+    single = torch.tensor(evaluate(model, ds, 9)["confusion"])
+    for rank in range(2):  # both ranks hold the all-reduced matrix
+        assert torch.equal(torch.load(f"{out}.{rank}"), single)
+    labelled = sum(int((torch.as_tensor(ds[i][1]) != 255).sum()) for i in range(len(ds)))
+    assert int(single.sum()) == labelled  # every labelled pixel of every image, once
