@@ -122,3 +122,47 @@ def test_predict_takes_model_and_weights(tmp_path, capsys) -> None:
     assert "does not fit fcn8s_vgg16" in capsys.readouterr().err
     assert main(["predict", str(tmp_path / "a.png"), "--out", str(tmp_path / "p")]) == 2
     assert "give --checkpoint CKPT, or --model NAME with --weights FILE" in capsys.readouterr().err
+
+
+def _onnx_ops(path) -> set[str]:
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    return {n.op_type for n in graph.node}
+
+
+@pytest.mark.parametrize("mode", ["dense", "grouped", "resize"])
+def test_deployment_upsampling_forms_are_exact_in_onnx(tmp_path, mode: str) -> None:
+    """Each form is checked by onnxruntime against the model as built; resize leaves no ConvTranspose."""
+    model = _random(fcnseg.get_model("fcn8s_vgg16", num_classes=5, width=1 / 16))
+    report = export_onnx(model, tmp_path / "m.onnx", check_sizes=((64, 64), (97, 53)), upsampling=mode)
+    assert report["max_abs_diff"] <= 1e-4 * report["score_range"]
+    ops = _onnx_ops(tmp_path / "m.onnx")
+    assert ("ConvTranspose" in ops) == (mode != "resize") and ("Resize" in ops) == (mode == "resize")
+    assert all(m.mode == "auto" for m in model.modules() if isinstance(m, fcnseg.models.BilinearUpsample))
+
+
+def test_resize_equals_the_deconvolution_everywhere_not_only_inside_the_crop() -> None:
+    from fcnseg.models.layers import BilinearUpsample
+
+    for k, s in ((4, 2), (16, 8), (64, 32)):
+        up = BilinearUpsample(3, k, s)
+        x = torch.randn(2, 3, 5, 7)
+        ref = up(x)
+        up.mode = "resize"
+        torch.testing.assert_close(up(x), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_resize_falls_back_to_grouped_where_not_exact_and_refuses_learned_kernels(tmp_path) -> None:
+    from fcnseg.errors import ExportError
+    from fcnseg.models import set_upsampling
+
+    resnet = _random(fcnseg.get_model("fcn8s_resnet18", num_classes=3, width=1 / 16))
+    assert set_upsampling(resnet, "resize") == []  # ResNet's kernels (3/2, 15/8) are odd: all stay grouped
+    assert {m.mode for m in resnet.modules() if isinstance(m, fcnseg.models.BilinearUpsample)} == {"grouped"}
+    vgg = fcnseg.get_model("fcn8s_vgg16", num_classes=3, width=1 / 16)
+    assert set_upsampling(vgg, "resize") == ["upscore2", "upscore_pool4", "upscore8"]
+    learned = _random(fcnseg.get_model("fcn32s_vgg16", num_classes=3, width=1 / 16, learn_upsampling=True))
+    with pytest.raises(ExportError, match="learned"):
+        export_onnx(learned, tmp_path / "x.onnx", upsampling="resize")
+    assert not (tmp_path / "x.onnx").exists()

@@ -22,11 +22,18 @@ def export_onnx(
     sample_size: tuple[int, int] = (67, 91),
     check_sizes: tuple[tuple[int, int], ...] = ((64, 64), (97, 53), (33, 121)),
     opset: int = 18,
+    upsampling: str = "auto",
 ) -> dict[str, float]:
     """Export ``model`` to ``path`` (input ``image`` N×C×H×W, output ``scores`` N×K×H×W, all dynamic).
 
     The exported graph is run by onnxruntime on ``check_sizes`` (odd sizes included) and compared with
     PyTorch; the file is written only if every difference is within 1e-3 of the score range.
+
+    Args:
+        upsampling: how the fixed bilinear layers are written (:func:`fcnseg.models.set_upsampling`):
+            ``auto``/``grouped`` (a ``K``-group ConvTranspose), ``dense`` (Caffe's ``K×K`` ConvTranspose)
+            or ``resize`` (Pad + Resize + Slice where exact). The check compares the file with the
+            model as it was, so every form is verified against the same reference.
 
     Returns:
         ``{"max_abs_diff": …, "score_range": …}`` over the checked sizes.
@@ -39,9 +46,17 @@ def export_onnx(
     x = torch.randn(1, c, *sample_size)
     dims = {0: torch.export.Dim("batch", min=1, max=64), 2: torch.export.Dim("height", min=1, max=8192),
             3: torch.export.Dim("width", min=1, max=8192)}  # fmt: skip
+    from ..models.layers import BilinearUpsample, set_upsampling
+
+    layers = [m for m in model.modules() if isinstance(m, BilinearUpsample)]
+    before = [m.mode for m in layers]
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp) / "model.onnx"
         try:
+            try:
+                set_upsampling(model, upsampling)
+            except ValueError as e:
+                raise ExportError(f"--upsampling {upsampling}: {e}") from None
             program = torch.onnx.export(
                 model, (x,), dynamic_shapes={"x": dims}, input_names=["image"], output_names=_outputs(model),
                 opset_version=opset, dynamo=True, external_data=False, verbose=False,
@@ -51,6 +66,9 @@ def export_onnx(
             raise ExportError(
                 f"ONNX export of {getattr(model, 'arch', type(model).__name__)} failed: {type(e).__name__}: {e}"
             ) from None
+        finally:
+            for m, mode in zip(layers, before, strict=True):
+                m.mode = mode
         report = check_onnx(model, tmp_path, check_sizes)
         with atomic_write(path) as f:
             f.write(tmp_path.read_bytes())

@@ -4,7 +4,7 @@ from . import zoo  # noqa: F401  (registers every model)
 from ._factory import get_model, list_models, register_model
 from .fcn import FCN
 from .freeze import freeze
-from .layers import BilinearUpsample, bilinear_kernel
+from .layers import BilinearUpsample, bilinear_kernel, set_upsampling
 from .surgery import TransferReport, convolutionalize, load_backbone_weights
 
 __all__ = [
@@ -18,4 +18,5 @@ __all__ = [
     "list_models",
     "load_backbone_weights",
     "register_model",
+    "set_upsampling",
 ]

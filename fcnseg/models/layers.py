@@ -13,7 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["BilinearUpsample", "bilinear_kernel", "crop", "score_layer"]
+__all__ = ["UPSAMPLING_MODES", "BilinearUpsample", "bilinear_kernel", "crop", "score_layer", "set_upsampling"]
+
+#: how a fixed bilinear upsampling layer runs (see :func:`set_upsampling`)
+UPSAMPLING_MODES = ("auto", "dense", "grouped", "resize")
 
 
 def bilinear_kernel(channels: int, size: int) -> Tensor:
@@ -78,6 +81,7 @@ class BilinearUpsample(nn.ConvTranspose2d):
             del self.weight
             self.register_buffer("weight", weight)
         self.register_buffer("grouped_weight", torch.empty(0), persistent=False)
+        self.mode = "auto"
         self._refresh_grouped()
 
     def _refresh_grouped(self) -> None:
@@ -97,13 +101,76 @@ class BilinearUpsample(nn.ConvTranspose2d):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._refresh_grouped()
 
+    @property
+    def is_bilinear(self) -> bool:
+        """Fixed, diagonal and equal to the bilinear kernel of ``k = 2 × stride`` (what ``resize`` needs)."""
+        k, s = self.kernel_size[0], self.stride[0]
+        if not self.grouped_weight.numel() or k != 2 * s:
+            return False
+        return bool(
+            torch.equal(
+                self.grouped_weight[:, 0].cpu(), bilinear_kernel(1, k)[0, 0].expand_as(self.grouped_weight[:, 0])
+            )
+        )
+
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        if self.mode == "dense":
+            return F.conv_transpose2d(x, self.weight.to(x.dtype), stride=self.stride)
+        if self.mode == "resize":
+            return _bilinear_resize(x, self.stride[0])
         if self.grouped_weight.numel():
             return F.conv_transpose2d(x, self.grouped_weight.to(x.dtype), stride=self.stride, groups=x.shape[1])
         return F.conv_transpose2d(x, self.weight.to(x.dtype), stride=self.stride)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (", learnable" if self.learnable else ", fixed")
+
+
+def _bilinear_resize(x: Tensor, factor: int) -> Tensor:
+    """The stride-``f``, kernel-``2f`` bilinear deconvolution as a zero-padded bilinear resize.
+
+    The deconvolution's output ``o`` reads input coordinate ``(o + 0.5) / f - 1``; a bilinear resize
+    (``align_corners=False``) of the input padded by one zero on each side reads ``(j + 0.5) / f - 1.5``,
+    the same point for ``j = o + f / 2``; the zero padding reproduces the deconvolution's fading edges.
+    So the slice below equals the deconvolution everywhere, not only inside the crop.
+    """
+    h, w = x.shape[-2:]
+    up = F.interpolate(F.pad(x, (1, 1, 1, 1)), scale_factor=factor, mode="bilinear", align_corners=False)
+    half = factor // 2
+    return up[..., half : half + (h + 1) * factor, half : half + (w + 1) * factor]
+
+
+def set_upsampling(model: nn.Module, mode: str) -> list[str]:
+    """Choose how every fixed bilinear upsampling layer of ``model`` runs; returns the layers changed.
+
+    ``auto`` (default): grouped while the weight is diagonal, else dense. ``dense``: the ``K×K``
+    transposed convolution, as Caffe. ``grouped``: a ``K``-group transposed convolution (exact, ``K``
+    times less work). ``resize``: pad + bilinear ``Resize`` + slice, exact for kernel ``2 × stride``
+    (every VGG16 layer; not AlexNet's 63/32 or ResNet's 3/2, which then run grouped) — the
+    formulation deployment runtimes run fastest.
+
+    Returns:
+        The names of the layers that now run in ``mode``.
+
+    Raises:
+        ValueError: unknown mode, or a layer that cannot run that way (learned or non-bilinear weights).
+    """
+    if mode not in UPSAMPLING_MODES:
+        raise ValueError(f"upsampling mode {mode!r}: use one of {', '.join(UPSAMPLING_MODES)}")
+    changed = []
+    for name, m in model.named_modules():
+        if not isinstance(m, BilinearUpsample):
+            continue
+        if mode == "grouped" and not m.grouped_weight.numel():
+            raise ValueError(f"{name}: learned or non-diagonal weights cannot run as a grouped deconvolution")
+        if mode == "resize" and not m.is_bilinear:  # not exact as a resize: the grouped form is
+            if not m.grouped_weight.numel():
+                raise ValueError(f"{name}: learned or non-diagonal weights cannot run as a resize")
+            m.mode = "grouped"
+            continue
+        m.mode = mode
+        changed.append(name)
+    return changed
 
 
 def crop(x: Tensor, offset: int, height: int, width: int) -> Tensor:

@@ -13,12 +13,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_args(p)
     p.add_argument("--format", choices=["onnx"], default="onnx")
     p.add_argument("--out", required=True)
+    p.add_argument(
+        "--upsampling",
+        choices=["auto", "dense", "grouped", "resize"],
+        default="auto",
+        help="how fixed bilinear upsampling is written: grouped ConvTranspose (auto), Caffe's dense one, or "
+        "Pad+Resize+Slice where exact (fastest in many deployment runtimes); all checked equal",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     model, _ = load_model_args(args)
-    report = export_onnx(model, args.out)
+    report = export_onnx(model, args.out, upsampling=args.upsampling)
     print(
         f"wrote {args.out}; onnxruntime vs PyTorch max |diff| {report['max_abs_diff']:.3g} "
         f"(score range {report['score_range']:.3g})"
