@@ -15,7 +15,7 @@ from ..io import atomic_write, write_palette_png
 from .base import IGNORE_INDEX, SegmentationDataset, voc_palette
 from .synthetic import SyntheticShapes
 
-__all__ = ["CheckReport", "check_dataset", "write_voc_layout"]
+__all__ = ["CheckReport", "check_dataset", "write_folder_layout", "write_voc_layout"]
 
 
 @dataclass
@@ -83,4 +83,24 @@ def write_voc_layout(
     for split, names in (*ids.items(), ("trainval", ids["train"] + ids["val"])):
         with atomic_write(lists / f"{split}.txt", "w") as f:
             f.write("".join(f"{s}\n" for s in names))
+    return base
+
+
+def write_folder_layout(
+    out: str | Path, *, n: int = 100, size: int = 128, seed: int = 0, val_fraction: float = 0.2
+) -> Path:
+    """Write SyntheticShapes as a plain folder dataset: ``out/{train,val}/{images/*.jpg,masks/*.png}``.
+
+    This is the layout of the ``folder`` dataset ("your own data"): masks are palette PNGs of class
+    indices, 255 where the label is void.
+    """
+    base = Path(out)
+    n_val = max(1, round(n * val_fraction)) if n > 1 else 0
+    for split, count in (("train", n - n_val), ("val", n_val)):
+        ds = SyntheticShapes(max(count, 1), size, split, seed)
+        for i in range(count):
+            image, mask, _ = ds.generate(i)
+            with atomic_write(base / split / "images" / f"{split}_{i:06d}.jpg") as f:
+                Image.fromarray(image).save(f, format="JPEG", quality=95)
+            write_palette_png(base / split / "masks" / f"{split}_{i:06d}.png", mask, voc_palette())
     return base

@@ -13,8 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list the registered models")
     p.add_argument("pattern", nargs="?", help="glob, e.g. 'fcn8s*'")
     p.set_defaults(func=run_list)
-    p = sub.add_parser("info", help="parameters, strides, crop offsets and kernels of a model")
-    p.add_argument("name")
+    p = sub.add_parser("info", help="parameters, strides, crop offsets and kernels of a model or a checkpoint")
+    p.add_argument("name", help="a registry name, or an fcnseg .safetensors checkpoint")
     p.add_argument("--num-classes", type=int, default=21)
     p.set_defaults(func=run_info)
 
@@ -26,10 +26,30 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    if args.name.endswith(".safetensors"):
+        return _checkpoint_info(args.name)
     with torch.device("meta"):
         model = get_model(args.name, num_classes=args.num_classes)
+    _describe(args.name, model)
+    return 0
+
+
+def _checkpoint_info(path: str) -> int:
+    from ...engine.checkpoint import read_info
+
+    info = read_info(path)
+    kwargs = {k: v for k, v in info.model_kwargs.items() if v is not None}
+    with torch.device("meta"):
+        model = get_model(info.arch, **kwargs)
+    _describe(f"{path} ({info.arch})", model)
+    print(f"  classes ({len(info.classes)}): {', '.join(info.classes)}")
+    print(f"  preprocessing:      {info.preprocessing}")
+    print(f"  trained steps:      {info.step}, best mean IU {info.best_mean_iu}, fcnseg {info.version}")
+    return 0
+
+
+def _describe(name: str, model: torch.nn.Module) -> None:
     params = sum(p.numel() for p in model.parameters())
-    print(f"{args.name}: {params / 1e6:.2f}M trainable parameters, backbone {model.family}, strides {model.strides}")
+    print(f"{name}: {params / 1e6:.2f}M trainable parameters, backbone {model.family}, strides {model.strides}")
     print(f"  upsampling kernels: {model.upsample_kernels}")
     print(f"  crop offsets:       {model.crop_offsets}")
-    return 0

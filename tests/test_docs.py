@@ -1,0 +1,142 @@
+"""The user guides in ``docs/`` are run, command by command, exactly as written.
+
+Each page's fenced ``yaml file=NAME`` blocks are written to NAME; each ``bash`` block's lines are run in
+order in one working folder with ``bash -e`` (a ``bash nodes=2`` block runs on two "machines" at once,
+with ``NODE_RANK`` 0 and 1 and a loopback rendezvous). What a user would download first is made here in
+the real format, and only there does the test touch a command: the scaled-down reference ``.caffemodel``
+(1/16 width, since the real one is 500 MB) needs the converter's hidden ``--width`` flag.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fcnseg.engine.checkpoint import read_info
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+REFERENCE_DATA = Path(__file__).resolve().parents[2] / "shared" / "reference-data"
+FENCE = re.compile(r"^```(\S+)([^\n]*)\n(.*?)^```", re.S | re.M)
+
+
+def blocks(page: str) -> list[tuple[str, dict[str, str], str]]:
+    """(language, attributes, body) of every fenced block of ``docs/page``."""
+    out = []
+    for lang, attrs, body in FENCE.findall((DOCS / page).read_text()):
+        out.append((lang, dict(a.split("=", 1) for a in attrs.split() if "=" in a), body))
+    return out
+
+
+def _env(**extra: str) -> dict[str, str]:
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return {**os.environ, "PATH": path, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **extra}
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_page(page: str, cwd: Path, edit=lambda line: line) -> list[str]:
+    """Run every block of ``page`` in ``cwd``; returns the commands run."""
+    ran = []
+    for lang, attrs, body in blocks(page):
+        if "file" in attrs:
+            (cwd / attrs["file"]).write_text(body)
+            continue
+        if lang != "bash":
+            continue
+        for line in body.splitlines():
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            cmd = edit(line)
+            ran.append(cmd)
+            nodes = int(attrs.get("nodes", "1"))
+            port = str(_port())
+            procs = [
+                subprocess.Popen(
+                    ["bash", "-ec", cmd],
+                    cwd=cwd,
+                    env=_env(NODE_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=port),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+                for rank in range(nodes)
+            ]
+            for p in procs:
+                out, _ = p.communicate(timeout=600)
+                assert p.returncode == 0, f"{page}: `{cmd}` failed ({p.returncode}):\n{out[-3000:]}"
+    return ran
+
+
+@pytest.mark.slow
+def test_train_on_your_own_data(tmp_path) -> None:
+    ran = run_page("train-your-own-data.md", tmp_path)
+    assert [c.split()[1] for c in ran] == ["data", "data", "data", "train", "eval", "predict"]
+    run = tmp_path / "runs" / "mydata"
+    info = read_info(run / "checkpoints" / "best.safetensors")
+    assert info.classes[1] == "square" and info.step > 0
+    assert (run / "class_weights.json").is_file() and (run / "eval" / "metrics.json").is_file()
+    assert (tmp_path / "predictions" / "val_000000.png").is_file()
+
+
+def _reference_downloads(cwd: Path) -> None:
+    """What the page has the user download: the reference .caffemodel, VOC2011, the demo image."""
+    import fcnseg
+    from fcnseg.data._common import bundled_split
+    from fcnseg.io import write_palette_png
+    from tests.test_caffe import _layers_of, _write_new_layout
+
+    _write_new_layout(cwd / "fcn8s-heavy-pascal.caffemodel", _layers_of(fcnseg.get_model("fcn8s_vgg16", width=1 / 16)))
+    (cwd / "demo").mkdir()
+    shutil.copy(REFERENCE_DATA / "demo" / "image.jpg", cwd / "demo" / "image.jpg")
+    base = cwd / "VOC" / "VOCdevkit" / "VOC2011"
+    (base / "JPEGImages").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for sid in bundled_split("seg11valid"):  # all 736 ids, as tiny images
+        Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(base / "JPEGImages" / f"{sid}.jpg")
+        mask = rng.integers(0, 21, (24, 32)).astype(np.uint8)
+        mask[0] = 255
+        write_palette_png(base / "SegmentationClass" / f"{sid}.png", mask, fcnseg.data.voc_palette())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (REFERENCE_DATA / "demo" / "image.jpg").is_file(), reason="shared/reference-data not found")
+def test_use_the_reference_weights(tmp_path) -> None:
+    _reference_downloads(tmp_path)
+
+    def scaled(line: str) -> str:
+        return line + " --width 0.0625" if line.startswith("fcnseg convert caffe") else line
+
+    ran = run_page("reference-weights.md", tmp_path, scaled)
+    assert [c.split()[1] for c in ran] == ["convert", "info", "predict", "eval"]
+    import json
+
+    metrics = json.loads((tmp_path / "eval-seg11valid" / "metrics.json").read_text())
+    assert 0 <= metrics["mean_iu"] <= 1 and (tmp_path / "demo-out" / "image.png").is_file()
+
+
+@pytest.mark.slow
+def test_scale_out(tmp_path) -> None:
+    ran = run_page("scale-out.md", tmp_path)
+    assert sum("torchrun" in c for c in ran) == 3
+    for run in ("one-node", "two-nodes"):
+        assert read_info(tmp_path / "runs" / run / "checkpoints" / "last.safetensors").step in (6, 8)
+    assert read_info(tmp_path / "runs" / "one-node" / "checkpoints" / "last.safetensors").step == 8
+    assert (tmp_path / "runs" / "one-node" / "eval" / "metrics.json").is_file()
+
+
+def test_every_guide_has_commands_and_is_tested() -> None:
+    for page in ("train-your-own-data.md", "reference-weights.md", "scale-out.md"):
+        assert any(lang == "bash" for lang, _, _ in blocks(page)), page
