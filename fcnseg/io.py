@@ -40,9 +40,11 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
-def _open(path: Path) -> Image.Image:
+def _open(path: Path | IO[bytes], label: str | None = None) -> Image.Image:
+    if label is not None:  # a file object: name it by ``label`` in messages
+        path = _Named(path, label)  # type: ignore[arg-type]
     try:
-        img = Image.open(path)
+        img = Image.open(path.fileobj if isinstance(path, _Named) else path)
         img.load()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
@@ -55,10 +57,22 @@ def _open(path: Path) -> Image.Image:
     return img
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """An image file as ``(H, W, 3)`` uint8 RGB (EXIF rotation applied; grey, RGBA, CMYK, 16-bit converted)."""
-    path = Path(path)
-    img = ImageOps.exif_transpose(_open(path))
+class _Named:
+    def __init__(self, fileobj: IO[bytes], label: str) -> None:
+        self.fileobj, self.label = fileobj, label
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def read_image(path: str | os.PathLike | IO[bytes], *, name: str | None = None) -> np.ndarray:
+    """An image file as ``(H, W, 3)`` uint8 RGB (EXIF rotation applied; grey, RGBA, CMYK, 16-bit converted).
+
+    ``path`` may also be a binary file object (an upload), named ``name`` in error messages.
+    """
+    img = ImageOps.exif_transpose(
+        _open(path, name or "upload") if hasattr(path, "read") else _open(Path(path))  # type: ignore[arg-type]
+    )
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float64)
         peak = arr.max() if arr.size else 0

@@ -6,7 +6,17 @@ import argparse
 import sys
 
 from ..errors import FCNError
-from .commands import convert_cmd, data_cmd, demo_cmd, eval_cmd, export_cmd, models_cmd, predict_cmd, train_cmd
+from .commands import (
+    convert_cmd,
+    data_cmd,
+    demo_cmd,
+    eval_cmd,
+    export_cmd,
+    models_cmd,
+    predict_cmd,
+    serve_cmd,
+    train_cmd,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -16,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fcnseg", description="Fully Convolutional Networks for semantic segmentation."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo_cmd, train_cmd, eval_cmd, predict_cmd, export_cmd, convert_cmd, data_cmd, models_cmd):
+    commands = (demo_cmd, train_cmd, eval_cmd, predict_cmd, export_cmd, convert_cmd, data_cmd, models_cmd, serve_cmd)
+    for module in commands:
         module.register(sub)
     return parser
 

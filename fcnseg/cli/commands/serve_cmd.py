@@ -1,0 +1,58 @@
+"""``fcnseg serve [--checkpoint CKPT] [--host 127.0.0.1] [--port 8000]``: the web page and HTTP API."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from pathlib import Path
+
+from ...errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="a web page to try a model, and an HTTP API (POST /api/segment)")
+    p.add_argument("--checkpoint", help="an fcnseg .safetensors checkpoint (default: the quick start's model)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="larger uploads are refused with 413")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from ...serve import DEFAULT_CHECKPOINT, create_app
+    except ImportError as e:
+        raise ConfigError(
+            f"fcnseg serve needs FastAPI and uvicorn ({e.name} is missing): pip install 'fcnseg[serve]'"
+        ) from None
+    from ...inference import Segmenter
+
+    checkpoint = Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT
+    if not checkpoint.is_file():
+        if args.checkpoint:
+            raise ConfigError(f"{checkpoint}: checkpoint not found")
+        raise ConfigError(
+            f"no --checkpoint given, and the quick start's model {DEFAULT_CHECKPOINT} is not here: run "
+            "`fcnseg demo` first (it trains one in a few minutes), or pass --checkpoint CKPT.safetensors"
+        )
+    if not _loopback(args.host):
+        print(
+            f"warning: listening on {args.host}: anyone who can reach this machine can use the model", file=sys.stderr
+        )
+    app = create_app(Segmenter(checkpoint, device=args.device), max_upload_bytes=int(args.max_upload_mb * 2**20))
+    print(f"serving {checkpoint} on http://{args.host}:{args.port}/  (API docs: /api/docs; Ctrl-C stops)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
