@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ...engine.build import PREPROCESSING
 from ...engine.checkpoint import CheckpointInfo, load_checkpoint, load_into, load_state_dict_file, model_kwargs
@@ -44,3 +45,42 @@ def load_model_args(args: argparse.Namespace) -> tuple[FCN, CheckpointInfo]:
         arch=args.model, model_kwargs=model_kwargs(model, 1.0), classes=classes, preprocessing=pre.to_dict()
     )
     return model, info
+
+
+def add_int8_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("int8 (onnxruntime static quantization)")
+    g.add_argument(
+        "--calibration",
+        help="folder of images to calibrate int8 activations on (default: the checkpoint's training data)",
+    )
+    g.add_argument("--calibration-count", type=int, default=32, help="calibration images (default 32)")
+
+
+def calibration_images(args: argparse.Namespace, info: CheckpointInfo) -> list:
+    """Preprocessed calibration tensors: ``--calibration DIR``, or the checkpoint's training set."""
+    import torch
+
+    from ...engine.checkpoint import preprocessing_of
+    from ...io import read_image
+
+    n = max(1, args.calibration_count)
+    if args.calibration:
+        from ...data.folder import IMAGE_SUFFIXES
+
+        files = sorted(p for p in Path(args.calibration).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:n]
+        if not files:
+            raise ConfigError(f"{args.calibration}: no images to calibrate on")
+        pre = preprocessing_of(info)
+        return [pre(torch.from_numpy(read_image(f).transpose(2, 0, 1).copy())) for f in files]
+    if not info.config:
+        raise ConfigError("these weights carry no training config: give --calibration DIR (a folder of images)")
+    from ...data import get_dataset
+    from ...data.transforms import eval_transforms
+
+    d = info.config.get("data", {})
+    train = get_dataset(
+        d["name"], d.get("root"), d.get("train_split", "train"),
+        transforms=eval_transforms(preprocessing_of(info)), **d.get("options", {}),
+    )  # fmt: skip
+    step = max(1, len(train) // n)  # spread over the set; training images, never the evaluation ones
+    return [train[i][0] for i in range(0, len(train), step)][:n]

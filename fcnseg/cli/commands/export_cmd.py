@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ...export import export_onnx
-from ._common import add_model_args, load_model_args
+from ._common import add_int8_args, add_model_args, calibration_images, load_model_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,11 +20,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="how fixed bilinear upsampling is written: grouped ConvTranspose (auto), Caffe's dense one, or "
         "Pad+Resize+Slice where exact (fastest in many deployment runtimes); all checked equal",
     )
+    p.add_argument("--int8", action="store_true", help="write the int8 (static QDQ) model, calibrated on images")
+    add_int8_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    model, _ = load_model_args(args)
+    model, info = load_model_args(args)
+    if args.int8:
+        from ...export.int8 import quantize_int8
+
+        path = quantize_int8(model, args.out, calibration_images(args, info))
+        print(f"wrote {path} (int8 weights and activations, calibrated on {args.calibration or 'the training set'})")
+        return 0
     report = export_onnx(model, args.out, upsampling=args.upsampling)
     print(
         f"wrote {args.out}; onnxruntime vs PyTorch max |diff| {report['max_abs_diff']:.3g} "

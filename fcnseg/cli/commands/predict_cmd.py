@@ -18,7 +18,7 @@ from ...errors import DataError, FCNError
 from ...inference import Segmenter
 from ...io import atomic_write, read_image, write_palette_png
 from ...viz import overlay, save_grid
-from ._common import add_model_args, load_model_args
+from ._common import add_int8_args, add_model_args, calibration_images, load_model_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--flip", action="store_true", help="mirror test-time augmentation")
     p.add_argument("--scales", type=float, nargs="+", default=[1.0], help="multi-scale test-time augmentation")
     p.add_argument("--grid", action="store_true", help="also write image | prediction figures with a class legend")
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="run the int8 model (onnxruntime) kept beside the checkpoint as CKPT.int8.onnx; made on first use",
+    )
+    add_int8_args(p)
     p.set_defaults(func=run)
 
 
@@ -56,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     from ...engine.checkpoint import preprocessing_of
 
     pre = preprocessing_of(info)
+    if args.int8:
+        model = _int8(args, model, info)
     seg = Segmenter(model, preprocessing=pre)
     classes = info.classes
     out = Path(args.out)
@@ -103,3 +111,15 @@ def _palette() -> np.ndarray:
     from ...data.base import voc_palette
 
     return voc_palette()
+
+
+def _int8(args: argparse.Namespace, model: Any, info: Any) -> Any:
+    """The int8 onnxruntime module for the checkpoint, quantized and cached beside it on first use."""
+    from ...export.int8 import OnnxModule, quantize_int8
+
+    weights = Path(args.checkpoint or args.weights)
+    cached = weights.with_name(weights.stem + ".int8.onnx")
+    if not cached.is_file() or cached.stat().st_mtime < weights.stat().st_mtime:
+        print(f"quantizing {weights} to int8 → {cached} (once)", file=sys.stderr)
+        quantize_int8(model, cached, calibration_images(args, info))
+    return OnnxModule(cached, model)

@@ -1,0 +1,71 @@
+"""int8 CPU path: onnxruntime static quantization, exposed as ``export --int8`` and ``predict --int8``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("onnxruntime")
+
+import fcnseg
+from fcnseg.cli.main import main
+from fcnseg.data import SyntheticShapes
+from fcnseg.data.transforms import eval_transforms
+from fcnseg.engine.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
+from fcnseg.export.int8 import OnnxModule, quantize_int8
+from fcnseg.preprocessing import IMAGENET
+
+
+def _model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = fcnseg.get_model("fcn8s_vgg16", num_classes=9, width=1 / 16)
+    with torch.no_grad():
+        for n in model.score_layer_names():
+            getattr(model, n).weight.normal_(0, 0.5)
+    return model.eval()
+
+
+def test_int8_model_agrees_with_fp32_and_is_four_times_smaller(tmp_path) -> None:
+    model = _model()
+    ds = SyntheticShapes(24, 48, "train", transforms=eval_transforms(IMAGENET))
+    path = quantize_int8(model, tmp_path / "m.int8.onnx", (ds[i][0] for i in range(16)))
+    from fcnseg.export import export_onnx
+
+    export_onnx(model, tmp_path / "m.onnx", check_sizes=((32, 32),))
+    assert path.stat().st_size < 0.35 * (tmp_path / "m.onnx").stat().st_size
+    int8 = OnnxModule(path, model)
+    held_out = SyntheticShapes(6, 48, "val", transforms=eval_transforms(IMAGENET))
+    agree = []
+    for i in range(len(held_out)):
+        x = held_out[i][0].unsqueeze(0)
+        with torch.inference_mode():
+            ref = model(x)
+        out = int8(x)
+        assert out.shape == ref.shape
+        agree.append(float((out.argmax(1) == ref.argmax(1)).float().mean()))
+    assert np.mean(agree) > 0.9, agree
+
+
+def test_cli_export_int8_and_predict_int8(tmp_path, capsys) -> None:
+    model = _model()
+    info = CheckpointInfo(arch="fcn8s_vgg16", model_kwargs=model_kwargs(model, 1 / 16),
+                          classes=[f"c{i}" for i in range(9)], preprocessing=IMAGENET.to_dict())  # fmt: skip
+    ckpt = save_checkpoint(tmp_path / "ck", model, info)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(4):
+        image, _, _ = SyntheticShapes(4, 40, "train").generate(i)
+        Image.fromarray(image).save(photos / f"p{i}.png")
+    out = tmp_path / "q.onnx"
+    args = ["export", "--checkpoint", str(ckpt), "--int8", "--calibration", str(photos), "--out", str(out)]
+    assert main(args) == 0 and out.is_file()
+    assert main(["predict", "--checkpoint", str(ckpt), "--int8", "--calibration", str(photos), str(photos),
+                 "--out", str(tmp_path / "pred")]) == 0  # fmt: skip
+    assert (tmp_path / "ck.int8.onnx").is_file() and len(list((tmp_path / "pred").glob("p*.png"))) >= 4
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = ["export", "--checkpoint", str(ckpt), "--int8", "--calibration", str(empty), "--out", str(tmp_path / "x")]
+    assert main(args) == 2
+    assert "no images to calibrate on" in capsys.readouterr().err and not (tmp_path / "x").exists()
