@@ -77,6 +77,7 @@ class TrainConfig:
     loss_scale: float | None = None  # fp16 initial loss scale; default: measured on the first batch
     seed: int = 1337
     device: str = "auto"
+    channels_last: bool = True  # NHWC activations (oneDNN / cuDNN native); same numbers, faster
     log_every: int = 20
     eval_every: int = 4000
     checkpoint_every: int = 4000

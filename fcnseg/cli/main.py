@@ -7,6 +7,7 @@ import sys
 
 from ..errors import FCNError
 from .commands import (
+    bench_cmd,
     convert_cmd,
     data_cmd,
     demo_cmd,
@@ -26,7 +27,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fcnseg", description="Fully Convolutional Networks for semantic segmentation."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands = (demo_cmd, train_cmd, eval_cmd, predict_cmd, export_cmd, convert_cmd, data_cmd, models_cmd, serve_cmd)
+    commands = (
+        demo_cmd,
+        train_cmd,
+        eval_cmd,
+        predict_cmd,
+        export_cmd,
+        convert_cmd,
+        data_cmd,
+        models_cmd,
+        serve_cmd,
+        bench_cmd,
+    )
     for module in commands:
         module.register(sub)
     return parser

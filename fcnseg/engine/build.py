@@ -155,3 +155,16 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, bias_lr_mult:
         {"params": weights, "lr": lr, "weight_decay": weight_decay, "lr_mult": 1.0},
         {"params": biases, "lr": lr * bias_lr_mult, "weight_decay": 0.0, "lr_mult": bias_lr_mult},
     ]
+
+
+def make_optimizer(model: nn.Module, tc: Any) -> torch.optim.Optimizer:
+    """SGD with the reference's parameter groups, as one fused kernel where this torch has it (else foreach).
+
+    Fused and foreach SGD compute the same update as the per-parameter loop, without a Python loop
+    over ~30 tensors and their kernel launches.
+    """
+    groups = param_groups(model, tc.lr, tc.weight_decay, tc.bias_lr_mult)
+    try:
+        return torch.optim.SGD(groups, lr=tc.lr, momentum=tc.momentum, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # fused unsupported for this device or dtype
+        return torch.optim.SGD(groups, lr=tc.lr, momentum=tc.momentum, foreach=True)

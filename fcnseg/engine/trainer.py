@@ -28,7 +28,7 @@ from ..errors import CheckpointError, FCNError
 from ..io import atomic_write
 from ..losses import dice_loss2d, pixel_loss
 from ..models import FCN, freeze
-from .build import build_datasets, build_model, init_backbone, init_from, param_groups, preprocessing
+from .build import build_datasets, build_model, init_backbone, init_from, make_optimizer, preprocessing
 from .checkpoint import (
     CheckpointInfo,
     load_into,
@@ -190,10 +190,10 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: 
         if cfg.model.init_from:
             init_from(model, cfg.model.init_from)
     freeze(model, cfg.model.freeze)  # before the optimizer: frozen parameters get no group
+    if tc.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     ddp_model: torch.nn.Module = DistributedDataParallel(model) if dist.world > 1 else model
-    optimizer = torch.optim.SGD(
-        param_groups(model, tc.lr, tc.weight_decay, tc.bias_lr_mult), lr=tc.lr, momentum=tc.momentum
-    )
+    optimizer = make_optimizer(model, tc)
     heads = model.heads if model.multi_head else model.num_classes
     weights = None if model.multi_head else class_weights(tc.class_weights, train_ds, model.num_classes)
     weight = None if weights is None else torch.tensor(weights, dtype=torch.float32, device=device)
@@ -239,10 +239,12 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: 
         lr = lr_at(step, tc)
         for group in optimizer.param_groups:
             group["lr"] = lr * group["lr_mult"]
-        total = 0.0
+        total: Any = 0.0
         for _ in range(tc.iter_size):
             x, y = next(batches)
             x, y = x.to(device, non_blocking=True), _to(y, device)
+            if tc.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             if dtype is torch.float16 and scaler is None:  # measured on the first batch
                 scale = tc.loss_scale or calibrate_loss_scale(
                     model, lambda x=x, y=y: _loss(model(x), y, cfg, DistInfo(), weight)
@@ -256,25 +258,33 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: 
                 out = ddp_model(x)
             loss = _loss(out, y, cfg, dist, weight) / tc.iter_size  # fp32: the losses cast the scores up
             (scaler.scale(loss) if scaler is not None else loss).backward()
-            total += float(loss.detach()) / dist.world  # this rank's share of the global loss
+            total += loss.detach() / dist.world  # this rank's share of the global loss, kept on the device
             seen += x.shape[0] * dist.world
         if dist.world > 1:
-            shared = torch.tensor([total], dtype=torch.float64, device=device)
-            torch.distributed.all_reduce(shared)
-            total = float(shared.item())
-        if not math.isfinite(total):
-            raise TrainingDiverged(
-                f"loss became {total} at step {step}: with train.normalize={tc.normalize}, learning rate {tc.lr:g} is "
-                + ("too high for the summed loss (the reference uses 1e-10…1e-14)" if not tc.normalize else "too high")
-                + f"; the last good checkpoint is {ckpt_dir / 'last.safetensors'}"
-            )
+            total = total.double()
+            torch.distributed.all_reduce(total)
+        # Reading the loss on the host waits for the device: on CUDA only when it is logged (a NaN in
+        # between is caught there, and checkpoints refuse non-finite weights); on the CPU it is free.
+        done = step + 1
+        if device.type == "cpu" or done % tc.log_every == 0 or done == tc.max_iter:
+            total = float(total)
+            if not math.isfinite(total):
+                raise TrainingDiverged(
+                    f"loss became {total} at step {step}: with train.normalize={tc.normalize}, learning rate "
+                    f"{tc.lr:g} is "
+                    + (
+                        "too high for the summed loss (the reference uses 1e-10…1e-14)"
+                        if not tc.normalize
+                        else "too high"
+                    )
+                    + f"; the last good checkpoint is {ckpt_dir / 'last.safetensors'}"
+                )
         if scaler is not None:  # skips the step (and lowers the scale) if a gradient overflowed
             scaler.step(optimizer)
             scaler.update()
         else:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        done = step + 1
         bar.update(1)
         if done % tc.log_every == 0 or done == tc.max_iter:
             rate = seen / (time.perf_counter() - t0)

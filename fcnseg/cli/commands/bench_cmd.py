@@ -1,0 +1,32 @@
+"""``fcnseg bench [--models …] [--paths eager fast int8] [--size 500] [--json FILE]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ...io import atomic_write
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ...bench import MODELS, PATHS
+
+    p = sub.add_parser("bench", help="inference speed against this machine's fp32 GEMM floor (docs/PERFORMANCE.md)")
+    p.add_argument("--models", nargs="+", default=list(MODELS), help=f"default: {' '.join(MODELS)}")
+    p.add_argument("--paths", nargs="+", choices=PATHS, default=["eager", "fast"], help="eager, fast (fp32), int8")
+    p.add_argument("--size", type=int, default=500)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--json", help="also write the results as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...bench import run as run_bench
+    from ...bench import table
+
+    results = run_bench(tuple(args.models), tuple(args.paths), args.size, args.repeats)
+    print(table(results))
+    if args.json:
+        with atomic_write(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0

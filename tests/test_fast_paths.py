@@ -1,0 +1,98 @@
+"""The fast paths: optimized inference equals the model, the benchmark reports what the issue asks,
+channels_last training equals contiguous training."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+import fcnseg
+from fcnseg.cli.main import main
+from fcnseg.errors import ConfigError
+from fcnseg.inference import Segmenter, optimize_for_inference
+
+from .engine.helpers import tiny
+
+
+def _model(name: str = "fcn8s_vgg16") -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = fcnseg.get_model(name, num_classes=5, width=1 / 16)
+    with torch.no_grad():
+        for n in model.score_layer_names():
+            getattr(model, n).weight.normal_()
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", ["fcn8s_vgg16", "fcn8s_resnet18", "fcn32s_alexnet"])
+def test_channels_last_fp32_path_gives_the_model_output(name: str) -> None:
+    model = _model(name)
+    x = torch.randn(2, 3, 61, 47)
+    with torch.inference_mode():
+        ref = model(x)
+    out = optimize_for_inference(model)(x)
+    assert out.is_contiguous() and out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+
+
+def test_bf16_path_agrees_on_labels_and_segmenter_takes_it() -> None:
+    model = _model()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        ref = model(x).argmax(1)
+    fast = optimize_for_inference(model, dtype="bfloat16")
+    assert float((fast(x).argmax(1) == ref).float().mean()) > 0.95
+    assert Segmenter(fast).predict(torch.rand(3, 30, 40)).shape == (30, 40)
+
+
+def test_cuda_graphs_off_cuda_and_bad_dtypes_are_refused() -> None:
+    with pytest.raises(ConfigError, match="CUDA graphs need a CUDA device"):
+        optimize_for_inference(_model(), cuda_graphs=True)
+    with pytest.raises(ConfigError, match="bfloat16, float16"):
+        optimize_for_inference(_model(), dtype="int4")
+
+
+@pytest.mark.slow
+def test_compiled_path_gives_the_model_output() -> None:
+    model = _model("fcn32s_vgg16")
+    x = torch.randn(1, 3, 48, 48)
+    with torch.inference_mode():
+        ref = model(x)
+    out = optimize_for_inference(model, compile=True)(x)
+    torch.testing.assert_close(out, ref, rtol=1e-3, atol=1e-3 * float(ref.abs().max()))
+
+
+@pytest.mark.slow
+def test_bench_reports_floor_ratio_and_memory(tmp_path, capsys) -> None:
+    out = tmp_path / "bench.json"
+    args = ["bench", "--models", "fcn32s_alexnet", "--paths", "eager", "fast", "--size", "64", "--repeats", "1"]
+    assert main([*args, "--json", str(out)]) == 0
+    assert "ratio to floor" in capsys.readouterr().out
+    results = json.loads(out.read_text())
+    assert results["gemm_gflops"] > 0
+    for key in ("fcn32s_alexnet/eager", "fcn32s_alexnet/fast"):
+        r = results["models"][key]
+        assert {"gflop", "latency_s", "gflops_per_s", "floor_s", "ratio_to_floor", "peak_rss_mb"} <= set(r)
+        assert r["floor_s"] == pytest.approx(r["gflop"] / results["gemm_gflops"])
+        assert r["ratio_to_floor"] == pytest.approx(r["latency_s"] / r["floor_s"]) and r["peak_rss_mb"] > 0
+
+
+def _losses(run_dir) -> list[float]:
+    with (run_dir / "log.csv").open() as f:
+        return [float(r["loss"]) for r in csv.DictReader(f) if r["loss"]]
+
+
+def test_channels_last_training_matches_contiguous(tmp_path) -> None:
+    extra = ("model.name=fcn8s_vgg16", "model.dropout=0.0", "train.max_iter=4", "train.eval_every=4")
+    fcnseg_default = fit_losses(tmp_path / "nhwc", *extra)
+    plain = fit_losses(tmp_path / "nchw", *extra, "train.channels_last=false")
+    torch.testing.assert_close(torch.tensor(fcnseg_default), torch.tensor(plain), rtol=1e-4, atol=1e-5)
+
+
+def fit_losses(run_dir, *extra: str) -> list[float]:
+    from fcnseg.engine.trainer import fit
+
+    fit(tiny(*extra), run_dir, progress=False)
+    return _losses(run_dir)
