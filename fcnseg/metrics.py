@@ -17,7 +17,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["ConfusionMatrix", "confusion_matrix", "fw_iu", "mean_accuracy", "mean_iu", "pixel_accuracy", "scores"]
+__all__ = [
+    "ConfusionMatrix",
+    "boundary_band",
+    "confusion_matrix",
+    "fw_iu",
+    "mean_accuracy",
+    "mean_iu",
+    "pixel_accuracy",
+    "scores",
+]
 
 
 def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
@@ -101,3 +110,27 @@ class ConfusionMatrix:
 
     def compute(self) -> dict[str, float | list[float]]:
         return scores(self.hist)
+
+
+def boundary_band(target: Tensor, width: int, ignore_index: int = 255) -> Tensor:
+    """Pixels within ``width`` px (chessboard distance) of an object edge in ``target`` ``(H, W)``.
+
+    An edge is where two 4-neighbours differ (void borders included). Scoring only these pixels (the
+    "trimap" of Kohli et al., used by the boundary analyses of segmentation papers) measures how fine
+    the predicted boundaries are: what a finer output stride should improve. Void pixels stay void.
+
+    Example:
+        >>> t = torch.zeros(1, 8, dtype=torch.long); t[0, 4:] = 1
+        >>> boundary_band(t, 1).int().tolist()
+        [[0, 0, 1, 1, 1, 1, 0, 0]]
+    """
+    t = target.long()
+    edge = torch.zeros_like(t, dtype=torch.bool)
+    dy, dx = t[1:] != t[:-1], t[:, 1:] != t[:, :-1]
+    edge[1:] |= dy
+    edge[:-1] |= dy
+    edge[:, 1:] |= dx
+    edge[:, :-1] |= dx
+    k = 2 * width + 1
+    band = torch.nn.functional.max_pool2d(edge[None, None].float(), k, stride=1, padding=width)[0, 0] > 0
+    return band & (t != ignore_index)
