@@ -67,12 +67,12 @@ def test_compiled_path_gives_the_model_output() -> None:
 @pytest.mark.slow
 def test_bench_reports_floor_ratio_and_memory(tmp_path, capsys) -> None:
     out = tmp_path / "bench.json"
-    args = ["bench", "--models", "fcn32s_alexnet", "--paths", "eager", "fast", "--size", "64", "--repeats", "1"]
+    args = ["bench", "--models", "fcn32s_alexnet", "--paths", "eager", "fast", "int8", "--size", "64", "--repeats", "1"]
     assert main([*args, "--json", str(out)]) == 0
     assert "ratio to floor" in capsys.readouterr().out
     results = json.loads(out.read_text())
     assert results["gemm_gflops"] > 0
-    for key in ("fcn32s_alexnet/eager", "fcn32s_alexnet/fast"):
+    for key in ("fcn32s_alexnet/eager", "fcn32s_alexnet/fast", "fcn32s_alexnet/int8"):
         r = results["models"][key]
         assert {"gflop", "latency_s", "gflops_per_s", "floor_s", "ratio_to_floor", "peak_rss_mb"} <= set(r)
         assert r["floor_s"] == pytest.approx(r["gflop"] / results["gemm_gflops"])

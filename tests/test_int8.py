@@ -69,3 +69,19 @@ def test_cli_export_int8_and_predict_int8(tmp_path, capsys) -> None:
     args = ["export", "--checkpoint", str(ckpt), "--int8", "--calibration", str(empty), "--out", str(tmp_path / "x")]
     assert main(args) == 2
     assert "no images to calibrate on" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_predict_with_the_onnxruntime_engine_matches_torch(tmp_path) -> None:
+    model = _model()
+    info = CheckpointInfo(arch="fcn8s_vgg16", model_kwargs=model_kwargs(model, 1 / 16),
+                          classes=[f"c{i}" for i in range(9)], preprocessing=IMAGENET.to_dict())  # fmt: skip
+    ckpt = save_checkpoint(tmp_path / "ck", model, info)
+    image, _, _ = SyntheticShapes(1, 56, "val").generate(0)
+    Image.fromarray(image).save(tmp_path / "a.png")
+    for engine in ("torch", "onnxruntime"):
+        args = ["predict", "--checkpoint", str(ckpt), "--engine", engine, str(tmp_path / "a.png"), "--out"]
+        assert main([*args, str(tmp_path / engine)]) == 0
+    assert (tmp_path / "ck.onnx").is_file()
+    a = np.asarray(Image.open(tmp_path / "torch" / "a.png"))
+    b = np.asarray(Image.open(tmp_path / "onnxruntime" / "a.png"))
+    assert (a == b).mean() > 0.999

@@ -12,6 +12,7 @@ from .commands import (
     data_cmd,
     demo_cmd,
     eval_cmd,
+    experiment_cmd,
     export_cmd,
     models_cmd,
     predict_cmd,
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         models_cmd,
         serve_cmd,
         bench_cmd,
+        experiment_cmd,
     )
     for module in commands:
         module.register(sub)

@@ -79,6 +79,8 @@ class SyntheticShapes(SegmentationDataset):
         split: ``"train"``, ``"val"`` or ``"test"`` (different scenes for the same seed).
         seed: base seed.
         task: ``"segmentation"`` or ``"classification"``.
+        max_objects: objects per scene are drawn from 1 … ``max_objects`` (1 gives ImageNet-like
+            single-object images, the easier pretraining task).
         transforms: callable on ``(image, mask)`` (segmentation only).
 
     Example:
@@ -98,6 +100,7 @@ class SyntheticShapes(SegmentationDataset):
         seed: int = 0,
         *,
         task: str = "segmentation",
+        max_objects: int = 6,
         transforms: Callable[..., Any] | None = None,
     ) -> None:
         super().__init__(transforms)
@@ -107,7 +110,10 @@ class SyntheticShapes(SegmentationDataset):
             raise DataError(f"SyntheticShapes task must be 'segmentation' or 'classification', got {task!r}")
         if n < 1 or size < 16:
             raise DataError(f"SyntheticShapes needs n >= 1 and size >= 16, got n={n}, size={size}")
+        if max_objects < 1:
+            raise DataError(f"SyntheticShapes needs max_objects >= 1, got {max_objects}")
         self.n, self.size, self.split, self.seed, self.task = n, size, split, seed, task
+        self.max_objects = max_objects
 
     def __len__(self) -> int:
         return self.n
@@ -120,6 +126,7 @@ class SyntheticShapes(SegmentationDataset):
         mask = np.zeros((s, s), np.uint8)
         inst = np.zeros((s, s), np.uint8)
         n_obj = int(rng.integers(1, 7))
+        n_obj = min(n_obj, self.max_objects)  # the same draws whatever the cap: scenes stay reproducible
         for k in range(1, n_obj + 1):
             cls = int(rng.integers(1, len(SHAPE_CLASSES)))
             self._draw(image, mask, inst, k, cls, rng)

@@ -23,6 +23,7 @@ def export_onnx(
     check_sizes: tuple[tuple[int, int], ...] = ((64, 64), (97, 53), (33, 121)),
     opset: int = 18,
     upsampling: str = "auto",
+    external_data: bool = False,
 ) -> dict[str, float]:
     """Export ``model`` to ``path`` (input ``image`` N×C×H×W, output ``scores`` N×K×H×W, all dynamic).
 
@@ -34,6 +35,9 @@ def export_onnx(
             ``auto``/``grouped`` (a ``K``-group ConvTranspose), ``dense`` (Caffe's ``K×K`` ConvTranspose)
             or ``resize`` (Pad + Resize + Slice where exact). The check compares the file with the
             model as it was, so every form is verified against the same reference.
+        external_data: keep the weights in ``PATH.data`` beside the graph; onnxruntime then maps them
+            instead of copying them out of the protobuf, which lowers its peak memory at load by the
+            model's size (fcn8s_vgg16: 2.2 → 1.7 GB).
 
     Returns:
         ``{"max_abs_diff": …, "score_range": …}`` over the checked sizes.
@@ -61,7 +65,10 @@ def export_onnx(
                 model, (x,), dynamic_shapes={"x": dims}, input_names=["image"], output_names=_outputs(model),
                 opset_version=opset, dynamo=True, external_data=False, verbose=False,
             )  # fmt: skip
-            program.save(str(tmp_path))
+            if external_data:
+                program.save(str(tmp_path), external_data=True)
+            else:
+                program.save(str(tmp_path))
         except Exception as e:  # the exporter raises many types; report them as one
             raise ExportError(
                 f"ONNX export of {getattr(model, 'arch', type(model).__name__)} failed: {type(e).__name__}: {e}"
@@ -70,6 +77,18 @@ def export_onnx(
             for m, mode in zip(layers, before, strict=True):
                 m.mode = mode
         report = check_onnx(model, tmp_path, check_sizes)
+        if external_data:  # the graph names its data file: rename it, then write the graph last
+            import onnx
+
+            data_name = Path(path).name + ".data"
+            graph = onnx.load(str(tmp_path), load_external_data=True)
+            out_tmp = Path(tmp) / "out"
+            out_tmp.mkdir()
+            onnx.save_model(graph, str(out_tmp / "model.onnx"), save_as_external_data=True,
+                            all_tensors_to_one_file=True, location=data_name, size_threshold=1024)  # fmt: skip
+            with atomic_write(Path(path).with_name(data_name)) as f:
+                f.write((out_tmp / data_name).read_bytes())
+            tmp_path = out_tmp / "model.onnx"
         with atomic_write(path) as f:
             f.write(tmp_path.read_bytes())
     return report

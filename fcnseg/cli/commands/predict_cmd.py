@@ -34,6 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scales", type=float, nargs="+", default=[1.0], help="multi-scale test-time augmentation")
     p.add_argument("--grid", action="store_true", help="also write image | prediction figures with a class legend")
     p.add_argument(
+        "--engine",
+        choices=["torch", "onnxruntime"],
+        default="torch",
+        help="onnxruntime: the fast fp32 CPU path (the exported graph, kept beside the checkpoint as CKPT.onnx)",
+    )
+    p.add_argument(
         "--int8",
         action="store_true",
         help="run the int8 model (onnxruntime) kept beside the checkpoint as CKPT.int8.onnx; made on first use",
@@ -62,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     from ...engine.checkpoint import preprocessing_of
 
     pre = preprocessing_of(info)
-    if args.int8:
-        model = _int8(args, model, info)
+    if args.int8 or args.engine == "onnxruntime":
+        model = _onnx_engine(args, model, info)
     seg = Segmenter(model, preprocessing=pre)
     classes = info.classes
     out = Path(args.out)
@@ -113,13 +119,17 @@ def _palette() -> np.ndarray:
     return voc_palette()
 
 
-def _int8(args: argparse.Namespace, model: Any, info: Any) -> Any:
-    """The int8 onnxruntime module for the checkpoint, quantized and cached beside it on first use."""
+def _onnx_engine(args: argparse.Namespace, model: Any, info: Any) -> Any:
+    """The onnxruntime module for the checkpoint (fp32, or int8 with ``--int8``), made once and cached."""
+    from ...export import export_onnx
     from ...export.int8 import OnnxModule, quantize_int8
 
     weights = Path(args.checkpoint or args.weights)
-    cached = weights.with_name(weights.stem + ".int8.onnx")
+    cached = weights.with_name(weights.stem + (".int8.onnx" if args.int8 else ".onnx"))
     if not cached.is_file() or cached.stat().st_mtime < weights.stat().st_mtime:
-        print(f"quantizing {weights} to int8 → {cached} (once)", file=sys.stderr)
-        quantize_int8(model, cached, calibration_images(args, info))
+        print(f"exporting {weights} → {cached} (once)", file=sys.stderr)
+        if args.int8:
+            quantize_int8(model, cached, calibration_images(args, info))
+        else:
+            export_onnx(model, cached, external_data=True)
     return OnnxModule(cached, model)

@@ -1,0 +1,36 @@
+"""``fcnseg experiment miniature [--out DIR] [--device cpu|cuda] [--scale small|paper] [--report DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("experiment", help="reproduce the paper's findings (Table 2 in miniature)")
+    esub = p.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
+    m = esub.add_parser(
+        "miniature",
+        help="pretrain a VGG16-pattern classifier, convolutionalize, fine-tune FCN-32s-fixed/32s/16s/8s, "
+        "at-once and from scratch; evaluate on held-out scenes; write RESULTS.md",
+    )
+    m.add_argument("--out", default="runs/miniature", help="run folder (checkpoints, logs)")
+    m.add_argument("--device", default="cpu", help="cpu or cuda")
+    m.add_argument(
+        "--scale",
+        default="small",
+        choices=["smoke", "small", "paper"],
+        help="small: ~40 min on a 2-core CPU; paper: VGG16 widths, 500-px scenes (a GPU); smoke: seconds",
+    )
+    m.add_argument("--report", default="docs", help="where RESULTS.md and results/ go ('-' for none)")
+    m.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...experiments import run_miniature
+
+    result = run_miniature(args.out, scale=args.scale, device=args.device,
+                           report=None if args.report == "-" else args.report)  # fmt: skip
+    for net in result["nets"].values():
+        print(f"{net['label']:<22} mean IU {100 * net['mean_iu']:5.1f}   boundary mean IU "
+              f"{100 * net['boundary_mean_iu']:5.1f}")  # fmt: skip
+    return 0
