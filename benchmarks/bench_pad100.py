@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -25,10 +24,11 @@ def child(model_name: str, size: int, pad100: bool, repeats: int) -> dict[str, f
     from torch.utils.flop_counter import FlopCounterMode
 
     import fcnseg
+    from fcnseg.bench import peak_rss_mb
 
     model = fcnseg.get_model(model_name, pad100=pad100).eval()
     x = torch.randn(1, 3, size, size)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base = peak_rss_mb()
     with torch.inference_mode():
         with FlopCounterMode(display=False) as counter:
             model(x)
@@ -37,13 +37,13 @@ def child(model_name: str, size: int, pad100: bool, repeats: int) -> dict[str, f
             t = time.perf_counter()
             model(x)
             times.append(time.perf_counter() - t)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     model.train()  # one training step (forward + backward, summed loss), the out-of-memory case at batch 1
     y = torch.randint(0, 21, (1, size, size))
     t = time.perf_counter()
     torch.nn.functional.cross_entropy(model(x), y, reduction="sum").backward()
     train_s = time.perf_counter() - t
-    train_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    train_peak = peak_rss_mb()
     return {
         "gflop": counter.get_total_flops() / 1e9,
         "latency_s": statistics.median(times),

@@ -8,10 +8,11 @@ so its peak RSS is its own and one model's allocations do not slow the next. The
 measured in a process that imports onnxruntime and NumPy only, as a deployment process runs the exported
 graph (importing torch alone costs about 0.5 GB of RSS).
 
-Paths: ``eager`` (PyTorch eager, NCHW fp32, the baseline), ``fast`` (fcnseg's fp32 CPU path: the
-exported graph — grouped bilinear upsampling — run by onnxruntime, which prepacks every weight once
-and fuses bias and ReLU into its GEMMs; measured faster than PyTorch's channels_last and compiled
-paths, see ``docs/PERFORMANCE.md``), ``int8`` (onnxruntime static quantization, :mod:`fcnseg.export.int8`).
+Paths: ``eager`` (PyTorch eager, NCHW fp32, the baseline); ``channels_last`` and ``compiled``
+(:func:`fcnseg.inference.optimize_for_inference` without and with ``torch.compile``); ``fast``
+(fcnseg's fp32 CPU path: the exported graph, grouped bilinear upsampling, run by onnxruntime, which
+prepacks every weight once and fuses bias and ReLU into its GEMMs); ``int8`` (onnxruntime static
+quantization, :mod:`fcnseg.export.int8`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ __all__ = ["MODELS", "PATHS", "build", "count_gflop", "gemm_gflops", "measure", 
 
 #: the models of ``fcnseg bench`` by default (``tv_fcn_resnet50`` = torchvision's own FCN, for comparison)
 MODELS = ("fcn8s_vgg16", "fcn32s_vgg16", "fcn32s_alexnet", "fcn8s_resnet50", "tv_fcn_resnet50")
-PATHS = ("eager", "fast", "int8")
+PATHS = ("eager", "channels_last", "compiled", "fast", "int8")
 
 
 def gemm_gflops(n: int = 2048, repeats: int = 9) -> float:
@@ -113,19 +114,24 @@ for _ in range(repeats):
     t = time.perf_counter()
     session.run(None, feed)
     times.append(time.perf_counter() - t)
-print(json.dumps({"latency_s": statistics.median(times),
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(json.dumps({"latency_s": statistics.median(times), "peak_rss_mb": hwm / 1024}))
 """
 
 
 def measure(name: str, path: str = "eager", size: int = 500, repeats: int = 5) -> dict[str, float]:
-    """PyTorch eager: one model in this process (``run`` isolates it in a child)."""
-    if path != "eager":
+    """A PyTorch path (eager, channels_last, compiled) in this process (``run`` isolates it in a child)."""
+    if path not in ("eager", "channels_last", "compiled"):
         raise ValueError("the fast and int8 paths are measured by run() in an onnxruntime-only process")
     gflop = count_gflop(name, size)
     x = torch.randn(1, 3, size, size)
     model = build(name)
     step: Callable[[], Any] = lambda: model(x)  # noqa: E731
+    if path != "eager":  # fcnseg.inference.optimize_for_inference: channels_last (+ torch.compile, frozen)
+        from .inference.fast import optimize_for_inference
+
+        fast = optimize_for_inference(model, compile=path == "compiled")
+        step = lambda: fast(x)  # noqa: E731
     with torch.inference_mode():
         step()  # warm-up: allocator, oneDNN primitive and weight caches
         times = []
@@ -134,8 +140,20 @@ def measure(name: str, path: str = "eager", size: int = 500, repeats: int = 5) -
             step()
             times.append(time.perf_counter() - t)
     latency = statistics.median(times)
-    return {"gflop": gflop, "latency_s": latency, "gflops_per_s": gflop / latency,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # fmt: skip
+    return {"gflop": gflop, "latency_s": latency, "gflops_per_s": gflop / latency, "peak_rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (MB): ``VmHWM``, which starts afresh at ``exec``.
+
+    ``getrusage``'s ``ru_maxrss`` does not: a child started by a large parent reports the parent's
+    size at the fork as its own floor.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _child(code: str, *argv: str) -> str:
@@ -163,8 +181,8 @@ def run(
         for path in paths:
             if path == "int8" and name == "tv_fcn_resnet50":
                 continue
-            if path == "eager":
-                out = _child(f"import json, fcnseg.bench as b; print(json.dumps(b.measure({name!r}, 'eager', "
+            if path in ("eager", "channels_last", "compiled"):
+                out = _child(f"import json, fcnseg.bench as b; print(json.dumps(b.measure({name!r}, {path!r}, "
                              f"{size}, {repeats})))")  # fmt: skip
                 r = json.loads(out.strip().splitlines()[-1])
             else:

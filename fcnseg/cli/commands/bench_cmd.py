@@ -13,7 +13,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("bench", help="inference speed against this machine's fp32 GEMM floor (docs/PERFORMANCE.md)")
     p.add_argument("--models", nargs="+", default=list(MODELS), help=f"default: {' '.join(MODELS)}")
-    p.add_argument("--paths", nargs="+", choices=PATHS, default=["eager", "fast"], help="eager, fast (fp32), int8")
+    p.add_argument(
+        "--paths",
+        nargs="+",
+        choices=PATHS,
+        default=["eager", "fast"],
+        help="eager, channels_last, compiled (PyTorch), fast (fp32 onnxruntime), int8",
+    )
     p.add_argument("--size", type=int, default=500)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--json", help="also write the results as JSON")
