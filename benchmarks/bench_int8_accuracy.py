@@ -19,8 +19,9 @@ from pathlib import Path
 
 import torch
 
-from fcnseg.data import SyntheticShapes, get_dataset
+from fcnseg.data import SyntheticShapes
 from fcnseg.data.transforms import eval_transforms
+from fcnseg.engine.build import training_images
 from fcnseg.engine.checkpoint import load_checkpoint, preprocessing_of
 from fcnseg.export import export_onnx
 from fcnseg.export.int8 import OnnxModule, quantize_int8
@@ -37,11 +38,8 @@ def main() -> None:
     model, info = load_checkpoint(args.checkpoint)
     model.eval()
     pre = preprocessing_of(info)
-    d = info.config["data"]
-    train = get_dataset(d["name"], d.get("root"), d["train_split"], transforms=eval_transforms(pre), **d["options"])
-    step = max(1, len(train) // args.calibration)
-    calib = [train[i][0] for i in range(0, len(train), step)][: args.calibration]
-    size = d["options"].get("size", 128)
+    calib = training_images(info, args.calibration)
+    size = info.config["data"]["options"].get("size", 128)
     test = SyntheticShapes(args.test, size, "test", transforms=eval_transforms(pre))
     tmp = Path(tempfile.mkdtemp())
     export_onnx(model, tmp / "fp32.onnx", external_data=True)

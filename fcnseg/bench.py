@@ -30,6 +30,8 @@ from typing import Any
 
 import torch
 
+from .errors import FCNError, ModelError
+
 __all__ = ["MODELS", "PATHS", "build", "count_gflop", "gemm_gflops", "measure", "prepare", "run", "table"]
 
 #: the models of ``fcnseg bench`` by default (``tv_fcn_resnet50`` = torchvision's own FCN, for comparison)
@@ -40,13 +42,18 @@ PATHS = ("eager", "channels_last", "compiled", "fast", "int8")
 def gemm_gflops(n: int = 2048, repeats: int = 9) -> float:
     """The machine's fp32 GEMM rate (GFLOP/s): the best of ``repeats`` ``n×n @ n×n`` products (a peak)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
+    return 2 * n**3 / min(_timings(lambda: torch.mm(a, b), repeats)) / 1e9
+
+
+def _timings(fn: Callable[[], Any], repeats: int) -> list[float]:
+    """Seconds of ``repeats`` calls of ``fn``, after one warm-up call (allocator, primitive and weight caches)."""
+    fn()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        torch.mm(a, b)
+        fn()
         times.append(time.perf_counter() - t)
-    return 2 * n**3 / min(times) / 1e9
+    return times
 
 
 def build(name: str, num_classes: int = 21) -> torch.nn.Module:
@@ -133,12 +140,7 @@ def measure(name: str, path: str = "eager", size: int = 500, repeats: int = 5) -
         fast = optimize_for_inference(model, compile=path == "compiled")
         step = lambda: fast(x)  # noqa: E731
     with torch.inference_mode():
-        step()  # warm-up: allocator, oneDNN primitive and weight caches
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - t)
+        times = _timings(step, repeats)
     latency = statistics.median(times)
     return {"gflop": gflop, "latency_s": latency, "gflops_per_s": gflop / latency, "peak_rss_mb": peak_rss_mb()}
 
@@ -159,7 +161,7 @@ def peak_rss_mb() -> float:
 def _child(code: str, *argv: str) -> str:
     proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
     if proc.returncode:
-        raise RuntimeError(f"benchmark child failed:\n{proc.stderr[-2000:]}")
+        raise FCNError(f"a benchmark process failed (exit {proc.returncode}): {proc.stderr.strip()[-1500:]}")
     return proc.stdout
 
 
@@ -167,6 +169,11 @@ def run(
     models: tuple[str, ...] = MODELS, paths: tuple[str, ...] = ("eager", "fast"), size: int = 500, repeats: int = 5
 ) -> dict[str, Any]:
     """Every model × path in its own child process, with the GEMM rate measured in this run."""
+    from .models import list_models
+
+    unknown = [m for m in models if m not in (*list_models(), "tv_fcn_resnet50")]
+    if unknown:
+        raise ModelError(f"unknown model(s) {', '.join(unknown)}; see `fcnseg list`, or tv_fcn_resnet50")
     gemm = gemm_gflops()
     results: dict[str, Any] = {
         "size": size,

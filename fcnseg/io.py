@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DataError
 
-__all__ = ["atomic_write", "read_image", "read_label_png", "write_palette_png"]
+__all__ = ["atomic_write", "palette_png", "read_image", "read_label_png", "write_palette_png"]
 
 Image.MAX_IMAGE_PIXELS = 200_000_000  # refuse decompression bombs (Pillow raises past 2× this)
 
@@ -94,11 +95,18 @@ def read_label_png(path: str | os.PathLike) -> np.ndarray:
     return np.asarray(img)
 
 
-def write_palette_png(path: str | os.PathLike, mask: np.ndarray, palette: np.ndarray) -> None:
-    """Write ``(H, W)`` class indices as an indexed PNG with ``palette`` (``(n, 3)`` uint8), atomically."""
+def palette_png(mask: np.ndarray, palette: np.ndarray) -> bytes:
+    """``(H, W)`` class indices as the bytes of an indexed PNG with ``palette`` (``(n, 3)`` uint8)."""
     img = Image.fromarray(mask.astype(np.uint8), mode="P")
     flat = np.zeros((256, 3), np.uint8)
     flat[: len(palette)] = palette[:256]
     img.putpalette(flat.flatten().tolist())
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_palette_png(path: str | os.PathLike, mask: np.ndarray, palette: np.ndarray) -> None:
+    """Write ``(H, W)`` class indices as an indexed PNG with ``palette`` (``(n, 3)`` uint8), atomically."""
     with atomic_write(path) as f:
-        img.save(f, format="PNG")
+        f.write(palette_png(mask, palette))

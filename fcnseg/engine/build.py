@@ -168,3 +168,22 @@ def make_optimizer(model: nn.Module, tc: Any) -> torch.optim.Optimizer:
         return torch.optim.SGD(groups, lr=tc.lr, momentum=tc.momentum, fused=True)
     except (RuntimeError, TypeError, ValueError):  # fused unsupported for this device or dtype
         return torch.optim.SGD(groups, lr=tc.lr, momentum=tc.momentum, foreach=True)
+
+
+def training_images(info: Any, n: int) -> list[torch.Tensor]:
+    """``n`` preprocessed images spread over a checkpoint's training set (as inference sees them).
+
+    For calibrating int8 activations: training images, never the evaluation ones. Needs the
+    checkpoint's training config (``info.config``) and its dataset on disk.
+    """
+    from .checkpoint import preprocessing_of
+
+    if not info.config:
+        raise ConfigError("these weights carry no training config: give calibration images (a folder)")
+    d = info.config.get("data", {})
+    train = get_dataset(
+        d["name"], d.get("root"), d.get("train_split", "train"),
+        transforms=eval_transforms(preprocessing_of(info)), **d.get("options", {}),
+    )  # fmt: skip
+    step = max(1, len(train) // max(1, n))
+    return [train[i][0] for i in range(0, len(train), step)][:n]

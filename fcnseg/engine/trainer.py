@@ -128,9 +128,8 @@ def _loss(out: Any, y: Any, cfg: RunConfig, dist: DistInfo, weight: torch.Tensor
         labelled = labelled.to(loss.dtype)  # on the device: no host sync
         if dist.world > 1:
             torch.distributed.all_reduce(labelled)
-        loss = loss / labelled.clamp(min=1e-12) * dist.world
-    else:
-        loss = loss * dist.world
+        loss = loss / labelled.clamp(min=1e-12)
+    loss = loss * dist.world
     if "dice" in tc.loss:
         heads = out.items() if isinstance(out, dict) else [("", out)]
         loss = loss + tc.dice_weight * sum(dice_loss2d(o, y[h] if isinstance(y, dict) else y) for h, o in heads)
@@ -212,16 +211,15 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: 
     if resume:
         for stale in ckpt_dir.glob(".*.tmp"):  # temp files of a write that a kill interrupted
             stale.unlink(missing_ok=True)
-        start, best = _restore(model, optimizer, ckpt_dir / "last", run_dir)
-        saved_scaler = load_training_state(ckpt_dir / "last").get("scaler")
-        if dtype is torch.float16 and saved_scaler:
+        start, best, state = _restore(model, optimizer, ckpt_dir / "last", run_dir)
+        if dtype is torch.float16 and state.get("scaler"):
             scaler = torch.amp.GradScaler(device.type)
-            scaler.load_state_dict(saved_scaler)
+            scaler.load_state_dict(state["scaler"])
     loader.batch_sampler.start = start * tc.iter_size  # type: ignore[union-attr]
     loader.batch_sampler.stop = tc.max_iter * tc.iter_size  # type: ignore[union-attr]
     batches = iter(loader)  # created before the RNG state is restored: its seed draw is not part of the run
     if resume:
-        torch.set_rng_state(load_training_state(ckpt_dir / "last")["rng"])
+        torch.set_rng_state(state["rng"])
     logger = RunLogger(run_dir, enabled=dist.main)
     if resume:
         logger.truncate_after(start)
@@ -361,7 +359,10 @@ def _save(
     )
 
 
-def _restore(model: FCN, optimizer: torch.optim.Optimizer, path: Path, run_dir: Path) -> tuple[int, float]:
+def _restore(
+    model: FCN, optimizer: torch.optim.Optimizer, path: Path, run_dir: Path
+) -> tuple[int, float, dict[str, Any]]:
+    """Load weights and optimizer from ``path``; the step, the best mean IU and the whole training state."""
     weights = path.with_suffix(".safetensors")
     if not weights.is_file():
         raise CheckpointError(f"{weights}: no checkpoint to resume from in {run_dir}")
@@ -373,4 +374,4 @@ def _restore(model: FCN, optimizer: torch.optim.Optimizer, path: Path, run_dir: 
         )
     load_into(model, load_state_dict_file(weights), weights)
     optimizer.load_state_dict(state["optimizer"])
-    return info.step, float(state.get("best_mean_iu") or -1.0)
+    return info.step, float(state.get("best_mean_iu") or -1.0), state

@@ -36,6 +36,7 @@ from ..data.transforms import eval_transforms
 from ..engine.checkpoint import load_checkpoint
 from ..engine.logging import read_log
 from ..engine.trainer import fit
+from ..errors import ConfigError
 from ..io import atomic_write
 from ..metrics import ConfusionMatrix, boundary_band, confusion_matrix, scores
 from ..models.backbones.vgg16 import vgg16_trunk
@@ -247,6 +248,8 @@ def run_miniature(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: no CUDA device is available here; use --device cpu")
     t0 = time.perf_counter()
     log(f"[1/3] pretraining the VGG16-pattern classifier ({sc.cls_images} images, {sc.cls_epochs} epochs)")
     classifier = pretrain_classifier(sc, out, dev, log)

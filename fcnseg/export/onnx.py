@@ -55,7 +55,7 @@ def export_onnx(
     layers = [m for m in model.modules() if isinstance(m, BilinearUpsample)]
     before = [m.mode for m in layers]
     with tempfile.TemporaryDirectory() as tmp:
-        tmp_path = Path(tmp) / "model.onnx"
+        tmp_path = Path(tmp) / Path(path).name  # with external data, torch names the weights NAME.data
         try:
             try:
                 set_upsampling(model, upsampling)
@@ -65,10 +65,7 @@ def export_onnx(
                 model, (x,), dynamic_shapes={"x": dims}, input_names=["image"], output_names=_outputs(model),
                 opset_version=opset, dynamo=True, external_data=False, verbose=False,
             )  # fmt: skip
-            if external_data:
-                program.save(str(tmp_path), external_data=True)
-            else:
-                program.save(str(tmp_path))
+            program.save(str(tmp_path), external_data=external_data)
         except Exception as e:  # the exporter raises many types; report them as one
             raise ExportError(
                 f"ONNX export of {getattr(model, 'arch', type(model).__name__)} failed: {type(e).__name__}: {e}"
@@ -77,18 +74,10 @@ def export_onnx(
             for m, mode in zip(layers, before, strict=True):
                 m.mode = mode
         report = check_onnx(model, tmp_path, check_sizes)
-        if external_data:  # the graph names its data file: rename it, then write the graph last
-            import onnx
-
-            data_name = Path(path).name + ".data"
-            graph = onnx.load(str(tmp_path), load_external_data=True)
-            out_tmp = Path(tmp) / "out"
-            out_tmp.mkdir()
-            onnx.save_model(graph, str(out_tmp / "model.onnx"), save_as_external_data=True,
-                            all_tensors_to_one_file=True, location=data_name, size_threshold=1024)  # fmt: skip
-            with atomic_write(Path(path).with_name(data_name)) as f:
-                f.write((out_tmp / data_name).read_bytes())
-            tmp_path = out_tmp / "model.onnx"
+        if external_data:  # the weights first, the graph that names them last
+            data = tmp_path.with_name(tmp_path.name + ".data")
+            with atomic_write(Path(path).with_name(data.name)) as f:
+                f.write(data.read_bytes())
         with atomic_write(path) as f:
             f.write(tmp_path.read_bytes())
     return report

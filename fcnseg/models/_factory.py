@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -82,15 +83,7 @@ def get_model(
     if any(not s for s in stream_map) and len(stream_map) > 1:
         raise ModelError(f"late-fusion streams need names, got {list(stream_map)}")
     extra = {} if pad100 else {"pad100": False}
-    try:
-        model = factory(heads=head_map, streams=stream_map, learn_upsampling=learn_upsampling, width=width, **extra)
-    except TypeError as e:
-        if "pad100" not in str(e):
-            raise
-        raise ModelError(
-            f"{name}: pad100=False applies to the nets with the reference's 100-pixel padding whose pooling "
-            "takes any input size (the VGG16 nets); this net has no such option"
-        ) from None
+    model = factory(heads=head_map, streams=stream_map, learn_upsampling=learn_upsampling, width=width, **extra)
     model.arch = name
     model.pad100 = pad100
     if backbone_weights is not None:
@@ -111,6 +104,18 @@ def build_fcn(
     skip_scales: Mapping[int, float] | None = None,
     **trunk_kwargs: Any,
 ) -> FCN:
-    """Assemble an :class:`FCN` with one trunk per stream (used by the registered entry points)."""
+    """Assemble an :class:`FCN` with one trunk per stream (used by the registered entry points).
+
+    ``trunk_kwargs`` go to the trunk builder; one it does not take is a :class:`ModelError`.
+    """
+    taken = inspect.signature(trunk).parameters
+    unknown = [k for k in trunk_kwargs if k not in taken]
+    if unknown == ["pad100"]:
+        raise ModelError(
+            "pad100=False applies to the nets with the reference's 100-pixel padding whose pooling "
+            "takes any input size (the VGG16 nets); this net has no such option"
+        )
+    if unknown:
+        raise ModelError(f"the trunk takes no option {', '.join(unknown)}")
     trunks = {name: trunk(in_channels=c, width=width, **trunk_kwargs) for name, c in streams.items()}
     return FCN(trunks, heads, finest_stride=finest_stride, learn_upsampling=learn_upsampling, skip_scales=skip_scales)

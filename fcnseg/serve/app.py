@@ -26,24 +26,13 @@ from PIL import Image
 from ..data.base import voc_palette
 from ..errors import DataError
 from ..inference import Segmenter
-from ..io import read_image
+from ..io import palette_png, read_image
 
-__all__ = ["DEFAULT_CHECKPOINT", "IMAGE_TYPES", "create_app", "mask_png"]
+__all__ = ["DEFAULT_CHECKPOINT", "IMAGE_TYPES", "create_app"]
 
 #: the model the README's quick start (``fcnseg demo``) trains
 DEFAULT_CHECKPOINT = Path("runs/demo/checkpoints/best.safetensors")
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp", "image/tiff", "image/gif")
-
-
-def mask_png(mask: np.ndarray, palette: np.ndarray) -> bytes:
-    """``(H, W)`` class indices as an indexed PNG with ``palette``."""
-    img = Image.fromarray(mask.astype(np.uint8), mode="P")
-    flat = np.zeros((256, 3), np.uint8)
-    flat[: len(palette)] = palette[:256]
-    img.putpalette(flat.flatten().tolist())
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def create_app(
@@ -116,7 +105,7 @@ def create_app(
             raise HTTPException(413, str(e)) from None
         except DataError as e:
             raise HTTPException(400, str(e)) from None
-        png = mask_png(mask, palette)
+        png = palette_png(mask, palette)
         latency = time.perf_counter() - started
         if format == "png" and "application/json" not in request.headers.get("accept", ""):
             return Response(png, media_type="image/png", headers={"X-Inference-Seconds": f"{latency:.4f}"})

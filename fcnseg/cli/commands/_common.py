@@ -72,15 +72,6 @@ def calibration_images(args: argparse.Namespace, info: CheckpointInfo) -> list:
             raise ConfigError(f"{args.calibration}: no images to calibrate on")
         pre = preprocessing_of(info)
         return [pre(torch.from_numpy(read_image(f).transpose(2, 0, 1).copy())) for f in files]
-    if not info.config:
-        raise ConfigError("these weights carry no training config: give --calibration DIR (a folder of images)")
-    from ...data import get_dataset
-    from ...data.transforms import eval_transforms
+    from ...engine.build import training_images
 
-    d = info.config.get("data", {})
-    train = get_dataset(
-        d["name"], d.get("root"), d.get("train_split", "train"),
-        transforms=eval_transforms(preprocessing_of(info)), **d.get("options", {}),
-    )  # fmt: skip
-    step = max(1, len(train) // n)  # spread over the set; training images, never the evaluation ones
-    return [train[i][0] for i in range(0, len(train), step)][:n]
+    return training_images(info, n)

@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "at-once and from scratch; evaluate on held-out scenes; write RESULTS.md",
     )
     m.add_argument("--out", default="runs/miniature", help="run folder (checkpoints, logs)")
-    m.add_argument("--device", default="cpu", help="cpu or cuda")
+    m.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu or cuda")
     m.add_argument(
         "--scale",
         default="small",
