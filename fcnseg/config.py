@@ -57,8 +57,9 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    optimizer: str = "sgd"  # sgd (the reference) | adamw (betas 0.9/0.999; decoupled weight decay)
     lr: float = 1e-10
-    momentum: float = 0.99
+    momentum: float = 0.99  # SGD's
     weight_decay: float = 5e-4
     bias_lr_mult: float = 2.0
     schedule: str = "fixed"  # fixed | poly | step
@@ -219,6 +220,8 @@ def _validate(cfg: RunConfig, source: str) -> None:
             f"train.loss: {t.loss} in {source} needs train.normalize: true (Dice is a ratio; adding it to the "
             "summed reference loss with its 1e-10 learning rate would make it vanish)"
         )
+    if t.optimizer not in ("sgd", "adamw"):
+        raise ConfigError(f"train.optimizer: {t.optimizer!r} in {source}; use sgd or adamw")
     if t.amp_dtype not in ("auto", "bfloat16", "float16"):
         raise ConfigError(f"train.amp_dtype: {t.amp_dtype!r} in {source}; use auto, bfloat16 or float16")
     if t.class_weights is not None and cfg.model.heads:

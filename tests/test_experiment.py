@@ -13,11 +13,11 @@ from fcnseg.experiments.miniature import NETS, VGGClassifier
 
 
 def test_folded_classifier_is_the_fcn_trunk_exactly() -> None:
-    """BN folded into the convolutions, fc6 convolutionalized: the FCN computes the classifier's fc7."""
+    """BN folded into the convolutions and fc6/fc7, fc6 convolutionalized: the FCN computes the classifier's fc7."""
     torch.manual_seed(0)
     clf = VGGClassifier(0.0625, 9)
     for m in clf.modules():  # non-trivial batch-norm statistics
-        if isinstance(m, torch.nn.BatchNorm2d):
+        if isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
             m.weight.data.uniform_(0.5, 1.5)
@@ -30,8 +30,8 @@ def test_folded_classifier_is_the_fcn_trunk_exactly() -> None:
         feats = x
         for _name, layer in fcn.trunk_layers(fcn.streams[0]):
             feats = layer(feats)
-        h = clf.drop(torch.relu(clf.fc6(_pool5(clf, x).flatten(1))))
-        fc7 = torch.relu(clf.fc7(h))
+        h = clf.drop(torch.relu(clf.bn_fc6(clf.fc6(_pool5(clf, x).flatten(1)))))
+        fc7 = torch.relu(clf.bn_fc7(clf.fc7(h)))
     assert feats.shape[-2:] == (7, 7)
     torch.testing.assert_close(feats[0, :, 3, 3], fc7[0], rtol=1e-4, atol=1e-4)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import fcnseg
 from fcnseg.config import TrainConfig
@@ -38,3 +39,23 @@ def test_reference_groups_biases_double_lr_no_decay_and_no_fixed_upsampling() ->
     learned = fcnseg.get_model("fcn8s_vgg16", width=1 / 16, learn_upsampling=True)
     w, _ = param_groups(learned, 1.0, 0.0, 2.0)
     assert any(p is learned.upscore8.weight for p in w["params"])
+
+
+def test_optimizer_choice_keeps_the_groups() -> None:
+    from fcnseg.config import load_config
+    from fcnseg.engine.build import make_optimizer
+
+    model = fcnseg.get_model("fcn32s_vgg16", width=1 / 16)
+    sgd = make_optimizer(model, TrainConfig(lr=0.1, momentum=0.9))
+    adamw = make_optimizer(model, TrainConfig(optimizer="adamw", lr=1e-3, weight_decay=1e-2))
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.9
+    assert isinstance(adamw, torch.optim.AdamW)
+    assert [g["lr"] for g in adamw.param_groups] == [1e-3, 2e-3]
+    assert [g["weight_decay"] for g in adamw.param_groups] == [1e-2, 0.0]
+    x = torch.randn(1, 3, 64, 64)
+    before = model.score_fr.weight.detach().clone()
+    (model(x) - 1).square().mean().backward()
+    adamw.step()
+    assert not torch.equal(before, model.score_fr.weight)
+    with pytest.raises(ConfigError, match=r"train\.optimizer"):
+        load_config(None, ["train.optimizer=rmsprop"])
