@@ -9,7 +9,7 @@ import torch
 
 import fcnseg
 from fcnseg.experiments import run_miniature
-from fcnseg.experiments.miniature import NETS, VGGClassifier
+from fcnseg.experiments.miniature import NETS, VGGClassifier, _findings, stages
 
 
 def test_folded_classifier_is_the_fcn_trunk_exactly() -> None:
@@ -52,8 +52,28 @@ def test_smoke_run_writes_the_report(tmp_path) -> None:
         assert 0 <= net["mean_iu"] <= 1 and 0 <= net["boundary_mean_iu"] <= 1
     text = (tmp_path / "docs" / "RESULTS.md").read_text()
     assert "| FCN-32s-fixed |" in text and "| FCN-8s from scratch |" in text and "45.4" in text
-    assert text.count("reproduce") >= 5  # a verdict for every claim, computed from the numbers
+    assert "| FCN-16s | 8 |" in text and "| FCN-32s, 3 stages (control) | 12 |" in text  # total steps
+    findings = text.split("## What reproduces", 1)[1]
+    verdicts = [line for line in findings.splitlines() if line.startswith("* **") and "**:" in line]
+    assert len(verdicts) == 5  # a verdict for every claim, computed from the numbers
     saved = json.loads((tmp_path / "docs" / "results" / "miniature.json").read_text())
     assert set(saved["nets"]) == set(NETS) and saved["wall_s"] > 0
     for png in ("miniature-curves.png", "miniature-grid.png"):
         assert (tmp_path / "docs" / "results" / png).stat().st_size > 1000
+
+
+def _nets(**miu: float) -> dict[str, dict[str, float]]:
+    return {k: {"mean_iu": v, "boundary_mean_iu": v / 2} for k, v in miu.items()}
+
+
+def test_verdicts_compare_at_an_equal_budget() -> None:
+    """A skip net that only beats the one-stage FCN-32s, not the step-matched control, does not reproduce."""
+    assert [stages(k) for k in NETS] == [1, 1, 2, 3, 2, 3, 1, 1]
+    base = dict(fcn32s_fixed=0.1, fcn32s=0.4, fcn16s=0.6, fcn8s=0.65, fcn8s_atonce=0.4, fcn8s_scratch=0.2)
+    good = _findings(_nets(**base, fcn32s_x2=0.5, fcn32s_x3=0.55))
+    assert [v.split("**")[1] for v in good] == ["Reproduces"] * 4 + ["Not tested here"]
+    bad = _findings(_nets(**base, fcn32s_x2=0.62, fcn32s_x3=0.7))
+    assert [v.split("**")[1] for v in bad[2:4]] == ["Does not reproduce"] * 2
+    assert "FCN-16s 60.0 vs FCN-32s 62.0 after two stages" in bad[2]
+    scratch_wins = _findings(_nets(**(base | {"fcn8s_scratch": 0.45}), fcn32s_x2=0.5, fcn32s_x3=0.55))
+    assert scratch_wins[1].startswith("* **Does not reproduce**")
