@@ -433,7 +433,7 @@ def _findings(nets: dict[str, Any]) -> list[str]:
 
     def claim(ok: bool | None, text: str, detail: str) -> str:
         verdict = {True: "**Reproduces**", False: "**Does not reproduce**", None: "**Not tested here**"}[ok]
-        return f"* {verdict}: {text} ({detail})."
+        return f"* {verdict}: {text}. {detail}."
 
     skips_ok = m["fcn16s"] > m["fcn32s_x2"] and m["fcn8s"] > m["fcn32s_x3"]
     edges_ok = b["fcn16s"] > b["fcn32s_x2"] and b["fcn8s"] > b["fcn32s_x3"] and b["fcn8s"] > b["fcn16s"]
@@ -445,15 +445,15 @@ def _findings(nets: dict[str, Any]) -> list[str]:
               f"FCN-8s at-once {pts(m['fcn8s_atonce'])} vs FCN-8s from scratch {pts(m['fcn8s_scratch'])} mean IU, "
               "one stage each"),
         claim(skips_ok, "the skips improve on FCN-32s at an equal total budget",
-              f"FCN-16s {pts(m['fcn16s'])} vs FCN-32s {pts(m['fcn32s_x2'])} after two stages; FCN-8s "
+              f"Mean IU: FCN-16s {pts(m['fcn16s'])} vs FCN-32s {pts(m['fcn32s_x2'])} after two stages; FCN-8s "
               f"{pts(m['fcn8s'])} vs FCN-32s {pts(m['fcn32s_x3'])} after three. The staged sequence reads "
               f"{pts(m['fcn32s'])} → {pts(m['fcn16s'])} → {pts(m['fcn8s'])} mean IU; the paper's, where FCN-32s "
               "had converged, 59.4 → 62.4 → 62.7"),
         claim(edges_ok, "finer strides give finer boundaries",
-              f"boundary mean IU: FCN-16s {pts(b['fcn16s'])} vs FCN-32s {pts(b['fcn32s_x2'])} after two stages, "
+              f"Boundary mean IU: FCN-16s {pts(b['fcn16s'])} vs FCN-32s {pts(b['fcn32s_x2'])} after two stages, "
               f"FCN-8s {pts(b['fcn8s'])} vs FCN-32s {pts(b['fcn32s_x3'])} after three"),
-        claim(None, "all-at-once FCN-8s is about as good as staged (PAMI; the release's 65.4 vs 65.5)",
-              f"at-once {pts(m['fcn8s_atonce'])} after one stage vs staged {pts(m['fcn8s'])} after three: the "
+        claim(None, "all-at-once FCN-8s is about as good as staged, as PAMI reports (the release's 65.4 vs 65.5)",
+              f"Mean IU: at-once {pts(m['fcn8s_atonce'])} after one stage vs staged {pts(m['fcn8s'])} after three: the "
               "budgets differ threefold and a three-stage at-once run does not fit the CPU time limit. After one "
               f"stage each, at-once FCN-8s and FCN-32s score {pts(m['fcn8s_atonce'])} and {pts(m['fcn32s'])}"),
     ]  # fmt: skip
