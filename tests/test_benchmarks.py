@@ -1,0 +1,33 @@
+"""The benchmark scripts stay runnable: each imports, and the training benchmark's loops run on a tiny net."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in BENCH.glob("*.py")))
+def test_benchmark_script_imports(name: str) -> None:
+    assert callable(_load(name).main)
+
+
+def test_bench_train_compares_three_loops_on_the_same_work() -> None:
+    """Each loop kind runs in its own process on the tiny workload; the ratios are of the medians."""
+    row = _load("bench_train")._compare("tiny", 2, 1)
+    for key in ("plain_images_per_s", "fcnseg_images_per_s", "amp_images_per_s", "fcnseg_peak_rss_mb"):
+        assert row[key] > 0
+    assert row["ratio"] == pytest.approx(row["fcnseg_images_per_s"] / row["plain_images_per_s"])
+    assert row["amp_ratio"] == pytest.approx(row["amp_images_per_s"] / row["plain_images_per_s"])
