@@ -68,10 +68,13 @@ def _nets(**miu: float) -> dict[str, dict[str, float]]:
 
 def test_verdicts_compare_at_an_equal_budget() -> None:
     """A skip net that only beats the one-stage FCN-32s, not the step-matched control, does not reproduce."""
-    assert [stages(k) for k in NETS] == [1, 1, 2, 3, 2, 3, 1, 1]
-    base = dict(fcn32s_fixed=0.1, fcn32s=0.4, fcn16s=0.6, fcn8s=0.65, fcn8s_atonce=0.4, fcn8s_scratch=0.2)
+    assert [stages(k) for k in NETS] == [1, 1, 2, 3, 2, 3, 1, 2, 3, 1]
+    base = dict(fcn32s_fixed=0.1, fcn32s=0.4, fcn16s=0.6, fcn8s=0.65, fcn8s_atonce=0.4, fcn8s_atonce_x2=0.55,
+                fcn8s_atonce_x3=0.64, fcn8s_scratch=0.2)  # fmt: skip
     good = _findings(_nets(**base, fcn32s_x2=0.5, fcn32s_x3=0.55))
-    assert [v.split("**")[1] for v in good] == ["Reproduces"] * 4 + ["Not tested here"]
+    assert [v.split("**")[1] for v in good] == ["Reproduces"] * 5
+    slow_atonce = _findings(_nets(**(base | {"fcn8s_atonce_x3": 0.5}), fcn32s_x2=0.5, fcn32s_x3=0.55))
+    assert slow_atonce[4].startswith("* **Does not reproduce**") and "at-once 50.0 vs staged 65.0" in slow_atonce[4]
     bad = _findings(_nets(**base, fcn32s_x2=0.62, fcn32s_x3=0.7))
     assert [v.split("**")[1] for v in bad[2:4]] == ["Does not reproduce"] * 2
     assert "FCN-16s 60.0 vs FCN-32s 62.0 after two stages" in bad[2]
