@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -24,11 +24,13 @@ Image.MAX_IMAGE_PIXELS = 200_000_000  # refuse decompression bombs (Pillow raise
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Write to a temporary file in the same folder, then ``os.replace`` it onto ``path``.
 
-    A crash or exception inside the block leaves ``path`` as it was (absent or the old version).
+    A crash or exception inside the block leaves ``path`` as it was (absent or the old version). The file
+    gets the permissions a plain ``open`` would give it (0o666 less the umask), not ``mkstemp``'s 0o600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = str(path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, mode) as f:
             yield f

@@ -94,3 +94,14 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path) -> None:
             f.write(b"half")
             raise RuntimeError("crash")
     assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["out.bin"]
+
+
+def test_atomic_write_gives_the_permissions_open_would(tmp_path) -> None:
+    """Not mkstemp's owner-only 0o600: a written prediction or checkpoint is readable as a plain file is."""
+    umask = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "out.json", "w") as f:
+            f.write("{}")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o644
