@@ -223,9 +223,8 @@ def _overrides(scale: Scale, device: str, name: str) -> list[str]:
     ]  # fmt: skip
 
 
-def evaluate_held_out(checkpoint: Path, scale: Scale, device: torch.device) -> tuple[dict[str, Any], list[Any]]:
-    """The four metrics and boundary mean IU of ``checkpoint`` on the held-out scenes; the predictions."""
-    model, _ = load_checkpoint(checkpoint)
+def evaluate_held_out(model: nn.Module, scale: Scale, device: torch.device) -> tuple[dict[str, Any], list[Any]]:
+    """The four metrics and boundary mean IU of ``model`` on the held-out scenes; the predictions."""
     model = model.to(device).eval()
     ds = SyntheticShapes(scale.test_images, scale.seg_size, "test", cache=True, transforms=eval_transforms(IMAGENET))
     k = len(ds.classes)
@@ -288,12 +287,13 @@ def run_miniature(
     log(f"[3/3] evaluating on {sc.test_images} held-out scenes")
     grid_preds = {}
     for key in NETS:
-        metrics, preds = evaluate_held_out(runs[key] / "checkpoints" / "last.safetensors", sc, dev)
+        model, _ = load_checkpoint(runs[key] / "checkpoints" / "last.safetensors")
+        metrics, preds = evaluate_held_out(model, sc, dev)
         nets[key].update({k: metrics[k] for k in ("pixel_accuracy", "mean_accuracy", "mean_iu", "fw_iu",
                                                    "boundary_mean_iu")})  # fmt: skip
         nets[key]["curve"] = [(int(r["step"]), float(r["mean_iu"])) for r in read_log(runs[key] / "log.csv")
                               if r["mean_iu"]]  # fmt: skip
-        nets[key]["skip_effect"] = skip_effect(runs[key] / "checkpoints" / "last.safetensors")
+        nets[key]["skip_effect"] = skip_effect(model)
         grid_preds[key] = preds
     result = {
         "scale": asdict(sc) | {"name": scale if isinstance(scale, str) else "custom"},
@@ -311,13 +311,12 @@ def run_miniature(
     return result
 
 
-def skip_effect(checkpoint: str | Path) -> dict[str, float]:
+def skip_effect(model: nn.Module) -> dict[str, float]:
     """Per skip score layer, mean |weight| times the constant its tap is multiplied by before scoring.
 
     How strongly each skip can move the output: the at-once net's pool4/pool3 taps are scaled by
     0.01/0.0001, so its score layers need weights 100×/10 000× larger to act as much as FCN-8s's.
     """
-    model, _ = load_checkpoint(checkpoint)
     out = {}
     for stride, name in ((16, "score_pool4"), (8, "score_pool3")):
         layer = getattr(model, name, None)
@@ -460,6 +459,7 @@ def _findings(nets: dict[str, Any]) -> list[str]:
 
     skips_ok = m["fcn16s"] > m["fcn32s_x2"] and m["fcn8s"] > m["fcn32s_x3"]
     edges_ok = b["fcn16s"] > b["fcn32s_x2"] and b["fcn8s"] > b["fcn32s_x3"] and b["fcn8s"] > b["fcn16s"]
+    atonce_ok = abs(m["fcn8s_atonce_x3"] - m["fcn8s"]) < 0.03
     out = [
         claim(m["fcn32s"] > m["fcn32s_fixed"], "fine-tuning the whole net beats training only the score layer",
               f"FCN-32s {pts(m['fcn32s'])} vs FCN-32s-fixed {pts(m['fcn32s_fixed'])} mean IU, one stage each"),
@@ -475,19 +475,19 @@ def _findings(nets: dict[str, Any]) -> list[str]:
         claim(edges_ok, "finer strides give finer boundaries",
               f"Boundary mean IU: FCN-16s {pts(b['fcn16s'])} vs FCN-32s {pts(b['fcn32s_x2'])} after two stages, "
               f"FCN-8s {pts(b['fcn8s'])} vs FCN-32s {pts(b['fcn32s_x3'])} after three"),
-        claim(abs(m["fcn8s_atonce_x3"] - m["fcn8s"]) < 0.03, "all-at-once FCN-8s, trained as long as the "
+        claim(atonce_ok, "all-at-once FCN-8s, trained as long as the "
               "three stages together, is about as good as staged (PAMI: 65.4 vs 65.5 in the release)",
               f"Mean IU: at-once {pts(m['fcn8s_atonce_x3'])} vs staged {pts(m['fcn8s'])} after three stages "
               f"(at-once after one stage: {pts(m['fcn8s_atonce'])}, two: {pts(m['fcn8s_atonce_x2'])})"),
     ]  # fmt: skip
-    if abs(m["fcn8s_atonce_x3"] - m["fcn8s"]) >= 0.03:
-        out.append(_atonce_explanation(nets, pts))
+    if not atonce_ok:
+        out.append(_atonce_explanation(nets, m, pts))
     return out
 
 
-def _atonce_explanation(nets: dict[str, Any], pts: Any) -> str:
-    """Why at-once fell short, from the run's numbers: does it track FCN-32s, and how large are its skips?"""
-    m = {k: v["mean_iu"] for k, v in nets.items()}
+def _atonce_explanation(nets: dict[str, Any], m: dict[str, float], pts: Any) -> str:
+    """Why at-once fell short, from the run's numbers (``m``: mean IU by net): does it track FCN-32s, and
+    how large are its skips?"""
     pairs = [("fcn8s_atonce", "fcn32s"), ("fcn8s_atonce_x2", "fcn32s_x2"), ("fcn8s_atonce_x3", "fcn32s_x3")]
     gap = max(abs(m[a] - m[b]) for a, b in pairs)
     text = (
