@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from ..registry import Registry
+from .ade20k import ADE20K
 from .base import IGNORE_INDEX, SegmentationDataset, voc_palette
+from .cityscapes import Cityscapes
+from .coco import COCOSegmentation
 from .context import PASCALContext
-from .folder import SegmentationFolder
+from .folder import SegmentationFolder, open_folder
 from .nyud import NYUDv2
 from .sbd import SBDSegmentation
 from .siftflow import SIFTFlow
@@ -20,8 +23,11 @@ from .synthetic import SyntheticShapes
 from .voc import VOCSegmentation
 
 __all__ = [
+    "ADE20K",
     "DATASETS",
     "IGNORE_INDEX",
+    "COCOSegmentation",
+    "Cityscapes",
     "NYUDv2",
     "PASCALContext",
     "SBDSegmentation",
@@ -41,13 +47,15 @@ DATASETS.register("sbd")(SBDSegmentation)
 DATASETS.register("siftflow")(SIFTFlow)
 DATASETS.register("nyudv2")(NYUDv2)
 DATASETS.register("pascal_context")(PASCALContext)
+DATASETS.register("cityscapes")(Cityscapes)
+DATASETS.register("ade20k")(ADE20K)
+DATASETS.register("coco")(COCOSegmentation)
 
 
 @DATASETS.register("folder")
 def _folder(root: str | Path, split: str | None = None, **kw: Any) -> SegmentationFolder:
-    """``root/images`` + ``root/masks`` (or ``root/<split>/images`` + ``root/<split>/masks``)."""
-    base = Path(root) / split if split and (Path(root) / split).is_dir() else Path(root)
-    return SegmentationFolder(base / "images", base / "masks", **kw)
+    """``root/images`` + ``root/masks`` (or ``root/<split>/…``), or a CVAT "Segmentation mask 1.1" export."""
+    return open_folder(root, split, **kw)
 
 
 @DATASETS.register("synthetic")
@@ -59,7 +67,8 @@ def _synthetic(root: str | Path | None = None, split: str = "train", **kw: Any) 
 def get_dataset(
     name: str, root: str | Path | None, split: str = "train", transforms: Any = None, **kw: Any
 ) -> SegmentationDataset:
-    """Build a dataset by name: voc, sbd, siftflow, nyudv2, pascal_context, folder or synthetic.
+    """Build a dataset by name: voc, sbd, siftflow, nyudv2, pascal_context, cityscapes, ade20k, coco, folder or
+    synthetic.
 
     Args:
         name: registry name (unknown names list the valid ones).

@@ -71,6 +71,10 @@ class SegmentationDataset(Dataset):
     def load(self, index: int) -> tuple[Any, Any]:
         raise NotImplementedError
 
+    def describe(self, index: int) -> str:
+        """What sample ``index`` is on disk (its label file), for messages; ``sample N`` by default."""
+        return f"sample {index}"
+
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {type(self).__name__} of length {len(self)}")
