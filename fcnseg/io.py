@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from .errors import DataError
+from .imageio import open_image, read_rgb
 
 __all__ = ["atomic_write", "palette_png", "read_image", "read_label_png", "write_palette_png"]
-
-Image.MAX_IMAGE_PIXELS = 200_000_000  # refuse decompression bombs (Pillow raises past 2× this)
 
 
 @contextlib.contextmanager
@@ -44,54 +43,25 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
 
 
 def _open(path: Path | IO[bytes], label: str | None = None) -> Image.Image:
-    if label is not None:  # a file object: name it by ``label`` in messages
-        path = _Named(path, label)  # type: ignore[arg-type]
-    try:
-        img = Image.open(path.fileobj if isinstance(path, _Named) else path)
-        img.load()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except UnidentifiedImageError:
-        raise DataError(f"{path}: not an image file Pillow can read") from None
-    except Image.DecompressionBombError as e:
-        raise DataError(f"{path}: image too large ({e})") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"{path}: corrupt or truncated image ({e})") from None
-    return img
-
-
-class _Named:
-    def __init__(self, fileobj: IO[bytes], label: str) -> None:
-        self.fileobj, self.label = fileobj, label
-
-    def __str__(self) -> str:
-        return self.label
+    """Open and decode an image through the checked reader (:func:`fcnseg.imageio.open_image`)."""
+    return open_image(path, name=label)
 
 
 def read_image(path: str | os.PathLike | IO[bytes], *, name: str | None = None) -> np.ndarray:
-    """An image file as ``(H, W, 3)`` uint8 RGB (EXIF rotation applied; grey, RGBA, CMYK, 16-bit converted).
+    """An image file as ``(H, W, 3)`` uint8 RGB (EXIF rotation applied; grey, alpha, CMYK, 16-bit, float converted).
 
-    ``path`` may also be a binary file object (an upload), named ``name`` in error messages.
+    ``path`` may also be a binary file object (an upload), named ``name`` in error messages. Formats,
+    pixel limit and conversions: :mod:`fcnseg.imageio`.
     """
-    img = ImageOps.exif_transpose(
-        _open(path, name or "upload") if hasattr(path, "read") else _open(Path(path))  # type: ignore[arg-type]
-    )
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        peak = arr.max() if arr.size else 0
-        arr = (arr / (65535.0 if peak > 255 else 255.0) * 255.0).round().clip(0, 255).astype(np.uint8)
-        return np.repeat(arr[..., None], 3, axis=2)
-    if img.mode == "RGBA" or (img.mode == "P" and "transparency" in img.info):
-        img = img.convert("RGBA")
-        background = Image.new("RGBA", img.size, (0, 0, 0, 255))
-        img = Image.alpha_composite(background, img)
-    return np.asarray(img.convert("RGB"))
+    if hasattr(path, "read"):
+        return read_rgb(path, name=name or "upload")  # type: ignore[arg-type]
+    return read_rgb(Path(path), name=name)  # type: ignore[arg-type]
 
 
 def read_label_png(path: str | os.PathLike) -> np.ndarray:
     """A label image as ``(H, W)`` uint8 class indices: palette PNGs give their indices, grey PNGs their values."""
     path = Path(path)
-    img = _open(path)
+    img = open_image(path, formats=("PNG",))
     if img.mode not in ("P", "L"):
         raise DataError(f"{path}: label image must be an indexed (palette) or greyscale PNG, got mode {img.mode}")
     return np.asarray(img)

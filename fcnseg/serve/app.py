@@ -21,12 +21,13 @@ import anyio
 import numpy as np
 from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from PIL import Image
 
-from ..data.base import voc_palette
 from ..errors import DataError
+from ..imageio import read_rgb
 from ..inference import Segmenter
-from ..io import palette_png, read_image
+from ..io import palette_png
+from ..viz import palette_for
+from .about import example_png, model_card
 
 __all__ = ["DEFAULT_CHECKPOINT", "IMAGE_TYPES", "create_app"]
 
@@ -54,7 +55,8 @@ def create_app(
         raise DataError("fcnseg serve shows single-head models (one label per pixel)")
     num_classes = int(model.num_classes)
     classes = list(segmenter.classes) or [f"class_{i}" for i in range(num_classes)]
-    palette = voc_palette()[:num_classes]
+    palette = palette_for(classes)[:num_classes]
+    card = model_card(segmenter)
     limiter = anyio.CapacityLimiter(1)
     title = name or getattr(model, "arch", "FCN")
     app = FastAPI(title="fcnseg", summary=f"FCN semantic segmentation: {title}", docs_url="/api/docs")
@@ -77,7 +79,15 @@ def create_app(
             "preprocessing": segmenter.preprocessing.to_dict(),
             "max_upload_bytes": max_upload_bytes,
             "max_pixels": max_pixels,
+            "trained_on": card,
         }
+
+    @app.get("/api/example/{index}.png", include_in_schema=False)
+    def example(index: int) -> Response:
+        png = example_png(card, index)
+        if png is None:
+            raise HTTPException(404, f"no example {index}: examples exist for models trained on synthetic shapes")
+        return Response(png, media_type="image/png")
 
     @app.post("/api/segment", response_model=None)
     async def segment(
@@ -101,10 +111,8 @@ def create_app(
         try:
             rgb = await anyio.to_thread.run_sync(_decode, data, image.filename or "upload", max_pixels)
             mask = await anyio.to_thread.run_sync(segmenter.predict, rgb, limiter=limiter)
-        except _TooLarge as e:
-            raise HTTPException(413, str(e)) from None
         except DataError as e:
-            raise HTTPException(400, str(e)) from None
+            raise HTTPException(413 if "too large" in str(e) else 400, str(e)) from None
         png = palette_png(mask, palette)
         latency = time.perf_counter() - started
         if format == "png" and "application/json" not in request.headers.get("accept", ""):
@@ -124,18 +132,5 @@ def create_app(
     return app
 
 
-class _TooLarge(DataError):
-    pass
-
-
 def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
-    try:
-        with Image.open(io.BytesIO(data)) as probe:  # the header only: refuse before decoding the pixels
-            width, height = probe.size
-    except Image.DecompressionBombError as e:
-        raise _TooLarge(f"{name}: image too large ({e})") from None
-    except Exception:  # not an image, truncated …: read_image below says what is wrong
-        width = height = 0
-    if width * height > max_pixels:
-        raise _TooLarge(f"{name}: {width}×{height} image exceeds the limit of {max_pixels} pixels")
-    return read_image(io.BytesIO(data), name=name)
+    return read_rgb(io.BytesIO(data), name=name, limit=max_pixels)
