@@ -14,6 +14,9 @@ ground truth has IU 0.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -24,6 +27,7 @@ __all__ = [
     "fw_iu",
     "mean_accuracy",
     "mean_iu",
+    "named",
     "pixel_accuracy",
     "scores",
 ]
@@ -90,6 +94,20 @@ def scores(hist: Tensor) -> dict[str, float | list[float]]:
         "iu": per_class_iu(hist).tolist(),
         "accuracy": per_class_accuracy(hist).tolist(),
     }
+
+
+def named(metrics: dict[str, Any], classes: Sequence[str]) -> dict[str, Any]:
+    """``metrics`` plus ``per_class``: ``{name: {"iu": …, "accuracy": …}}`` (None for a class absent from the truth).
+
+    The ``iu`` and ``accuracy`` lists stay as they are; this puts each class's name next to its numbers.
+    """
+    if "iu" not in metrics:
+        return dict(metrics)
+    names = [classes[i] if i < len(classes) else f"class_{i}" for i in range(len(metrics["iu"]))]
+    clean = lambda v: None if v != v else float(v)  # noqa: E731  (NaN: class absent)
+    per = {n: {"iu": clean(iu), "accuracy": clean(acc)}
+           for n, iu, acc in zip(names, metrics["iu"], metrics["accuracy"], strict=True)}  # fmt: skip
+    return {**metrics, "per_class": per}
 
 
 class ConfusionMatrix:

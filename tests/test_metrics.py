@@ -58,3 +58,13 @@ def test_reference_fcn8s_output_scores_like_the_reference(reference_dir) -> None
     assert s["pixel_accuracy"] == pytest.approx(0.8425, abs=5e-5)
     assert s["mean_accuracy"] == pytest.approx(0.8455, abs=5e-5)
     assert s["mean_iu"] == pytest.approx(0.7196, abs=5e-5)
+
+
+def test_named_puts_class_names_next_to_per_class_numbers() -> None:
+    from fcnseg.metrics import named
+
+    hist = torch.tensor([[5, 1, 0], [0, 4, 0], [0, 0, 0]])  # class 2 never in the truth
+    out = named(scores(hist), ["background", "disk", "square"])
+    assert out["per_class"]["disk"] == {"iu": pytest.approx(0.8), "accuracy": pytest.approx(1.0)}
+    assert out["per_class"]["square"] == {"iu": None, "accuracy": None}
+    assert out["iu"][0] == pytest.approx(5 / 6) and list(out["per_class"]) == ["background", "disk", "square"]

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 
 from ..io import atomic_write
 
-__all__ = ["RunLogger", "plot_curves"]
+__all__ = ["RunLogger", "curves_figure", "loss_label", "plot_curves", "read_log"]
 
 FIELDS = ["step", "loss", "lr", "images_per_s", "pixel_accuracy", "mean_accuracy", "mean_iu", "fw_iu"]
 
@@ -69,20 +69,41 @@ def read_log(path: Path) -> list[dict[str, str]]:
 
 
 def plot_curves(run_dir: Path) -> Path:
-    """``curves.png``: training loss and validation mean IU against the step."""
-    rows = read_log(run_dir / "log.csv")
-    loss = [(int(r["step"]), float(r["loss"])) for r in rows if r["loss"]]
-    miu = [(int(r["step"]), float(r["mean_iu"])) for r in rows if r["mean_iu"]]
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
-    if loss:
-        ax[0].plot(*zip(*loss, strict=True), lw=1)
-    ax[0].set(title="training loss", xlabel="step")
-    if miu:
-        ax[1].plot(*zip(*miu, strict=True), marker="o")
-    ax[1].set(title="validation mean IU", xlabel="step", ylim=(0, 1))
-    fig.tight_layout()
+    """``curves.png``: :func:`curves_figure` of the run, written atomically."""
+    fig = curves_figure(run_dir)
     out = run_dir / "curves.png"
     with atomic_write(out) as f:
         fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
     return out
+
+
+def curves_figure(run_dir: Path) -> Any:
+    """Training loss and validation mean IU against the optimizer step, both axes labelled with units."""
+    rows = read_log(run_dir / "log.csv")
+    loss = [(int(r["step"]), float(r["loss"])) for r in rows if r["loss"]]
+    miu = [(int(r["step"]), float(r["mean_iu"])) for r in rows if r["mean_iu"]]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
+    if loss:
+        ax[0].plot(*zip(*loss, strict=True), lw=1)
+    ax[0].set(title="training loss", xlabel="optimizer step", ylabel=loss_label(run_dir / "config.yaml"))
+    if miu:
+        ax[1].plot(*zip(*miu, strict=True), marker="o")
+    ax[1].set(title="validation mean IU", xlabel="optimizer step", ylabel="mean IU (0 = none, 1 = perfect)",
+              ylim=(0, 1))  # fmt: skip
+    for a in ax:
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def loss_label(config: Path) -> str:
+    """The loss axis's label with its unit, from the run's ``config.yaml`` (loss kind, mean or sum per pixel)."""
+    kind, normalize = "ce", False
+    if config.is_file():
+        import yaml
+
+        train = (yaml.safe_load(config.read_text()) or {}).get("train", {})
+        kind, normalize = str(train.get("loss", kind)), bool(train.get("normalize", normalize))
+    name = "cross-entropy (nats)" if kind == "ce" else f"{kind} loss"
+    return f"{name}, {'mean per pixel' if normalize else 'summed over pixels'}"

@@ -27,6 +27,7 @@ from ..data.transforms import pad_collate
 from ..errors import CheckpointError, FCNError
 from ..io import atomic_write
 from ..losses import dice_loss2d, pixel_loss
+from ..metrics import named
 from ..models import FCN, freeze
 from .build import build_datasets, build_model, init_backbone, init_from, make_optimizer, preprocessing
 from .checkpoint import (
@@ -310,7 +311,7 @@ def _fit(cfg: RunConfig, run_dir: Path, device: torch.device, *, resume: bool, p
     logger.close()
     if dist.main and metrics:
         with atomic_write(run_dir / "metrics.json", "w") as f:
-            json.dump(_public(metrics), f, indent=2)
+            json.dump(_public(_named(metrics, train_ds)), f, indent=2)
         plot_curves(run_dir)
         from ..viz import save_confusion
 
@@ -344,6 +345,14 @@ def write_grid(model: FCN, ds: Dataset, path: Path, pre: Any, classes: list[str]
         rows.append([image, torch.as_tensor(y).numpy(), pred[0].cpu().numpy()])
     if rows:
         save_grid(path, rows, titles=["image", "truth", "prediction"], classes=classes)
+
+
+def _named(metrics: dict[str, Any], ds: Any) -> dict[str, Any]:
+    """Class names next to the per-class numbers (each head with its own class list)."""
+    if "iu" in metrics:
+        return named(metrics, list(ds.classes))
+    return {h: named(m, list(ds.classes) if h == "sem" else list(getattr(ds, "geometric_classes", [])))
+            for h, m in metrics.items()}  # fmt: skip
 
 
 def _public(metrics: dict[str, Any]) -> dict[str, Any]:
