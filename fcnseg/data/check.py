@@ -1,4 +1,8 @@
-"""Validate a dataset on disk: every sample readable, labels in range, sizes matching; class frequencies."""
+"""Validate a dataset on disk: every sample readable, labels in range, sizes matching; class frequencies.
+
+Beyond errors, :func:`check_dataset` warns of the classic traps (:mod:`fcnseg.data.label_stats`):
+binary 0/255 masks, rare stray values, classes with no pixels.
+"""
 
 from __future__ import annotations
 
@@ -13,17 +17,19 @@ from torch import Tensor
 from ..errors import DataError
 from ..io import atomic_write, write_palette_png
 from .base import IGNORE_INDEX, SegmentationDataset, voc_palette
-from .synthetic import SyntheticShapes
+from .label_stats import LabelStats
+from .synthetic import SHAPE_CLASSES, SyntheticShapes
 
-__all__ = ["CheckReport", "check_dataset", "write_folder_layout", "write_voc_layout"]
+__all__ = ["CheckReport", "check_dataset", "class_names", "write_folder_layout", "write_voc_layout"]
 
 
 @dataclass
 class CheckReport:
-    """Result of :func:`check_dataset`: sample count, problems (one line each) and pixel counts per class."""
+    """Result of :func:`check_dataset`: sample count, problems and warnings (one line each), pixels per class."""
 
     samples: int = 0
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     class_pixels: dict[str, np.ndarray] = field(default_factory=dict)
     ignored_pixels: int = 0
 
@@ -40,9 +46,20 @@ def _masks(mask: Tensor | dict[str, Tensor]) -> Iterable[tuple[str, Tensor]]:
     return mask.items() if isinstance(mask, dict) else [("", mask)]
 
 
+def class_names(ds: SegmentationDataset) -> tuple[str, ...]:
+    """The names to show for ``ds``'s classes: the shape names for SyntheticShapes written in VOC layout."""
+    from .voc import VOCSegmentation
+
+    ids = getattr(ds, "ids", [])
+    if isinstance(ds, VOCSegmentation) and ids and all(str(i).startswith("synth_") for i in ids):
+        return SHAPE_CLASSES  # write_voc_layout's files: VOC's folders, the synthetic set's classes
+    return tuple(ds.classes)
+
+
 def check_dataset(ds: SegmentationDataset) -> CheckReport:
     """Load every sample (without transforms), collecting every problem instead of stopping at the first."""
     report = CheckReport()
+    stats = LabelStats()
     for i in range(len(ds)):
         try:
             _, mask = ds.load(i)
@@ -51,7 +68,9 @@ def check_dataset(ds: SegmentationDataset) -> CheckReport:
             continue
         report.samples += 1
         for task, m in _masks(mask):
-            k = len(ds.classes) if task in ("", "sem") else int(m[m != IGNORE_INDEX].max(initial=0)) + 1
+            if task in ("", "sem"):
+                stats.add(m.numpy(), ds.describe(i))
+            k = len(class_names(ds)) if task in ("", "sem") else int(m[m != IGNORE_INDEX].max(initial=0)) + 1
             counts = np.bincount(m[m != IGNORE_INDEX].numpy().ravel(), minlength=k)
             prev = report.class_pixels.get(task)
             if prev is not None and len(prev) < len(counts):
@@ -60,6 +79,7 @@ def check_dataset(ds: SegmentationDataset) -> CheckReport:
             report.ignored_pixels += int((m == IGNORE_INDEX).sum())
     if len(ds) == 0:
         report.problems.append("the dataset has no samples")
+    report.warnings = stats.warnings(class_names(ds))
     return report
 
 

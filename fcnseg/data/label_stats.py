@@ -18,7 +18,7 @@ from .base import IGNORE_INDEX
 __all__ = ["STRAY_SHARE", "LabelStats"]
 
 #: a value holding less than this share of the labelled pixels, far above the others, is "stray"
-STRAY_SHARE = 1e-4
+STRAY_SHARE = 1e-3
 _KEEP_FILES = 3
 
 

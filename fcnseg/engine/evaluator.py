@@ -9,9 +9,39 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from ..data.base import IGNORE_INDEX
 from ..metrics import ConfusionMatrix
 
-__all__ = ["evaluate", "predict_batch"]
+__all__ = ["UnpredictableLabels", "evaluate", "predict_batch"]
+
+
+class UnpredictableLabels:
+    """Counts pixels whose label the model cannot predict (``>= K`` or negative, and not 255), per value.
+
+    The metrics leave them out, as the reference's ``score.py`` does; this makes that visible instead of silent.
+    Values 0…255 are counted one by one; anything else falls in one bin reported as ``-1``.
+    """
+
+    def __init__(self, num_classes: int, device: torch.device | str = "cpu") -> None:
+        self.num_classes = num_classes
+        self.bins = torch.zeros(257, dtype=torch.int64, device=device)
+
+    def update(self, target: torch.Tensor) -> None:
+        t = target.reshape(-1).long().to(self.bins.device)
+        bad = t[(t != IGNORE_INDEX) & ((t >= self.num_classes) | (t < 0))]
+        if bad.numel():
+            self.bins += torch.bincount(torch.where((bad < 0) | (bad > 255), 256, bad), minlength=257)
+
+    def all_reduce(self) -> None:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(self.bins)
+
+    def summary(self) -> dict[str, Any]:
+        """``{"pixels": N, "values": [...]}`` (``-1`` stands for values outside 0…255)."""
+        values = [v if v < 256 else -1 for v in torch.nonzero(self.bins).flatten().tolist()]
+        return {"pixels": int(self.bins.sum()), "values": values}
 
 
 @torch.inference_mode()
@@ -40,12 +70,15 @@ def evaluate(
     in — and the confusion matrices are summed across ranks, so the result equals one process's.
 
     Returns:
-        ``scores(hist)`` for a single-head model; ``{head: scores}`` for a multi-head model.
+        ``scores(hist)`` for a single-head model; ``{head: scores}`` for a multi-head model. Each has
+        ``unpredictable_labels``: the pixels (and their label values) that are neither void nor a class
+        of the model, which the metrics cannot count.
     """
     was_training = model.training
     model.eval()
     heads = num_classes if isinstance(num_classes, dict) else {"": num_classes}
     matrices = {h: ConfusionMatrix(k, device) for h, k in heads.items()}
+    outside = {h: UnpredictableLabels(k, device) for h, k in heads.items()}
     n = len(dataset) if max_images is None else min(len(dataset), max_images)  # type: ignore[arg-type]
     indices = range(rank, n, world)
     for i in tqdm(indices, desc="eval", disable=not progress, leave=False):
@@ -54,10 +87,15 @@ def evaluate(
         if isinstance(pred, dict):
             for h, p in pred.items():
                 matrices[h].update(p[0], torch.as_tensor(y[h]).to(device))
+                outside[h].update(torch.as_tensor(y[h]))
         else:
             matrices[""].update(pred[0], torch.as_tensor(y).to(device))
-    for m in matrices.values():
+            outside[""].update(torch.as_tensor(y))
+    for m in (*matrices.values(), *outside.values()):
         m.all_reduce()
     model.train(was_training)
-    results = {h: m.compute() | {"confusion": m.hist.cpu().tolist()} for h, m in matrices.items()}
+    results = {
+        h: m.compute() | {"confusion": m.hist.cpu().tolist(), "unpredictable_labels": outside[h].summary()}
+        for h, m in matrices.items()
+    }
     return results[""] if list(results) == [""] else results

@@ -186,7 +186,7 @@ def make_labelme(root: Path) -> None:
         labelme_shape("dog", [[6, 4], [20, 4], [20, 12], [6, 12]]),  # drawn over the cat where they overlap
         labelme_shape("dog", [[30, 20], [30, 25]], "circle"),
         labelme_shape("cat", [[0, 34], [47, 34]], "line"),
-        labelme_shape("__ignore__", [[42, 6]], "point"),
+        labelme_shape("__ignore__", [[40, 6]], "point"),
     ], 40, 48)  # fmt: skip
     b = root / "photos" / "b.png"
     rgb(b, 16, 16, seed=2, fmt="PNG")

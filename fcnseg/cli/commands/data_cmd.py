@@ -1,20 +1,28 @@
-"""``fcnseg data check ROOT --dataset NAME`` and ``fcnseg data synth --out DIR``."""
+"""``fcnseg data check ROOT --dataset NAME``, ``fcnseg data synth --out DIR`` and ``fcnseg data import labelme``."""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+import yaml
 
 from ...data import get_dataset, list_datasets
-from ...data.check import check_dataset, write_folder_layout, write_voc_layout
+from ...data.check import check_dataset, class_names, write_folder_layout, write_voc_layout
+from ...errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="check a dataset on disk, or write the synthetic one")
+    p = sub.add_parser("data", help="check a dataset on disk, import annotation-tool exports, write the synthetic set")
     dsub = p.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
-    c = dsub.add_parser("check", help="validate every sample; print counts and class frequencies")
+    c = dsub.add_parser("check", help="validate every sample; print counts, class frequencies and warnings")
     c.add_argument("root")
     c.add_argument("--dataset", required=True, choices=list_datasets())
     c.add_argument("--split", default="train")
+    c.add_argument(
+        "--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+        help="dataset option (YAML value), e.g. -o binary=true, -o annotations=result.json; repeatable",
+    )  # fmt: skip
     c.set_defaults(func=run_check)
     s = dsub.add_parser("synth", help="write SyntheticShapes to disk (VOC layout, or a plain folder dataset)")
     s.add_argument("--out", required=True)
@@ -23,22 +31,51 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--size", type=int, default=128)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=run_synth)
+    i = dsub.add_parser("import", help="convert annotation-tool files into the folder dataset")
+    isub = i.add_subparsers(dest="import_format", required=True, metavar="FORMAT")
+    lm = isub.add_parser("labelme", help="labelme JSON files → OUT/{images,masks,class_names.txt}")
+    lm.add_argument("src", help="a folder of labelme .json files (searched recursively) or one file")
+    lm.add_argument("--labels", required=True, help="labels.txt: __ignore__, _background_, then one class a line")
+    lm.add_argument("--out", required=True, help="a new folder")
+    lm.set_defaults(func=run_import_labelme)
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``["k=v", …]`` → ``{k: yaml(v)}``; a malformed pair is a one-line error."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--option {pair!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError:
+            raise ConfigError(f"--option {pair!r}: the value is not valid YAML") from None
+    return out
 
 
 def run_check(args: argparse.Namespace) -> int:
-    ds = get_dataset(args.dataset, args.root, args.split)
+    try:
+        ds = get_dataset(args.dataset, args.root, args.split, **parse_options(args.option))
+    except TypeError as e:
+        if "unexpected keyword argument" not in str(e):
+            raise
+        raise ConfigError(f"--option: the {args.dataset} dataset does not take it ({e})") from None
     report = check_dataset(ds)
     print(
         f"{args.dataset} {args.split}: {report.samples}/{len(ds)} samples readable, {len(report.problems)} problem(s)"
     )
     for line in report.problems:
         print(f"  problem: {line}")
+    for line in report.warnings:
+        print(f"  warning: {line}")
+    names = class_names(ds)
     for task, counts in report.class_pixels.items():
         freq = counts / max(1, counts.sum())
         print(f"class pixel frequencies{f' ({task})' if task else ''}:")
-        names = getattr(ds, "geometric_classes", ds.classes) if task == "geo" else ds.classes
+        labels = getattr(ds, "geometric_classes", names) if task == "geo" else names
         for i, (n, f) in enumerate(zip(counts, freq, strict=True)):
-            print(f"  {i:3d} {names[i] if i < len(names) else '?':20s} {int(n):12d} {f:8.4f}")
+            print(f"  {i:3d} {labels[i] if i < len(labels) else '?':20s} {int(n):12d} {f:8.4f}")
     print(f"ignored (255) pixels: {report.ignored_pixels}")
     if "" in report.class_pixels and report.class_pixels[""].sum():
         from ...engine.class_weights import frequency_weights
@@ -57,4 +94,13 @@ def run_synth(args: argparse.Namespace) -> int:
     base = write_voc_layout(args.out, n=args.n, size=args.size, seed=args.seed)
     print(f"wrote {args.n} synthetic images in VOC layout under {base}")
     print(f"try: fcnseg data check {args.out} --dataset voc")
+    return 0
+
+
+def run_import_labelme(args: argparse.Namespace) -> int:
+    from ...data.labelme import import_labelme
+
+    n, names = import_labelme(args.src, args.labels, args.out)
+    print(f"wrote {n} image(s) and mask(s) with {len(names)} classes ({', '.join(names)}) under {args.out}")
+    print(f"try: fcnseg data check {args.out} --dataset folder")
     return 0

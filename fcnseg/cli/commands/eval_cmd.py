@@ -59,6 +59,12 @@ def run(args: argparse.Namespace) -> int:
         if head:
             print(f"[{head}]")
         print(metrics_table(m, info.classes if head in ("", "sem") else list(getattr(ds, "geometric_classes", []))))
+        outside = m.get("unpredictable_labels", {})
+        if outside.get("pixels"):
+            k = len(m["iu"])
+            print(f"warning: {outside['pixels']} labelled pixels carry values {outside['values']} that this model "
+                  f"({k} classes, 0..{k - 1}) cannot predict; the metrics above leave them out "
+                  "(a dataset with more classes than the model?)")  # fmt: skip
     if args.out:
         out = Path(args.out)
         with atomic_write(out / "metrics.json", "w") as f:

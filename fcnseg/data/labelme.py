@@ -1,0 +1,197 @@
+"""labelme JSON → the ``folder`` dataset: ``DST/images``, ``DST/masks`` (palette PNGs), ``DST/class_names.txt``.
+
+Rendered as labelme's own ``labelme2voc.py`` does (``labelme.utils.shapes_to_label``): shapes are drawn in
+file order, later over earlier; polygons, rectangles and circles filled, lines and line strips 10 px wide,
+points as 5-px-radius disks, ``mask`` shapes pasted at their box. ``labels.txt`` follows labelme's
+convention: ``__ignore__`` (→ 255) and ``_background_`` (→ 0) first, then one class a line (→ 1, 2, …).
+The image is ``imageData`` when the JSON embeds it, else the file ``imagePath`` relative to the JSON.
+Everything is rendered into a temporary folder renamed onto ``DST`` at the end, so a failure leaves no
+half-written dataset.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import math
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from ..errors import DataError
+from ..io import atomic_write, read_image, write_palette_png
+from .base import IGNORE_INDEX, voc_palette
+
+__all__ = ["import_labelme", "read_labelme_labels", "render_shapes"]
+
+LINE_WIDTH, POINT_SIZE = 10, 5  # labelme.utils.shape_to_mask's defaults
+_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp"}
+
+
+def read_labelme_labels(path: str | Path) -> dict[str, int]:
+    """``labels.txt`` → ``{name: value}``: ``__ignore__`` → 255, ``_background_`` → 0, classes → 1, 2, …"""
+    path = Path(path)
+    try:
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise DataError(f"{path}: labels file not found") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: labels file is not UTF-8 text") from None
+    values: dict[str, int] = {}
+    if names[:1] == ["__ignore__"]:
+        values["__ignore__"] = IGNORE_INDEX
+        names = names[1:]
+    if names[:1] != ["_background_"]:
+        raise DataError(f"{path}: labelme labels start with __ignore__ (optional) and _background_, then the classes")
+    for i, name in enumerate(names):
+        if name in values:
+            raise DataError(f"{path}: label {name!r} is listed twice")
+        values[name] = i
+    if len(names) > IGNORE_INDEX:
+        raise DataError(f"{path}: {len(names)} classes; at most 255 fit in a mask (255 = ignore)")
+    return values
+
+
+def _shape_mask(size: tuple[int, int], shape: dict[str, Any], where: str) -> np.ndarray:
+    """One shape as an ``(h, w)`` bool mask, drawn as ``labelme.utils.shape_to_mask`` draws it."""
+    kind = shape.get("shape_type") or "polygon"
+    try:
+        xy = [(float(x), float(y)) for x, y in shape.get("points", [])]
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: points must be [x, y] pairs") from None
+    exact = {"circle": 2, "rectangle": 2, "line": 2, "point": 1, "mask": 2}.get(kind)
+    least = {"polygon": 3, "linestrip": 2}.get(kind, 0)
+    if (exact is not None and len(xy) != exact) or len(xy) < least:
+        raise DataError(f"{where}: a {kind} with {len(xy)} point(s)")
+    h, w = size
+    if kind == "mask":
+        return _paste_mask(size, shape, xy, where)
+    img = Image.new("L", (w, h), 0)
+    draw = ImageDraw.Draw(img)
+    if kind == "circle":
+        (cx, cy), (px, py) = xy
+        d = math.hypot(cx - px, cy - py)
+        draw.ellipse([cx - d, cy - d, cx + d, cy + d], outline=1, fill=1)
+    elif kind == "rectangle":
+        (x1, y1), (x2, y2) = xy
+        draw.rectangle([min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)], outline=1, fill=1)
+    elif kind in ("line", "linestrip"):
+        draw.line(xy=xy, fill=1, width=LINE_WIDTH)
+    elif kind == "point":
+        (cx, cy), r = xy[0], POINT_SIZE
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=1, fill=1)
+    elif kind == "polygon":
+        draw.polygon(xy=xy, outline=1, fill=1)
+    else:
+        raise DataError(f"{where}: unknown shape_type {kind!r}")
+    return np.asarray(img, dtype=bool)
+
+
+def _paste_mask(size: tuple[int, int], shape: dict[str, Any], xy: list[tuple[float, float]], where: str) -> np.ndarray:
+    out = np.zeros(size, bool)
+    try:
+        part = np.asarray(Image.open(io.BytesIO(base64.b64decode(shape["mask"])), formats=["PNG"]), dtype=bool)
+    except (KeyError, TypeError, ValueError, OSError, binascii.Error):
+        raise DataError(f"{where}: a mask shape without a readable base64 PNG 'mask'") from None
+    (x1, y1), _ = xy
+    x1, y1 = int(x1), int(y1)  # labelme truncates
+    region = out[y1 : y1 + part.shape[0], x1 : x1 + part.shape[1]]
+    region[...] = part[: region.shape[0], : region.shape[1]]
+    return out
+
+
+def render_shapes(
+    size: tuple[int, int], shapes: list[dict[str, Any]], values: dict[str, int], where: str
+) -> np.ndarray:
+    """``(h, w)`` uint8 class mask of labelme ``shapes``, later shapes over earlier ones."""
+    mask = np.zeros(size, np.uint8)
+    for n, shape in enumerate(shapes):
+        label = shape.get("label") if isinstance(shape, dict) else None
+        if label not in values:
+            known = ", ".join(k for k in values if k != "__ignore__")
+            raise DataError(f"{where}: shape {n} has label {label!r}, which is not in the labels file ({known})")
+        mask[_shape_mask(size, shape, f"{where}: shape {n} ({label})")] = values[label]
+    return mask
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: not a JSON file ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
+        raise DataError(f"{path}: not a labelme file (no 'shapes' list)")
+    return data
+
+
+def _image_bytes(path: Path, data: dict[str, Any]) -> bytes:
+    if data.get("imageData"):
+        try:
+            return base64.b64decode(data["imageData"], validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise DataError(f"{path}: imageData is not base64") from None
+    if not data.get("imagePath"):
+        raise DataError(f"{path}: neither imageData nor imagePath")
+    image = path.parent / str(data["imagePath"]).replace("\\", "/")
+    try:
+        return image.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: image {image} (imagePath) not found") from None
+
+
+def _convert(path: Path, values: dict[str, int], stage: Path) -> None:
+    data = _read_json(path)
+    raw = _image_bytes(path, data)
+    image = read_image(io.BytesIO(raw), name=f"{path} (image)")
+    h, w = image.shape[:2]
+    if (data.get("imageHeight"), data.get("imageWidth")) not in ((None, None), (h, w)):
+        raise DataError(f"{path}: imageHeight/imageWidth say {data['imageHeight']}×{data['imageWidth']}, "
+                        f"the image is {h}×{w}")  # fmt: skip
+    mask = render_shapes((h, w), data["shapes"], values, str(path))
+    fmt = Image.open(io.BytesIO(raw), formats=list(_SUFFIX)).format  # already decoded once by read_image
+    if fmt in _SUFFIX:
+        with atomic_write(stage / "images" / f"{path.stem}{_SUFFIX[fmt]}") as f:
+            f.write(raw)  # the file as it was: no re-encoding
+    else:
+        with atomic_write(stage / "images" / f"{path.stem}.png") as f:
+            Image.fromarray(image).save(f, format="PNG")
+    write_palette_png(stage / "masks" / f"{path.stem}.png", mask, voc_palette())
+
+
+def import_labelme(src: str | Path, labels: str | Path, out: str | Path) -> tuple[int, list[str]]:
+    """Render every labelme JSON under ``src`` (a folder, searched recursively, or one file) into ``out``.
+
+    Returns:
+        ``(number of images, class names)``; the names (background first) are also in ``out/class_names.txt``.
+    """
+    src, out = Path(src), Path(out)
+    values = read_labelme_labels(labels)
+    files = [src] if src.is_file() else sorted(src.rglob("*.json")) if src.is_dir() else []
+    if not files:
+        raise DataError(f"{src}: no labelme .json files" if src.is_dir() else f"{src}: not found")
+    stems: dict[str, Path] = {}
+    for f in files:
+        if f.stem in stems:
+            raise DataError(f"{f}: same name as {stems[f.stem]}; the output is named by file stem")
+        stems[f.stem] = f
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DataError(f"{out}: already exists and is not empty; choose a new folder")
+    stage = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        for f in files:
+            _convert(f, values, stage)
+        names = [n for n, _ in sorted(values.items(), key=lambda kv: kv[1]) if n != "__ignore__"]
+        with atomic_write(stage / "class_names.txt", "w") as fh:
+            fh.write("".join(f"{n}\n" for n in names))
+        if out.exists():
+            out.rmdir()
+        stage.rename(out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return len(files), names
