@@ -42,6 +42,7 @@ class Segmenter:
     ) -> None:
         self.device = torch.device(device)
         self.classes: list[str] = []
+        self.info: Any = None  # the checkpoint's CheckpointInfo (what it was trained on), when loaded from one
         if isinstance(model_or_checkpoint, nn.Module):
             self.model = model_or_checkpoint
             pre = preprocessing or CAFFE_VOC
@@ -49,7 +50,7 @@ class Segmenter:
             from ..engine.checkpoint import load_checkpoint, preprocessing_of
 
             self.model, info = load_checkpoint(model_or_checkpoint)
-            self.classes = info.classes
+            self.classes, self.info = info.classes, info
             pre = preprocessing or preprocessing_of(info)
         self.preprocessing = pre
         self.model = self.model.to(self.device).eval()
