@@ -13,6 +13,7 @@ from ...data.transforms import eval_transforms
 from ...engine.checkpoint import preprocessing_of
 from ...engine.evaluator import evaluate
 from ...io import atomic_write
+from ...metrics import named
 from ...viz import save_confusion
 from ._common import add_model_args, load_model_args
 
@@ -68,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         with atomic_write(out / "metrics.json", "w") as f:
-            public = {h: {k: v for k, v in m.items() if k != "confusion"} for h, m in results.items()}
+            geo = list(getattr(ds, "geometric_classes", []))
+            names = {h: info.classes if h in ("", "sem") else geo for h in results}
+            public = {h: {k: v for k, v in named(m, names[h]).items() if k != "confusion"} for h, m in results.items()}
             json.dump(public if model.multi_head else public[""], f, indent=2)
         for head, m in results.items():
             save_confusion(out / f"confusion{'_' + head if head else ''}.png", np.array(m["confusion"]), info.classes)
