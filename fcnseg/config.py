@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from .errors import ConfigError
+from .yaml_safe import load_yaml
 
 __all__ = ["DataConfig", "EvalConfig", "ModelConfig", "RunConfig", "TrainConfig", "dump_config", "load_config"]
 
@@ -47,7 +50,8 @@ class DataConfig:
     val_split: str = "val"
     options: dict[str, Any] = field(default_factory=dict)  # dataset-specific keyword arguments
     val_options: dict[str, Any] | None = None  # overrides for the validation set (e.g. synthetic n)
-    preprocessing: str = "caffe_voc"  # caffe_voc | caffe_siftflow | caffe_nyud | imagenet
+    #: nyud: each NYUD modality its own Caffe mean (colour: caffe_nyud)
+    preprocessing: Literal["caffe_voc", "caffe_siftflow", "caffe_nyud", "nyud", "imagenet"] = "caffe_voc"
     crop_size: int | None = None
     scale_range: tuple[float, float] = (1.0, 1.0)
     flip: bool = False
@@ -57,12 +61,12 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    optimizer: str = "sgd"  # sgd (the reference) | adamw (betas 0.9/0.999; decoupled weight decay)
+    optimizer: Literal["sgd", "adamw"] = "sgd"  # sgd (the reference) | adamw (betas 0.9/0.999; decoupled weight decay)
     lr: float = 1e-10
     momentum: float = 0.99  # SGD's
     weight_decay: float = 5e-4
     bias_lr_mult: float = 2.0
-    schedule: str = "fixed"  # fixed | poly | step
+    schedule: Literal["fixed", "poly", "step"] = "fixed"
     poly_power: float = 0.9
     step_size: int = 0
     step_gamma: float = 0.1
@@ -70,14 +74,14 @@ class TrainConfig:
     iter_size: int = 1  # gradient accumulation (FCN-AlexNet: 20)
     normalize: bool = False  # reference: summed loss ("normalize: false")
     class_weights: list[float] | str | None = None  # per class, or inverse_frequency | median_frequency
-    loss: str = "ce"  # ce | focal | ce+dice | focal+dice (Dice needs normalize: true)
+    loss: Literal["ce", "focal", "ce+dice", "focal+dice"] = "ce"  # Dice needs normalize: true
     focal_gamma: float = 2.0
     dice_weight: float = 1.0
     amp: bool = False  # autocast: bf16 on CPU; fp16 on CUDA with a dynamic loss scale (bf16 if amp_dtype says)
-    amp_dtype: str = "auto"  # auto | bfloat16 | float16
+    amp_dtype: Literal["auto", "bfloat16", "float16"] = "auto"
     loss_scale: float | None = None  # fp16 initial loss scale; default: measured on the first batch
     seed: int = 1337
-    device: str = "auto"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
     channels_last: bool = True  # NHWC activations (oneDNN / cuDNN native); same numbers, faster
     retain_memory: bool = True  # CPU, glibc: freed memory stays in the process (no page faults per step)
     log_every: int = 20
@@ -124,13 +128,19 @@ def _check(value: Any, tp: Any, key: str, source: str) -> Any:
         raise errors[0]
     if tp is Any:
         return value
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if tp is float and isinstance(value, str):
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"{key}: {value!r} in {source}; use one of {', '.join(map(str, args))}")
+    if tp is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
         try:
-            return float(value)  # YAML reads 1e-10 as a string
+            number = float(value)  # YAML reads 1e-10 as a string
         except ValueError:
-            pass
+            number = None
+        if number is not None and math.isfinite(number):
+            return number
+        if number is not None:
+            raise ConfigError(f"{key}: {value!r} in {source} is not a finite number")
     if tp in (int, str, bool) and isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
         return value
     if origin is tuple and isinstance(value, (list, tuple)) and len(value) == len(args):
@@ -166,7 +176,7 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     parts = key.strip().split(".")
     if len(parts) != 2:
         raise ConfigError(f"override {text!r}: key must be section.key (e.g. train.lr=1e-4)")
-    return parts, yaml.safe_load(raw) if raw.strip() else None
+    return parts, load_yaml(raw, f"override {text!r}") if raw.strip() else None
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
@@ -179,12 +189,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     source = "defaults"
     if path is not None:
         source = str(path)
-        try:
-            loaded = yaml.safe_load(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({e})") from None
+        loaded = load_yaml(_read_config(Path(path)), str(path))
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -209,22 +214,88 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     return cfg
 
 
+#: config file size limit: a config is a few kB; anything near this is not one
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _read_config(path: Path) -> str:
+    try:
+        if path.is_dir():
+            raise ConfigError(f"{path}: a folder, not a config file")
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {size} bytes; a config file is at most {MAX_CONFIG_BYTES} bytes")
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+
+
+#: (section.key, lowest, highest, lowest allowed?) for every number with a valid range
+_RANGES: tuple[tuple[str, float, float, bool], ...] = (
+    ("model.num_classes", 1, 100_000, True),
+    ("model.in_channels", 1, 64, True),
+    ("model.width", 0, 16, False),
+    ("model.dropout", 0, 0.999, True),
+    ("data.crop_size", 1, 100_000, True),
+    ("data.batch_size", 1, 100_000, True),
+    ("data.workers", 0, 1024, True),
+    ("train.lr", 0, 1e3, False),
+    ("train.momentum", 0, 0.99999, True),
+    ("train.weight_decay", 0, 1, True),
+    ("train.bias_lr_mult", 0, 1e6, True),
+    ("train.poly_power", 0, 100, False),
+    ("train.step_size", 0, 1e12, True),
+    ("train.step_gamma", 0, 1e6, False),
+    ("train.max_iter", 1, 1e12, True),
+    ("train.iter_size", 1, 100_000, True),
+    ("train.focal_gamma", 0, 100, True),
+    ("train.dice_weight", 0, 1e6, True),
+    ("train.loss_scale", 0, 2.0**64, False),
+    ("train.seed", 0, 2**63 - 1, True),
+    ("train.log_every", 1, 1e12, True),
+    ("train.eval_every", 1, 1e12, True),
+    ("train.checkpoint_every", 1, 1e12, True),
+    ("eval.max_images", 1, 1e12, True),
+    ("eval.grid_images", 0, 1000, True),
+)
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def _check_ranges(cfg: RunConfig, source: str) -> None:
+    for key, lo, hi, closed in _RANGES:
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value is None:
+            continue
+        if not (lo <= value <= hi) or (not closed and value == lo):
+            low = f">= {lo:g}" if closed else f"> {lo:g}"
+            raise ConfigError(f"{key}: {value!r} in {source}; expected a number {low} and <= {hi:g}")
+    for key, mapping in (("model.heads", cfg.model.heads), ("model.streams", cfg.model.streams)):
+        for name, n in (mapping or {}).items():
+            if n < 1:
+                raise ConfigError(f"{key}.{name}: {n} in {source}; expected a count >= 1")
+    lo, hi = cfg.data.scale_range
+    if not 0 < lo <= hi:
+        raise ConfigError(f"data.scale_range: [{lo}, {hi}] in {source}; expected 0 < low <= high")
+    if not _DEVICE.fullmatch(cfg.train.device):
+        raise ConfigError(f"train.device: {cfg.train.device!r} in {source}; use auto, cpu, cuda or cuda:N")
+    if not re.fullmatch(r"none|backbone|up_to:\w+", cfg.model.freeze):
+        raise ConfigError(f"model.freeze: {cfg.model.freeze!r} in {source}; use none, backbone or up_to:LAYER")
+
+
 def _validate(cfg: RunConfig, source: str) -> None:
     """Checks across keys that the types alone cannot express."""
-    from .losses import LOSSES
-
+    _check_ranges(cfg, source)
     t = cfg.train
-    if t.loss not in LOSSES:
-        raise ConfigError(f"train.loss: {t.loss!r} in {source}; use one of {', '.join(LOSSES)}")
     if "dice" in t.loss and not t.normalize:
         raise ConfigError(
             f"train.loss: {t.loss} in {source} needs train.normalize: true (Dice is a ratio; adding it to the "
             "summed reference loss with its 1e-10 learning rate would make it vanish)"
         )
-    if t.optimizer not in ("sgd", "adamw"):
-        raise ConfigError(f"train.optimizer: {t.optimizer!r} in {source}; use sgd or adamw")
-    if t.amp_dtype not in ("auto", "bfloat16", "float16"):
-        raise ConfigError(f"train.amp_dtype: {t.amp_dtype!r} in {source}; use auto, bfloat16 or float16")
     if t.class_weights is not None and cfg.model.heads:
         raise ConfigError(f"train.class_weights in {source}: per-class weights apply to single-head nets")
 

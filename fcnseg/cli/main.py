@@ -52,11 +52,44 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except FCNError as e:
-        print(f"fcnseg {args.command}: error: {e}", file=sys.stderr)
+        print(f"fcnseg {args.command}: error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the disk, not fcnseg: full, read-only, a file where a folder should be …
+        print(f"fcnseg {args.command}: error: {os_error(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def one_line(e: BaseException) -> str:
+    """The message of ``e``; for an error re-raised from a DataLoader worker, the worker's own message.
+
+    PyTorch re-raises a worker's exception with the worker's whole traceback pasted into its message
+    ("Caught DataError in DataLoader worker process 0. Original Traceback …"); the last line holds the
+    original ``Type: message``.
+    """
+    text = str(e)
+    if "Original Traceback" in text:
+        last = [line for line in text.strip().splitlines() if line.strip()][-1]
+        text = last.split(": ", 1)[1] if ": " in last and last.split(": ", 1)[0].endswith("Error") else last
+    return text
+
+
+def os_error(e: OSError) -> str:
+    """``PATH: reason`` for an OS error (full disk, read-only folder, a file in the way, permissions)."""
+    import errno
+
+    name = e.filename if e.filename is not None else ""
+    reason = e.strerror or str(e)
+    hint = {
+        errno.ENOSPC: " (the disk is full)",
+        errno.EROFS: " (read-only file system)",
+        errno.EACCES: " (no permission)",
+        errno.ENOTDIR: " (a file is in the way of a folder)",
+        errno.EEXIST: " (a file is in the way)",
+    }.get(e.errno or 0, "")
+    return f"{name}: {reason}{hint}" if name else f"{reason}{hint}"
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from torch import nn
 from ..config import RunConfig
 from ..data import SegmentationDataset, get_dataset
 from ..data.transforms import augmentations, eval_transforms, train_transforms
-from ..errors import ConfigError
+from ..errors import ConfigError, FCNError
 from ..models import FCN, TransferReport, get_model, load_backbone_weights
 from ..preprocessing import CAFFE_NYUD, CAFFE_SIFTFLOW, CAFFE_VOC, IMAGENET, Preprocessing
 from .checkpoint import load_state_dict_file
@@ -43,10 +43,22 @@ def build_datasets(cfg: RunConfig) -> tuple[SegmentationDataset, SegmentationDat
         return _nyud_datasets(cfg)
     pre = preprocessing(cfg)
     train_tf = train_transforms(pre, crop_size=d.crop_size, scale_range=d.scale_range, flip=d.flip)
-    train = get_dataset(d.name, d.root, d.train_split, transforms=train_tf, **d.options)
+    train = _dataset(d.name, d.root, d.train_split, "data.options", transforms=train_tf, **d.options)
     val_opts = {**d.options, **(d.val_options or {})}
-    val = get_dataset(d.name, d.root, d.val_split, transforms=eval_transforms(pre), **val_opts)
+    val = _dataset(d.name, d.root, d.val_split, "data.val_options", transforms=eval_transforms(pre), **val_opts)
     return train, val
+
+
+def _dataset(name: str, root: Any, split: str, key: str, **kw: Any) -> SegmentationDataset:
+    """``get_dataset`` with a wrong option (unknown name, wrong type) reported as the config key at fault."""
+    try:
+        return get_dataset(name, root, split, **kw)
+    except FCNError:
+        raise
+    except (TypeError, ValueError, KeyError) as e:
+        shown = {k: v for k, v in kw.items() if k != "transforms"}
+        detail = ' '.join(str(e).split())
+        raise ConfigError(f"{key} {shown} for dataset {name!r}: {type(e).__name__}: {detail}") from None
 
 
 def _nyud_datasets(cfg: RunConfig) -> tuple[SegmentationDataset, SegmentationDataset]:
@@ -55,8 +67,8 @@ def _nyud_datasets(cfg: RunConfig) -> tuple[SegmentationDataset, SegmentationDat
     from ..data.transforms import ModalityNormalize
 
     d = cfg.data
-    train = get_dataset(d.name, d.root, d.train_split, **d.options)
-    val = get_dataset(d.name, d.root, d.val_split, **{**d.options, **(d.val_options or {})})
+    train = _dataset(d.name, d.root, d.train_split, "data.options", **d.options)
+    val = _dataset(d.name, d.root, d.val_split, "data.val_options", **{**d.options, **(d.val_options or {})})
     aug = augmentations(crop_size=d.crop_size, scale_range=d.scale_range, flip=d.flip)
     train.transforms = v2.Compose([*aug, ModalityNormalize(train.preprocess)])  # type: ignore[attr-defined]
     val.transforms = v2.Compose([ModalityNormalize(val.preprocess)])  # type: ignore[attr-defined]
@@ -137,6 +149,11 @@ def init_from(model: FCN, path: str | Path) -> TransferReport:
             else:
                 own[k].copy_(v)
                 report.copied.append(k)
+    if not report.copied:
+        raise ConfigError(
+            f"model.init_from: {path}: no layer of it fits {model.arch} (its layers: "
+            f"{', '.join(list(state)[:4])} …); starting from scratch instead would be a silent mistake"
+        )
     model.load_state_dict(own)  # refreshes derived buffers (grouped upsampling kernels)
     report.missing = sorted(set(own) - set(state))
     return report

@@ -31,6 +31,7 @@ from ..errors import CheckpointError
 from ..io import atomic_write
 from ..models import FCN, get_model
 from ..preprocessing import CAFFE_VOC, Preprocessing
+from .checkpoint_meta import check_finite, check_metadata, check_shapes
 
 __all__ = [
     "CheckpointInfo",
@@ -126,23 +127,36 @@ def state_file(path: str | Path, step: int) -> Path:
 def read_info(path: str | Path) -> CheckpointInfo:
     """The metadata of a ``.safetensors`` checkpoint, without loading its tensors."""
     path = Path(path)
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: checkpoint not found") from None
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a safetensors checkpoint ({e})") from None
+    meta, _ = _read_header(path)
     if "fcnseg" not in meta:
         raise CheckpointError(f"{path}: safetensors file without fcnseg metadata; use --model NAME --weights {path}")
     try:
         data = json.loads(meta["fcnseg"])
-        data.pop("format", None)
-        return CheckpointInfo(**data)
-    except (json.JSONDecodeError, TypeError) as e:
-        raise CheckpointError(f"{path}: corrupt fcnseg metadata ({e})") from None
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise CheckpointError(f"{path}: corrupt fcnseg metadata ({type(e).__name__})") from None
+    return CheckpointInfo(**check_metadata(data, path))
+
+
+def _read_header(path: Path) -> tuple[dict[str, str], dict[str, tuple[int, ...]]]:
+    """The metadata and tensor shapes of a safetensors file, from its header (no tensor is read)."""
+    from safetensors import safe_open
+
+    if path.is_dir() or (path.exists() and not path.is_file()):
+        raise CheckpointError(f"{path}: not a regular file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint not found") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: not a safetensors checkpoint ({_first_line(e)})") from None
+    return meta, shapes
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def preprocessing_of(info: CheckpointInfo) -> Preprocessing:
@@ -162,12 +176,14 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: weights file not found")
+    if path.suffix == ".safetensors":
+        _read_header(path)  # a malformed header is named as such before the tensors are read
     try:
         if path.suffix == ".safetensors":
             return load_file(str(path))
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # safetensors/pickle errors of every kind: refuse the file, name it
-        raise CheckpointError(f"{path}: cannot load weights safely ({type(e).__name__}: {e})") from None
+        raise CheckpointError(f"{path}: cannot load weights safely ({type(e).__name__}: {_first_line(e)})") from None
     if isinstance(obj, dict) and "model_state_dict" in obj:
         obj = obj["model_state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -202,10 +218,14 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     Raises:
         CheckpointError: missing, corrupt or foreign file, or weights that do not fit their own metadata.
     """
+    path = Path(path)
     info = read_info(path)
+    check_shapes(info.arch, info.model_kwargs, _read_header(path)[1], path)  # before anything is allocated
     kwargs = {k: v for k, v in info.model_kwargs.items() if v is not None}
     model = get_model(info.arch, **kwargs)
-    load_into(model, load_state_dict_file(path), path)
+    state = load_state_dict_file(path)
+    check_finite(state, path)
+    load_into(model, state, path)
     return model.to(map_location), info
 
 
@@ -227,4 +247,6 @@ def load_training_state(path: str | Path, step: int | None = None) -> dict[str, 
     except FileNotFoundError:
         raise CheckpointError(f"{path}: training state not found (cannot resume)") from None
     except Exception as e:
-        raise CheckpointError(f"{path}: cannot load training state safely ({type(e).__name__}: {e})") from None
+        raise CheckpointError(
+            f"{path}: cannot load training state safely ({type(e).__name__}: {_first_line(e)})"
+        ) from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from tqdm import tqdm
 
 from ..config import RunConfig, dump_config
 from ..data.transforms import pad_collate
-from ..errors import CheckpointError, FCNError
+from ..errors import CheckpointError, ConfigError, FCNError
 from ..io import atomic_write
 from ..losses import dice_loss2d, pixel_loss
 from ..metrics import named
@@ -44,6 +45,7 @@ from .distributed import DistInfo, setup
 from .evaluator import evaluate
 from .logging import RunLogger, plot_curves
 from .memory import retained_heap
+from .runlock import run_lock
 from .schedule import lr_at
 
 __all__ = [
@@ -62,9 +64,20 @@ class TrainingDiverged(FCNError, RuntimeError):
 
 
 def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``; a device that is not here is a ConfigError."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"device {name!r}: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"device {name!r}: no CUDA device is available here; use cpu or auto")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"device {name!r}: only {count} CUDA device(s) here (cuda:0 … cuda:{count - 1})")
+    return device
 
 
 class StepSampler(Sampler[list[tuple[int, int]]]):
@@ -175,7 +188,8 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: 
     """
     device = resolve_device(cfg.train.device)
     # CPU: keep freed activations and gradients in the process (engine/memory.py; ~1.3x per VGG16 step)
-    with retained_heap(cfg.train.retain_memory and device.type == "cpu"):
+    main_rank = os.environ.get("RANK", "0") == "0"
+    with run_lock(Path(run_dir), enabled=main_rank), retained_heap(cfg.train.retain_memory and device.type == "cpu"):
         return _fit(cfg, Path(run_dir), device, resume=resume, progress=progress)
 
 

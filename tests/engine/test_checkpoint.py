@@ -23,7 +23,9 @@ from fcnseg.io import atomic_write
 def _info(model) -> CheckpointInfo:
     from fcnseg.engine.checkpoint import model_kwargs
 
-    return CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model, 1 / 16), classes=["a", "b", "c"], step=7)
+    n = model.num_classes if not model.multi_head else 3
+    classes = [f"c{i}" for i in range(n)]
+    return CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model, 1 / 16), classes=classes, step=7)
 
 
 @pytest.mark.parametrize(
@@ -38,7 +40,7 @@ def test_round_trip_rebuilds_the_same_model(tmp_path, kwargs) -> None:
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     save_checkpoint(tmp_path / "last", model, _info(model), optimizer=opt, rng_state=torch.get_rng_state())
     clone, info = load_checkpoint(tmp_path / "last.safetensors")
-    assert info.step == 7 and info.classes == ["a", "b", "c"] and clone.arch == "fcn16s_vgg16"
+    assert info.step == 7 and info.classes == _info(model).classes and clone.arch == "fcn16s_vgg16"
     x = torch.randn(1, model.in_channels, 30, 34)
     a, b = model(x), clone.eval()(x)
     if isinstance(a, dict):
