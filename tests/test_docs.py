@@ -140,3 +140,50 @@ def test_scale_out(tmp_path) -> None:
 def test_every_guide_has_commands_and_is_tested() -> None:
     for page in ("train-your-own-data.md", "reference-weights.md", "scale-out.md"):
         assert any(lang == "bash" for lang, _, _ in blocks(page)), page
+
+
+def _section(page: str, heading: str) -> str:
+    """The text of ``docs/page`` from the ``## heading`` line to the next ``## `` heading."""
+    text = (DOCS / page).read_text()
+    start = text.index(f"\n## {heading}")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else None]
+
+
+def test_annotation_tool_exports(tmp_path, monkeypatch, capsys) -> None:
+    """Section 6 of the own-data guide, run on a labelme folder, a CVAT and a COCO export written as those tools do.
+
+    Its commands are all ``fcnseg …`` lines, so they run in this process (``main(argv)``): seconds, not a
+    Python start per command.
+    """
+    import shlex
+
+    from fcnseg.cli.main import main
+    from tests.data.fixtures_tools import make_coco, make_cvat, make_labelme
+
+    pytest.importorskip("pycocotools", reason="the coco extra: pip install 'fcnseg[coco]'")
+    make_labelme(tmp_path / "labelme")
+    for stem, split in (("a", "train"), ("b", "val")):
+        (tmp_path / "labelme" / split).mkdir()
+        (tmp_path / "labelme" / "json" / f"{stem}.json").rename(tmp_path / "labelme" / split / f"{stem}.json")
+    make_cvat(tmp_path / "cvat-export")
+    make_coco(tmp_path / "coco-export", split="default")
+    (tmp_path / "coco-export" / "default").rename(tmp_path / "coco-export" / "images")  # CVAT's COCO 1.0 layout
+    monkeypatch.chdir(tmp_path)
+    outputs = []
+    for lang, _, body in FENCE.findall(_section("train-your-own-data.md", "6. Exports of annotation tools")):
+        assert lang == "sh", "section 6's commands are sh blocks, run here rather than by the walkthrough test"
+        for cmd in (line for line in body.splitlines() if line.strip() and not line.lstrip().startswith("#")):
+            argv = shlex.split(cmd)
+            assert argv[0] == "fcnseg", cmd
+            code = main(argv[1:])
+            out, err = capsys.readouterr()
+            assert code == 0, f"`{cmd}` failed ({code}):\n{out[-2000:]}{err[-2000:]}"
+            outputs.append((cmd, out))
+    assert [c.split()[1:3] for c, _ in outputs] == [["data", "import"]] * 2 + [["data", "check"]] * 4
+    assert (tmp_path / "mylabelme" / "train" / "class_names.txt").read_text().split() == ["_background_", "cat", "dog"]
+    labelme_check, cvat_check, coco_check, coco_dropped = (out for _, out in outputs[2:])
+    assert "1/1 samples readable, 0 problem(s)" in labelme_check and "  2 dog" in labelme_check
+    assert "2/2 samples readable, 0 problem(s)" in cvat_check and "  1 cat" in cvat_check
+    assert "3/3 samples readable, 0 problem(s)" in coco_check and "  3 toothbrush" in coco_check
+    assert "2/2 samples readable" in coco_dropped

@@ -178,6 +178,7 @@ LABELME_LABELS = "__ignore__\n_background_\ncat\ndog\n"
 
 def make_labelme(root: Path) -> None:
     """``root/photos/*.jpg`` and ``root/json/*.json`` (one embedding its image), with ``root/labels.txt``."""
+    root.mkdir(parents=True, exist_ok=True)
     (root / "labels.txt").write_text(LABELME_LABELS)
     a = root / "photos" / "a.jpg"
     rgb(a, 40, 48, seed=1)
