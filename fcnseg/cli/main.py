@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from ..errors import FCNError
 from .commands import (
@@ -23,10 +24,15 @@ from .commands import (
 __all__ = ["build_parser", "main"]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (``fcnseg predict: error: argument --alpha: …``), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="fcnseg", description="Fully Convolutional Networks for semantic segmentation."
-    )
+    parser = Parser(prog="fcnseg", description="Fully Convolutional Networks for semantic segmentation.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands = (
         demo_cmd,

@@ -240,7 +240,10 @@ def _fit(cfg: RunConfig, run_dir: Path, device: torch.device, *, resume: bool, p
     loader.batch_sampler.stop = tc.max_iter * tc.iter_size  # type: ignore[union-attr]
     batches = iter(loader)  # created before the RNG state is restored: its seed draw is not part of the run
     if resume:
-        torch.set_rng_state(state["rng"])
+        try:
+            torch.set_rng_state(state["rng"])
+        except RuntimeError as e:
+            raise CheckpointError(f"{ckpt_dir / 'last'}: malformed training state: rng ({e})") from None
     logger = RunLogger(run_dir, enabled=dist.main)
     if resume:
         logger.truncate_after(start)
@@ -396,11 +399,34 @@ def _restore(
     if not weights.is_file():
         raise CheckpointError(f"{weights}: no checkpoint to resume from in {run_dir}")
     info = read_info(weights)
-    state = load_training_state(path, info.step)  # the state written with these weights
-    if int(state["step"]) != info.step:
+    state = _checked_state(load_training_state(path, info.step), weights)  # the state written with these weights
+    if state["step"] != info.step:
         raise CheckpointError(
             f"{weights}: weights are from step {info.step} but the training state from step {state['step']}"
         )
     load_into(model, load_state_dict_file(weights), weights)
-    optimizer.load_state_dict(state["optimizer"])
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise CheckpointError(f"{weights}: training state does not fit this optimizer ({e})") from None
     return info.step, float(state.get("best_mean_iu") or -1.0), state
+
+
+def _checked_state(state: Any, weights: Path) -> dict[str, Any]:
+    """The training state's fields, with their types checked (it is a file a user can hand us)."""
+    checks = {
+        "step": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+        "optimizer": lambda v: isinstance(v, dict) and {"state", "param_groups"} <= set(v),
+        "rng": lambda v: isinstance(v, torch.Tensor) and v.dtype == torch.uint8,
+    }
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{weights}: malformed training state (a {type(state).__name__}, not a mapping)")
+    for key, ok in checks.items():
+        if key not in state or not ok(state[key]):
+            raise CheckpointError(f"{weights}: malformed training state: field {key!r} missing or of the wrong type")
+    best = state.get("best_mean_iu")
+    if best is not None and not (isinstance(best, (int, float)) and math.isfinite(best)):
+        raise CheckpointError(f"{weights}: malformed training state: best_mean_iu {best!r}")
+    if state.get("scaler") is not None and not isinstance(state["scaler"], dict):
+        raise CheckpointError(f"{weights}: malformed training state: scaler is not a mapping")
+    return state

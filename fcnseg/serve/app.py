@@ -28,6 +28,7 @@ from ..inference import Segmenter
 from ..io import palette_png
 from ..viz import palette_for
 from .about import example_png, model_card
+from .limits import BodyLimit
 
 __all__ = ["DEFAULT_CHECKPOINT", "IMAGE_TYPES", "create_app"]
 
@@ -54,6 +55,8 @@ def create_app(
     if getattr(model, "multi_head", False):
         raise DataError("fcnseg serve shows single-head models (one label per pixel)")
     num_classes = int(model.num_classes)
+    if num_classes > 256:
+        raise DataError(f"fcnseg serve shows up to 256 classes (masks are 8-bit PNGs); this model has {num_classes}")
     classes = list(segmenter.classes) or [f"class_{i}" for i in range(num_classes)]
     palette = palette_for(classes)[:num_classes]
     card = model_card(segmenter)
@@ -62,11 +65,11 @@ def create_app(
     app = FastAPI(title="fcnseg", summary=f"FCN semantic segmentation: {title}", docs_url="/api/docs")
     page = resources.files("fcnseg.serve").joinpath("static/index.html").read_text(encoding="utf-8")
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:
         return page
 
-    @app.get("/healthz")
+    @app.api_route("/healthz", methods=["GET", "HEAD"])
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
@@ -129,6 +132,8 @@ def create_app(
             "mask_png": base64.b64encode(png).decode("ascii"), "seconds": latency,
         })  # fmt: skip
 
+    # bodies over the limit (plus the multipart envelope) are refused before FastAPI spools them
+    app.add_middleware(BodyLimit, limit=max_upload_bytes)
     return app
 
 

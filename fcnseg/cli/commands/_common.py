@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from ...engine.build import PREPROCESSING
 from ...engine.checkpoint import CheckpointInfo, load_checkpoint, load_into, load_state_dict_file, model_kwargs
@@ -12,12 +13,36 @@ from ...models import FCN, get_model
 from ...preprocessing import CAFFE_VOC
 
 
+def number_in(lo: float, hi: float, *, kind: type = float, open_low: bool = False) -> Any:
+    """An argparse ``type`` accepting ``kind`` values in [lo, hi] (or (lo, hi] with ``open_low``)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if value != value or not (lo <= value <= hi) or (open_low and value == lo):  # value != value: NaN
+            low = f"> {lo:g}" if open_low else f">= {lo:g}"
+            raise argparse.ArgumentTypeError(f"{text!r}: expected a value {low} and <= {hi:g}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+#: 0–1 opacities, positive scales, TCP ports, counts
+FRACTION = number_in(0.0, 1.0)
+SCALE = number_in(0.0, 16.0, open_low=True)
+PORT = number_in(0, 65535, kind=int)
+COUNT = number_in(1, 1e9, kind=int)
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model (a checkpoint, or a registry name with a weights file)")
     g.add_argument("--checkpoint", help="an fcnseg .safetensors checkpoint")
     g.add_argument("--model", help="registry name, with --weights")
     g.add_argument("--weights", help=".safetensors or state-dict file (e.g. from 'fcnseg convert')")
-    g.add_argument("--num-classes", type=int, help="with --model; default: read from the weights")
+    g.add_argument("--num-classes", type=COUNT, help="with --model; default: read from the weights")
     g.add_argument("--preprocessing", choices=sorted(PREPROCESSING), default="caffe_voc", help="with --model")
 
 
@@ -53,7 +78,7 @@ def add_int8_args(p: argparse.ArgumentParser) -> None:
         "--calibration",
         help="folder of images to calibrate int8 activations on (default: the checkpoint's training data)",
     )
-    g.add_argument("--calibration-count", type=int, default=32, help="calibration images (default 32)")
+    g.add_argument("--calibration-count", type=COUNT, default=32, help="calibration images (default 32)")
 
 
 def calibration_images(args: argparse.Namespace, info: CheckpointInfo) -> list:

@@ -8,14 +8,17 @@ import sys
 from pathlib import Path
 
 from ...errors import ConfigError
+from ._common import PORT, number_in
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="a web page to try a model, and an HTTP API (POST /api/segment)")
     p.add_argument("--checkpoint", help="an fcnseg .safetensors checkpoint (default: the quick start's model)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-upload-mb", type=float, default=20.0, help="larger uploads are refused with 413")
+    p.add_argument("--port", type=PORT, default=8000, help="TCP port (default 8000)")
+    p.add_argument(
+        "--max-upload-mb", type=number_in(0, 4096, open_low=True), default=20.0, help="larger uploads get 413"
+    )
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.set_defaults(func=run)
 
