@@ -11,13 +11,21 @@ import scipy.io
 from ..errors import DataError
 from .base import IGNORE_INDEX
 
-__all__ = ["bundled_split", "check_mask", "load_mat_field", "read_ids", "require_dir"]
+__all__ = ["bundled_split", "check_mask", "load_mat_field", "read_ids", "require_dir", "require_files"]
 
 
 def require_dir(path: Path, what: str) -> Path:
     if not path.is_dir():
         raise DataError(f"{path}: {what} folder not found")
     return path
+
+
+def require_files(paths: list[Path], what: str) -> None:
+    """Raise one line naming the first three of ``paths`` that are not files (and how many are missing)."""
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
+        raise DataError(f"{len(missing)} {what} file(s) not found: {', '.join(missing[:3])}{more}")
 
 
 def read_ids(path: Path) -> list[str]:

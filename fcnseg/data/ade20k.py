@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..io import read_image, read_label_png
-from ._common import check_mask, require_dir
+from ._common import check_mask, require_dir, require_files
 from .base import IGNORE_INDEX, SegmentationDataset, to_sample
 
 __all__ = ["ADE20K", "ADE20K_CLASSES"]
@@ -59,7 +59,9 @@ class ADE20K(SegmentationDataset):
 
     classes = ADE20K_CLASSES
 
-    def __init__(self, root: str | Path, split: str = "training", *, transforms: Callable[..., Any] | None = None):
+    def __init__(
+        self, root: str | Path, split: str = "training", *, transforms: Callable[..., Any] | None = None
+    ) -> None:
         super().__init__(transforms)
         if split not in _SPLITS:
             raise DataError(f"ADE20K split must be training or validation (or train / val), got {split!r}")
@@ -73,10 +75,7 @@ class ADE20K(SegmentationDataset):
         if not self.image_paths:
             raise DataError(f"{images}: no .jpg images")
         self.mask_paths = [labels / f"{p.stem}.png" for p in self.image_paths]
-        missing = [str(m) for m in self.mask_paths if not m.is_file()]
-        if missing:
-            more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
-            raise DataError(f"{len(missing)} annotation file(s) not found: {', '.join(missing[:3])}{more}")
+        require_files(self.mask_paths, "annotation")
         self._lut = _reduce_zero_label()
 
     def __len__(self) -> int:

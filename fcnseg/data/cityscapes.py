@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..io import read_image, read_label_png
-from ._common import check_mask, require_dir
+from ._common import check_mask, require_dir, require_files
 from .base import IGNORE_INDEX, SegmentationDataset, to_sample, voc_palette
 
 __all__ = ["CITYSCAPES_CLASSES", "CITYSCAPES_LABELS", "Cityscapes", "cityscapes_lut", "cityscapes_palette"]
@@ -123,10 +123,7 @@ class Cityscapes(SegmentationDataset):
             labels / p.parent.name / p.name.replace("_leftImg8bit.png", f"_{annotations}_labelIds.png")
             for p in self.image_paths
         ]
-        missing = [str(m) for m in self.mask_paths if not m.is_file()]
-        if missing:
-            more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
-            raise DataError(f"{len(missing)} label file(s) not found: {', '.join(missing[:3])}{more}")
+        require_files(self.mask_paths, "label")
         self._lut = cityscapes_lut()
 
     @property

@@ -146,3 +146,12 @@ def test_data_check_runs_on_each(tmp_path, capsys, name: str) -> None:
     out = capsys.readouterr().out
     first = {"cityscapes": "road", "ade20k": "wall", "coco": "background"}[name]
     assert " 0 problem(s)" in out and f"  0 {first}" in out
+
+
+def test_data_check_reports_image_and_mask_sizes_that_differ(tmp_path, capsys) -> None:
+    make_ade20k(tmp_path)
+    grey_png(tmp_path / "ADEChallengeData2016" / "annotations" / "training" / "ADE_train_00000002.png", np.ones((12, 20)))
+    assert main(["data", "check", str(tmp_path), "--dataset", "ade20k", "--split", "training"]) == 1
+    out = capsys.readouterr().out
+    assert "1/2 samples readable, 1 problem(s)" in out
+    assert "problem: " in out and "ADE_train_00000002.png: mask is 20×12 but its image is 20×24" in out
