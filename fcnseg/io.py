@@ -16,7 +16,7 @@ from PIL import Image
 from .errors import DataError
 from .imageio import open_image, read_rgb
 
-__all__ = ["atomic_write", "palette_png", "read_image", "read_label_png", "write_palette_png"]
+__all__ = ["atomic_write", "clean_stale_temps", "palette_png", "read_image", "read_label_png", "write_palette_png"]
 
 
 @contextlib.contextmanager
@@ -40,6 +40,37 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def clean_stale_temps(folder: str | os.PathLike) -> int:
+    """Remove the temp files :func:`atomic_write` left under ``folder`` when its process was killed.
+
+    A temp file names its writer's pid (``.NAME.PID.HEX.tmp``); files of a live process are left alone, so
+    this is safe while other processes (torchrun ranks, Ray workers) write into the same folder.
+    Returns how many were removed.
+    """
+    removed = 0
+    for tmp in Path(folder).rglob(".*.tmp"):
+        parts = tmp.name.split(".")
+        pid = int(parts[-3]) if len(parts) >= 5 and parts[-3].isdigit() else None
+        if pid is not None and _alive(pid):
+            continue
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _open(path: Path | IO[bytes], label: str | None = None) -> Image.Image:

@@ -1,37 +1,39 @@
-"""``fcnseg predict --checkpoint CKPT INPUTS... --out DIR``: palette masks and overlays."""
+"""``fcnseg predict --checkpoint CKPT INPUTS... [--out DIR]``: palette masks, overlays and a manifest.
+
+Outputs mirror the inputs' relative paths; a rerun into the same ``--out`` finishes only what is missing;
+under ``torchrun`` each rank takes a shard; ``--ray`` runs the same job as a Ray Data pipeline.
+"""
 
 from __future__ import annotations
 
 import argparse
-import glob
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-from PIL import Image
-from tqdm import tqdm
-
-from ...data.folder import IMAGE_SUFFIXES
-from ...errors import DataError, FCNError
+from ...errors import DataError
 from ...inference import Segmenter
-from ...io import atomic_write, read_image, write_palette_png
-from ...viz import overlay, save_grid
-from ._common import add_int8_args, add_model_args, calibration_images, load_model_args
+from ...inference.batch import BatchOptions, heads_of, merge_manifest, predict_batch, shard
+from ...inference.layout import collect_inputs, plan_jobs, refuse_overwriting_inputs
+from ._common import COUNT, FRACTION, SCALE, add_int8_args, add_model_args, calibration_images, load_model_args
+
+DEFAULT_OUT = "predictions"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="segment images (files, folders, globs)")
+    p = sub.add_parser("predict", help="segment images (files, folders, globs); resumable, torchrun- and Ray-ready")
     add_model_args(p)
-    p.add_argument("inputs", nargs="+")
-    p.add_argument("--out", required=True)
-    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
+    p.add_argument("inputs", nargs="+", help="image files, folders (searched recursively) and globs")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder, mirroring the inputs (default {DEFAULT_OUT}/)")
+    p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs already exist")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    p.add_argument("--alpha", type=FRACTION, default=0.5, help="overlay opacity, 0..1 (default 0.5)")
     p.add_argument("--probs", action="store_true", help="also write class probabilities as .npy (not with --tile)")
-    p.add_argument("--tile", type=int, help="sliding-window inference in tiles of this size (huge images)")
-    p.add_argument("--overlap", type=int, default=128, help="tile overlap in pixels")
+    p.add_argument("--tile", type=COUNT, help="sliding-window inference in tiles of this size (huge images)")
+    p.add_argument("--overlap", type=number_or_zero, default=128, help="tile overlap in pixels (default 128)")
     p.add_argument("--flip", action="store_true", help="mirror test-time augmentation")
-    p.add_argument("--scales", type=float, nargs="+", default=[1.0], help="multi-scale test-time augmentation")
+    p.add_argument("--scales", type=SCALE, nargs="+", default=[1.0], help="multi-scale test-time augmentation")
     p.add_argument("--grid", action="store_true", help="also write image | prediction figures with a class legend")
     p.add_argument(
         "--engine",
@@ -44,92 +46,133 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="run the int8 model (onnxruntime) kept beside the checkpoint as CKPT.int8.onnx; made on first use",
     )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run as a Ray Data pipeline: a local Ray instance, or the cluster at ADDRESS (needs fcnseg[ray])",
+    )
+    p.add_argument("--num-workers", type=COUNT, default=2, help="with --ray: model replicas (default 2)")
     add_int8_args(p)
     p.set_defaults(func=run)
 
 
-def expand_inputs(items: list[str]) -> list[Path]:
-    """Files, folders (their images) and globs, in order, without duplicates."""
-    out: list[Path] = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            out += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        elif any(ch in item for ch in "*?["):
-            out += [Path(p) for p in sorted(glob.glob(item))]
-        else:
-            out.append(path)
-    seen: set[Path] = set()
-    return [p for p in out if not (p in seen or seen.add(p))]
+def number_or_zero(text: str) -> int:
+    from ._common import number_in
+
+    return number_in(0, 1e9, kind=int)(text)
+
+
+def options(args: argparse.Namespace) -> BatchOptions:
+    if args.tile and args.overlap >= args.tile:
+        raise DataError(f"--overlap {args.overlap}: must be smaller than --tile {args.tile}")
+    return BatchOptions(
+        alpha=args.alpha,
+        probs=args.probs,
+        grid=args.grid,
+        tile=args.tile,
+        overlap=args.overlap,
+        flip=args.flip,
+        scales=tuple(args.scales),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    model, info = load_model_args(args)
-    from ...engine.checkpoint import preprocessing_of
-
-    pre = preprocessing_of(info)
-    if args.int8 or args.engine == "onnxruntime":
-        model = _onnx_engine(args, model, info)
-    seg = Segmenter(model, preprocessing=pre)
-    classes = info.classes
+    opts = options(args)
     out = Path(args.out)
-    inputs = expand_inputs(args.inputs)
+    inputs, folders = collect_inputs(args.inputs)
     if not inputs:
         raise DataError(f"no images found in {' '.join(args.inputs)}")
-    failed = 0
-    scales = tuple(args.scales)
-    for path in tqdm(inputs, desc="predict", disable=len(inputs) < 2):
-        try:
-            image = read_image(path)
-            probs = None
-            if args.probs and not args.tile:  # one forward pass gives both the probabilities and the labels
-                probs = seg.probabilities(image, flip=args.flip, scales=scales)
-                labels = _argmax(probs)
-            else:
-                labels = seg.predict(image, tile=args.tile, overlap=args.overlap, flip=args.flip, scales=scales)
-        except FCNError as e:
-            tqdm.write(f"skipped: {e}", file=sys.stderr)  # on its own line, not inside the progress bar
-            failed += 1
-            continue
-        label_maps = labels if isinstance(labels, dict) else {"": labels}
-        prob_maps = probs if isinstance(probs, dict) else {"": probs}
-        for head, mask in label_maps.items():
-            stem = f"{path.stem}_{head}" if head else path.stem
-            write_palette_png(out / f"{stem}.png", mask, _palette())
-            with atomic_write(out / f"{stem}_overlay.jpg") as f:
-                Image.fromarray(overlay(image, mask, alpha=args.alpha)).save(f, format="JPEG", quality=92)
-            if prob_maps.get(head) is not None:
-                with atomic_write(out / f"{stem}_probs.npy") as f:
-                    np.save(f, prob_maps[head].cpu().numpy().astype(np.float16))
-            if args.grid:
-                save_grid(out / f"{stem}_grid.png", [[image, mask]], titles=["image", "prediction"], classes=classes)
-    print(f"wrote {len(inputs) - failed} prediction(s) to {out}" + (f"; {failed} input(s) failed" if failed else ""))
-    return 1 if failed else 0
+    jobs = plan_jobs(inputs, folders, out)
+    if args.ray:
+        from ...inference.ray_predict import predict_with_ray
+
+        summary = predict_with_ray(args, jobs, out, opts)
+        return _report(summary, out, len(jobs))
+    from ...engine.distributed import world_size
+
+    world = world_size()
+    rank = 0
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo")  # for the counts and the barrier only: models run on their own device
+        rank = dist.get_rank()
+    seg, classes = _segmenter(args, rank_device(args.device, world))
+    refuse_overwriting_inputs(jobs, out, heads_of(seg), probs=opts.probs, grid=opts.grid)
+    mine = shard(jobs, rank, world)
+    summary = predict_batch(
+        seg, mine, out, opts, classes=classes, overwrite=args.overwrite, rank=rank, after_each=_fault_hook()
+    )
+    if world > 1:
+        summary = _gather(summary)
+    if rank == 0:
+        merge_manifest(out)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    return _report(summary, out, len(jobs)) if rank == 0 else (1 if summary.failed else 0)
 
 
-def _argmax(probs: Any) -> Any:
-    if isinstance(probs, dict):
-        return {k: _argmax(v) for k, v in probs.items()}
-    return probs.argmax(0).to(torch.uint8).cpu().numpy()
+def _report(summary: Any, out: Path, total: int) -> int:
+    parts = [f"wrote {summary.done} prediction(s) to {out}"]
+    if summary.skipped:
+        parts.append(f"skipped {summary.skipped} already complete (--overwrite redoes them)")
+    if summary.failed:
+        parts.append(f"{summary.failed} input(s) failed")
+    print("; ".join(parts) + f"; manifest: {out / 'manifest.jsonl'}")
+    return 1 if summary.failed else 0
 
 
-def _palette() -> np.ndarray:
-    from ...data.base import voc_palette
+def rank_device(name: str, world: int) -> str:
+    """``auto`` → CUDA when present; under torchrun with CUDA, each local rank on its own ``cuda:LOCAL_RANK``."""
+    from ...engine.trainer import resolve_device
 
-    return voc_palette()
+    device = resolve_device(name)
+    if device.type == "cuda" and world > 1 and device.index is None:
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return str(device)
 
 
-def _onnx_engine(args: argparse.Namespace, model: Any, info: Any) -> Any:
-    """The onnxruntime module for the checkpoint (fp32, or int8 with ``--int8``), made once and cached."""
-    from ...export import export_onnx
-    from ...export.int8 import OnnxModule, quantize_int8
+def _segmenter(args: argparse.Namespace, device: str) -> tuple[Segmenter, list[str]]:
+    from ...engine.checkpoint import preprocessing_of
 
-    weights = Path(args.checkpoint or args.weights)
-    cached = weights.with_name(weights.stem + (".int8.onnx" if args.int8 else ".onnx"))
-    if not cached.is_file() or cached.stat().st_mtime < weights.stat().st_mtime:
-        print(f"exporting {weights} → {cached} (once)", file=sys.stderr)
-        if args.int8:
-            quantize_int8(model, cached, calibration_images(args, info))
-        else:
-            export_onnx(model, cached, external_data=True)
-    return OnnxModule(cached, model)
+    model, info = load_model_args(args)
+    if args.int8 or args.engine == "onnxruntime":
+        from ...export.cache import cached_onnx
+        from ...export.int8 import OnnxModule
+
+        weights = Path(args.checkpoint or args.weights)
+        path = cached_onnx(weights, model, int8=args.int8, calibration=lambda: calibration_images(args, info))
+        model = OnnxModule(path, model)
+    return Segmenter(model, preprocessing=preprocessing_of(info), device=device), list(info.classes)
+
+
+def _gather(summary: Any) -> Any:
+    """Sum the ranks' counts on every rank (gloo: works whatever device the models run on)."""
+    import torch
+    import torch.distributed as dist
+
+    counts = torch.tensor([summary.done, summary.skipped, summary.failed], dtype=torch.int64)
+    dist.all_reduce(counts)
+    summary.done, summary.skipped, summary.failed = (int(v) for v in counts)
+    dist.barrier()  # every shard's manifest lines are on disk before rank 0 merges them
+    return summary
+
+
+def _fault_hook() -> Any:
+    """``FCNSEG_TEST_EXIT_AFTER=N``: die like a SIGKILL after the N-th image (the crash-resume test's hook)."""
+    raw = os.environ.get("FCNSEG_TEST_EXIT_AFTER")
+    if not raw:
+        return None
+    limit = int(raw)
+
+    def hook(n: int) -> None:
+        if n >= limit:
+            sys.stdout.flush()
+            os._exit(137)
+
+    return hook

@@ -1,0 +1,175 @@
+"""Batch prediction as a Ray Data pipeline (``pip install 'fcnseg[ray]'``).
+
+Two entry points:
+
+* :class:`SegmentBatch` — a callable class for ``ray.data.Dataset.map_batches`` in users' own pipelines.
+  Each Ray worker constructs it once (so the checkpoint is loaded once per worker) and calls it on
+  batches holding an ``image`` column (``(H, W, 3)`` uint8 arrays) or a ``path`` column; it returns the
+  batch with a ``mask`` column (``(H, W)`` uint8) and, with ``shares=True``, ``class_shares`` (the
+  fraction of pixels of each class)::
+
+      import ray
+      from fcnseg.inference.ray_predict import SegmentBatch
+
+      ds = ray.data.read_images("s3://bucket/photos", mode="RGB")
+      ds = ds.map_batches(SegmentBatch, fn_constructor_kwargs={"checkpoint": "best.safetensors"},
+                          concurrency=4, batch_size=8, num_gpus=1)
+
+* :func:`predict_with_ray` — what ``fcnseg predict --ray`` runs: the same jobs, outputs, skipping and
+  manifest as one process, with ``--num-workers`` replicas (one GPU each when CUDA is present).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, FCNError
+from .batch import BatchOptions, BatchSummary, is_complete, merge_manifest, predict_job
+from .layout import Job, refuse_overwriting_inputs
+
+__all__ = ["SegmentBatch", "predict_with_ray", "require_ray"]
+
+
+def require_ray() -> Any:
+    """The ``ray`` module with Ray Data, or a one-line error naming the extra to install."""
+    try:
+        import ray
+        import ray.data
+    except ImportError as e:
+        raise ConfigError(f"--ray needs Ray Data ({e.name} is missing): pip install 'fcnseg[ray]'") from None
+    return ray
+
+
+class SegmentBatch:
+    """Segment a Ray Data batch with one checkpoint, loaded once per worker.
+
+    Args:
+        checkpoint: an fcnseg ``.safetensors`` checkpoint.
+        device: ``auto`` (CUDA when the worker has one), ``cpu`` or ``cuda``.
+        shares: also return ``class_shares``, a ``(K,)`` float array per image.
+        threads: CPU threads per worker (default: the CPUs Ray gave it, at least 1).
+    """
+
+    def __init__(self, checkpoint: str, *, device: str = "auto", shares: bool = False, threads: int | None = None):
+        import torch
+
+        from .predictor import Segmenter
+
+        torch.set_num_threads(
+            threads or max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+        )
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.segmenter = Segmenter(checkpoint, device=device)
+        self.shares = shares
+        self.num_classes = int(self.segmenter.model.num_classes)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        from ..io import read_image
+
+        if "image" in batch:
+            images = list(batch["image"])
+        elif "path" in batch:
+            images = [read_image(p) for p in batch["path"]]
+        else:
+            raise ConfigError(f"SegmentBatch needs an 'image' or 'path' column; the batch has {sorted(batch)}")
+        masks = [self.segmenter.predict(np.asarray(img, dtype=np.uint8)) for img in images]
+        result = {**batch, "mask": masks}
+        if self.shares:
+            result["class_shares"] = np.stack(
+                [np.bincount(m.ravel(), minlength=self.num_classes) / max(1, m.size) for m in masks]
+            )
+        return result
+
+
+class _WriteOutputs:
+    """The ``--ray`` worker: segment each job and write its files exactly as one process would."""
+
+    def __init__(self, args: argparse.Namespace, out: str, opts: BatchOptions, threads: int) -> None:
+        import torch
+
+        from ..cli.commands.predict_cmd import _segmenter
+
+        torch.set_num_threads(threads)
+        self.segmenter, self.classes = _segmenter(args, "cuda" if torch.cuda.is_available() else "cpu")
+        self.out, self.opts = Path(out), opts
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import json
+
+        records, errors = [], []
+        for source, stem in zip(batch["source"], batch["stem"], strict=True):
+            try:
+                record = predict_job(
+                    self.segmenter, Job(Path(str(source)), str(stem)), self.out, self.opts, self.classes
+                )
+                records.append(json.dumps(record, ensure_ascii=False))
+                errors.append("")
+            except FCNError as e:
+                records.append("")
+                errors.append(str(e))
+        return {"record": np.array(records, dtype=object), "error": np.array(errors, dtype=object)}
+
+
+def predict_with_ray(args: argparse.Namespace, jobs: list[Job], out: Path, opts: BatchOptions) -> BatchSummary:
+    """Run ``jobs`` on Ray Data (``args.ray`` = ``local`` or a cluster address) with ``args.num_workers``."""
+    ray = require_ray()
+    import torch
+
+    probe = _probe_heads(args)
+    refuse_overwriting_inputs(jobs, out, probe, probs=opts.probs, grid=opts.grid)
+    summary = BatchSummary()
+    todo = [j for j in jobs if args.overwrite or not is_complete(j, out, probe, opts)]
+    summary.skipped = len(jobs) - len(todo)
+    out.mkdir(parents=True, exist_ok=True)
+    if todo:
+        gpus = 1 if torch.cuda.is_available() else 0
+        threads = max(1, (os.cpu_count() or 1) // args.num_workers)
+        _init_ray(ray, args.ray, args.num_workers)
+        ds = ray.data.from_items([{"source": str(j.source), "stem": j.stem} for j in todo])
+        ds = ds.map_batches(
+            _WriteOutputs,
+            fn_constructor_args=(args, str(out), opts, threads),
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=args.num_workers),
+            num_cpus=0 if gpus else threads,
+            num_gpus=gpus,
+            batch_format="numpy",
+        )
+        with open(out / ".manifest.rank-ray.jsonl", "a", encoding="utf-8") as manifest:
+            for row in ds.iter_rows():
+                if row["error"]:
+                    print(f"skipped: {row['error']}")
+                    summary.failed += 1
+                    continue
+                manifest.write(row["record"] + "\n")
+                summary.done += 1
+        ray.shutdown()
+    merge_manifest(out)
+    return summary
+
+
+def _probe_heads(args: argparse.Namespace) -> list[str]:
+    from ..cli.commands._common import load_model_args
+
+    model, _ = load_model_args(args)
+    return list(model.heads) if getattr(model, "multi_head", False) else [""]
+
+
+def _init_ray(ray: Any, address: str, workers: int) -> None:
+    if ray.is_initialized():
+        return
+    import logging
+
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
+    if address == "local":
+        ray.init(num_cpus=max(workers, os.cpu_count() or 1), **kwargs)
+    else:
+        ray.init(address=address, **kwargs)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
