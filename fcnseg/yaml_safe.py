@@ -73,8 +73,9 @@ def load_yaml(text: str, source: str) -> Any:
         ConfigError: invalid YAML, an alias bomb, too deep a nesting, or a duplicate-free mapping key
             that YAML cannot hash.
     """
-    loader = _BoundedLoader(text)
+    loader = None
     try:
+        loader = _BoundedLoader(text)  # the reader checks the characters here already
         return loader.get_single_data()
     except _Refused as e:
         raise ConfigError(f"{source}: refused: {e}") from None
@@ -83,7 +84,8 @@ def load_yaml(text: str, source: str) -> Any:
     except (TypeError, ValueError, RecursionError) as e:  # unhashable keys, bad timestamps …
         raise ConfigError(f"{source}: not valid YAML ({type(e).__name__}: {_one_line(e)})") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _one_line(e: BaseException) -> str:

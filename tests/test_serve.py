@@ -238,3 +238,55 @@ def test_page_in_a_real_browser_shows_overlay_and_legend(segmenter, tmp_path) ->
     assert Image.open(shot).size[0] > 0
     if os.environ.get("FCNSEG_WRITE_SCREENSHOT"):  # refresh docs/serve.png
         shutil.copy(shot, ROOT / "docs" / "serve.png")
+
+
+def test_head_requests_answer_on_page_and_health(client) -> None:
+    assert client.head("/").status_code == 200
+    assert client.head("/healthz").status_code == 200
+
+
+def _drive(app, headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> tuple[int, dict, int]:
+    """Run one HTTP request through an ASGI app by hand; returns (status, JSON body, chunks the app pulled)."""
+    import json
+
+    pulled = 0
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        nonlocal pulled
+        if pulled < len(chunks):
+            pulled += 1
+            return {"type": "http.request", "body": chunks[pulled - 1], "more_body": pulled < len(chunks)}
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/api/segment", "headers": headers, "query_string": b"",
+             "http_version": "1.1", "scheme": "http", "server": ("t", 80), "client": ("c", 1), "root_path": ""}  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], json.loads(body), pulled
+
+
+def test_declared_oversized_body_is_refused_before_a_byte_is_read(segmenter) -> None:
+    app = create_app(segmenter, max_upload_bytes=100_000)
+    headers = [(b"content-type", b"multipart/form-data; boundary=x"), (b"content-length", b"300000000")]
+    status, body, pulled = _drive(app, headers, [b"y" * 65536] * 8)
+    assert (status, pulled) == (413, 0)
+    assert "300000000 bytes exceeds the upload limit of 100000 bytes" in body["detail"]
+
+
+def test_streamed_body_stops_being_read_at_the_limit(segmenter) -> None:
+    app = create_app(segmenter, max_upload_bytes=100_000)
+    chunks = [b"--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n"] + [b"y" * 65536] * 100
+    status, body, pulled = _drive(app, [(b"content-type", b"multipart/form-data; boundary=x")], chunks)
+    assert status == 413 and "exceeds the upload limit" in body["detail"]
+    assert pulled <= 4  # 100 kB + the 64 kB envelope allowance: the other ~6 MB are never read or spooled
+
+
+def test_serve_refuses_more_classes_than_a_png_mask_holds() -> None:
+    seg = Segmenter(fcnseg.get_model("fcn32s_vgg16", num_classes=300, width=1 / 16))
+    with pytest.raises(fcnseg.errors.DataError, match="up to 256 classes"):
+        create_app(seg)

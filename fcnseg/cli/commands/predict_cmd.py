@@ -81,18 +81,14 @@ def options(args: argparse.Namespace) -> BatchOptions:
 def run(args: argparse.Namespace) -> int:
     opts = options(args)
     out = Path(args.out)
-    inputs, folders = collect_inputs(args.inputs)
-    if not inputs:
-        raise DataError(f"no images found in {' '.join(args.inputs)}")
-    jobs = plan_jobs(inputs, folders, out)
     if args.ray:
         from ...inference.ray_predict import predict_with_ray
 
-        summary = predict_with_ray(args, jobs, out, opts)
-        return _report(summary, out, len(jobs))
+        jobs = _jobs(args, out)
+        return _report(predict_with_ray(args, jobs, out, opts), out, len(jobs))
     from ...engine.distributed import world_size
 
-    world = world_size()
+    world = world_size()  # a stale WORLD_SIZE is refused before anything is loaded
     rank = 0
     if world > 1:
         import torch.distributed as dist
@@ -100,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         dist.init_process_group("gloo")  # for the counts and the barrier only: models run on their own device
         rank = dist.get_rank()
     seg, classes = _segmenter(args, rank_device(args.device, world))
+    jobs = _jobs(args, out)
     refuse_overwriting_inputs(jobs, out, heads_of(seg), probs=opts.probs, grid=opts.grid)
     mine = shard(jobs, rank, world)
     summary = predict_batch(
@@ -115,6 +112,13 @@ def run(args: argparse.Namespace) -> int:
         dist.barrier()
         dist.destroy_process_group()
     return _report(summary, out, len(jobs)) if rank == 0 else (1 if summary.failed else 0)
+
+
+def _jobs(args: argparse.Namespace, out: Path) -> list:
+    inputs, folders = collect_inputs(args.inputs)
+    if not inputs:
+        raise DataError(f"no images found in {' '.join(args.inputs)}")
+    return plan_jobs(inputs, folders, out)
 
 
 def _report(summary: Any, out: Path, total: int) -> int:
