@@ -7,7 +7,7 @@ on stderr and exit code 2; any other exception is a bug in fcnseg and keeps its 
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "ConfigError", "DataError", "ExportError", "FCNError", "ModelError"]
+__all__ = ["CheckpointError", "ConfigError", "DataError", "DataWarning", "ExportError", "FCNError", "ModelError"]
 
 
 class FCNError(Exception):
@@ -32,3 +32,10 @@ class CheckpointError(FCNError, ValueError):
 
 class ExportError(FCNError, RuntimeError):
     """An export to another format failed."""
+
+
+class DataWarning(UserWarning):
+    """Data that loads but is probably not what the user meant (e.g. binary masks whose foreground is 255).
+
+    The CLI prints it as one line, ``fcnseg: warning: …``.
+    """

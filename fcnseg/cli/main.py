@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import NoReturn
 
-from ..errors import FCNError
+from ..errors import DataWarning, FCNError
 from .commands import (
     bench_cmd,
     convert_cmd,
@@ -52,7 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _format_warning(message, category, filename, lineno, line=None, _default=warnings.formatwarning) -> str:
+    """fcnseg's own warnings as one line; everyone else's as Python formats them."""
+    if issubclass(category, DataWarning):
+        return f"fcnseg: warning: {message}\n"
+    return _default(message, category, filename, lineno, line)
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = _format_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

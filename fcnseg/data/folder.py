@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, DataWarning
 from ..io import _open, read_image
 from ._common import check_mask, read_ids, require_dir
 from .base import IGNORE_INDEX, SegmentationDataset, to_sample, voc_palette
@@ -88,6 +89,8 @@ class SegmentationFolder(SegmentationDataset):
         self.image_paths = [images[s][0] for s in self.stems]
         self.mask_paths = [masks[s][0] for s in self.stems]
         self.classes = tuple(classes) if classes is not None else self._default_classes()
+        if classes is not None and not self.binary:
+            self._warn_if_binary()
 
     def _default_classes(self) -> tuple[str, ...]:
         """``class_0 … class_{K-1}``, K from the largest label, refusing masks that would make K wrong."""
@@ -99,6 +102,18 @@ class SegmentationFolder(SegmentationDataset):
                 raise DataError(f"{self.masks_dir}: {problem}; or pass the class list (classes=)")
         top = max([v for v in stats.values if v != IGNORE_INDEX], default=0)
         return tuple(f"class_{i}" for i in range(top + 1))
+
+    def _warn_if_binary(self, sample: int = 16) -> None:
+        """With the classes given, look at up to ``sample`` masks (spread out) for the 0/255 trap; warn if found."""
+        stats = LabelStats()
+        for p in self.mask_paths[:: max(1, len(self.mask_paths) // sample)][:sample]:
+            try:
+                stats.add(self._read_mask(p), str(p))
+            except DataError:
+                continue  # reported when the sample is loaded (data check lists every such file)
+        problem = stats.binary_problem()
+        if problem:
+            warnings.warn(f"{self.masks_dir}: {problem}", DataWarning, stacklevel=3)
 
     @property
     def palette(self) -> np.ndarray:

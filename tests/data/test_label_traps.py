@@ -4,6 +4,7 @@ masks resized with anything but nearest neighbour; data check names the syntheti
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from fcnseg.data.label_stats import LabelStats
 from fcnseg.data.synthetic import SHAPE_CLASSES
 from fcnseg.data.transforms import augmentations
 from fcnseg.engine.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
-from fcnseg.errors import DataError
+from fcnseg.errors import DataError, DataWarning
 from fcnseg.preprocessing import IMAGENET
 
 from .fixtures import jpeg, palette_png
@@ -52,7 +53,8 @@ def test_binary_masks_are_refused_when_classes_come_from_the_labels(tmp_path) ->
 
 def test_binary_masks_with_given_classes_are_a_check_warning(tmp_path, capsys) -> None:
     _masks(tmp_path, _binary())
-    ds = get_dataset("folder", tmp_path, classes=["background", "crack"])
+    with pytest.warns(DataWarning, match=r"masks: every mask holds only the values 0 and 255 \(e.g. .*m0.png\)"):
+        ds = get_dataset("folder", tmp_path, classes=["background", "crack"])  # training on it says so too
     report = check_dataset(ds)
     assert report.ok and any("only the values 0 and 255" in w and "m0.png" in w for w in report.warnings)
     assert main(["data", "check", str(tmp_path), "--dataset", "folder", "-o", "classes=[background, crack]"]) == 0
@@ -60,6 +62,7 @@ def test_binary_masks_with_given_classes_are_a_check_warning(tmp_path, capsys) -
     assert "  warning: every mask holds only the values 0 and 255" in out
     assert main(["data", "check", str(tmp_path), "--dataset", "folder", "-o", "binary=true"]) == 0
     assert "warning: every mask" not in capsys.readouterr().out
+    assert warnings.formatwarning("m", DataWarning, "f.py", 1) == "fcnseg: warning: m\n"  # one line from the CLI
 
 
 def test_one_stray_value_does_not_create_255_classes(tmp_path) -> None:

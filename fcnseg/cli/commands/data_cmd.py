@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from typing import Any
 
 import yaml
 
 from ...data import get_dataset, list_datasets
 from ...data.check import check_dataset, class_names, write_folder_layout, write_voc_layout
-from ...errors import ConfigError
+from ...errors import ConfigError, DataWarning
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,7 +57,9 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
 
 def run_check(args: argparse.Namespace) -> int:
     try:
-        ds = get_dataset(args.dataset, args.root, args.split, **parse_options(args.option))
+        with warnings.catch_warnings():  # the report below says the same, with the other warnings
+            warnings.simplefilter("ignore", DataWarning)
+            ds = get_dataset(args.dataset, args.root, args.split, **parse_options(args.option))
     except TypeError as e:
         if "unexpected keyword argument" not in str(e):
             raise
@@ -88,7 +91,14 @@ def run_check(args: argparse.Namespace) -> int:
 def run_synth(args: argparse.Namespace) -> int:
     if args.layout == "folder":
         base = write_folder_layout(args.out, n=args.n, size=args.size, seed=args.seed)
-        print(f"wrote {args.n} synthetic images as a folder dataset under {base}/{{train,val}}/{{images,masks}}")
+        from ...data.synthetic import SHAPE_CLASSES
+        from ...io import atomic_write
+
+        for split in ("train", "val"):  # the class order, from the code: the folder dataset reads it back
+            with atomic_write(base / split / "class_names.txt", "w") as f:
+                f.write("".join(f"{name}\n" for name in SHAPE_CLASSES))
+        print(f"wrote {args.n} synthetic images as a folder dataset under {base}/{{train,val}}/{{images,masks}}, "
+              f"class names in {base}/{{train,val}}/class_names.txt ({', '.join(SHAPE_CLASSES)})")
         print(f"try: fcnseg data check {args.out} --dataset folder --split train")
         return 0
     base = write_voc_layout(args.out, n=args.n, size=args.size, seed=args.seed)
