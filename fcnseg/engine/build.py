@@ -14,6 +14,7 @@ from ..data.transforms import augmentations, eval_transforms, train_transforms
 from ..errors import ConfigError, FCNError
 from ..models import FCN, TransferReport, get_model, load_backbone_weights
 from ..preprocessing import CAFFE_NYUD, CAFFE_SIFTFLOW, CAFFE_VOC, IMAGENET, Preprocessing
+from ..pretrained import PREFIX, pretrained_path
 from .checkpoint import load_state_dict_file
 
 __all__ = ["PREPROCESSING", "build_datasets", "build_model", "init_from", "param_groups"]
@@ -98,7 +99,10 @@ def build_model(cfg: RunConfig, dataset: SegmentationDataset) -> FCN:
 
 
 def backbone_source(spec: str) -> Any:
-    """``"VGG16_Weights.IMAGENET1K_V1"`` → the torchvision enum member; a path → its state dict."""
+    """``"VGG16_Weights.IMAGENET1K_V1"`` → the torchvision enum member; a path or a shipped
+    ``fcnseg:NAME`` (:mod:`fcnseg.pretrained`) → its state dict."""
+    if spec.startswith(PREFIX):
+        return load_state_dict_file(pretrained_path(spec))
     if Path(spec).suffix in (".pt", ".pth", ".safetensors"):
         return load_state_dict_file(spec)
     import torchvision.models as tvm

@@ -240,8 +240,9 @@ def evaluate_held_out(model: nn.Module, scale: Scale, device: torch.device) -> t
             band.hist += confusion_matrix(pred[near], y[near], k)
             if i < 4:
                 preds.append(pred.cpu().numpy())
-    result = whole.compute()
+    result: dict[str, Any] = dict(whole.compute())
     result["boundary_mean_iu"] = scores(band.hist)["mean_iu"]
+    result["confusion"] = whole.hist.cpu().tolist()
     return result, preds
 
 

@@ -1,79 +1,50 @@
-"""``fcnseg demo``: the whole pipeline on built-in synthetic data, on a CPU, in a few minutes.
+"""``fcnseg demo``: the paper in five minutes on a CPU (:func:`fcnseg.experiments.demo.run_demo`).
 
-Writes a synthetic dataset (VOC layout), trains a small FCN-8s, evaluates it with the paper's four
-metrics, segments held-out images, and leaves everything in ``runs/demo/``.
+Fine-tunes the shipped pretrained classifier as FCN-32s → FCN-16s → FCN-8s on synthetic scenes, evaluates
+each on held-out scenes, prints one table and leaves pictures, metrics and a report in ``runs/demo/``.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
-from pathlib import Path
-
-from ...config import load_config
-from ...data.check import write_voc_layout
-from ...engine.trainer import fit
-
-#: the demo recipe: a quarter-width FCN-8s on ResNet-18 (batch norm trains quickly from scratch),
-#: the modern recipe (normalised loss, poly LR, flips), 96-px synthetic scenes
-DEMO = [
-    "model.name=fcn8s_resnet18",
-    "model.width=0.5",
-    "data.name=synthetic",
-    "data.options={n: 4000, size: 96}",
-    "data.val_options={n: 100}",
-    "data.preprocessing=imagenet",
-    "data.flip=true",
-    "data.batch_size=8",
-    "train.lr=0.05",
-    "train.momentum=0.9",
-    "train.weight_decay=0.0001",
-    "train.normalize=true",
-    "train.schedule=poly",
-    "train.log_every=25",
-    "train.eval_every=500",
-    "train.checkpoint_every=500",
-]
+import dataclasses
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="train, evaluate and run a small FCN-8s on synthetic data (a few CPU minutes)")
+    p = sub.add_parser(
+        "demo",
+        help="the paper in five CPU minutes: a pretrained classifier fine-tuned as FCN-32s → 16s → 8s, evaluated",
+    )
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--steps", type=int, default=2000, help="training steps (batch 8)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--steps", type=int, default=None, help="fine-tuning steps per stage (default 1000, batch 8)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
+    p.add_argument(
+        "--classifier",
+        default=None,
+        help="pretrained classifier: the shipped one (default), a .safetensors file, or 'train' to pretrain here",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    t0 = time.perf_counter()
-    data = write_voc_layout(out / "data", n=40, size=96, seed=7, val_fraction=0.5)
-    print(f"[1/3] wrote a synthetic dataset in VOC layout: {data}")
-    cfg = load_config(None, [*DEMO, f"train.max_iter={args.steps}", f"train.device={args.device}"])
-    print(f"[2/3] training {cfg.model.name} (width {cfg.model.width}) for {args.steps} steps …")
-    metrics = fit(cfg, out, progress=not args.quiet)
-    print(
-        f"      validation: pixel acc {metrics['pixel_accuracy']:.3f}  mean acc {metrics['mean_accuracy']:.3f}  "
-        f"mean IU {metrics['mean_iu']:.3f}  f.w. IU {metrics['fw_iu']:.3f}"
-    )
-    from ..main import build_parser
-    from . import predict_cmd
+    from ...errors import ConfigError
+    from ...experiments.demo import DEMO, run_demo, table
 
-    images = sorted((data / "JPEGImages").glob("synth_val_*.jpg"))[:8]
-    print("[3/3] segmenting held-out images …")
-    ckpt = out / "checkpoints" / "best.safetensors"
-    predict_cmd.run(
-        build_parser().parse_args(
-            ["predict", "--checkpoint", str(ckpt), *map(str, images), "--out", str(out / "predictions")]
-        )
-    )
-    print(f"\ndone in {time.perf_counter() - t0:.0f} s. Results in {out}/:")
-    for name in ("metrics.json", "curves.png", "grid.png", "predictions/", "checkpoints/best.safetensors", "log.csv"):
-        print(f"  {out / name}")
+    scale = DEMO
+    if args.steps is not None:
+        if args.steps < 1:
+            raise ConfigError(f"--steps {args.steps}: needs at least 1 step per stage")
+        scale = dataclasses.replace(DEMO, seg_steps=args.steps, eval_every=min(DEMO.eval_every, args.steps))
+    result = run_demo(args.out, scale=scale, device=args.device, classifier=args.classifier, quiet=args.quiet)
+    print("\nheld-out scenes, " + str(scale.test_images) + " of " + str(scale.seg_size) + " px:")
+    print(table(result))
+    out = args.out
+    print(f"\ndone in {result['wall_s']:.0f} s. Read {out}/report.md; pictures {out}/grid.png, {out}/curves.png, "
+          f"{out}/confusion.png; numbers {out}/metrics.json")  # fmt: skip
     print("\nnext:")
-    print(f"  fcnseg eval --checkpoint {out}/checkpoints/best.safetensors")
     print(f"  fcnseg predict --checkpoint {out}/checkpoints/best.safetensors YOUR_IMAGES --out preds/")
-    print(f"  fcnseg data check {out}/data --dataset voc")
+    print(f"  fcnseg serve --checkpoint {out}/checkpoints/best.safetensors")
     print("  fcnseg train configs/synthetic-fcn8s.yaml")
+    print("  fcnseg experiment miniature     # the paper's Table 2 in miniature (~30 min)")
     return 0

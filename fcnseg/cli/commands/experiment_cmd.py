@@ -1,4 +1,5 @@
-"""``fcnseg experiment miniature [--out DIR] [--device cpu|cuda] [--scale small|paper] [--report DIR]``."""
+"""``fcnseg experiment miniature [--out DIR] [--device cpu|cuda] [--scale small|paper] [--report DIR]``;
+``fcnseg experiment classifier [--out FILE]`` (the demo's shipped classifier)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     m.add_argument("--report", default="docs", help="where RESULTS.md and results/ go ('-' for none)")
     m.set_defaults(func=run)
+    c = esub.add_parser(
+        "classifier",
+        help="pretrain the demo's VGG16-pattern classifier (the file fcnseg ships; same bytes on the same torch "
+        "build and CPU type)",
+    )
+    c.add_argument("--out", default="shapes-vgg16-w1_16.safetensors", help="where to write it")
+    c.set_defaults(func=run_classifier)
+
+
+def run_classifier(args: argparse.Namespace) -> int:
+    import hashlib
+
+    from ...experiments.demo import pretrain_demo_classifier
+
+    path = pretrain_demo_classifier(args.out)
+    print(f"wrote {path} (sha256 {hashlib.sha256(path.read_bytes()).hexdigest()})")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,90 @@
+"""``fcnseg demo`` at a tiny setting: the staged nets, the held-out table, pictures and report; the shipped
+classifier (its loader, its regeneration's determinism, and — slow — its bit-for-bit regeneration)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from fcnseg.data import SyntheticShapes
+from fcnseg.errors import ConfigError
+from fcnseg.experiments.demo import CLASSIFIER, CLASSIFIER_SCALE, DEMO, pretrain_demo_classifier, run_demo, table
+from fcnseg.experiments.miniature import VGGClassifier
+from fcnseg.pretrained import pretrained_path
+
+TINY = replace(DEMO, seg_size=32, seg_images=8, seg_steps=2, val_images=2, test_images=2, eval_every=1)
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory) -> Path:
+    """A random VGG16-pattern classifier of the shipped layout (its weights do not matter here)."""
+    torch.manual_seed(0)
+    state = VGGClassifier(DEMO.width, len(SyntheticShapes.classes)).eval().vgg_state_dict()
+    path = tmp_path_factory.mktemp("cls") / "classifier.safetensors"
+    save_file({k: v.half() for k, v in state.items()}, str(path))
+    return path
+
+
+def test_demo_trains_the_three_stages_and_writes_table_pictures_and_report(tmp_path, classifier) -> None:
+    result = run_demo(tmp_path, scale=TINY, device="cpu", classifier=classifier, quiet=True, log=lambda *a: None)
+    assert [n["label"] for n in result["nets"].values()] == ["FCN-32s", "FCN-16s", "FCN-8s"]
+    assert [n["steps"] for n in result["nets"].values()] == [2, 4, 6]
+    for key in ("fcn16s", "fcn8s"):  # each stage starts from the one before
+        assert f"init_from: {tmp_path}" in (tmp_path / key / "config.yaml").read_text()
+    assert "backbone_weights: " + str(classifier) in (tmp_path / "fcn32s" / "config.yaml").read_text()
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    fcn8s = metrics["nets"]["fcn8s"]
+    assert metrics["classes"] == list(SyntheticShapes.classes)
+    assert list(fcn8s["per_class"]) == list(SyntheticShapes.classes)
+    assert 0 <= fcn8s["mean_iu"] <= 1 and 0 <= fcn8s["boundary_mean_iu"] <= 1 and fcn8s["train_s"] > 0
+    assert sum(map(sum, fcn8s["confusion"])) == 2 * 32 * 32 - sum(  # every scored pixel of the held-out scenes
+        int((SyntheticShapes(2, 32, "test").generate(i)[1] == 255).sum()) for i in range(2))
+    for name in ("grid.png", "curves.png", "confusion.png", "checkpoints/best.safetensors"):
+        assert (tmp_path / name).is_file(), name
+    report = (tmp_path / "report.md").read_text()
+    for picture in ("](grid.png)", "](curves.png)", "](confusion.png)"):
+        assert picture in report
+    assert f"{100 * fcn8s['mean_iu']:.1f}" in report
+    lines = table(result).splitlines()
+    assert lines[0].split()[:3] == ["net", "steps", "mean"] and [ln.split()[0] for ln in lines[1:]] == [
+        "FCN-32s", "FCN-16s", "FCN-8s"]  # fmt: skip
+
+
+def test_demo_refuses_a_missing_classifier_file(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"no-such\.safetensors: no such file"):
+        run_demo(tmp_path, scale=TINY, device="cpu", classifier=tmp_path / "no-such.safetensors", log=lambda *a: None)
+
+
+def test_shipped_classifier_is_small_package_data_that_loads_into_an_fcn() -> None:
+    from fcnseg.engine.build import backbone_source
+    from fcnseg.models import get_model, load_backbone_weights
+
+    path = pretrained_path(CLASSIFIER)
+    assert path.stat().st_size <= 2 * 1024 * 1024
+    net = get_model("fcn8s_vgg16", num_classes=9, width=DEMO.width, pad100=False)
+    report = load_backbone_weights(net, backbone_source("fcnseg:" + CLASSIFIER))
+    assert "fc6.weight" in report.coerced and "conv5_3.weight" in report.copied  # fc6: Linear → 7×7 conv
+    with pytest.raises(ConfigError, match="fcnseg ships fcnseg:" + CLASSIFIER):
+        pretrained_path("fcnseg:imagenet")
+
+
+def test_classifier_regeneration_is_deterministic(tmp_path) -> None:
+    tiny = replace(CLASSIFIER_SCALE, cls_size=200, cls_images=16, cls_epochs=1, cls_batch=8)
+    a = pretrain_demo_classifier(tmp_path / "a.safetensors", scale=tiny, log=lambda *a: None)
+    b = pretrain_demo_classifier(tmp_path / "b.safetensors", scale=tiny, log=lambda *a: None)
+    assert a.read_bytes() == b.read_bytes()
+    assert all(v.dtype == torch.float16 for v in load_file(str(a)).values())
+
+
+@pytest.mark.slow
+def test_regenerating_the_shipped_classifier_gives_the_same_bytes(tmp_path) -> None:
+    """``fcnseg experiment classifier`` reproduces the shipped file (same torch build and CPU type)."""
+    shipped = pretrained_path(CLASSIFIER)
+    again = pretrain_demo_classifier(tmp_path / "again.safetensors", log=lambda *a: None)
+    assert hashlib.sha256(again.read_bytes()).hexdigest() == hashlib.sha256(shipped.read_bytes()).hexdigest()
