@@ -103,6 +103,16 @@ def test_coco_stuff_style_categories_and_tool_exports(tmp_path) -> None:
     make_coco(rf, split="train")
     (rf / "annotations" / "instances_train.json").rename(rf / "train" / "_annotations.coco.json")
     assert len(get_dataset("coco", rf, "train")) == 3
+    # Label Studio: result.json beside images/, file names relative to the export ("images/…")
+    ls = tmp_path / "ls"
+    expected = make_coco(ls, split="images")
+    data = json.loads((ls / "annotations" / "instances_images.json").read_text())
+    for im in data["images"]:
+        im["file_name"] = f"images/{im['file_name']}"
+    (ls / "result.json").write_text(json.dumps(data))
+    ds = get_dataset("coco", ls, "images", annotations="result.json")
+    assert ds.image_dir == ls and len(ds) == 3
+    np.testing.assert_array_equal(ds[0][1].numpy(), expected["000000000139.jpg"])
 
 
 @needs_coco
