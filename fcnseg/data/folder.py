@@ -97,9 +97,10 @@ class SegmentationFolder(SegmentationDataset):
         stats = LabelStats()
         for p in self.mask_paths:
             stats.add(self._read_mask(p), str(p))
-        for problem in (stats.binary_problem(), stats.stray_problem()):
-            if problem:
-                raise DataError(f"{self.masks_dir}: {problem}; or pass the class list (classes=)")
+        if stats.binary_problem():
+            raise DataError(f"{self.masks_dir}: {stats.binary_problem()}")
+        if stats.stray_problem():
+            raise DataError(f"{self.masks_dir}: {stats.stray_problem()}; fix the masks, or pass classes=")
         top = max([v for v in stats.values if v != IGNORE_INDEX], default=0)
         return tuple(f"class_{i}" for i in range(top + 1))
 

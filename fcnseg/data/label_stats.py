@@ -56,7 +56,8 @@ class LabelStats:
         return (
             f"every mask holds only the values 0 and 255 (e.g. {self.files[IGNORE_INDEX][0]}): 255 means 'ignore', "
             "so if it marks your foreground, the foreground is never learnt or scored (metrics stuck at 0 or 100); "
-            "store the foreground as 1, or read the masks with binary=True (255 → class 1)"
+            "store the foreground as 1, or read the masks with binary=True (255 → class 1; "
+            "-o binary=true in data check, data.options.binary in a config)"
         )
 
     def stray_values(self) -> list[int]:
