@@ -130,7 +130,15 @@ def test_use_the_reference_weights(tmp_path) -> None:
 @pytest.mark.slow
 def test_scale_out(tmp_path) -> None:
     ran = run_page("scale-out.md", tmp_path)
-    assert sum("torchrun" in c for c in ran) == 3
+    assert sum("torchrun" in c for c in ran) == 4
+    masks = sorted(p.relative_to(tmp_path / "archive-masks") for p in (tmp_path / "archive-masks").rglob("*.png"))
+    assert len(masks) == 24 and {m.parts[0] for m in masks} == {"train", "val"}  # mirrors archive/{train,val}
+    ray_masks = sorted(
+        p.relative_to(tmp_path / "archive-masks-ray") for p in (tmp_path / "archive-masks-ray").rglob("*.png")
+    )
+    assert ray_masks == masks
+    for m in masks:
+        assert (tmp_path / "archive-masks" / m).read_bytes() == (tmp_path / "archive-masks-ray" / m).read_bytes()
     for run in ("one-node", "two-nodes"):
         assert read_info(tmp_path / "runs" / run / "checkpoints" / "last.safetensors").step in (6, 8)
     assert read_info(tmp_path / "runs" / "one-node" / "checkpoints" / "last.safetensors").step == 8
