@@ -161,8 +161,8 @@ class COCOSegmentation(SegmentationDataset):
     def semantic_mask(self, index: int) -> np.ndarray:
         """The ``(H, W)`` uint8 semantic mask of image ``index`` (size from the JSON)."""
         info = self.images[index]
-        h, w = int(info.get("height", 0)), int(info.get("width", 0))
-        if h <= 0 or w <= 0:
+        h, w = info.get("height"), info.get("width")
+        if not (isinstance(h, int) and isinstance(w, int)) or h <= 0 or w <= 0:
             raise DataError(f"{self.json_path}: image {info.get('file_name')!r} has no valid height/width")
         sem = np.zeros((h, w), np.uint8)
         void = np.zeros((h, w), bool)
