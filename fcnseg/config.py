@@ -243,7 +243,7 @@ _RANGES: tuple[tuple[str, float, float, bool], ...] = (
     ("data.crop_size", 1, 100_000, True),
     ("data.batch_size", 1, 100_000, True),
     ("data.workers", 0, 1024, True),
-    ("train.lr", 0, 1e3, False),
+    ("train.lr", 0, 1e300, True),  # 0 freezes everything (a test does); 1e30 is for the divergence guard
     ("train.momentum", 0, 0.99999, True),
     ("train.weight_decay", 0, 1, True),
     ("train.bias_lr_mult", 0, 1e6, True),
