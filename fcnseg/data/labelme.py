@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..errors import DataError
+from ..errors import DataError, FCNError
+from ..imageio import open_image
 from ..io import atomic_write, read_image, write_palette_png
 from .base import IGNORE_INDEX, voc_palette
 
@@ -96,8 +97,9 @@ def _shape_mask(size: tuple[int, int], shape: dict[str, Any], where: str) -> np.
 def _paste_mask(size: tuple[int, int], shape: dict[str, Any], xy: list[tuple[float, float]], where: str) -> np.ndarray:
     out = np.zeros(size, bool)
     try:
-        part = np.asarray(Image.open(io.BytesIO(base64.b64decode(shape["mask"])), formats=["PNG"]), dtype=bool)
-    except (KeyError, TypeError, ValueError, OSError, binascii.Error):
+        data = io.BytesIO(base64.b64decode(shape["mask"]))
+        part = np.asarray(open_image(data, name=f"{where} mask", formats=("PNG",)), dtype=bool)
+    except (KeyError, TypeError, ValueError, OSError, binascii.Error, FCNError):
         raise DataError(f"{where}: a mask shape without a readable base64 PNG 'mask'") from None
     (x1, y1), _ = xy
     x1, y1 = int(x1), int(y1)  # labelme truncates

@@ -101,9 +101,10 @@ def loss_label(config: Path) -> str:
     """The loss axis's label with its unit, from the run's ``config.yaml`` (loss kind, mean or sum per pixel)."""
     kind, normalize = "ce", False
     if config.is_file():
-        import yaml
+        from ..yaml_safe import load_yaml
 
-        train = (yaml.safe_load(config.read_text()) or {}).get("train", {})
+        loaded = load_yaml(config.read_text(encoding="utf-8"), str(config)) or {}
+        train = loaded.get("train", {}) if isinstance(loaded, dict) else {}
         kind, normalize = str(train.get("loss", kind)), bool(train.get("normalize", normalize))
     name = "cross-entropy (nats)" if kind == "ce" else f"{kind} loss"
     return f"{name}, {'mean per pixel' if normalize else 'summed over pixels'}"

@@ -67,7 +67,8 @@ def run_torchfcn(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         raise CheckpointError(f"{args.path}: file not found") from None
     except Exception as e:
-        raise CheckpointError(f"{args.path}: cannot load safely ({type(e).__name__}: {e})") from None
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise CheckpointError(f"{args.path}: cannot load safely ({type(e).__name__}: {first})") from None
     if not isinstance(raw, dict):
         raise CheckpointError(f"{args.path}: expected a state dict or checkpoint dict, got {type(raw).__name__}")
     state = convert_torchfcn(raw)
