@@ -46,8 +46,8 @@ __all__ = [
 CLASSIFIER_SCALE = Scale(0.0625, False, 224, 6000, 3, 32, 3e-3, 224, 0, 0, 8, "adamw", 1e-3, 0, 0, 0, 3)
 #: shipped name of that classifier (``model.backbone_weights: fcnseg:…``)
 CLASSIFIER = "shapes-vgg16-w1_16"
-#: the demo's fine-tuning: 160-px scenes, 3 stages of 1000 AdamW steps of 8 images
-DEMO = replace(CLASSIFIER_SCALE, seg_size=160, seg_images=2000, seg_steps=1000, val_images=40, test_images=100,
+#: the demo's fine-tuning: 160-px scenes, 3 stages of 1600 AdamW steps of 8 images
+DEMO = replace(CLASSIFIER_SCALE, seg_size=160, seg_images=2000, seg_steps=1600, val_images=40, test_images=100,
                eval_every=250)  # fmt: skip
 #: (key, registry name, label, initialised from)
 STAGES = (

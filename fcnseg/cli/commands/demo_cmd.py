@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the paper in five CPU minutes: a pretrained classifier fine-tuned as FCN-32s → 16s → 8s, evaluated",
     )
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--steps", type=int, default=None, help="fine-tuning steps per stage (default 1000, batch 8)")
+    p.add_argument("--steps", type=int, default=None, help="fine-tuning steps per stage (default 1600, batch 8)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     p.add_argument(
         "--classifier",
