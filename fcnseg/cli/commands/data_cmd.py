@@ -91,7 +91,16 @@ def run_check(args: argparse.Namespace) -> int:
 def run_synth(args: argparse.Namespace) -> int:
     if args.layout == "folder":
         base = write_folder_layout(args.out, n=args.n, size=args.size, seed=args.seed)
-        print(f"wrote {args.n} synthetic images as a folder dataset under {base}/{{train,val}}/{{images,masks}}")
+        from ...data.synthetic import SHAPE_CLASSES
+        from ...io import atomic_write
+
+        for split in ("train", "val"):  # the class order, from the code: the folder dataset reads it back
+            with atomic_write(base / split / "class_names.txt", "w") as f:
+                f.write("".join(f"{name}\n" for name in SHAPE_CLASSES))
+        print(
+            f"wrote {args.n} synthetic images as a folder dataset under {base}/{{train,val}}/{{images,masks}}, "
+            f"class names in {base}/{{train,val}}/class_names.txt ({', '.join(SHAPE_CLASSES)})"
+        )
         print(f"try: fcnseg data check {args.out} --dataset folder --split train")
         return 0
     base = write_voc_layout(args.out, n=args.n, size=args.size, seed=args.seed)
