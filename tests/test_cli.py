@@ -79,7 +79,11 @@ def test_train_eval_predict_on_the_real_demo_image(tmp_path, capsys, reference_d
     assert code == 1 and "broken.jpg" in captured.err and "1 input(s) failed" in captured.out
     mask = Image.open(tmp_path / "pred" / "demo.png")
     assert mask.mode == "P" and mask.size == (334, 500)
-    assert mask.getpalette()[3:6] == [128, 0, 0]  # VOC palette
+    from fcnseg.engine.checkpoint import read_info
+    from fcnseg.viz import palette_for
+
+    classes = read_info(ckpt).classes  # the model's own class colours, as in its grids and the serve page
+    assert mask.getpalette()[3:6] == palette_for(classes)[1].tolist()
     assert Image.open(tmp_path / "pred" / "demo_overlay.jpg").size == (334, 500)
     probs = np.load(tmp_path / "pred" / "demo_probs.npy")
     assert probs.shape == (9, 500, 334) and np.allclose(probs.astype(np.float32).sum(0), 1, atol=1e-2)

@@ -6,11 +6,10 @@ import argparse
 import warnings
 from typing import Any
 
-import yaml
-
 from ...data import get_dataset, list_datasets
 from ...data.check import check_dataset, class_names, write_folder_layout, write_voc_layout
 from ...errors import ConfigError, DataWarning
+from ...yaml_safe import load_yaml
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,10 +47,7 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--option {pair!r}: expected KEY=VALUE")
-        try:
-            out[key.strip()] = yaml.safe_load(value) if value else ""
-        except yaml.YAMLError:
-            raise ConfigError(f"--option {pair!r}: the value is not valid YAML") from None
+        out[key.strip()] = load_yaml(value, f"--option {pair!r}") if value else ""
     return out
 
 
