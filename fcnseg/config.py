@@ -56,7 +56,9 @@ class DataConfig:
     scale_range: tuple[float, float] = (1.0, 1.0)
     flip: bool = False
     batch_size: int = 1
-    workers: int = 0
+    workers: int | Literal["auto"] = "auto"  # auto: CUDA, the rank's cores less one (at most 8); CPU, 0
+    #: images leave the workers as uint8 and are normalised on the device (None: on CUDA, for RGB inputs)
+    normalize_on_device: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,9 @@ class TrainConfig:
     amp_dtype: Literal["auto", "bfloat16", "float16"] = "auto"
     loss_scale: float | None = None  # fp16 initial loss scale; default: measured on the first batch
     seed: int = 1337
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: each local rank on cuda:LOCAL_RANK)
+    sync_bn: bool = False  # DDP on CUDA: BatchNorm statistics over the global batch (SyncBatchNorm)
+    dist_timeout_s: float = 600.0  # bound on any one collective (NCCL / gloo)
     channels_last: bool = True  # NHWC activations (oneDNN / cuDNN native); same numbers, faster
     retain_memory: bool = True  # CPU, glibc: freed memory stays in the process (no page faults per step)
     log_every: int = 20
@@ -93,6 +97,8 @@ class TrainConfig:
 class EvalConfig:
     max_images: int | None = None
     grid_images: int = 4
+    batch_size: int = 8  # images of the same size scored together (whole images, never padded)
+    amp: bool = False  # autocast while scoring: bf16 (fp16 on GPUs without bf16)
 
 
 @dataclass(frozen=True)
@@ -243,6 +249,8 @@ _RANGES: tuple[tuple[str, float, float, bool], ...] = (
     ("data.crop_size", 1, 100_000, True),
     ("data.batch_size", 1, 100_000, True),
     ("data.workers", 0, 1024, True),
+    ("train.dist_timeout_s", 1, 1e7, True),
+    ("eval.batch_size", 1, 100_000, True),
     ("train.lr", 0, 1e300, True),  # 0 freezes everything (a test does); 1e30 is for the divergence guard
     ("train.momentum", 0, 0.99999, True),
     ("train.weight_decay", 0, 1, True),
@@ -269,7 +277,7 @@ def _check_ranges(cfg: RunConfig, source: str) -> None:
     for key, lo, hi, closed in _RANGES:
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)
-        if value is None:
+        if value is None or isinstance(value, str):  # None or a word ("auto") already checked by its type
             continue
         if not (lo <= value <= hi) or (not closed and value == lo):
             low = f">= {lo:g}" if closed else f"> {lo:g}"

@@ -36,7 +36,8 @@ __all__ = [
 def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
     """``(K, K)`` int64 counts of (true, predicted) pairs over pixels whose label is in ``[0, K)``.
 
-    Built with ``torch.bincount`` on the inputs' device.
+    Built on the inputs' device without a host synchronisation (no boolean indexing; on CUDA a scatter-add),
+    so evaluation can accumulate it image after image while the GPU runs ahead.
 
     Example:
         >>> confusion_matrix(torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 0, 255]), 2).tolist()
@@ -44,9 +45,14 @@ def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
     """
     target = target.reshape(-1).long()
     pred = pred.reshape(-1).long()
+    k2 = num_classes * num_classes
     keep = (target >= 0) & (target < num_classes)
-    idx = num_classes * target[keep] + pred[keep]
-    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    idx = torch.where(keep, num_classes * target + pred, k2)  # the rest counted in one extra bin, then dropped
+    if idx.device.type == "cpu":
+        counts = torch.bincount(idx, minlength=k2 + 1)
+    else:  # no host sync: CUDA's bincount reads the maximum back to size its output; a scatter does not
+        counts = torch.zeros(k2 + 1, dtype=torch.int64, device=idx.device).scatter_add_(0, idx, torch.ones_like(idx))
+    return counts[:k2].reshape(num_classes, num_classes)
 
 
 def _f(hist: Tensor) -> Tensor:

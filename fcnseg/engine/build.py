@@ -38,15 +38,23 @@ def preprocessing(cfg: RunConfig) -> Preprocessing:
         ) from None
 
 
-def build_datasets(cfg: RunConfig) -> tuple[SegmentationDataset, SegmentationDataset]:
+def build_datasets(cfg: RunConfig, *, normalize: bool = True) -> tuple[SegmentationDataset, SegmentationDataset]:
+    """The training and validation sets; ``normalize=False`` leaves images uint8 (normalised on the device)."""
     d = cfg.data
     if d.preprocessing == "nyud":  # per-modality reference means, applied by the dataset itself
         return _nyud_datasets(cfg)
     pre = preprocessing(cfg)
-    train_tf = train_transforms(pre, crop_size=d.crop_size, scale_range=d.scale_range, flip=d.flip)
+    if normalize:
+        train_tf = train_transforms(pre, crop_size=d.crop_size, scale_range=d.scale_range, flip=d.flip)
+        val_tf = eval_transforms(pre)
+    else:
+        from torchvision.transforms import v2
+
+        aug = augmentations(crop_size=d.crop_size, scale_range=d.scale_range, flip=d.flip)
+        train_tf, val_tf = v2.Compose(aug or [v2.Identity()]), v2.Compose([v2.Identity()])
     train = _dataset(d.name, d.root, d.train_split, "data.options", transforms=train_tf, **d.options)
     val_opts = {**d.options, **(d.val_options or {})}
-    val = _dataset(d.name, d.root, d.val_split, "data.val_options", transforms=eval_transforms(pre), **val_opts)
+    val = _dataset(d.name, d.root, d.val_split, "data.val_options", transforms=val_tf, **val_opts)
     return train, val
 
 

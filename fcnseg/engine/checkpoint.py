@@ -92,8 +92,12 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     scaler: Any = None,
     rng_state: torch.Tensor | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``path.safetensors`` (+ ``path.state-STEP.pt`` when an optimizer is given), atomically."""
+    """Write ``path.safetensors`` (+ ``path.state-STEP.pt`` when an optimizer is given), atomically.
+
+    ``extra`` goes into the training state as well (the trainer's RNG states, world size and global batch).
+    """
     path = Path(path)
     state_path = None
     if optimizer is not None:
@@ -102,6 +106,7 @@ def save_checkpoint(
             state["scaler"] = scaler.state_dict()
         if rng_state is not None:
             state["rng"] = rng_state
+        state.update(extra or {})
         state_path = state_file(path, info.step)
         with atomic_write(state_path) as f:
             torch.save(state, f)

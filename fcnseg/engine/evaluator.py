@@ -1,16 +1,20 @@
-"""Evaluation as the reference does it: whole images, argmax of the scores, one confusion matrix."""
+"""Evaluation as the reference does it: whole images, argmax of the scores, one confusion matrix; fed by a
+DataLoader, same-size images batched, the matrix kept on the device."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from ..data.base import IGNORE_INDEX
 from ..metrics import ConfusionMatrix
+from ..preprocessing import Preprocessing
+from .data_path import to_device
 
 __all__ = ["UnpredictableLabels", "evaluate", "predict_batch"]
 
@@ -27,10 +31,14 @@ class UnpredictableLabels:
         self.bins = torch.zeros(257, dtype=torch.int64, device=device)
 
     def update(self, target: torch.Tensor) -> None:
+        """Count ``target``'s unpredictable values (on its device, without a host synchronisation)."""
         t = target.reshape(-1).long().to(self.bins.device)
-        bad = t[(t != IGNORE_INDEX) & ((t >= self.num_classes) | (t < 0))]
-        if bad.numel():
-            self.bins += torch.bincount(torch.where((bad < 0) | (bad > 255), 256, bad), minlength=257)
+        bad = (t != IGNORE_INDEX) & ((t >= self.num_classes) | (t < 0))
+        value = torch.where((t < 0) | (t > 255), 256, t)
+        idx = torch.where(bad, value, 257)  # everything predictable goes to a last bin, dropped
+        self.bins += torch.zeros(258, dtype=torch.int64, device=t.device).scatter_add_(0, idx, torch.ones_like(idx))[
+            :257
+        ]
 
     def all_reduce(self) -> None:
         import torch.distributed as dist
@@ -53,6 +61,32 @@ def predict_batch(model: nn.Module, x: torch.Tensor) -> torch.Tensor | dict[str,
     return out.argmax(1)
 
 
+def _same_size(samples: Iterable[Any], limit: int) -> Iterator[list[Any]]:
+    """Consecutive samples grouped while their image and label sizes agree, at most ``limit`` per group."""
+    group: list[Any] = []
+    for sample in samples:
+        if group and (len(group) == limit or _shapes(sample) != _shapes(group[0])):
+            yield group
+            group = []
+        group.append(sample)
+    if group:
+        yield group
+
+
+def _shapes(sample: Any) -> tuple:
+    x, y = sample
+    labels = tuple(tuple(v.shape) for v in y.values()) if isinstance(y, dict) else tuple(y.shape)
+    return tuple(x.shape), labels
+
+
+def _stack(group: list[Any]) -> tuple[torch.Tensor, Any]:
+    x = torch.stack([torch.as_tensor(s[0]).as_subclass(torch.Tensor) for s in group])
+    first = group[0][1]
+    if isinstance(first, dict):
+        return x, {k: torch.stack([torch.as_tensor(s[1][k]).as_subclass(torch.Tensor) for s in group]) for k in first}
+    return x, torch.stack([torch.as_tensor(s[1]).as_subclass(torch.Tensor) for s in group])
+
+
 def evaluate(
     model: nn.Module,
     dataset: Dataset,
@@ -63,8 +97,18 @@ def evaluate(
     world: int = 1,
     max_images: int | None = None,
     progress: bool = False,
+    batch_size: int = 1,
+    workers: int = 0,
+    dtype: torch.dtype | None = None,
+    normalize: Preprocessing | None = None,
 ) -> dict[str, Any]:
-    """The four metrics (and per-class lists) over ``dataset``, one image at a time at its own size.
+    """The four metrics (and per-class lists) over ``dataset``, whole images at their own size.
+
+    Images come through a DataLoader (``workers`` processes; pinned memory and non-blocking copies on
+    CUDA); consecutive images of the same size are scored together, up to ``batch_size`` (never padded:
+    the reference's whole-image scores are kept); ``dtype`` scores under autocast; ``normalize`` applies a
+    preprocessing on the device to a set that yields uint8 images. The confusion matrices are
+    accumulated on the device without a host synchronisation per image.
 
     Under DDP each rank scores images ``rank, rank + world, …`` — every image exactly once, none padded
     in — and the confusion matrices are summed across ranks, so the result equals one process's.
@@ -74,23 +118,26 @@ def evaluate(
         ``unpredictable_labels``: the pixels (and their label values) that are neither void nor a class
         of the model, which the metrics cannot count.
     """
+    device = torch.device(device)
     was_training = model.training
     model.eval()
     heads = num_classes if isinstance(num_classes, dict) else {"": num_classes}
     matrices = {h: ConfusionMatrix(k, device) for h, k in heads.items()}
     outside = {h: UnpredictableLabels(k, device) for h, k in heads.items()}
     n = len(dataset) if max_images is None else min(len(dataset), max_images)  # type: ignore[arg-type]
-    indices = range(rank, n, world)
-    for i in tqdm(indices, desc="eval", disable=not progress, leave=False):
-        x, y = dataset[i]
-        pred = predict_batch(model, torch.as_tensor(x).unsqueeze(0).to(device).float())
-        if isinstance(pred, dict):
-            for h, p in pred.items():
-                matrices[h].update(p[0], torch.as_tensor(y[h]).to(device))
-                outside[h].update(torch.as_tensor(y[h]))
-        else:
-            matrices[""].update(pred[0], torch.as_tensor(y).to(device))
-            outside[""].update(torch.as_tensor(y))
+    indices = list(range(rank, n, world))
+    loader = DataLoader(Subset(dataset, indices), batch_size=None, num_workers=workers,
+                        pin_memory=device.type == "cuda")  # fmt: skip
+    with tqdm(total=len(indices), desc="eval", disable=not progress, leave=False) as bar:
+        for group in _same_size(loader, batch_size):
+            x, y = to_device(*_stack(group), device, normalize)
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                pred = predict_batch(model, x.float())
+            for h, p in (pred.items() if isinstance(pred, dict) else [("", pred)]):
+                target = y[h] if isinstance(y, dict) else y
+                matrices[h].update(p, target)
+                outside[h].update(target)
+            bar.update(len(group))
     for m in (*matrices.values(), *outside.values()):
         m.all_reduce()
     model.train(was_training)

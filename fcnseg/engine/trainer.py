@@ -9,18 +9,20 @@ see exactly the images an uninterrupted single-process run sees.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset, Sampler
 from tqdm import tqdm
 
 from ..config import RunConfig, dump_config
@@ -30,6 +32,7 @@ from ..io import atomic_write
 from ..losses import dice_loss2d, pixel_loss
 from ..metrics import named
 from ..models import FCN, freeze
+from ..preprocessing import Preprocessing
 from .build import build_datasets, build_model, init_backbone, init_from, make_optimizer, preprocessing
 from .checkpoint import (
     CheckpointInfo,
@@ -41,10 +44,14 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .class_weights import class_weights
-from .distributed import DistInfo, setup
+from .data_path import auto_workers, to_device, train_loader, uint8_collate
+from .device import local_device, resolve_device, restore_rng, rng_states, seed_run
+from .distributed import DistInfo, setup, world_size, wrap_ddp
 from .evaluator import evaluate
 from .logging import RunLogger, plot_curves
 from .memory import retained_heap
+from .rank_guard import RankGuard
+from .resume import batch_record, keep_global_batch
 from .runlock import run_lock
 from .schedule import lr_at
 
@@ -54,6 +61,7 @@ __all__ = [
     "amp_dtype",
     "calibrate_loss_scale",
     "fit",
+    "normalize_on_device",
     "resolve_device",
     "write_grid",
 ]
@@ -61,23 +69,6 @@ __all__ = [
 
 class TrainingDiverged(FCNError, RuntimeError):
     """The loss became NaN or infinite."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``; a device that is not here is a ConfigError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"device {name!r}: use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ConfigError(f"device {name!r}: no CUDA device is available here; use cpu or auto")
-        if device.index is not None and device.index >= count:
-            raise ConfigError(f"device {name!r}: only {count} CUDA device(s) here (cuda:0 … cuda:{count - 1})")
-    return device
 
 
 class StepSampler(Sampler[list[tuple[int, int]]]):
@@ -120,10 +111,6 @@ class _Seeded(Dataset):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return self.ds[index]
-
-
-def _to(y: Any, device: torch.device) -> Any:
-    return {k: v.to(device) for k, v in y.items()} if isinstance(y, dict) else y.to(device)
 
 
 def _loss(out: Any, y: Any, cfg: RunConfig, dist: DistInfo, weight: torch.Tensor | None) -> torch.Tensor:
@@ -184,23 +171,69 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: 
 
     ``run_dir`` receives ``config.yaml``, ``log.csv``, ``tb/``, ``checkpoints/{last,best}.safetensors``
     (+ ``.state-STEP.pt``), ``metrics.json``, ``curves.png`` and ``grid.png``. With ``resume`` it continues
-    from ``checkpoints/last`` exactly where it stopped.
+    from ``checkpoints/last`` exactly where it stopped. Under torchrun each local rank trains on
+    ``cuda:LOCAL_RANK`` (or the CPU with gloo); an error on one rank stops every rank with its message.
     """
-    device = resolve_device(cfg.train.device)
+    device = local_device(cfg.train.device, world_size())
     # CPU: keep freed activations and gradients in the process (engine/memory.py; ~1.3x per VGG16 step)
     main_rank = os.environ.get("RANK", "0") == "0"
     with run_lock(Path(run_dir), enabled=main_rank), retained_heap(cfg.train.retain_memory and device.type == "cpu"):
-        return _fit(cfg, Path(run_dir), device, resume=resume, progress=progress)
+        dist = setup(device, cfg.train.dist_timeout_s)
+        with RankGuard(dist.rank, dist.world):
+            run = _start(cfg, Path(run_dir), device, dist, resume=resume)
+            metrics = _loop(run, progress)
+            _finish(run, metrics)
+            return metrics
 
 
-def _fit(cfg: RunConfig, run_dir: Path, device: torch.device, *, resume: bool, progress: bool) -> dict[str, Any]:
-    dist = setup(device)
+@dataclass
+class _Run:
+    """Everything one training run holds between steps."""
+
+    cfg: RunConfig
+    run_dir: Path
+    device: torch.device
+    dist: DistInfo
+    model: FCN
+    ddp_model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    train_ds: Any
+    val_ds: Any
+    weight: torch.Tensor | None
+    dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler | None
+    pre: Preprocessing | None  # set when images are normalised on the device
+    workers: int
+    batches: Iterator[Any]
+    info: CheckpointInfo
+    logger: RunLogger
+    start: int
+    best: float
+
+    @property
+    def heads(self) -> Any:
+        return self.model.heads if self.model.multi_head else self.model.num_classes
+
+
+def normalize_on_device(cfg: RunConfig, device: torch.device) -> bool:
+    """``data.normalize_on_device`` resolved: by default on CUDA for plain RGB inputs (not NYUD's modalities)."""
+    plain = cfg.data.preprocessing != "nyud" and cfg.model.in_channels == 3 and not cfg.model.streams
+    if cfg.data.normalize_on_device is None:
+        return plain and device.type == "cuda"
+    if cfg.data.normalize_on_device and not plain:
+        raise ConfigError("data.normalize_on_device: only for RGB inputs (not NYUD, extra channels or streams)")
+    return cfg.data.normalize_on_device
+
+
+def _start(cfg: RunConfig, run_dir: Path, device: torch.device, dist: DistInfo, *, resume: bool) -> _Run:
+    """Datasets, model (+ DDP), optimizer, restored state and the data loader, in the order that keeps
+    the random stream of a resumed run equal to the uninterrupted one's."""
     tc = cfg.train
-    torch.manual_seed(tc.seed)
-    train_ds, val_ds = build_datasets(cfg)
+    seed_run(tc.seed, dist.rank, device)
+    on_device = normalize_on_device(cfg, device)
+    train_ds, val_ds = build_datasets(cfg, normalize=not on_device)
     model = build_model(cfg, train_ds).to(device)
     ckpt_dir = run_dir / "checkpoints"
-    start, best = 0, -1.0
     if not resume:
         if dist.main:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -212,139 +245,183 @@ def _fit(cfg: RunConfig, run_dir: Path, device: torch.device, *, resume: bool, p
     freeze(model, cfg.model.freeze)  # before the optimizer: frozen parameters get no group
     if tc.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    ddp_model: torch.nn.Module = DistributedDataParallel(model) if dist.world > 1 else model
+    ddp_model = wrap_ddp(model, device, sync_bn=tc.sync_bn) if dist.world > 1 else model
     optimizer = make_optimizer(model, tc)
-    heads = model.heads if model.multi_head else model.num_classes
     weights = None if model.multi_head else class_weights(tc.class_weights, train_ds, model.num_classes)
     weight = None if weights is None else torch.tensor(weights, dtype=torch.float32, device=device)
     if weights is not None and dist.main and not resume:
         with atomic_write(run_dir / "class_weights.json", "w") as f:
             json.dump(dict(zip(train_ds.classes, weights.round(6).tolist(), strict=False)), f, indent=2)
     dtype = amp_dtype(cfg, device)
-    scaler: torch.amp.GradScaler | None = None
-    loader = DataLoader(
-        _Seeded(train_ds),
-        batch_sampler=StepSampler(len(train_ds), cfg.data.batch_size, tc.seed, 0, 0, dist),
-        collate_fn=pad_collate,
-        num_workers=cfg.data.workers,
-        pin_memory=device.type == "cuda",
-    )
+    start, best, state, scaler = 0, -1.0, {}, None
     if resume:
         for stale in ckpt_dir.glob(".*.tmp"):  # temp files of a write that a kill interrupted
             stale.unlink(missing_ok=True)
         start, best, state = _restore(model, optimizer, ckpt_dir / "last", run_dir)
+        cfg = _rescaled(cfg, state, dist, ckpt_dir / "last.safetensors")
         if dtype is torch.float16 and state.get("scaler"):
             scaler = torch.amp.GradScaler(device.type)
             scaler.load_state_dict(state["scaler"])
-    loader.batch_sampler.start = start * tc.iter_size  # type: ignore[union-attr]
-    loader.batch_sampler.stop = tc.max_iter * tc.iter_size  # type: ignore[union-attr]
+    workers = auto_workers(device, _local_world(dist)) if cfg.data.workers == "auto" else int(cfg.data.workers)
+    sampler = StepSampler(len(train_ds), cfg.data.batch_size, tc.seed, start * tc.iter_size,
+                          tc.max_iter * tc.iter_size, dist)  # fmt: skip
+    collate = uint8_collate if on_device else pad_collate
+    loader = train_loader(_Seeded(train_ds), sampler, device, workers=workers, collate_fn=collate)
     batches = iter(loader)  # created before the RNG state is restored: its seed draw is not part of the run
     if resume:
-        try:
-            torch.set_rng_state(state["rng"])
-        except RuntimeError as e:
-            raise CheckpointError(f"{ckpt_dir / 'last'}: malformed training state: rng ({e})") from None
+        restore_rng(state, device, dist.rank, ckpt_dir / "last")
     logger = RunLogger(run_dir, enabled=dist.main)
     if resume:
         logger.truncate_after(start)
-    info = CheckpointInfo(
-        arch=model.arch,
-        model_kwargs=model_kwargs(model, cfg.model.width),
-        classes=list(train_ds.classes),
-        preprocessing=preprocessing(cfg).to_dict(),
-        config=cfg.to_dict(),
-    )
-    bar = tqdm(total=tc.max_iter, initial=start, disable=not (progress and dist.main), desc="train", dynamic_ncols=True)
-    ddp_model.train()
+    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model, cfg.model.width),
+                          classes=list(train_ds.classes), preprocessing=preprocessing(cfg).to_dict(),
+                          config=cfg.to_dict())  # fmt: skip
+    return _Run(cfg, run_dir, device, dist, model, ddp_model, optimizer, train_ds, val_ds, weight, dtype, scaler,
+                preprocessing(cfg) if on_device else None, workers, batches, info, logger, start, best)  # fmt: skip
+
+
+def _local_world(dist: DistInfo) -> int:
+    return int(os.environ.get("LOCAL_WORLD_SIZE", str(dist.world)))
+
+
+def _rescaled(cfg: RunConfig, state: dict[str, Any], dist: DistInfo, where: Path) -> RunConfig:
+    """``cfg`` with the per-process batch that keeps the recorded global batch (a note says so on rank 0)."""
+    new = keep_global_batch(cfg, state, dist.world, where)
+    if new.data.batch_size != cfg.data.batch_size and dist.main:
+        print(f"note: resuming on {dist.world} process(es) (trained on {state['world']}): data.batch_size "
+              f"{cfg.data.batch_size} → {new.data.batch_size} keeps the global batch of {state['global_batch']}",
+              file=sys.stderr)  # fmt: skip
+    return new
+
+
+def _next_batch(run: _Run) -> tuple[torch.Tensor, Any]:
+    item = next(run.batches)
+    if run.pre is not None:  # uint8 from the workers: normalised on the device
+        x, y, sizes = item
+        return to_device(x, y, run.device, run.pre, sizes)
+    return to_device(*item, run.device)
+
+
+def _accumulate(run: _Run) -> tuple[Any, int]:
+    """``train.iter_size`` forward/backward passes (DDP all-reduces gradients on the last one only);
+    the global loss (on the device) and the number of images the step saw."""
+    cfg, tc, dist = run.cfg, run.cfg.train, run.dist
+    total: Any = 0.0
+    images = 0
+    for i in range(tc.iter_size):
+        x, y = _next_batch(run)
+        if tc.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if run.dtype is torch.float16 and run.scaler is None:  # measured on the first batch
+            run.scaler = _measured_scaler(run, x, y)
+        accumulating = dist.world > 1 and i < tc.iter_size - 1
+        with run.ddp_model.no_sync() if accumulating else contextlib.nullcontext():  # type: ignore[operator]
+            with torch.autocast(run.device.type, dtype=run.dtype or torch.float32, enabled=run.dtype is not None):
+                out = run.ddp_model(x)
+            loss = _loss(out, y, cfg, dist, run.weight) / tc.iter_size  # fp32: the losses cast the scores up
+            (run.scaler.scale(loss) if run.scaler is not None else loss).backward()
+        total += loss.detach() / dist.world  # this rank's share of the global loss, kept on the device
+        images += x.shape[0] * dist.world
+    if dist.world > 1:
+        total = total.double()
+        torch.distributed.all_reduce(total)
+    return total, images
+
+
+def _measured_scaler(run: _Run, x: torch.Tensor, y: Any) -> torch.amp.GradScaler:
+    tc, model = run.cfg.train, run.model
+    scale = tc.loss_scale or calibrate_loss_scale(model, lambda: _loss(model(x), y, run.cfg, DistInfo(), run.weight))
+    if run.dist.world > 1:  # every rank must scale alike, or the gradient average is wrong
+        shared = torch.tensor([scale], device=run.device)
+        torch.distributed.all_reduce(shared, op=torch.distributed.ReduceOp.MIN)
+        scale = float(shared.item())
+    return torch.amp.GradScaler(run.device.type, init_scale=scale)
+
+
+def _checked(total: Any, step: int, run: _Run) -> float:
+    tc = run.cfg.train
+    total = float(total)
+    if not math.isfinite(total):
+        advice = "too high for the summed loss (the reference uses 1e-10…1e-14)" if not tc.normalize else "too high"
+        raise TrainingDiverged(
+            f"loss became {total} at step {step}: with train.normalize={tc.normalize}, learning rate {tc.lr:g} is "
+            f"{advice}; the last good checkpoint is {run.run_dir / 'checkpoints' / 'last.safetensors'}"
+        )
+    return total
+
+
+def _loop(run: _Run, progress: bool) -> dict[str, Any]:
+    cfg, tc, dist, optimizer = run.cfg, run.cfg.train, run.dist, run.optimizer
+    ckpt_dir = run.run_dir / "checkpoints"
+    bar = tqdm(total=tc.max_iter, initial=run.start, disable=not (progress and dist.main), desc="train",
+               dynamic_ncols=True)  # fmt: skip
+    run.ddp_model.train()
     t0, seen, metrics = time.perf_counter(), 0, {}
-    for step in range(start, tc.max_iter):
+    for step in range(run.start, tc.max_iter):
         lr = lr_at(step, tc)
         for group in optimizer.param_groups:
             group["lr"] = lr * group["lr_mult"]
-        total: Any = 0.0
-        for _ in range(tc.iter_size):
-            x, y = next(batches)
-            x, y = x.to(device, non_blocking=True), _to(y, device)
-            if tc.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            if dtype is torch.float16 and scaler is None:  # measured on the first batch
-                scale = tc.loss_scale or calibrate_loss_scale(
-                    model, lambda x=x, y=y: _loss(model(x), y, cfg, DistInfo(), weight)
-                )
-                if dist.world > 1:  # every rank must scale alike, or the gradient average is wrong
-                    shared = torch.tensor([scale], device=device)
-                    torch.distributed.all_reduce(shared, op=torch.distributed.ReduceOp.MIN)
-                    scale = float(shared.item())
-                scaler = torch.amp.GradScaler(device.type, init_scale=scale)
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                out = ddp_model(x)
-            loss = _loss(out, y, cfg, dist, weight) / tc.iter_size  # fp32: the losses cast the scores up
-            (scaler.scale(loss) if scaler is not None else loss).backward()
-            total += loss.detach() / dist.world  # this rank's share of the global loss, kept on the device
-            seen += x.shape[0] * dist.world
-        if dist.world > 1:
-            total = total.double()
-            torch.distributed.all_reduce(total)
+        total, images = _accumulate(run)
+        seen += images
+        done = step + 1
+        logged = done % tc.log_every == 0 or done == tc.max_iter
         # Reading the loss on the host waits for the device: on CUDA only when it is logged (a NaN in
         # between is caught there, and checkpoints refuse non-finite weights); on the CPU it is free.
-        done = step + 1
-        if device.type == "cpu" or done % tc.log_every == 0 or done == tc.max_iter:
-            total = float(total)
-            if not math.isfinite(total):
-                raise TrainingDiverged(
-                    f"loss became {total} at step {step}: with train.normalize={tc.normalize}, learning rate "
-                    f"{tc.lr:g} is "
-                    + (
-                        "too high for the summed loss (the reference uses 1e-10…1e-14)"
-                        if not tc.normalize
-                        else "too high"
-                    )
-                    + f"; the last good checkpoint is {ckpt_dir / 'last.safetensors'}"
-                )
-        if scaler is not None:  # skips the step (and lowers the scale) if a gradient overflowed
-            scaler.step(optimizer)
-            scaler.update()
+        if run.device.type == "cpu" or logged:
+            total = _checked(total, step, run)
+        if run.scaler is not None:  # skips the step (and lowers the scale) if a gradient overflowed
+            run.scaler.step(optimizer)
+            run.scaler.update()
         else:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         bar.update(1)
-        if done % tc.log_every == 0 or done == tc.max_iter:
+        if logged:
             rate = seen / (time.perf_counter() - t0)
             bar.set_postfix(loss=f"{total:.4g}", img_s=f"{rate:.1f}")
-            logger.log(done, loss=total, lr=lr, images_per_s=rate)
+            run.logger.log(done, loss=total, lr=lr, images_per_s=rate)
         last = done == tc.max_iter
         if done % tc.eval_every == 0 or last:
-            metrics = evaluate(
-                model, val_ds, heads, device=device, rank=dist.rank, world=dist.world, max_images=cfg.eval.max_images
-            )
+            metrics = _evaluate(run)
             main = metrics if "mean_iu" in metrics else next(iter(metrics.values()))
-            logger.log(done, **{k: main[k] for k in ("pixel_accuracy", "mean_accuracy", "mean_iu", "fw_iu")})
-            if dist.main and main["mean_iu"] > best:
-                best = main["mean_iu"]
-                _save(model, info, done, best, ckpt_dir / "best")
-        if dist.main and (done % tc.checkpoint_every == 0 or last):
-            _save(model, info, done, best, ckpt_dir / "last", optimizer, scaler)
+            run.logger.log(done, **{k: main[k] for k in ("pixel_accuracy", "mean_accuracy", "mean_iu", "fw_iu")})
+            if dist.main and main["mean_iu"] > run.best:
+                run.best = main["mean_iu"]
+                _save(run.model, run.info, done, run.best, ckpt_dir / "best")
+        if done % tc.checkpoint_every == 0 or last:
+            extra = {**rng_states(run.device, dist.world), **batch_record(cfg, dist.world)}  # every rank takes part
+            if dist.main:
+                _save(run.model, run.info, done, run.best, ckpt_dir / "last", optimizer, run.scaler, extra)
     bar.close()
-    logger.close()
-    if dist.main and metrics:
-        with atomic_write(run_dir / "metrics.json", "w") as f:
-            json.dump(_public(_named(metrics, train_ds)), f, indent=2)
-        plot_curves(run_dir)
-        from ..viz import save_confusion
-
-        for head, m in metrics.items() if "confusion" not in metrics else [("", metrics)]:
-            names = list(train_ds.classes) if head in ("", "sem") else list(getattr(train_ds, "geometric_classes", []))
-            save_confusion(run_dir / f"confusion{'_' + head if head else ''}.png", np.array(m["confusion"]), names)
-        write_grid(
-            model,
-            val_ds,
-            run_dir / "grid.png",
-            preprocessing(cfg),
-            list(train_ds.classes),
-            cfg.eval.grid_images,
-            device,
-        )
+    run.logger.close()
     return metrics
+
+
+def _evaluate(run: _Run) -> dict[str, Any]:
+    from .device import inference_dtype
+
+    e = run.cfg.eval
+    dtype = (inference_dtype(run.device) or torch.bfloat16) if e.amp else None
+    return evaluate(run.model, run.val_ds, run.heads, device=run.device, rank=run.dist.rank, world=run.dist.world,
+                    max_images=e.max_images, batch_size=e.batch_size, workers=run.workers, dtype=dtype,
+                    normalize=run.pre)  # fmt: skip
+
+
+def _finish(run: _Run, metrics: dict[str, Any]) -> None:
+    """metrics.json, curves, confusion matrices and the grid (rank 0)."""
+    if not (run.dist.main and metrics):
+        return
+    cfg, train_ds, run_dir = run.cfg, run.train_ds, run.run_dir
+    with atomic_write(run_dir / "metrics.json", "w") as f:
+        json.dump(_public(_named(metrics, train_ds)), f, indent=2)
+    plot_curves(run_dir)
+    from ..viz import save_confusion
+
+    for head, m in metrics.items() if "confusion" not in metrics else [("", metrics)]:
+        names = list(train_ds.classes) if head in ("", "sem") else list(getattr(train_ds, "geometric_classes", []))
+        save_confusion(run_dir / f"confusion{'_' + head if head else ''}.png", np.array(m["confusion"]), names)
+    write_grid(run.model, run.val_ds, run_dir / "grid.png", preprocessing(cfg), list(train_ds.classes),
+               cfg.eval.grid_images, run.device)  # fmt: skip
 
 
 def write_grid(model: FCN, ds: Dataset, path: Path, pre: Any, classes: list[str], n: int, device: torch.device) -> None:
@@ -355,7 +432,9 @@ def write_grid(model: FCN, ds: Dataset, path: Path, pre: Any, classes: list[str]
     rows = []
     for i in range(min(n, len(ds))):  # type: ignore[arg-type]
         x, y = ds[i]
-        pred = predict_batch(model.eval(), torch.as_tensor(x).unsqueeze(0).to(device).float())
+        x = torch.as_tensor(x).as_subclass(torch.Tensor)
+        x = pre(x) if x.dtype == torch.uint8 else x  # a set normalised on the device holds raw images
+        pred = predict_batch(model.eval(), x.unsqueeze(0).to(device).float())
         if isinstance(pred, dict):
             pred, y = pred[next(iter(pred))], y[next(iter(y))]
         image = pre.invert(torch.as_tensor(x)[:3].float()).permute(1, 2, 0).numpy()
@@ -377,7 +456,14 @@ def _public(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def _save(
-    model: FCN, info: CheckpointInfo, step: int, best: float, path: Path, optimizer: Any = None, scaler: Any = None
+    model: FCN,
+    info: CheckpointInfo,
+    step: int,
+    best: float,
+    path: Path,
+    optimizer: Any = None,
+    scaler: Any = None,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
     if bad:  # never overwrite a good checkpoint with a diverged one
@@ -386,9 +472,7 @@ def _save(
             f"for this loss normalisation; the last good checkpoint is {path.with_suffix('.safetensors')}"
         )
     info.step, info.best_mean_iu = step, best
-    save_checkpoint(
-        path, model, info, optimizer=optimizer, scaler=scaler, rng_state=torch.get_rng_state() if optimizer else None
-    )
+    save_checkpoint(path, model, info, optimizer=optimizer, scaler=scaler, extra=extra)
 
 
 def _restore(
@@ -397,7 +481,7 @@ def _restore(
     """Load weights and optimizer from ``path``; the step, the best mean IU and the whole training state."""
     weights = path.with_suffix(".safetensors")
     if not weights.is_file():
-        raise CheckpointError(f"{weights}: no checkpoint to resume from in {run_dir}")
+        raise CheckpointError(f"{weights}: no checkpoint to resume from in {run_dir} (--resume auto starts one)")
     info = read_info(weights)
     state = _checked_state(load_training_state(path, info.step), weights)  # the state written with these weights
     if state["step"] != info.step:

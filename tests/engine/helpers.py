@@ -19,6 +19,7 @@ TINY = [
     "train.eval_every=3",
     "train.checkpoint_every=3",
     "eval.grid_images=2",
+    "train.device=cpu",  # CPU tests pin the CPU, also on a machine with a GPU (tests/test_cuda.py runs there)
 ]
 
 
