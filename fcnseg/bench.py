@@ -161,19 +161,25 @@ print(json.dumps({"latency_s": statistics.median(times), "peak_rss_mb": hwm / 10
 """
 
 
-def measure(name: str, path: str = "eager", size: int = 500, repeats: int = 5) -> dict[str, float]:
-    """A PyTorch path (eager, channels_last, compiled) in this process (``run`` isolates it in a child)."""
+def measure(name: str, path: str = "eager", size: int = 500, repeats: int = 5, device: str = "cpu") -> dict[str, float]:
+    """A PyTorch path (eager, channels_last, compiled) in this process (``run`` isolates it in a child).
+
+    On CUDA each timed call ends with ``torch.cuda.synchronize()`` (the GPU's time, not the launch's).
+    """
     if path not in ("eager", "channels_last", "compiled"):
         raise ValueError("the fast and int8 paths are measured by run() in an onnxruntime-only process")
     gflop = count_gflop(name, size)
-    x = torch.randn(1, 3, size, size)
-    model = build(name)
-    step: Callable[[], Any] = lambda: model(x)  # noqa: E731
+    dev = torch.device(device)
+    x = torch.randn(1, 3, size, size, device=dev)
+    model = build(name).to(dev)
+    forward: Callable[[], Any] = lambda: model(x)  # noqa: E731
     if path != "eager":  # fcnseg.inference.optimize_for_inference: channels_last (+ torch.compile, frozen)
         from .inference.fast import optimize_for_inference
 
-        fast = optimize_for_inference(model, compile=path == "compiled")
-        step = lambda: fast(x)  # noqa: E731
+        fast = optimize_for_inference(model, device=dev, dtype=None, compile=path == "compiled")
+        forward = lambda: fast(x)  # noqa: E731
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    step = lambda: (forward(), sync())  # noqa: E731
     with torch.inference_mode():
         times = _timings(step, repeats)
     latency = statistics.median(times)
@@ -200,16 +206,44 @@ def _child(code: str, *argv: str) -> str:
     return proc.stdout
 
 
+def cuda_gemm_gflops(device: torch.device, n: int = 8192, repeats: int = 9) -> float:
+    """fp32 GEMM rate of a CUDA device (TF32 off, as the fp32 paths run), best of ``repeats``."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        best = min(_timings(lambda: (torch.mm(a, b), torch.cuda.synchronize(device)), repeats))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+    return 2 * n**3 / best / 1e9
+
+
 def run(
-    models: tuple[str, ...] = MODELS, paths: tuple[str, ...] = ("eager", "fast"), size: int = 500, repeats: int = 5
+    models: tuple[str, ...] = MODELS,
+    paths: tuple[str, ...] = ("eager", "fast"),
+    size: int = 500,
+    repeats: int = 5,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Every model × path in its own child process, with the GEMM rate measured in this run."""
+    """Every model × path in its own child process, with the GEMM rate measured in this run.
+
+    On a CUDA ``device`` the PyTorch paths run there against the GPU's fp32 GEMM rate; the onnxruntime
+    paths (fast, int8) are CPU paths and are refused.
+    """
     from .models import list_models
 
     unknown = [m for m in models if m not in (*list_models(), "tv_fcn_resnet50")]
     if unknown:
         raise ModelError(f"unknown model(s) {', '.join(unknown)}; see `fcnseg list`, or tv_fcn_resnet50")
-    rates = gemm_rates()
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        cpu_only = [p for p in paths if p in ("fast", "int8")]
+        if cpu_only:
+            raise ModelError(f"--paths {' '.join(cpu_only)}: onnxruntime CPU paths; on CUDA use eager, channels_last, "
+                             "compiled (benchmarks/bench_gpu.py measures bf16, TF32 and batch 16)")  # fmt: skip
+        rates = {"cuda torch.mm": cuda_gemm_gflops(dev)}
+    else:
+        rates = gemm_rates()
     gemm = max(rates.values())
     results: dict[str, Any] = {
         "size": size,
@@ -217,6 +251,7 @@ def run(
         "gemm_gflops": gemm,
         "gemm_gflops_by_library": rates,
         "threads": torch.get_num_threads(),
+        "device": str(dev),
         "torch": torch.__version__,
         "models": {},
     }
@@ -227,7 +262,7 @@ def run(
                 continue
             if path in ("eager", "channels_last", "compiled"):
                 out = _child(f"import json, fcnseg.bench as b; print(json.dumps(b.measure({name!r}, {path!r}, "
-                             f"{size}, {repeats})))")  # fmt: skip
+                             f"{size}, {repeats}, {str(dev)!r})))")  # fmt: skip
                 r = json.loads(out.strip().splitlines()[-1])
             else:
                 onnx = str(Path(tmp) / f"{name}-{path}.onnx")

@@ -47,7 +47,8 @@ def export_onnx(
     """
     model = model.eval()
     c = getattr(model, "in_channels", 3)
-    x = torch.randn(1, c, *sample_size)
+    device = next(model.parameters()).device  # traced where the model is (the graph is the same)
+    x = torch.randn(1, c, *sample_size, device=device)
     dims = {0: torch.export.Dim("batch", min=1, max=64), 2: torch.export.Dim("height", min=1, max=8192),
             3: torch.export.Dim("width", min=1, max=8192)}  # fmt: skip
     from ..models.layers import BilinearUpsample, set_upsampling
@@ -98,8 +99,8 @@ def check_onnx(model: nn.Module, path: str | Path, sizes: tuple[tuple[int, int],
     for h, w in sizes:
         x = torch.randn(2, c, h, w)
         with torch.inference_mode():
-            ref = model(x)
-        refs = list(ref.values()) if isinstance(ref, dict) else [ref]
+            ref = model(x.to(next(model.parameters()).device))
+        refs = [r.float().cpu() for r in (ref.values() if isinstance(ref, dict) else [ref])]
         outs = session.run(None, {session.get_inputs()[0].name: x.numpy()})
         for r, o in zip(refs, outs, strict=True):
             if o.shape != tuple(r.shape):

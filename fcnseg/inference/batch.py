@@ -46,6 +46,11 @@ class BatchOptions:
     overlap: int = 128
     flip: bool = False
     scales: tuple[float, ...] = (1.0,)
+    batch_size: int = 1  # same-size images scored together (plain scoring only: no tiles, TTA or probabilities)
+
+    @property
+    def batchable(self) -> bool:
+        return self.batch_size > 1 and not (self.tile or self.flip or self.probs or self.scales != (1.0,))
 
 
 @dataclass
@@ -76,6 +81,12 @@ def predict_job(seg: Segmenter, job: Job, out: Path, opts: BatchOptions, classes
         labels = _argmax(probs)
     else:
         labels = seg.predict(image, tile=opts.tile, overlap=opts.overlap, flip=opts.flip, scales=opts.scales)
+    return write_outputs(job, image, labels, probs, out, opts, classes, started)
+
+
+def write_outputs(job: Job, image: np.ndarray, labels: Any, probs: Any, out: Path, opts: BatchOptions,
+                  classes: Sequence[str], started: float) -> dict[str, Any]:  # fmt: skip
+    """Write one image's files (overlay, probabilities, grid, the mask last); returns its manifest record."""
     label_maps = labels if isinstance(labels, dict) else {"": labels}
     prob_maps = probs if isinstance(probs, dict) else {"": probs}
     palette = palette_for(classes) if classes else None
@@ -147,19 +158,45 @@ def predict_batch(
         else:
             todo.append(job)
     with open(out / f".manifest.rank{rank}.jsonl", "a", encoding="utf-8") as manifest:
-        for job in tqdm(todo, desc="predict", disable=not progress or len(todo) < 2):
-            try:
-                record = predict_job(seg, job, out, opts, classes)
-            except FCNError as e:
-                tqdm.write(f"skipped: {e}", file=sys.stderr)  # on its own line, not inside the progress bar
-                summary.failed += 1
-                summary.errors.append(str(e))
-                continue
-            _append(manifest, record)
-            summary.done += 1
-            if after_each is not None:
-                after_each(summary.done)
+        bar = tqdm(total=len(todo), desc="predict", disable=not progress or len(todo) < 2)
+        for records in _records(seg, todo, out, opts, classes):
+            for record in records:
+                bar.update(1)
+                if isinstance(record, FCNError):
+                    tqdm.write(f"skipped: {record}", file=sys.stderr)  # on its own line, not inside the bar
+                    summary.failed += 1
+                    summary.errors.append(str(record))
+                    continue
+                _append(manifest, record)
+                summary.done += 1
+                if after_each is not None:
+                    after_each(summary.done)
+        bar.close()
     return summary
+
+
+def _records(seg: Segmenter, todo: Sequence[Job], out: Path, opts: BatchOptions,
+             classes: Sequence[str]) -> Any:  # fmt: skip
+    """Manifest records (or the FCNError of a failed input), one list per model call."""
+    if not opts.batchable:
+        for job in todo:
+            try:
+                yield [predict_job(seg, job, out, opts, classes)]
+            except FCNError as e:
+                yield [e]
+        return
+    for i in range(0, len(todo), opts.batch_size):
+        started = time.perf_counter()
+        chunk: list[Any] = []
+        for job in todo[i : i + opts.batch_size]:
+            try:
+                chunk.append((job, read_image(job.source)))
+            except FCNError as e:
+                chunk.append(e)
+        readable = [c for c in chunk if not isinstance(c, FCNError)]
+        labels = iter(seg.predict_many([image for _, image in readable]) if readable else [])
+        yield [c if isinstance(c, FCNError) else write_outputs(c[0], c[1], next(labels), None, out, opts, classes,
+                                                                started) for c in chunk]  # fmt: skip
 
 
 def _append(manifest: IO[str], record: dict[str, Any]) -> None:

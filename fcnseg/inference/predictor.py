@@ -25,6 +25,7 @@ class Segmenter:
         model_or_checkpoint: an FCN, or the path of an fcnseg ``.safetensors`` checkpoint.
         preprocessing: overrides the checkpoint's (default for a bare model: the reference's Caffe VOC).
         device: where to run.
+        dtype: autocast dtype of the forward passes (``torch.bfloat16`` …); None (default) scores in fp32.
 
     Example:
         >>> import fcnseg
@@ -39,8 +40,10 @@ class Segmenter:
         *,
         preprocessing: Preprocessing | None = None,
         device: str | torch.device = "cpu",
+        dtype: torch.dtype | None = None,
     ) -> None:
         self.device = torch.device(device)
+        self.dtype = dtype
         self.classes: list[str] = []
         self.info: Any = None  # the checkpoint's CheckpointInfo (what it was trained on), when loaded from one
         if isinstance(model_or_checkpoint, nn.Module):
@@ -74,13 +77,21 @@ class Segmenter:
             arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).round().astype(np.uint8)
         return arr
 
+    def _run(self, x: torch.Tensor) -> Any:
+        """The model on ``x``, under autocast when a dtype is set; scores back in fp32."""
+        if self.dtype is None:
+            return self.model(x)
+        with torch.autocast(self.device.type, dtype=self.dtype):
+            out = self.model(x)
+        return {k: v.float() for k, v in out.items()} if isinstance(out, dict) else out.float()
+
     @torch.inference_mode()
     def _forward(self, x: torch.Tensor, flip: bool) -> dict[str, torch.Tensor]:
-        out = self.model(x)
+        out = self._run(x)
         out = out if isinstance(out, dict) else {"": out}
         probs = {k: v.softmax(1) for k, v in out.items()}
         if flip:  # mirror test-time augmentation: average with the flipped image's (flipped back) output
-            mirrored = self.model(x.flip(-1))
+            mirrored = self._run(x.flip(-1))
             mirrored = mirrored if isinstance(mirrored, dict) else {"": mirrored}
             probs = {k: (v + mirrored[k].softmax(1).flip(-1)) / 2 for k, v in probs.items()}
         return probs
@@ -112,8 +123,32 @@ class Segmenter:
         """Raw class scores ``(K, H, W)`` (or a dict per head) for one image."""
         rgb = self._as_rgb(image)
         x = self.preprocessing(torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))))
-        out = self.model(x.unsqueeze(0).to(self.device))
+        out = self._run(x.unsqueeze(0).to(self.device))
         return {k: v[0] for k, v in out.items()} if isinstance(out, dict) else out[0]
+
+    @torch.inference_mode()
+    def predict_many(self, images: list[Any]) -> list[np.ndarray | dict[str, np.ndarray]]:
+        """Label maps of several images: consecutive images of the same size run as one batch.
+
+        Each result equals :meth:`predict` of that image alone (whole images, never padded together).
+        """
+        rgbs = [self._as_rgb(image) for image in images]
+        results: list[Any] = []
+        start = 0
+        while start < len(rgbs):
+            end = start + 1
+            while end < len(rgbs) and rgbs[end].shape == rgbs[start].shape:
+                end += 1
+            x = torch.stack([self.preprocessing(torch.from_numpy(np.ascontiguousarray(r.transpose(2, 0, 1))))
+                             for r in rgbs[start:end]]).to(self.device, non_blocking=True)  # fmt: skip
+            out = self._run(x)
+            labels = {k: v.argmax(1).to(torch.uint8).cpu().numpy() for k, v in out.items()} if isinstance(
+                out, dict
+            ) else {"": out.argmax(1).to(torch.uint8).cpu().numpy()}
+            for i in range(end - start):
+                results.append({k: v[i] for k, v in labels.items()} if self._multi else labels[""][i])
+            start = end
+        return results
 
     def predict(
         self,

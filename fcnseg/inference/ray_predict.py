@@ -96,7 +96,9 @@ class _WriteOutputs:
         from ..cli.commands.predict_cmd import _segmenter
 
         torch.set_num_threads(threads)
-        self.segmenter, self.classes = _segmenter(args, "cuda" if torch.cuda.is_available() else "cpu")
+        from ..engine.device import resolve_device
+
+        self.segmenter, self.classes = _segmenter(args, str(resolve_device(getattr(args, "device", "auto"))))
         self.out, self.opts = Path(out), opts
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:

@@ -37,6 +37,21 @@ PORT = number_in(0, 65535, kind=int)
 COUNT = number_in(1, 1e9, kind=int)
 
 
+def add_device_arg(p: argparse.ArgumentParser, default: str = "auto") -> None:
+    """``--device``: auto (CUDA when present), cpu, cuda or cuda:N; checked when the command runs."""
+    p.add_argument(
+        "--device", default=default, help=f"auto (CUDA when present), cpu, cuda or cuda:N (default {default})"
+    )
+
+
+def device_of(args: argparse.Namespace) -> Any:
+    """The ``torch.device`` of ``--device`` (under torchrun with CUDA: this local rank's ``cuda:LOCAL_RANK``)."""
+    from ...engine.device import local_device
+    from ...engine.distributed import world_size
+
+    return local_device(args.device, world_size())
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model (a checkpoint, or a registry name with a weights file)")
     g.add_argument("--checkpoint", help="an fcnseg .safetensors checkpoint")

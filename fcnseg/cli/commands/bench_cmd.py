@@ -6,6 +6,7 @@ import argparse
 import json
 
 from ...io import atomic_write
+from ._common import add_device_arg, device_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=500)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--json", help="also write the results as JSON")
+    add_device_arg(p, default="cpu")
     p.set_defaults(func=run)
 
 
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from ...bench import run as run_bench
     from ...bench import table
 
-    results = run_bench(tuple(args.models), tuple(args.paths), args.size, args.repeats)
+    results = run_bench(tuple(args.models), tuple(args.paths), args.size, args.repeats, device=str(device_of(args)))
     print(table(results))
     if args.json:
         with atomic_write(args.json, "w") as f:

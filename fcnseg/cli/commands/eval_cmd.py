@@ -7,15 +7,18 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ...data import get_dataset
 from ...data.transforms import eval_transforms
 from ...engine.checkpoint import preprocessing_of
+from ...engine.data_path import auto_workers
+from ...engine.device import inference_dtype
 from ...engine.evaluator import evaluate
 from ...io import atomic_write
 from ...metrics import named
 from ...viz import save_confusion
-from ._common import add_model_args, load_model_args
+from ._common import COUNT, add_device_arg, add_model_args, device_of, load_model_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", help="default: the checkpoint's validation split")
     p.add_argument("--out", help="write metrics.json and confusion.png here")
     p.add_argument("--max-images", type=int)
+    add_device_arg(p)
+    p.add_argument("--batch-size", type=COUNT, default=8, help="same-size images scored together (default 8)")
+    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: from the cores on CUDA)")
+    p.add_argument("--amp", action="store_true", help="score under bf16 autocast (fp16 on GPUs without bf16)")
     p.add_argument(
         "--grid", type=int, default=4, metavar="N", help="with --out: grid.png of N images (image | truth | prediction)"
     )
@@ -54,7 +61,12 @@ def run(args: argparse.Namespace) -> int:
     ds = get_dataset(name, args.root or data_cfg.get("root"), args.split or data_cfg.get("val_split", "val"),
                      transforms=eval_transforms(pre), **options)  # fmt: skip
     heads = model.heads if model.multi_head else model.num_classes
-    metrics = evaluate(model, ds, heads, max_images=args.max_images, progress=True)
+    device = device_of(args)
+    model = model.to(device)
+    workers = auto_workers(device) if args.workers is None else args.workers
+    dtype = (inference_dtype(device) or torch.bfloat16) if args.amp else None
+    metrics = evaluate(model, ds, heads, device=device, max_images=args.max_images, progress=True,
+                       batch_size=args.batch_size, workers=workers, dtype=dtype)  # fmt: skip
     results = metrics if model.multi_head else {"": metrics}
     for head, m in results.items():
         if head:

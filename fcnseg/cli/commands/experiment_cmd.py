@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._common import add_device_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("experiment", help="reproduce the paper's findings (Table 2 in miniature)")
@@ -15,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "at-once and from scratch; evaluate on held-out scenes; write RESULTS.md",
     )
     m.add_argument("--out", default="runs/miniature", help="run folder (checkpoints, logs)")
-    m.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu or cuda")
+    add_device_arg(m, default="cpu")
     m.add_argument(
         "--scale",
         default="small",
@@ -45,8 +47,9 @@ def run_classifier(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from ...experiments import run_miniature
+    from ._common import device_of
 
-    result = run_miniature(args.out, scale=args.scale, device=args.device,
+    result = run_miniature(args.out, scale=args.scale, device=str(device_of(args)),
                            report=None if args.report == "-" else args.report)  # fmt: skip
     for net in result["nets"].values():
         print(f"{net['label']:<22} mean IU {100 * net['mean_iu']:5.1f}   boundary mean IU "

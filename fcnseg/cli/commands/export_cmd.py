@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ...export import export_onnx
-from ._common import add_int8_args, add_model_args, calibration_images, load_model_args
+from ._common import add_device_arg, add_int8_args, add_model_args, calibration_images, device_of, load_model_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,11 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--int8", action="store_true", help="write the int8 (static QDQ) model, calibrated on images")
     add_int8_args(p)
+    add_device_arg(p, default="cpu")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     model, info = load_model_args(args)
+    model = model.to(device_of(args))  # traced, and checked against onnxruntime, on this device
     if args.int8:
         from ...export.int8 import quantize_int8
 

@@ -16,7 +16,16 @@ from ...errors import DataError
 from ...inference import Segmenter
 from ...inference.batch import BatchOptions, heads_of, merge_manifest, predict_batch, shard
 from ...inference.layout import collect_inputs, plan_jobs, refuse_overwriting_inputs
-from ._common import COUNT, FRACTION, SCALE, add_int8_args, add_model_args, calibration_images, load_model_args
+from ._common import (
+    COUNT,
+    FRACTION,
+    SCALE,
+    add_device_arg,
+    add_int8_args,
+    add_model_args,
+    calibration_images,
+    load_model_args,
+)
 
 DEFAULT_OUT = "predictions"
 
@@ -27,7 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", help="image files, folders (searched recursively) and globs")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder, mirroring the inputs (default {DEFAULT_OUT}/)")
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs already exist")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    add_device_arg(p)
+    p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                   help="autocast of the forward pass: auto = bf16 on GPUs that support it (fp16 on older ones), "
+                   "fp32 on the CPU")  # fmt: skip
     p.add_argument("--alpha", type=FRACTION, default=0.5, help="overlay opacity, 0..1 (default 0.5)")
     p.add_argument("--probs", action="store_true", help="also write class probabilities as .npy (not with --tile)")
     p.add_argument("--tile", type=COUNT, help="sliding-window inference in tiles of this size (huge images)")
@@ -35,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--flip", action="store_true", help="mirror test-time augmentation")
     p.add_argument("--scales", type=SCALE, nargs="+", default=[1.0], help="multi-scale test-time augmentation")
     p.add_argument("--grid", action="store_true", help="also write image | prediction figures with a class legend")
+    p.add_argument("--batch-size", type=COUNT, default=1,
+                   help="score up to N same-size images per forward pass (plain scoring: not with --tile, --flip, "
+                   "--scales or --probs; default 1)")  # fmt: skip
     p.add_argument(
         "--engine",
         choices=["torch", "onnxruntime"],
@@ -67,6 +82,9 @@ def number_or_zero(text: str) -> int:
 def options(args: argparse.Namespace) -> BatchOptions:
     if args.tile and args.overlap >= args.tile:
         raise DataError(f"--overlap {args.overlap}: must be smaller than --tile {args.tile}")
+    if args.batch_size > 1 and (args.tile or args.flip or args.probs or tuple(args.scales) != (1.0,)):
+        raise DataError(f"--batch-size {args.batch_size}: batches plain scoring only; drop --tile, --flip, --scales "
+                        "and --probs, or use --batch-size 1")  # fmt: skip
     return BatchOptions(
         alpha=args.alpha,
         probs=args.probs,
@@ -75,6 +93,7 @@ def options(args: argparse.Namespace) -> BatchOptions:
         overlap=args.overlap,
         flip=args.flip,
         scales=tuple(args.scales),
+        batch_size=args.batch_size,
     )
 
 
@@ -133,12 +152,9 @@ def _report(summary: Any, out: Path, total: int) -> int:
 
 def rank_device(name: str, world: int) -> str:
     """``auto`` → CUDA when present; under torchrun with CUDA, each local rank on its own ``cuda:LOCAL_RANK``."""
-    from ...engine.trainer import resolve_device
+    from ...engine.device import local_device
 
-    device = resolve_device(name)
-    if device.type == "cuda" and world > 1 and device.index is None:
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    return str(device)
+    return str(local_device(name, world))
 
 
 def _segmenter(args: argparse.Namespace, device: str) -> tuple[Segmenter, list[str]]:
@@ -152,7 +168,18 @@ def _segmenter(args: argparse.Namespace, device: str) -> tuple[Segmenter, list[s
         weights = Path(args.checkpoint or args.weights)
         path = cached_onnx(weights, model, int8=args.int8, calibration=lambda: calibration_images(args, info))
         model = OnnxModule(path, model)
-    return Segmenter(model, preprocessing=preprocessing_of(info), device=device), list(info.classes)
+    return Segmenter(model, preprocessing=preprocessing_of(info), device=device,
+                     dtype=_dtype(args.dtype, device)), list(info.classes)  # fmt: skip
+
+
+def _dtype(name: str, device: str) -> Any:
+    import torch
+
+    from ...engine.device import inference_dtype
+
+    if name == "auto":
+        return inference_dtype(torch.device(device))
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
 def _gather(summary: Any) -> Any:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ...errors import ConfigError
-from ._common import PORT, number_in
+from ._common import PORT, add_device_arg, device_of, number_in
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-upload-mb", type=number_in(0, 4096, open_low=True), default=20.0, help="larger uploads get 413"
     )
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    add_device_arg(p)
     p.set_defaults(func=run)
 
 
@@ -32,12 +32,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"fcnseg serve needs FastAPI and uvicorn ({e.name} is missing): pip install 'fcnseg[serve]'"
         ) from None
-    import torch
-
     from ...inference import Segmenter
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available here; use --device cpu")
+    device = device_of(args)
     checkpoint = Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT
     if not checkpoint.is_file():
         if args.checkpoint:
@@ -50,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"warning: listening on {args.host}: anyone who can reach this machine can use the model", file=sys.stderr
         )
-    app = create_app(Segmenter(checkpoint, device=args.device), max_upload_bytes=int(args.max_upload_mb * 2**20))
+    app = create_app(Segmenter(checkpoint, device=device), max_upload_bytes=int(args.max_upload_mb * 2**20))
     print(f"serving {checkpoint} on http://{args.host}:{args.port}/  (API docs: /api/docs; Ctrl-C stops)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -1,12 +1,19 @@
-"""``fcnseg train CONFIG.yaml [--out RUN_DIR] [--set key=value ...] [--resume]``."""
+"""``fcnseg train CONFIG.yaml [--out RUN_DIR] [--set key=value ...] [--device D] [--resume RUN_DIR | --resume auto]``.
+
+``--resume auto`` (for elastic restarts: the launcher reruns the same command) resumes the run folder when it
+holds a checkpoint and starts it otherwise. Under torchrun only rank 0 prints.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ...config import load_config
+from ...engine.resume import has_checkpoint
 from ...engine.trainer import fit
+from ._common import add_device_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,7 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", nargs="?", help="YAML config (configs/*.yaml); omitted with --resume")
     p.add_argument("--out", help="run folder (default runs/<config name>)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides, e.g. train.lr=1e-4")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR|auto",
+        help="continue the run in RUN_DIR from its last checkpoint; 'auto': resume the --out folder when it has "
+        "a checkpoint, else start it (elastic restarts)",
+    )
+    add_device_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -27,17 +40,21 @@ def load_classes(run_dir: Path) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.resume:
+    overrides = [*args.set, f"train.device={args.device}"] if args.device != "auto" else list(args.set)
+    resume = bool(args.resume)
+    if args.resume and args.resume != "auto":
         run_dir = Path(args.resume)
-        cfg = load_config(run_dir / "config.yaml", args.set)
     else:
         if not args.config:
             from ...errors import ConfigError
 
             raise ConfigError("give a config file, or --resume RUN_DIR")
-        cfg = load_config(args.config, args.set)
         run_dir = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-    metrics = fit(cfg, run_dir, resume=bool(args.resume), progress=not args.quiet)
+        resume = resume and has_checkpoint(run_dir)
+    cfg = load_config(run_dir / "config.yaml" if resume else args.config, overrides)
+    metrics = fit(cfg, run_dir, resume=resume, progress=not args.quiet)
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # only rank 0 prints
     from .eval_cmd import metrics_table
 
     results = {"": metrics} if "mean_iu" in metrics else metrics
