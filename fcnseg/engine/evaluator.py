@@ -79,12 +79,18 @@ def _shapes(sample: Any) -> tuple:
     return tuple(x.shape), labels
 
 
-def _stack(group: list[Any]) -> tuple[torch.Tensor, Any]:
-    x = torch.stack([torch.as_tensor(s[0]).as_subclass(torch.Tensor) for s in group])
+def _stack(group: list[Any], device: torch.device) -> tuple[torch.Tensor, Any]:
+    """One batch on ``device``: each (pinned) sample copied without blocking, then stacked there (stacking on
+    the host would build a pageable tensor, whose copy cannot overlap)."""
+
+    def on(t: Any) -> torch.Tensor:
+        return torch.as_tensor(t).as_subclass(torch.Tensor).to(device, non_blocking=True)
+
+    x = torch.stack([on(s[0]) for s in group])
     first = group[0][1]
     if isinstance(first, dict):
-        return x, {k: torch.stack([torch.as_tensor(s[1][k]).as_subclass(torch.Tensor) for s in group]) for k in first}
-    return x, torch.stack([torch.as_tensor(s[1]).as_subclass(torch.Tensor) for s in group])
+        return x, {k: torch.stack([on(s[1][k]) for s in group]) for k in first}
+    return x, torch.stack([on(s[1]) for s in group])
 
 
 def evaluate(
@@ -130,7 +136,7 @@ def evaluate(
                         pin_memory=device.type == "cuda")  # fmt: skip
     with tqdm(total=len(indices), desc="eval", disable=not progress, leave=False) as bar:
         for group in _same_size(loader, batch_size):
-            x, y = to_device(*_stack(group), device, normalize)
+            x, y = to_device(*_stack(group, device), device, normalize)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 pred = predict_batch(model, x.float())
             for h, p in (pred.items() if isinstance(pred, dict) else [("", pred)]):

@@ -45,7 +45,7 @@ class RankGuard:
             (so the others read the message before they notice the closed connection themselves).
     """
 
-    def __init__(self, rank: int, world: int, *, poll_s: float = 0.2, linger_s: float = 1.0) -> None:
+    def __init__(self, rank: int, world: int, *, poll_s: float = 1.0, linger_s: float = 2.0) -> None:
         self.rank, self.world, self.poll_s, self.linger_s = rank, world, poll_s, linger_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -185,18 +185,38 @@ def _records(seg: Segmenter, todo: Sequence[Job], out: Path, opts: BatchOptions,
             except FCNError as e:
                 yield [e]
         return
-    for i in range(0, len(todo), opts.batch_size):
-        started = time.perf_counter()
-        chunk: list[Any] = []
-        for job in todo[i : i + opts.batch_size]:
-            try:
-                chunk.append((job, read_image(job.source)))
-            except FCNError as e:
-                chunk.append(e)
-        readable = [c for c in chunk if not isinstance(c, FCNError)]
-        labels = iter(seg.predict_many([image for _, image in readable]) if readable else [])
-        yield [c if isinstance(c, FCNError) else write_outputs(c[0], c[1], next(labels), None, out, opts, classes,
-                                                                started) for c in chunk]  # fmt: skip
+    from concurrent.futures import ThreadPoolExecutor
+
+    def read(job: Job) -> Any:
+        try:
+            return job, read_image(job.source)
+        except FCNError as e:
+            return e
+
+    # decoding and encoding release the GIL: threads keep the model fed (the next chunk is read while this
+    # one is scored) and write the outputs side by side
+    with ThreadPoolExecutor(max_workers=min(8, max(2, (os.cpu_count() or 2)))) as pool:
+        chunks = [todo[i : i + opts.batch_size] for i in range(0, len(todo), opts.batch_size)]
+        pending = pool.map(read, chunks[0]) if chunks else iter(())
+        for n in range(len(chunks)):
+            started = time.perf_counter()
+            chunk = list(pending)
+            if n + 1 < len(chunks):
+                pending = pool.map(read, chunks[n + 1])
+            readable = [c for c in chunk if not isinstance(c, FCNError)]
+            labels = iter(seg.predict_many([image for _, image in readable]) if readable else [])
+            work = [(c, None if isinstance(c, FCNError) else next(labels)) for c in chunk]
+
+            def write(item: Any, started: float = started) -> Any:
+                c, mask = item
+                if isinstance(c, FCNError):
+                    return c
+                try:
+                    return write_outputs(c[0], c[1], mask, None, out, opts, classes, started)
+                except FCNError as e:
+                    return e
+
+            yield list(pool.map(write, work))
 
 
 def _append(manifest: IO[str], record: dict[str, Any]) -> None:

@@ -97,7 +97,7 @@ from fcnseg.cli.main import one_line
 dist.init_process_group("gloo")
 rank = dist.get_rank()
 try:
-    with RankGuard(rank, 2, poll_s=0.1):
+    with RankGuard(rank, 2, poll_s=0.1, linger_s=1.0):
         if rank == 1:
             raise DataError("data/broken.png: not an image")
         dist.all_reduce(torch.ones(1))  # rank 1 never joins: without the guard this waits for the timeout
