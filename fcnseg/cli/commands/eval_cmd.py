@@ -18,7 +18,7 @@ from ...engine.evaluator import evaluate
 from ...io import atomic_write
 from ...metrics import named
 from ...viz import save_confusion
-from ._common import COUNT, add_device_arg, add_model_args, device_of, load_model_args
+from ._common import COUNT, add_device_arg, add_model_args, device_of, load_model_args, number_in
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-images", type=int)
     add_device_arg(p)
     p.add_argument("--batch-size", type=COUNT, default=8, help="same-size images scored together (default 8)")
-    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: from the cores on CUDA)")
+    p.add_argument("--workers", type=number_in(0, 1024, kind=int), default=None,
+                   help="DataLoader workers (default: from the cores on CUDA, 0 on the CPU)")  # fmt: skip
     p.add_argument("--amp", action="store_true", help="score under bf16 autocast (fp16 on GPUs without bf16)")
     p.add_argument(
         "--grid", type=int, default=4, metavar="N", help="with --out: grid.png of N images (image | truth | prediction)"

@@ -32,9 +32,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"fcnseg serve needs FastAPI and uvicorn ({e.name} is missing): pip install 'fcnseg[serve]'"
         ) from None
+    from ...engine.device import inference_dtype
     from ...inference import Segmenter
 
-    device = device_of(args)
+    device = device_of(args)  # bf16 autocast on GPUs that support it, fp32 on the CPU
     checkpoint = Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT
     if not checkpoint.is_file():
         if args.checkpoint:
@@ -47,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"warning: listening on {args.host}: anyone who can reach this machine can use the model", file=sys.stderr
         )
-    app = create_app(Segmenter(checkpoint, device=device), max_upload_bytes=int(args.max_upload_mb * 2**20))
+    segmenter = Segmenter(checkpoint, device=device, dtype=inference_dtype(device))
+    app = create_app(segmenter, max_upload_bytes=int(args.max_upload_mb * 2**20))
     print(f"serving {checkpoint} on http://{args.host}:{args.port}/  (API docs: /api/docs; Ctrl-C stops)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
