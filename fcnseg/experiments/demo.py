@@ -100,7 +100,7 @@ def _classifier(spec: str | Path | None, scale: Scale, run_dir: Path, log: Calla
     """The ``backbone_weights`` spec to fine-tune from, and how it was obtained."""
     if spec is None or str(spec).startswith(PREFIX):
         name = str(spec or PREFIX + CLASSIFIER)
-        return name, f"shipped with fcnseg ({pretrained_path(name).name}; rebuilt by `fcnseg experiment classifier`)"
+        return name, f"the shipped {pretrained_path(name).name}, rebuilt by `fcnseg experiment classifier`"
     if str(spec) == "train":
         log("  pretraining the classifier (no shipped one asked for) …")
         path = pretrain_demo_classifier(run_dir / "classifier.safetensors", scale=scale, log=log)

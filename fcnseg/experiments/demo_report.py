@@ -77,10 +77,10 @@ def report_markdown(result: dict[str, Any], scale: Scale) -> str:
         "# fcnseg demo: the paper in five minutes",
         "",
         f"A VGG16-pattern classifier ({scale.width:g}× VGG16's channels), pretrained on object-framed synthetic "
-        f"shapes ({result['classifier']}), convolutionalized and fine-tuned as FCN-32s, then FCN-16s from it and "
-        f"FCN-8s from that: {scale.seg_steps} AdamW steps of 8 scenes of {scale.seg_size} px per stage. Every "
-        f"number is measured on {scale.test_images} held-out scenes (split `test`, never trained or selected on). "
-        f"Device `{result['device']}`, {result['wall_s']:.0f} s in all.",
+        f"shapes (classifier: {result['classifier']}), convolutionalized and fine-tuned as FCN-32s, then "
+        f"FCN-16s from it and FCN-8s from that: {scale.seg_steps} AdamW steps of 8 scenes of {scale.seg_size} px "
+        f"per stage. Every number is measured on {scale.test_images} held-out scenes (split `test`, never trained "
+        f"or selected on). Device `{result['device']}`, {result['wall_s']:.0f} s in all.",
         "",
         "| net | fine-tuning steps | pixel acc. | mean IU | boundary mean IU | time (s) |",
         "|---|---:|---:|---:|---:|---:|",
@@ -97,9 +97,9 @@ def report_markdown(result: dict[str, Any], scale: Scale) -> str:
         "",
         "![image | FCN-32s | FCN-16s | FCN-8s | truth](grid.png)",
         "",
-        "Each row is a held-out scene, then what each net predicts, then the truth. FCN-32s predicts at stride 32: "
-        "blobs in roughly the right places. The skips from pool4 (FCN-16s) and pool3 (FCN-8s) add finer "
-        f"detail: mean IU goes {' → '.join(pct(n['mean_iu']) for n in nets)} and boundary mean IU "
+        "Each row is a held-out scene, then what each net predicts, then the truth. FCN-32s scores at stride 32 "
+        "and upsamples 32×, so it can draw only coarse blobs. The skips from pool4 (FCN-16s) and pool3 (FCN-8s) "
+        f"add finer detail: mean IU goes {' → '.join(pct(n['mean_iu']) for n in nets)} and boundary mean IU "
         f"{' → '.join(pct(n['boundary_mean_iu']) for n in nets)}. White pixels are *void* — the 1-px border "
         "around every object in the truth, left out of the loss and the scores, as in PASCAL VOC.",
         "",
