@@ -31,8 +31,25 @@ def classifier(tmp_path_factory) -> Path:
     return path
 
 
-def test_demo_trains_the_three_stages_and_writes_table_pictures_and_report(tmp_path, classifier) -> None:
+def test_demo_trains_the_three_stages_and_writes_table_pictures_and_report(tmp_path, classifier, monkeypatch) -> None:
+    import fcnseg.viz
+    from fcnseg.viz import VOID_LABEL
+
+    figures = {}
+    save = fcnseg.viz._save
+
+    def keep(fig, path):  # the pictures as drawn, to check their layout
+        fig.canvas.draw()
+        figures[Path(path).name] = (fig.bbox.frozen(), [(lg.get_window_extent(), [t.get_text() for t in lg.get_texts()])
+                                                        for lg in fig.legends], [a.get_ylabel() for a in fig.axes])
+        return save(fig, path)
+
+    monkeypatch.setattr(fcnseg.viz, "_save", keep)
     result = run_demo(tmp_path, scale=TINY, device="cpu", classifier=classifier, quiet=True, log=lambda *a: None)
+    page, ((box, names),), _ = figures["grid.png"]
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
+    assert VOID_LABEL in names and "background" in names  # the truth column has void borders
+    assert "share of the true class's pixels" in figures["confusion.png"][2]  # the colour bar
     assert [n["label"] for n in result["nets"].values()] == ["FCN-32s", "FCN-16s", "FCN-8s"]
     assert [n["steps"] for n in result["nets"].values()] == [2, 4, 6]
     for key in ("fcn16s", "fcn8s"):  # each stage starts from the one before
