@@ -105,3 +105,13 @@ def test_regenerating_the_shipped_classifier_gives_the_same_bytes(tmp_path) -> N
     shipped = pretrained_path(CLASSIFIER)
     again = pretrain_demo_classifier(tmp_path / "again.safetensors", log=lambda *a: None)
     assert hashlib.sha256(again.read_bytes()).hexdigest() == hashlib.sha256(shipped.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(("args", "words"), [(["--steps", "0"], "--steps 0: needs at least 1 step"),
+                                             (["--classifier", "fcnseg:nope"], "no such shipped weights")])  # fmt: skip
+def test_demo_cli_refuses_bad_arguments_in_one_line(tmp_path, capsys, args, words) -> None:
+    from fcnseg.cli.main import main
+
+    assert main(["demo", "--out", str(tmp_path / "d"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1 and not (tmp_path / "d").exists()
