@@ -101,6 +101,6 @@ def test_demo_smoke(tmp_path, capsys) -> None:
     assert main(["demo", "--out", str(tmp_path / "demo"), "--steps", "4", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "mean IU" in out and "next:" in out
-    for name in ("metrics.json", "curves.png", "grid.png", "checkpoints/best.safetensors"):
+    for name in ("metrics.json", "curves.png", "grid.png", "confusion.png", "report.md", "checkpoints/best.safetensors"):
         assert (tmp_path / "demo" / name).is_file(), name
-    assert len(list((tmp_path / "demo" / "predictions").glob("*_overlay.jpg"))) == 8
+    assert len(list((tmp_path / "demo" / "predictions").glob("example_*_overlay.jpg"))) == 4

@@ -62,7 +62,8 @@ def test_demo_trains_the_three_stages_and_writes_table_pictures_and_report(tmp_p
     assert 0 <= fcn8s["mean_iu"] <= 1 and 0 <= fcn8s["boundary_mean_iu"] <= 1 and fcn8s["train_s"] > 0
     assert sum(map(sum, fcn8s["confusion"])) == 2 * 32 * 32 - sum(  # every scored pixel of the held-out scenes
         int((SyntheticShapes(2, 32, "test").generate(i)[1] == 255).sum()) for i in range(2))
-    for name in ("grid.png", "curves.png", "confusion.png", "checkpoints/best.safetensors"):
+    for name in ("grid.png", "curves.png", "confusion.png", "checkpoints/best.safetensors", "predictions/example_1.png",
+                 "predictions/example_1_overlay.jpg"):
         assert (tmp_path / name).is_file(), name
     report = (tmp_path / "report.md").read_text()
     for picture in ("](grid.png)", "](curves.png)", "](confusion.png)"):

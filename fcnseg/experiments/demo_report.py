@@ -12,11 +12,12 @@ from ..data import SyntheticShapes
 from ..io import atomic_write
 from .miniature import Scale
 
-__all__ = ["report_markdown", "save_stage_curves", "write_outputs"]
+__all__ = ["report_markdown", "save_examples", "save_stage_curves", "write_outputs"]
 
 
 def write_outputs(out: Path, result: dict[str, Any], preds: dict[str, list[Any]], scale: Scale) -> None:
-    """``grid.png`` (image | FCN-32s | FCN-16s | FCN-8s | truth), ``curves.png``, ``confusion.png``, ``report.md``."""
+    """``grid.png`` (image | FCN-32s | FCN-16s | FCN-8s | truth), ``predictions/``, ``curves.png``, ``confusion.png``,
+    ``report.md``."""
     from ..viz import save_confusion, save_grid
 
     classes = result["classes"]
@@ -28,11 +29,26 @@ def write_outputs(out: Path, result: dict[str, Any], preds: dict[str, list[Any]]
         rows.append([image, *(preds[k][i] for k in keys), mask])
     labels = [result["nets"][k]["label"] for k in keys]
     save_grid(out / "grid.png", rows, titles=["image", *labels, "truth"], classes=classes)
+    save_examples(out / "predictions", [(row[0], row[-2]) for row in rows], classes)
     save_stage_curves(out / "curves.png", result)
     final = result["nets"][keys[-1]]
     save_confusion(out / "confusion.png", np.array(final["confusion"]), classes)
     with atomic_write(out / "report.md", "w") as f:
         f.write(report_markdown(result, scale))
+
+
+def save_examples(folder: Path, examples: list[tuple[np.ndarray, np.ndarray]], classes: list[str]) -> None:
+    """The final net's labels of the example scenes as ``predict`` writes them: palette PNG and overlay JPEG."""
+    from PIL import Image
+
+    from ..io import write_palette_png
+    from ..viz import overlay, palette_for
+
+    pal = palette_for(classes)
+    for i, (image, pred) in enumerate(examples):
+        write_palette_png(folder / f"example_{i}.png", pred.astype(np.uint8), pal[: len(classes)])
+        with atomic_write(folder / f"example_{i}_overlay.jpg") as f:
+            Image.fromarray(overlay(image, pred, pal)).save(f, format="JPEG", quality=90)
 
 
 def save_stage_curves(path: Path, result: dict[str, Any]) -> Path:
@@ -127,6 +143,7 @@ def report_markdown(result: dict[str, Any], scale: Scale) -> str:
         "",
         "Per-class IU of the FCN-8s: " + ", ".join(f"{k} {pct(v['iu'])}" for k, v in per.items()) + ".",
         "",
+        "`predictions/` holds the final net's labels of these scenes (palette PNG) and overlays. "
         "The final FCN-8s is `checkpoints/best.safetensors`: `fcnseg predict --checkpoint "
         "checkpoints/best.safetensors IMAGES --out preds/`, or `fcnseg serve` to try it in a browser.",
     ]
