@@ -32,7 +32,10 @@ from ..errors import ConfigError, FCNError
 from .batch import BatchOptions, BatchSummary, is_complete, merge_manifest, predict_job
 from .layout import Job, refuse_overwriting_inputs
 
-__all__ = ["SegmentBatch", "predict_with_ray", "require_ray"]
+__all__ = ["RAY_BATCH", "SegmentBatch", "predict_with_ray", "require_ray"]
+
+#: jobs per Ray task: enough to amortise Ray's per-task cost (about 10 ms), few enough to balance the workers
+RAY_BATCH = 4
 
 
 def require_ray() -> Any:
@@ -137,7 +140,7 @@ def predict_with_ray(args: argparse.Namespace, jobs: list[Job], out: Path, opts:
         ds = ds.map_batches(
             _WriteOutputs,
             fn_constructor_args=(args, str(out), opts, threads),
-            batch_size=1,
+            batch_size=RAY_BATCH,
             compute=ray.data.ActorPoolStrategy(size=args.num_workers),
             num_cpus=0 if gpus else threads,
             num_gpus=gpus,

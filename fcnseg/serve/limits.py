@@ -35,7 +35,7 @@ class BodyLimit:
             await _reply(send, 400, "malformed Content-Length header")
             return
         if declared is not None and declared > self.limit:
-            await _reply(send, 413, f"request body of {declared} bytes exceeds the upload limit of {self.shown} bytes")
+            await _reply(send, 413, f"request body of {declared} bytes exceeds the limit of {self.shown} bytes")
             return
         state = {"read": 0, "over": False, "started": False}
 
@@ -54,14 +54,14 @@ class BodyLimit:
             if state["over"]:
                 if not state["started"]:
                     state["started"] = True
-                    await _reply(send, 413, f"request body exceeds the upload limit of {self.shown} bytes")
+                    await _reply(send, 413, f"request body exceeds the limit of {self.shown} bytes")
                 return
             state["started"] = True
             await send(message)
 
         await self.app(scope, limited_receive, guarded_send)
         if state["over"] and not state["started"]:
-            await _reply(send, 413, f"request body exceeds the upload limit of {self.shown} bytes")
+            await _reply(send, 413, f"request body exceeds the limit of {self.shown} bytes")
 
 
 def _has_content_length(scope: Scope) -> bool:
