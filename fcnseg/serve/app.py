@@ -98,18 +98,8 @@ def create_app(
         image: Annotated[UploadFile, File(description="the image to segment (JPEG, PNG, WebP, BMP, TIFF, GIF)")],
         format: Annotated[str, Query(pattern="^(png|json)$", description="png: the mask; json: shares + mask")] = "png",
     ) -> Response:
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > max_upload_bytes + 64 * 1024:  # multipart overhead allowance
-            raise HTTPException(413, f"upload of {declared} bytes exceeds the limit of {max_upload_bytes} bytes")
-        data = await image.read(max_upload_bytes + 1)
-        if len(data) > max_upload_bytes:
-            raise HTTPException(413, f"{image.filename}: larger than the limit of {max_upload_bytes} bytes")
-        ctype = (image.content_type or "").split(";")[0].strip().lower()
-        if ctype not in IMAGE_TYPES:
-            raise HTTPException(415, f"{image.filename}: content type {ctype or 'none'} is not an image type; "
-                                f"send one of {', '.join(IMAGE_TYPES)}")  # fmt: skip
-        if not data:
-            raise HTTPException(400, f"{image.filename}: empty file")
+        data = await image.read(max_upload_bytes + 1)  # BodyLimit has bounded the body already
+        _check_upload(image, data, max_upload_bytes)
         started = time.perf_counter()
         try:
             rgb = await anyio.to_thread.run_sync(_decode, data, image.filename or "upload", max_pixels)
@@ -120,21 +110,38 @@ def create_app(
         latency = time.perf_counter() - started
         if format == "png" and "application/json" not in request.headers.get("accept", ""):
             return Response(png, media_type="image/png", headers={"X-Inference-Seconds": f"{latency:.4f}"})
-        counts = np.bincount(mask.ravel(), minlength=num_classes)
-        total = max(1, int(counts.sum()))
-        shares = [
-            {"index": int(i), "name": classes[i], "color": palette[i].tolist(), "pixels": int(counts[i]),
-             "share": counts[i] / total}
-            for i in np.argsort(-counts) if counts[i] > 0
-        ]  # fmt: skip
-        return JSONResponse({
-            "width": int(mask.shape[1]), "height": int(mask.shape[0]), "classes": shares,
-            "mask_png": base64.b64encode(png).decode("ascii"), "seconds": latency,
-        })  # fmt: skip
+        return JSONResponse(_shares_json(mask, png, classes, palette, latency))
 
     # bodies over the limit (plus the multipart envelope) are refused before FastAPI spools them
     app.add_middleware(BodyLimit, limit=max_upload_bytes)
     return app
+
+
+def _check_upload(image: UploadFile, data: bytes, max_upload_bytes: int) -> None:
+    """413 / 415 / 400 for an upload that is too large, not an image type, or empty."""
+    if len(data) > max_upload_bytes:
+        raise HTTPException(413, f"{image.filename}: larger than the limit of {max_upload_bytes} bytes")
+    ctype = (image.content_type or "").split(";")[0].strip().lower()
+    if ctype not in IMAGE_TYPES:
+        raise HTTPException(415, f"{image.filename}: content type {ctype or 'none'} is not an image type; "
+                            f"send one of {', '.join(IMAGE_TYPES)}")  # fmt: skip
+    if not data:
+        raise HTTPException(400, f"{image.filename}: empty file")
+
+
+def _shares_json(mask: np.ndarray, png: bytes, classes: list[str], palette: np.ndarray, latency: float) -> dict:
+    """The JSON answer: size, the classes present with their colour, pixels and share, and the mask PNG."""
+    counts = np.bincount(mask.ravel(), minlength=len(palette))
+    total = max(1, int(counts.sum()))
+    shares = [
+        {"index": int(i), "name": classes[i], "color": palette[i].tolist(), "pixels": int(counts[i]),
+         "share": counts[i] / total}
+        for i in np.argsort(-counts) if counts[i] > 0
+    ]  # fmt: skip
+    return {
+        "width": int(mask.shape[1]), "height": int(mask.shape[0]), "classes": shares,
+        "mask_png": base64.b64encode(png).decode("ascii"), "seconds": latency,
+    }  # fmt: skip
 
 
 def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
