@@ -101,7 +101,7 @@ class Segmenter:
         """Class probabilities ``(K, H, W)`` (or a dict per head), averaged over mirror / scales if asked."""
         rgb = self._as_rgb(image)
         x = (
-            self.preprocessing(torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))))
+            self.preprocessing(torch.from_numpy(np.array(rgb.transpose(2, 0, 1), order="C")))
             .unsqueeze(0)
             .to(self.device)
         )
@@ -122,7 +122,7 @@ class Segmenter:
     def scores(self, image: Any) -> torch.Tensor | dict[str, torch.Tensor]:
         """Raw class scores ``(K, H, W)`` (or a dict per head) for one image."""
         rgb = self._as_rgb(image)
-        x = self.preprocessing(torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))))
+        x = self.preprocessing(torch.from_numpy(np.array(rgb.transpose(2, 0, 1), order="C")))
         out = self._run(x.unsqueeze(0).to(self.device))
         return {k: v[0] for k, v in out.items()} if isinstance(out, dict) else out[0]
 
