@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -101,6 +102,11 @@ def test_classifier_regeneration_is_deterministic(tmp_path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("FCNSEG_REBUILD_CLASSIFIER"),
+    reason="about 10 CPU minutes, and bit-exact only on the CPU kind that built it (floating-point kernels "
+    "differ between AVX-512 and AMX machines): run with FCNSEG_REBUILD_CLASSIFIER=1",
+)
 def test_regenerating_the_shipped_classifier_gives_the_same_bytes(tmp_path) -> None:
     """``fcnseg experiment classifier`` reproduces the shipped file (same torch build and CPU type)."""
     shipped = pretrained_path(CLASSIFIER)
