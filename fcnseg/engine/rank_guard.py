@@ -81,6 +81,8 @@ class RankGuard:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         self._stop.set()
+        if self._thread is not None:  # never let the watchdog touch the store while the group is torn down
+            self._thread.join(timeout=self.poll_s + 30.0)
         if self.store is None or error is None or (isinstance(error, SystemExit) and not error.code):
             return
         other = self._failure()
