@@ -39,3 +39,9 @@ class DataWarning(UserWarning):
 
     The CLI prints it as one line, ``fcnseg: warning: …``.
     """
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type's name when empty), for one-line errors."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -23,7 +23,7 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import DataError
+from .errors import DataError, first_line
 
 __all__ = ["IMAGE_FORMATS", "MAX_PIXELS", "max_pixels", "open_image", "read_rgb", "significant_bits", "to_rgb"]
 
@@ -73,7 +73,7 @@ def open_image(
     except UnidentifiedImageError:
         raise DataError(f"{label}: not an image file fcnseg reads ({', '.join(formats)})") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"{label}: corrupt or truncated image ({_first_line(e)})") from None
+        raise DataError(f"{label}: corrupt or truncated image ({first_line(e)})") from None
     width, height = img.size
     limit = limit or max_pixels()
     if width * height > limit:
@@ -85,7 +85,7 @@ def open_image(
     try:
         img.load()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"{label}: corrupt or truncated image ({_first_line(e)})") from None
+        raise DataError(f"{label}: corrupt or truncated image ({first_line(e)})") from None
     return img
 
 
@@ -108,10 +108,6 @@ def _regular_file(path: Path) -> Path:
         raise DataError(f"{path}: {kind}, not an image file")
     return path
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def to_rgb(img: Image.Image, label: str = "image", bits: int | None = None) -> np.ndarray:

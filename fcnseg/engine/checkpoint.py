@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from .. import __version__
-from ..errors import CheckpointError
+from ..errors import CheckpointError, first_line
 from ..io import atomic_write
 from ..models import FCN, get_model
 from ..preprocessing import CAFFE_VOC, Preprocessing
@@ -155,13 +155,9 @@ def _read_header(path: Path) -> tuple[dict[str, str], dict[str, tuple[int, ...]]
     except FileNotFoundError:
         raise CheckpointError(f"{path}: checkpoint not found") from None
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: not a safetensors checkpoint ({_first_line(e)})") from None
+        raise CheckpointError(f"{path}: not a safetensors checkpoint ({first_line(e)})") from None
     return meta, shapes
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def preprocessing_of(info: CheckpointInfo) -> Preprocessing:
@@ -188,7 +184,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # safetensors/pickle errors of every kind: refuse the file, name it
-        raise CheckpointError(f"{path}: cannot load weights safely ({type(e).__name__}: {_first_line(e)})") from None
+        raise CheckpointError(f"{path}: cannot load weights safely ({type(e).__name__}: {first_line(e)})") from None
     if isinstance(obj, dict) and "model_state_dict" in obj:
         obj = obj["model_state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -253,5 +249,5 @@ def load_training_state(path: str | Path, step: int | None = None) -> dict[str, 
         raise CheckpointError(f"{path}: training state not found (cannot resume)") from None
     except Exception as e:
         raise CheckpointError(
-            f"{path}: cannot load training state safely ({type(e).__name__}: {_first_line(e)})"
+            f"{path}: cannot load training state safely ({type(e).__name__}: {first_line(e)})"
         ) from None

@@ -35,6 +35,7 @@ FRACTION = number_in(0.0, 1.0)
 SCALE = number_in(0.0, 16.0, open_low=True)
 PORT = number_in(0, 65535, kind=int)
 COUNT = number_in(1, 1e9, kind=int)
+NON_NEGATIVE = number_in(0, 1e9, kind=int)
 
 
 def add_device_arg(p: argparse.ArgumentParser, default: str = "auto") -> None:

@@ -8,7 +8,7 @@ import torch
 
 from ...data.classes import default_classes
 from ...engine.checkpoint import CheckpointInfo, load_into, model_kwargs, save_checkpoint
-from ...errors import CheckpointError
+from ...errors import CheckpointError, first_line
 from ...models import get_model
 from ...preprocessing import CAFFE_VOC
 from ...weights import convert_torchfcn
@@ -67,8 +67,7 @@ def run_torchfcn(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         raise CheckpointError(f"{args.path}: file not found") from None
     except Exception as e:
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise CheckpointError(f"{args.path}: cannot load safely ({type(e).__name__}: {first})") from None
+        raise CheckpointError(f"{args.path}: cannot load safely ({type(e).__name__}: {first_line(e)})") from None
     if not isinstance(raw, dict):
         raise CheckpointError(f"{args.path}: expected a state dict or checkpoint dict, got {type(raw).__name__}")
     state = convert_torchfcn(raw)

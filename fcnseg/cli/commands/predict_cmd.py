@@ -19,6 +19,7 @@ from ...inference.layout import collect_inputs, plan_jobs, refuse_overwriting_in
 from ._common import (
     COUNT,
     FRACTION,
+    NON_NEGATIVE,
     SCALE,
     add_device_arg,
     add_int8_args,
@@ -43,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=FRACTION, default=0.5, help="overlay opacity, 0..1 (default 0.5)")
     p.add_argument("--probs", action="store_true", help="also write class probabilities as .npy (not with --tile)")
     p.add_argument("--tile", type=COUNT, help="sliding-window inference in tiles of this size (huge images)")
-    p.add_argument("--overlap", type=number_or_zero, default=128, help="tile overlap in pixels (default 128)")
+    p.add_argument("--overlap", type=NON_NEGATIVE, default=128, help="tile overlap in pixels (default 128)")
     p.add_argument("--flip", action="store_true", help="mirror test-time augmentation")
     p.add_argument("--scales", type=SCALE, nargs="+", default=[1.0], help="multi-scale test-time augmentation")
     p.add_argument("--grid", action="store_true", help="also write image | prediction figures with a class legend")
@@ -71,12 +72,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-workers", type=COUNT, default=2, help="with --ray: model replicas (default 2)")
     add_int8_args(p)
     p.set_defaults(func=run)
-
-
-def number_or_zero(text: str) -> int:
-    from ._common import number_in
-
-    return number_in(0, 1e9, kind=int)(text)
 
 
 def options(args: argparse.Namespace) -> BatchOptions:
