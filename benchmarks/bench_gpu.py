@@ -111,7 +111,7 @@ def _checkpoint(folder: Path, scale: Scale) -> Path:
     from fcnseg.preprocessing import IMAGENET
 
     model = fcnseg.get_model("fcn8s_vgg16", num_classes=21, width=scale.width)
-    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model, scale.width),
+    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model),
                           classes=[f"class_{i}" for i in range(21)], preprocessing=IMAGENET.to_dict())  # fmt: skip
     return save_checkpoint(folder / "bench", model, info)
 

@@ -43,7 +43,7 @@ def _folder(root: Path, n: int) -> Path:
 def _checkpoint(root: Path, name: str, width: float) -> Path:
     model = fcnseg.get_model(name, num_classes=21, width=width)
     classes = [f"c{i}" for i in range(21)]
-    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model, width), classes=classes)
+    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model), classes=classes)
     return save_checkpoint(root / "model", model, info)
 
 

@@ -13,7 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["LOSSES", "CrossEntropy2d", "cross_entropy2d", "dice_loss2d", "focal_loss2d", "pixel_loss"]
+__all__ = [
+    "LOSSES",
+    "CrossEntropy2d",
+    "cross_entropy2d",
+    "dice_loss2d",
+    "focal_loss2d",
+    "pixel_loss",
+    "pixel_loss_terms",
+]
 
 #: the values of ``train.loss``
 LOSSES = ("ce", "focal", "ce+dice", "focal+dice")
@@ -102,6 +110,40 @@ def dice_loss2d(logits: Tensor, target: Tensor, *, ignore_index: int = 255, eps:
     return per_image.mean()
 
 
+def pixel_loss_terms(
+    kind: str,
+    logits: Tensor | Mapping[str, Tensor],
+    target: Tensor | Mapping[str, Tensor],
+    *,
+    weight: Tensor | None = None,
+    gamma: float = 2.0,
+    ignore_index: int = 255,
+) -> tuple[Tensor, Tensor]:
+    """The per-pixel term of ``train.loss`` (``ce`` or ``focal``) as ``(sum, denominator)``.
+
+    ``sum`` is the loss summed over labelled pixels (the reference's ``normalize: false``); ``denominator``
+    is the number of labelled pixels, class-weighted when ``weight`` is given (as ``F.cross_entropy``
+    weights its average). ``sum / denominator`` is the normalised loss; a trainer that normalises over a
+    global (DDP) batch reduces the denominator first. Heads of a multi-task net add up in both terms.
+    """
+    if isinstance(logits, Mapping):
+        assert isinstance(target, Mapping)
+        terms = [pixel_loss_terms(kind, logits[k], target[k], gamma=gamma, ignore_index=ignore_index) for k in logits]
+        return sum(t[0] for t in terms), sum(t[1] for t in terms)  # type: ignore[return-value]
+    assert isinstance(target, Tensor)
+    valid = target != ignore_index
+    if weight is not None:
+        denominator = weight[torch.where(valid, target, 0).long()].mul(valid).sum()
+    else:
+        denominator = valid.sum()
+    denominator = denominator.to(torch.float32)  # on the device: no host sync
+    if kind.startswith("focal"):
+        total = focal_loss2d(logits, target, gamma=gamma, ignore_index=ignore_index, normalize=False, weight=weight)
+    else:
+        total = cross_entropy2d(logits, target, ignore_index=ignore_index, normalize=False, weight=weight)
+    return total, denominator
+
+
 def pixel_loss(
     kind: str,
     logits: Tensor | Mapping[str, Tensor],
@@ -112,14 +154,12 @@ def pixel_loss(
     gamma: float = 2.0,
     ignore_index: int = 255,
 ) -> Tensor:
-    """The per-pixel term of ``train.loss`` (``ce`` or ``focal``), summed or averaged; heads are summed."""
+    """The per-pixel term of ``train.loss``, summed or averaged (each head over its own pixels); heads are summed."""
     if isinstance(logits, Mapping):
         assert isinstance(target, Mapping)
         return sum(
             pixel_loss(kind, logits[k], target[k], normalize=normalize, gamma=gamma, ignore_index=ignore_index)
             for k in logits
         )  # type: ignore[return-value]
-    assert isinstance(target, Tensor)
-    if kind.startswith("focal"):
-        return focal_loss2d(logits, target, gamma=gamma, ignore_index=ignore_index, normalize=normalize, weight=weight)
-    return cross_entropy2d(logits, target, ignore_index=ignore_index, normalize=normalize, weight=weight)
+    total, denominator = pixel_loss_terms(kind, logits, target, weight=weight, gamma=gamma, ignore_index=ignore_index)
+    return total / denominator.clamp(min=1e-12) if normalize else total

@@ -84,7 +84,7 @@ IMAGE_CASES = {
 def checkpoint(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ck")
     model = fcnseg.get_model("fcn8s_vgg16", num_classes=4, width=1 / 16)
-    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model, 1 / 16), classes=["bg", "a", "b", "c"])
+    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model), classes=["bg", "a", "b", "c"])
     return save_checkpoint(root / "m", model, info)
 
 
@@ -359,7 +359,7 @@ def test_nan_weights_are_refused(tmp_path) -> None:
     model = fcnseg.get_model("fcn8s_vgg16", num_classes=3, width=1 / 16)
     with torch.no_grad():
         model.score_fr.weight[0, 0] = float("nan")
-    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model, 1 / 16))
+    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model))
     path = save_checkpoint(tmp_path / "nan", model, info)
     with pytest.raises(fcnseg.errors.CheckpointError, match=r"score_fr\.weight holds NaN or infinite values"):
         fcnseg.engine.checkpoint.load_checkpoint(path)
@@ -529,7 +529,7 @@ def test_onnx_cache_follows_the_checkpoint_content_not_its_mtime(tmp_path, monke
         "fcnseg.export.export_onnx", lambda model, path, **kw: (exported.append(1), Path(path).write_bytes(b"onnx"))
     )
     model = fcnseg.get_model("fcn8s_vgg16", num_classes=3, width=1 / 16)
-    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model, 1 / 16))
+    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model))
     ckpt = save_checkpoint(tmp_path / "m", model, info)
     cache.cached_onnx(ckpt, model)
     cache.cached_onnx(ckpt, model)

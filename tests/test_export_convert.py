@@ -49,7 +49,7 @@ def test_multi_head_export_has_one_output_per_head(tmp_path) -> None:
 def _checkpoint(tmp_path):
     model = _random(fcnseg.get_model("fcn8s_vgg16", num_classes=21, width=1 / 16))
     info = CheckpointInfo(
-        arch="fcn8s_vgg16", model_kwargs=model_kwargs(model, 1 / 16), classes=[str(i) for i in range(21)]
+        arch="fcn8s_vgg16", model_kwargs=model_kwargs(model), classes=[str(i) for i in range(21)]
     )
     return model, save_checkpoint(tmp_path / "ck", model, info)
 

@@ -50,7 +50,7 @@ def test_int8_model_agrees_with_fp32_and_is_four_times_smaller(tmp_path) -> None
 
 def test_cli_export_int8_and_predict_int8(tmp_path, capsys) -> None:
     model = _model()
-    info = CheckpointInfo(arch="fcn8s_vgg16", model_kwargs=model_kwargs(model, 1 / 16),
+    info = CheckpointInfo(arch="fcn8s_vgg16", model_kwargs=model_kwargs(model),
                           classes=[f"c{i}" for i in range(9)], preprocessing=IMAGENET.to_dict())  # fmt: skip
     ckpt = save_checkpoint(tmp_path / "ck", model, info)
     photos = tmp_path / "photos"
@@ -73,7 +73,7 @@ def test_cli_export_int8_and_predict_int8(tmp_path, capsys) -> None:
 
 def test_predict_with_the_onnxruntime_engine_matches_torch(tmp_path) -> None:
     model = _model()
-    info = CheckpointInfo(arch="fcn8s_vgg16", model_kwargs=model_kwargs(model, 1 / 16),
+    info = CheckpointInfo(arch="fcn8s_vgg16", model_kwargs=model_kwargs(model),
                           classes=[f"c{i}" for i in range(9)], preprocessing=IMAGENET.to_dict())  # fmt: skip
     ckpt = save_checkpoint(tmp_path / "ck", model, info)
     image, _, _ = SyntheticShapes(1, 56, "val").generate(0)

@@ -43,7 +43,7 @@ def checkpoint(tmp_path_factory) -> Path:
     with torch.no_grad():  # random score layers: several classes show up in every image
         for n in model.score_layer_names():
             getattr(model, n).weight.normal_(0, 3.0)
-    info = CheckpointInfo(arch="fcn8s_resnet18", model_kwargs=model_kwargs(model, 1 / 16), classes=CLASSES,
+    info = CheckpointInfo(arch="fcn8s_resnet18", model_kwargs=model_kwargs(model), classes=CLASSES,
                           preprocessing=IMAGENET.to_dict())  # fmt: skip
     return save_checkpoint(tmp_path_factory.mktemp("serve") / "model", model, info)
 

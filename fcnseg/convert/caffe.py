@@ -233,7 +233,7 @@ def convert_caffe(path: str | Path, net: str, *, width: float = 1.0) -> tuple[An
     fixed = {k: v for k, v in target.items() if k.split(".")[0].startswith("upscore") and k not in state}
     load_into(model, {**state, **fixed}, path)  # fixed bilinear kernels may be absent from old files
     info = CheckpointInfo(
-        arch=ref.arch, model_kwargs=model_kwargs(model, width), classes=list(ref.classes),
+        arch=ref.arch, model_kwargs=model_kwargs(model), classes=list(ref.classes),
         preprocessing=ref.preprocessing.to_dict(), config={"converted_from": str(path), "reference_net": net},
     )  # fmt: skip
     return model, info

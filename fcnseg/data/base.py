@@ -2,8 +2,8 @@
 
 Every fcnseg dataset returns ``(image, mask)``: ``tv_tensors.Image`` (uint8 ``3×H×W`` RGB, or float
 after transforms) and ``tv_tensors.Mask`` (int64 ``H×W``, 255 = ignore). Multi-task sets return a dict
-of masks; multi-modal sets an image with more channels. Each exposes ``classes``, ``palette`` (``(256, 3)``
-uint8) and ``ignore_index``.
+of masks; multi-modal sets an image with more channels. Each exposes ``classes`` (the first mask's),
+``head_classes`` (``{mask key: classes}``), ``palette`` (``(256, 3)`` uint8) and ``ignore_index``.
 """
 
 from __future__ import annotations
@@ -67,6 +67,11 @@ class SegmentationDataset(Dataset):
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def head_classes(self) -> dict[str, list[str]]:
+        """Class names per mask of a sample, keyed as the masks are: ``{"": classes}`` for a single mask."""
+        return {"": list(self.classes)}
 
     def load(self, index: int) -> tuple[Any, Any]:
         raise NotImplementedError

@@ -68,10 +68,11 @@ def check_dataset(ds: SegmentationDataset) -> CheckReport:
             continue
         report.samples += 1
         for task, m in _masks(mask):
-            if task in ("", "sem"):
+            first = task == next(iter(ds.head_classes), "")  # the head ds.classes names
+            if first:
                 stats.add(m.numpy(), ds.describe(i))
-            k = len(class_names(ds)) if task in ("", "sem") else int(m[m != IGNORE_INDEX].max(initial=0)) + 1
-            counts = np.bincount(m[m != IGNORE_INDEX].numpy().ravel(), minlength=k)
+            labelled = m[m != IGNORE_INDEX].numpy().ravel()
+            counts = np.bincount(labelled, minlength=len(class_names(ds) if first else ds.head_classes.get(task, ())))
             prev = report.class_pixels.get(task)
             if prev is not None and len(prev) < len(counts):
                 prev = np.pad(prev, (0, len(counts) - len(prev)))

@@ -62,6 +62,10 @@ class SIFTFlow(SegmentationDataset):
         self.ids = [i for i in ids if i not in UNANNOTATED]
         self.split = split
 
+    @property
+    def head_classes(self) -> dict[str, list[str]]:
+        return {"sem": list(self.classes), "geo": list(self.geometric_classes)}
+
     def __len__(self) -> int:
         return len(self.ids)
 

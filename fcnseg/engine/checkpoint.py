@@ -71,17 +71,18 @@ def unwrap(model: nn.Module) -> nn.Module:
             return model
 
 
-def model_kwargs(model: FCN, width: float) -> dict[str, Any]:
-    streams = {s.name: s.in_channels for s in model.streams}
-    return {
-        "heads": model.heads if model.multi_head else None,
-        "num_classes": None if model.multi_head else model.num_classes,
-        "streams": streams if list(streams) != [""] else None,
-        "in_channels": model.in_channels if list(streams) == [""] else 3,
-        "learn_upsampling": model.learn_upsampling,
-        "width": width,
-        "pad100": bool(getattr(model, "pad100", True)),
-    }
+def model_kwargs(model: nn.Module) -> dict[str, Any]:
+    """The build arguments :func:`~fcnseg.models.get_model` recorded on ``model`` (what rebuilds it).
+
+    Raises:
+        CheckpointError: ``model`` was not built by ``get_model`` (nothing says how to rebuild it).
+    """
+    args = getattr(unwrap(model), "build_args", None)
+    if not isinstance(args, dict):
+        raise CheckpointError(
+            f"{type(model).__name__} carries no build_args: build it with fcnseg.get_model to checkpoint it"
+        )
+    return dict(args)
 
 
 def save_checkpoint(

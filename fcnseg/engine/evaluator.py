@@ -120,9 +120,10 @@ def evaluate(
     in — and the confusion matrices are summed across ranks, so the result equals one process's.
 
     Returns:
-        ``scores(hist)`` for a single-head model; ``{head: scores}`` for a multi-head model. Each has
-        ``unpredictable_labels``: the pixels (and their label values) that are neither void nor a class
-        of the model, which the metrics cannot count.
+        ``{head: scores}``, one entry per head (``""`` for a single-head model, whose ``num_classes`` is
+        an int); ``engine/heads.py`` names, prints and saves them. Each has ``unpredictable_labels``: the
+        pixels (and their label values) that are neither void nor a class of the model, which the metrics
+        cannot count.
     """
     device = torch.device(device)
     was_training = model.training
@@ -147,8 +148,7 @@ def evaluate(
     for m in (*matrices.values(), *outside.values()):
         m.all_reduce()
     model.train(was_training)
-    results = {
+    return {
         h: m.compute() | {"confusion": m.hist.cpu().tolist(), "unpredictable_labels": outside[h].summary()}
         for h, m in matrices.items()
     }
-    return results[""] if list(results) == [""] else results

@@ -5,20 +5,24 @@ again, possibly with a different number of processes. ``--resume auto`` starts t
 has no checkpoint yet and resumes it otherwise. The training state records the world size and the global
 batch (``data.batch_size × world × train.iter_size``); on resume with another world size the per-process
 batch is recomputed so that the global batch, and with it the sequence of images each step sees
-(:class:`~fcnseg.engine.trainer.StepSampler` draws ``batch × world`` per micro-step), stays the same. A world
+(:class:`~fcnseg.engine.sampling.StepSampler` draws ``batch × world`` per micro-step), stays the same. A world
 size that does not divide it is refused, naming the sizes that would.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig
-from ..errors import ConfigError
+import torch
 
-__all__ = ["batch_record", "has_checkpoint", "keep_global_batch"]
+from ..config import RunConfig
+from ..errors import CheckpointError, ConfigError
+from .checkpoint import load_into, load_state_dict_file, load_training_state, read_info
+
+__all__ = ["batch_record", "has_checkpoint", "keep_global_batch", "restore"]
 
 
 def has_checkpoint(run_dir: str | Path) -> bool:
@@ -52,3 +56,43 @@ def keep_global_batch(cfg: RunConfig, state: dict[str, Any], world: int, where: 
         )
     batch = global_batch // per_step
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, batch_size=batch))
+
+
+def restore(model: torch.nn.Module, optimizer: torch.optim.Optimizer, path: Path) -> tuple[int, float, dict[str, Any]]:
+    """Load weights and optimizer from checkpoint ``path``; the step, the best mean IU and the whole training state."""
+    weights = path.with_suffix(".safetensors")
+    if not weights.is_file():
+        raise CheckpointError(f"{weights}: no checkpoint to resume from in {path.parent.parent} "
+                              "(--resume auto starts one)")  # fmt: skip
+    info = read_info(weights)
+    state = _checked_state(load_training_state(path, info.step), weights)  # the state written with these weights
+    if state["step"] != info.step:
+        raise CheckpointError(
+            f"{weights}: weights are from step {info.step} but the training state from step {state['step']}"
+        )
+    load_into(model, load_state_dict_file(weights), weights)
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise CheckpointError(f"{weights}: training state does not fit this optimizer ({e})") from None
+    return info.step, float(state.get("best_mean_iu") or -1.0), state
+
+
+def _checked_state(state: Any, weights: Path) -> dict[str, Any]:
+    """The training state's fields, with their types checked (it is a file a user can hand us)."""
+    checks = {
+        "step": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+        "optimizer": lambda v: isinstance(v, dict) and {"state", "param_groups"} <= set(v),
+        "rng": lambda v: isinstance(v, torch.Tensor) and v.dtype == torch.uint8,
+    }
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{weights}: malformed training state (a {type(state).__name__}, not a mapping)")
+    for key, ok in checks.items():
+        if key not in state or not ok(state[key]):
+            raise CheckpointError(f"{weights}: malformed training state: field {key!r} missing or of the wrong type")
+    best = state.get("best_mean_iu")
+    if best is not None and not (isinstance(best, (int, float)) and math.isfinite(best)):
+        raise CheckpointError(f"{weights}: malformed training state: best_mean_iu {best!r}")
+    if state.get("scaler") is not None and not isinstance(state["scaler"], dict):
+        raise CheckpointError(f"{weights}: malformed training state: scaler is not a mapping")
+    return state

@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from ..engine.heads import head_classes as head_classes_of
 from ..errors import FCNError
 from ..io import atomic_write, clean_stale_temps, read_image, write_palette_png
 from ..viz import overlay, palette_for, save_grid
@@ -91,9 +92,10 @@ def write_outputs(job: Job, image: np.ndarray, labels: Any, probs: Any, out: Pat
     prob_maps = probs if isinstance(probs, dict) else {"": probs}
     palette = palette_for(classes) if classes else None
     present: dict[str, list[str]] = {}
+    names = head_classes_of(label_maps, classes=classes)  # the checkpoint's classes are its first head's
     for head, mask in label_maps.items():
         stem = f"{job.stem}_{head}" if head else job.stem
-        head_classes = list(classes) if head in ("", "sem") else []
+        head_classes = names[head]
         with atomic_write(out / f"{stem}_overlay.jpg") as f:
             Image.fromarray(overlay(image, mask, palette=palette, alpha=opts.alpha)).save(f, format="JPEG", quality=92)
         if prob_maps.get(head) is not None:

@@ -59,6 +59,8 @@ def get_model(
 
     Returns:
         The network; ``model(x)`` maps ``(N, C, H, W)`` to ``(N, K, H, W)`` scores for any ``H, W >= 1``.
+        ``model.arch`` is ``name`` and ``model.build_args`` the other arguments above (but the weights),
+        enough to build the same net again: ``get_model(model.arch, **model.build_args)``.
 
     Raises:
         ModelError: unknown name (the message lists the valid ones) or inconsistent arguments.
@@ -86,6 +88,15 @@ def get_model(
     model = factory(heads=head_map, streams=stream_map, learn_upsampling=learn_upsampling, width=width, **extra)
     model.arch = name
     model.pad100 = pad100
+    model.build_args = {  # how this net was built: checkpoints, export and `fcnseg info` read it from here
+        "heads": dict(heads) if heads is not None else None,
+        "num_classes": None if heads is not None else head_map[""],
+        "streams": dict(streams) if streams is not None else None,
+        "in_channels": in_channels,
+        "learn_upsampling": learn_upsampling,
+        "width": width,
+        "pad100": pad100,
+    }
     if backbone_weights is not None:
         from .surgery import load_backbone_weights
 

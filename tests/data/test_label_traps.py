@@ -114,7 +114,7 @@ def test_eval_reports_labels_the_model_cannot_predict(tmp_path, capsys) -> None:
     _masks(tmp_path / "data", masks)
     torch.manual_seed(0)
     model = fcnseg.get_model("fcn8s_resnet18", num_classes=3, width=1 / 16)
-    info = CheckpointInfo(arch="fcn8s_resnet18", model_kwargs=model_kwargs(model, 1 / 16), classes=["a", "b", "c"],
+    info = CheckpointInfo(arch="fcn8s_resnet18", model_kwargs=model_kwargs(model), classes=["a", "b", "c"],
                           preprocessing=IMAGENET.to_dict())  # fmt: skip
     ckpt = save_checkpoint(tmp_path / "model", model, info)
     assert main(["eval", "--checkpoint", str(ckpt), "--dataset", "folder", "--root", str(tmp_path / "data"),
@@ -130,7 +130,7 @@ def test_eval_of_predictable_labels_reports_none(tmp_path, capsys) -> None:
 
     ds = get_dataset("synthetic", None, "val", n=2, size=32)
     model = fcnseg.get_model("fcn8s_resnet18", num_classes=len(SHAPE_CLASSES), width=1 / 16)
-    assert evaluate(model, ds, len(SHAPE_CLASSES))["unpredictable_labels"] == {"pixels": 0, "values": []}
+    assert evaluate(model, ds, len(SHAPE_CLASSES))[""]["unpredictable_labels"] == {"pixels": 0, "values": []}
 
 
 @pytest.mark.parametrize("seed", range(4))

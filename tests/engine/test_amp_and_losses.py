@@ -93,7 +93,7 @@ def test_training_with_weights_and_modern_losses(tmp_path, loss: str) -> None:
     weights = json.loads((tmp_path / "run" / "class_weights.json").read_text())
     assert next(iter(weights)) == "background" and len(weights) == 9
     losses = _losses(tmp_path / "run")
-    assert all(np.isfinite(losses)) and 0 <= metrics["mean_iu"] <= 1
+    assert all(np.isfinite(losses)) and 0 <= metrics[""]["mean_iu"] <= 1
 
 
 # --- mixed precision -------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ def _info(model) -> CheckpointInfo:
 
     n = model.num_classes if not model.multi_head else 3
     classes = [f"c{i}" for i in range(n)]
-    return CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model, 1 / 16), classes=classes, step=7)
+    return CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model), classes=classes, step=7)
 
 
 @pytest.mark.parametrize(

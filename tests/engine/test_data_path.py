@@ -51,8 +51,8 @@ def test_normalising_on_the_device_trains_to_the_same_losses(tmp_path) -> None:
         with (run / "log.csv").open() as f:
             return [float(r["loss"]) for r in csv.DictReader(f) if r["loss"]]
 
-    a = fit(tiny("train.max_iter=3", "data.normalize_on_device=false"), tmp_path / "a", progress=False)
-    b = fit(tiny("train.max_iter=3", "data.normalize_on_device=true"), tmp_path / "b", progress=False)
+    a = fit(tiny("train.max_iter=3", "data.normalize_on_device=false"), tmp_path / "a", progress=False)[""]
+    b = fit(tiny("train.max_iter=3", "data.normalize_on_device=true"), tmp_path / "b", progress=False)[""]
     assert losses(tmp_path / "a") == losses(tmp_path / "b") and a["confusion"] == b["confusion"]
 
 
@@ -84,10 +84,10 @@ def test_batched_evaluation_equals_one_image_at_a_time() -> None:
         for name in model.score_layer_names():
             getattr(model, name).weight.normal_()
     ds = _Mixed()
-    one = evaluate(model, ds, 5, batch_size=1)
-    many = evaluate(model, ds, 5, batch_size=4)
+    one = evaluate(model, ds, 5, batch_size=1)[""]
+    many = evaluate(model, ds, 5, batch_size=4)[""]
     assert many["confusion"] == one["confusion"] and sum(map(sum, one["confusion"])) > 0
-    bf16 = evaluate(model, ds, 5, batch_size=4, dtype=torch.bfloat16)  # autocast when asked
+    bf16 = evaluate(model, ds, 5, batch_size=4, dtype=torch.bfloat16)[""]  # autocast when asked
     assert sum(map(sum, bf16["confusion"])) == sum(map(sum, one["confusion"]))
 
 

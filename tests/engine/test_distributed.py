@@ -77,8 +77,8 @@ def test_sharded_evaluation_counts_every_image_exactly_once() -> None:
     with torch.no_grad():
         for n in model.score_layer_names():
             getattr(model, n).weight.normal_()
-    whole = torch.tensor(evaluate(model, ds, 9)["confusion"])
-    shards = sum(torch.tensor(evaluate(model, ds, 9, rank=r, world=3)["confusion"]) for r in range(3))
+    whole = torch.tensor(evaluate(model, ds, 9)[""]["confusion"])
+    shards = sum(torch.tensor(evaluate(model, ds, 9, rank=r, world=3)[""]["confusion"]) for r in range(3))
     assert torch.equal(shards, whole) and int(whole.sum()) > 0
 
 
@@ -99,7 +99,7 @@ def _eval_rank(rank: int, world: int, port: int, out: str) -> None:
             for n in model.score_layer_names():
                 getattr(model, n).weight.normal_()
         ds = SyntheticShapes(7, 32, "val", transforms=eval_transforms(IMAGENET))
-        result = evaluate(model, ds, 9, rank=rank, world=world)
+        result = evaluate(model, ds, 9, rank=rank, world=world)[""]
         torch.save(torch.tensor(result["confusion"]), f"{out}.{rank}")
     finally:
         dist.destroy_process_group()
@@ -127,7 +127,7 @@ def test_two_process_evaluation_of_an_odd_sized_set_equals_one_process(tmp_path)
         for n in model.score_layer_names():
             getattr(model, n).weight.normal_()
     ds = SyntheticShapes(7, 32, "val", transforms=eval_transforms(IMAGENET))
-    single = torch.tensor(evaluate(model, ds, 9)["confusion"])
+    single = torch.tensor(evaluate(model, ds, 9)[""]["confusion"])
     for rank in range(2):  # both ranks hold the all-reduced matrix
         assert torch.equal(torch.load(f"{out}.{rank}"), single)
     labelled = sum(int((torch.as_tensor(ds[i][1]) != 255).sum()) for i in range(len(ds)))

@@ -32,14 +32,14 @@ def test_tiny_model_learns_well_above_chance(tmp_path) -> None:
     cfg = tiny("train.max_iter=600", "train.eval_every=600", "train.checkpoint_every=600", "model.width=0.25",
                "data.options={n: 60, size: 64}", "data.val_options={n: 30}", "data.val_split=train",
                "data.batch_size=8", "train.lr=0.05", "train.schedule=poly")  # fmt: skip
-    metrics = fit(cfg, tmp_path / "run", progress=False)
+    metrics = fit(cfg, tmp_path / "run", progress=False)[""]
     assert metrics["pixel_accuracy"] > 0.95
     assert metrics["mean_iu"] > 0.4
 
 
 def test_outputs_written(tmp_path) -> None:
     run = tmp_path / "run"
-    metrics = fit(tiny(), run, progress=False)
+    metrics = fit(tiny(), run, progress=False)[""]
     for name in ("config.yaml", "log.csv", "metrics.json", "curves.png", "grid.png", "confusion.png", "checkpoints/last.safetensors",
                  "checkpoints/last.state-00000006.pt", "checkpoints/best.safetensors"):  # fmt: skip
         assert (run / name).is_file(), name
@@ -58,8 +58,8 @@ def test_outputs_written(tmp_path) -> None:
 
 
 def test_same_config_twice_gives_identical_metrics(tmp_path) -> None:
-    a = fit(tiny(), tmp_path / "a", progress=False)
-    b = fit(tiny(), tmp_path / "b", progress=False)
+    a = fit(tiny(), tmp_path / "a", progress=False)[""]
+    b = fit(tiny(), tmp_path / "b", progress=False)[""]
     assert a["iu"] == b["iu"] or all((x != x and y != y) or x == y for x, y in zip(a["iu"], b["iu"], strict=True))
     assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
 
@@ -159,7 +159,7 @@ def test_bf16_autocast_training_on_cpu_stays_finite_and_close_to_fp32(tmp_path) 
     assert all(torch.isfinite(torch.tensor(v)) for v in b.values())
     for s in a:
         assert b[s] == pytest.approx(a[s], rel=0.05)
-    assert 0 <= bf16["mean_iu"] <= 1 and 0 <= fp32["mean_iu"] <= 1
+    assert 0 <= bf16[""]["mean_iu"] <= 1 and 0 <= fp32[""]["mean_iu"] <= 1
 
 
 def test_torchvision_weights_with_caffe_preprocessing_is_refused(tmp_path) -> None:

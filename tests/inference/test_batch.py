@@ -30,7 +30,7 @@ def checkpoint(tmp_path_factory) -> Path:
     with torch.no_grad():  # random score layers: several classes in every mask
         for n in model.score_layer_names():
             getattr(model, n).weight.normal_(0, 1.0)
-    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model, 1 / 16), classes=CLASSES)
+    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model), classes=CLASSES)
     return save_checkpoint(tmp_path_factory.mktemp("batch") / "m", model, info)
 
 

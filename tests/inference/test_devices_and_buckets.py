@@ -44,7 +44,7 @@ def _model() -> torch.nn.Module:
 @pytest.fixture
 def checkpoint(tmp_path):
     model = _model()
-    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model, 1 / 16), classes=list("abcd"),
+    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model), classes=list("abcd"),
                           preprocessing=IMAGENET.to_dict())  # fmt: skip
     return save_checkpoint(tmp_path / "ckpt", model, info)
 

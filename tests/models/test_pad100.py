@@ -42,7 +42,7 @@ def test_pad100_survives_a_checkpoint_round_trip(tmp_path) -> None:
     from fcnseg.engine.checkpoint import CheckpointInfo, load_checkpoint, model_kwargs, save_checkpoint
 
     model = fcnseg.get_model("fcn16s_vgg16", num_classes=3, width=1 / 16, pad100=False)
-    info = CheckpointInfo(arch="fcn16s_vgg16", model_kwargs=model_kwargs(model, 1 / 16))
+    info = CheckpointInfo(arch="fcn16s_vgg16", model_kwargs=model_kwargs(model))
     path = save_checkpoint(tmp_path / "lean", model, info)
     loaded, _ = load_checkpoint(path)
     assert loaded.pad100 is False and loaded.fc6.padding == (3, 3)

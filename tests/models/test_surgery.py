@@ -179,7 +179,7 @@ def test_googlenet_input_transform_matches_torchvision_and_survives_checkpoints(
     assert torch.equal(GoogLeNetInputTransform()(x), x)
     model = fcnseg.get_model("fcn32s_googlenet", width=0.125)
     model.backbone.transform_input.enabled = True
-    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model, 0.125))
+    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model))
     save_checkpoint(tmp_path / "g", model, info)
     clone, _ = load_checkpoint(tmp_path / "g.safetensors")
     assert clone.backbone.transform_input.enabled

@@ -83,7 +83,7 @@ def load_model_args(args: argparse.Namespace) -> tuple[FCN, CheckpointInfo]:
 
     classes = default_classes(model.num_classes)
     info = CheckpointInfo(
-        arch=args.model, model_kwargs=model_kwargs(model, 1.0), classes=classes, preprocessing=pre.to_dict()
+        arch=args.model, model_kwargs=model_kwargs(model), classes=classes, preprocessing=pre.to_dict()
     )
     return model, info
 

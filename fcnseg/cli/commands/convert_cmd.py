@@ -76,7 +76,7 @@ def run_torchfcn(args: argparse.Namespace) -> int:
     load_into(model, state, args.path)
     classes = default_classes(model.num_classes)
     info = CheckpointInfo(
-        arch=net, model_kwargs=model_kwargs(model, 1.0), classes=classes, preprocessing=CAFFE_VOC.to_dict()
+        arch=net, model_kwargs=model_kwargs(model), classes=classes, preprocessing=CAFFE_VOC.to_dict()
     )
     out = save_checkpoint(args.out.removesuffix(".safetensors"), model, info)
     print(f"converted {args.path} ({net}, {model.num_classes} classes) → {out}")

@@ -72,7 +72,7 @@ def run_check(args: argparse.Namespace) -> int:
     for task, counts in report.class_pixels.items():
         freq = counts / max(1, counts.sum())
         print(f"class pixel frequencies{f' ({task})' if task else ''}:")
-        labels = getattr(ds, "geometric_classes", names) if task == "geo" else names
+        labels = names if task == next(iter(ds.head_classes), "") else ds.head_classes.get(task, [])
         for i, (n, f) in enumerate(zip(counts, freq, strict=True)):
             print(f"  {i:3d} {labels[i] if i < len(labels) else '?':20s} {int(n):12d} {f:8.4f}")
     print(f"ignored (255) pixels: {report.ignored_pixels}")

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ...data import get_dataset
@@ -15,9 +13,8 @@ from ...engine.checkpoint import preprocessing_of
 from ...engine.data_path import auto_workers
 from ...engine.device import inference_dtype
 from ...engine.evaluator import evaluate
-from ...io import atomic_write
-from ...metrics import named
-from ...viz import save_confusion
+from ...engine.heads import head_classes, report, write_metrics
+from ...engine.outputs import write_grid
 from ._common import COUNT, add_device_arg, add_model_args, device_of, load_model_args, number_in
 
 
@@ -40,19 +37,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def metrics_table(metrics: dict, classes: list[str]) -> str:
-    lines = [
-        f"pixel accuracy {metrics['pixel_accuracy']:.4f}   mean accuracy {metrics['mean_accuracy']:.4f}   "
-        f"mean IU {metrics['mean_iu']:.4f}   f.w. IU {metrics['fw_iu']:.4f}",
-        f"{'class':20s} {'IU':>7s} {'acc':>7s}",
-    ]
-    for i, (iu, acc) in enumerate(zip(metrics["iu"], metrics["accuracy"], strict=True)):
-        name = classes[i] if i < len(classes) else str(i)
-        fmt = lambda v: "    n/a" if v != v else f"{v:7.4f}"  # noqa: E731  (NaN: class absent)
-        lines.append(f"{name:20s} {fmt(iu)} {fmt(acc)}")
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> int:
     model, info = load_model_args(args)
     data_cfg = info.config.get("data", {})
@@ -61,36 +45,18 @@ def run(args: argparse.Namespace) -> int:
     pre = preprocessing_of(info)
     ds = get_dataset(name, args.root or data_cfg.get("root"), args.split or data_cfg.get("val_split", "val"),
                      transforms=eval_transforms(pre), **options)  # fmt: skip
-    heads = model.heads if model.multi_head else model.num_classes
     device = device_of(args)
     model = model.to(device)
     workers = auto_workers(device) if args.workers is None else args.workers
     dtype = (inference_dtype(device) or torch.bfloat16) if args.amp else None
-    metrics = evaluate(model, ds, heads, device=device, max_images=args.max_images, progress=True,
+    metrics = evaluate(model, ds, dict(model.heads), device=device, max_images=args.max_images, progress=True,
                        batch_size=args.batch_size, workers=workers, dtype=dtype)  # fmt: skip
-    results = metrics if model.multi_head else {"": metrics}
-    for head, m in results.items():
-        if head:
-            print(f"[{head}]")
-        print(metrics_table(m, info.classes if head in ("", "sem") else list(getattr(ds, "geometric_classes", []))))
-        outside = m.get("unpredictable_labels", {})
-        if outside.get("pixels"):
-            k = len(m["iu"])
-            print(f"warning: {outside['pixels']} labelled pixels carry values {outside['values']} that this model "
-                  f"({k} classes, 0..{k - 1}) cannot predict; the metrics above leave them out "
-                  "(a dataset with more classes than the model?)")  # fmt: skip
+    names = head_classes(model.heads, ds, info.classes)
+    print(report(metrics, names))
     if args.out:
         out = Path(args.out)
-        with atomic_write(out / "metrics.json", "w") as f:
-            geo = list(getattr(ds, "geometric_classes", []))
-            names = {h: info.classes if h in ("", "sem") else geo for h in results}
-            public = {h: {k: v for k, v in named(m, names[h]).items() if k != "confusion"} for h, m in results.items()}
-            json.dump(public if model.multi_head else public[""], f, indent=2)
-        for head, m in results.items():
-            save_confusion(out / f"confusion{'_' + head if head else ''}.png", np.array(m["confusion"]), info.classes)
+        write_metrics(out, metrics, names)
         if args.grid:
-            from ...engine.trainer import write_grid
-
-            write_grid(model, ds, out / "grid.png", pre, info.classes, args.grid, next(model.parameters()).device)
+            write_grid(model, ds, out / "grid.png", pre, names[next(iter(names))], args.grid, device)
         print(f"wrote {out / 'metrics.json'}")
     return 0

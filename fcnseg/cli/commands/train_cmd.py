@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from ...config import load_config
+from ...engine.heads import head_classes, report
 from ...engine.resume import has_checkpoint
 from ...engine.trainer import fit
 from ._common import add_device_arg
@@ -55,13 +56,6 @@ def run(args: argparse.Namespace) -> int:
     metrics = fit(cfg, run_dir, resume=resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") != "0":
         return 0  # only rank 0 prints
-    from .eval_cmd import metrics_table
-
-    results = {"": metrics} if "mean_iu" in metrics else metrics
-    classes = load_classes(run_dir)
-    for head, m in results.items():
-        if head:
-            print(f"[{head}]")
-        print(metrics_table(m, classes if head in ("", "sem") else []))
+    print(report(metrics, head_classes(metrics, classes=load_classes(run_dir))))
     print(f"run folder: {run_dir}")
     return 0
