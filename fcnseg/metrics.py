@@ -9,7 +9,8 @@
 * f.w. IU          = Σ_{freq > 0} freq · IU, freq = hist.sum(1) / Σ hist
 
 A class with no ground truth and no prediction is NaN and skipped; one predicted but absent from the
-ground truth has IU 0.
+ground truth has IU 0. Every function takes NumPy arrays as well as tensors (the reference ``score.py``
+works on NumPy); results are Python floats, tensors where a function returns per-pixel or per-class values.
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
+
+#: what the functions here take: a tensor or a NumPy array
+ArrayLike = Tensor | np.ndarray
 
 __all__ = [
     "ConfusionMatrix",
@@ -33,7 +38,11 @@ __all__ = [
 ]
 
 
-def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
+def _t(x: ArrayLike) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+
+
+def confusion_matrix(pred: ArrayLike, target: ArrayLike, num_classes: int) -> Tensor:
     """``(K, K)`` int64 counts of (true, predicted) pairs over pixels whose label is in ``[0, K)``.
 
     Built on the inputs' device without a host synchronisation (no boolean indexing; on CUDA a scatter-add),
@@ -42,9 +51,12 @@ def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
     Example:
         >>> confusion_matrix(torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 0, 255]), 2).tolist()
         [[1, 1], [0, 1]]
+        >>> import numpy as np
+        >>> confusion_matrix(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 255]), 2).tolist()
+        [[1, 1], [0, 1]]
     """
-    target = target.reshape(-1).long()
-    pred = pred.reshape(-1).long()
+    target = _t(target).reshape(-1).long()
+    pred = _t(pred).reshape(-1).long()
     k2 = num_classes * num_classes
     keep = (target >= 0) & (target < num_classes)
     idx = torch.where(keep, num_classes * target + pred, k2)  # the rest counted in one extra bin, then dropped
@@ -55,34 +67,34 @@ def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
     return counts[:k2].reshape(num_classes, num_classes)
 
 
-def _f(hist: Tensor) -> Tensor:
-    return hist.double()
+def _f(hist: ArrayLike) -> Tensor:
+    return _t(hist).double()
 
 
-def pixel_accuracy(hist: Tensor) -> float:
+def pixel_accuracy(hist: ArrayLike) -> float:
     h = _f(hist)
     return float(h.diagonal().sum() / h.sum())
 
 
-def per_class_accuracy(hist: Tensor) -> Tensor:
+def per_class_accuracy(hist: ArrayLike) -> Tensor:
     h = _f(hist)
     return h.diagonal() / h.sum(1)
 
 
-def per_class_iu(hist: Tensor) -> Tensor:
+def per_class_iu(hist: ArrayLike) -> Tensor:
     h = _f(hist)
     return h.diagonal() / (h.sum(1) + h.sum(0) - h.diagonal())
 
 
-def mean_accuracy(hist: Tensor) -> float:
+def mean_accuracy(hist: ArrayLike) -> float:
     return float(per_class_accuracy(hist).nanmean())
 
 
-def mean_iu(hist: Tensor) -> float:
+def mean_iu(hist: ArrayLike) -> float:
     return float(per_class_iu(hist).nanmean())
 
 
-def fw_iu(hist: Tensor) -> float:
+def fw_iu(hist: ArrayLike) -> float:
     h = _f(hist)
     freq = h.sum(1) / h.sum()
     iu = per_class_iu(hist)
@@ -90,7 +102,7 @@ def fw_iu(hist: Tensor) -> float:
     return float((freq[present] * iu[present]).sum())
 
 
-def scores(hist: Tensor) -> dict[str, float | list[float]]:
+def scores(hist: ArrayLike) -> dict[str, float | list[float]]:
     """All four metrics plus per-class ``iu`` and ``accuracy`` lists (NaN for absent classes)."""
     return {
         "pixel_accuracy": pixel_accuracy(hist),
@@ -123,8 +135,10 @@ class ConfusionMatrix:
         self.num_classes = num_classes
         self.hist = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
 
-    def update(self, pred: Tensor, target: Tensor) -> None:
-        self.hist += confusion_matrix(pred.to(self.hist.device), target.to(self.hist.device), self.num_classes)
+    def update(self, pred: ArrayLike, target: ArrayLike) -> None:
+        """Add the pixels of one batch: predicted and true labels of the same shape (tensors or NumPy arrays)."""
+        device = self.hist.device
+        self.hist += confusion_matrix(_t(pred).to(device), _t(target).to(device), self.num_classes)
 
     def all_reduce(self) -> None:
         import torch.distributed as dist
@@ -136,7 +150,7 @@ class ConfusionMatrix:
         return scores(self.hist)
 
 
-def boundary_band(target: Tensor, width: int, ignore_index: int = 255) -> Tensor:
+def boundary_band(target: ArrayLike, width: int, ignore_index: int = 255) -> Tensor:
     """Pixels within ``width`` px (chessboard distance) of an object edge in ``target`` ``(H, W)``.
 
     An edge is where two 4-neighbours differ (void borders included). Scoring only these pixels (the
@@ -148,7 +162,7 @@ def boundary_band(target: Tensor, width: int, ignore_index: int = 255) -> Tensor
         >>> boundary_band(t, 1).int().tolist()
         [[0, 0, 1, 1, 1, 1, 0, 0]]
     """
-    t = target.long()
+    t = _t(target).long()
     edge = torch.zeros_like(t, dtype=torch.bool)
     dy, dx = t[1:] != t[:-1], t[:, 1:] != t[:, :-1]
     edge[1:] |= dy

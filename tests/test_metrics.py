@@ -68,3 +68,23 @@ def test_named_puts_class_names_next_to_per_class_numbers() -> None:
     assert out["per_class"]["disk"] == {"iu": pytest.approx(0.8), "accuracy": pytest.approx(1.0)}
     assert out["per_class"]["square"] == {"iu": None, "accuracy": None}
     assert out["iu"][0] == pytest.approx(5 / 6) and list(out["per_class"]) == ["background", "disk", "square"]
+
+
+def test_numpy_arrays_score_as_tensors_do() -> None:
+    """The reference score.py works on NumPy: so do confusion_matrix, scores, ConfusionMatrix.update and the band."""
+    from fcnseg.metrics import boundary_band, fw_iu, mean_iu
+
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 4, (2, 9, 7)).astype(np.uint8)
+    target[0, 0] = 255
+    pred = rng.integers(0, 4, (2, 9, 7)).astype(np.int64)
+    hist_np = confusion_matrix(pred, target, 4)
+    hist_t = confusion_matrix(torch.from_numpy(pred), torch.from_numpy(target), 4)
+    assert torch.equal(hist_np, hist_t)
+    counted = hist_t.numpy()
+    assert scores(counted) == scores(hist_t) and mean_iu(counted) == mean_iu(hist_t) and fw_iu(counted) == fw_iu(hist_t)
+    acc = ConfusionMatrix(4)
+    acc.update(pred[0], target[0])
+    acc.update(torch.from_numpy(pred[1]), torch.from_numpy(target[1]))
+    assert torch.equal(acc.hist, hist_t)
+    assert torch.equal(boundary_band(target[1], 1), boundary_band(torch.from_numpy(target[1]), 1))

@@ -6,7 +6,9 @@ page-faulted in again, zero-filled, on every step. For FCN-8s VGG16 at 375×500 
 minor page faults (2.8 GB) per step, and a quarter of the step's time (measured: 3.27 s → 2.58 s per step
 with the heap retained; ``benchmarks/bench_train.py``). :func:`retained_heap` switches glibc to its heap
 for all sizes and stops it trimming the heap's top, for the duration of a ``with`` block, then restores
-glibc's default limits and hands the memory back with ``malloc_trim``. The cost is a higher resident
+the limits it found and hands the memory back with ``malloc_trim``. glibc cannot report its limits, so
+"found" is what an enclosing block set, else what the process was started with (``MALLOC_MMAP_MAX_``,
+``MALLOC_TRIM_THRESHOLD_`` or ``GLIBC_TUNABLES``), else glibc's defaults. The cost is a higher resident
 size while inside (+5–10% peak in that measurement): freed blocks stay mapped for the next step.
 
 It is a no-op where the C library is not glibc (macOS, Windows, musl). On CUDA it is not used: there
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +30,22 @@ __all__ = ["retained_heap"]
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc <malloc.h>
 _DEFAULT_TRIM_THRESHOLD, _DEFAULT_MMAP_MAX = 128 * 1024, 65536  # glibc's defaults
 _NEVER = 2**31 - 1  # mallopt takes an int
+#: each limit's environment variable, tunable and glibc default
+_ENV = {
+    _M_MMAP_MAX: ("MALLOC_MMAP_MAX_", "glibc.malloc.mmap_max", _DEFAULT_MMAP_MAX),
+    _M_TRIM_THRESHOLD: ("MALLOC_TRIM_THRESHOLD_", "glibc.malloc.trim_threshold", _DEFAULT_TRIM_THRESHOLD),
+}
+_set: dict[int, int] = {}  # what the innermost open block set
+
+
+def _started_with(param: int) -> int:
+    """The limit the process started with: its environment variable or tunable, else glibc's default."""
+    var, tunable, default = _ENV[param]
+    tunables = dict(t.split("=", 1) for t in os.environ.get("GLIBC_TUNABLES", "").split(":") if "=" in t)
+    for text in (tunables.get(tunable), os.environ.get(var)):  # glibc lets the tunable win
+        if text is not None and text.strip().isdigit():
+            return int(text)
+    return default
 
 
 @cache
@@ -56,10 +75,15 @@ def retained_heap(enabled: bool = True) -> Iterator[bool]:
     if libc is None:
         yield False
         return
+    before = dict(_set)
+    found = {param: before.get(param, _started_with(param)) for param in _ENV}
     ok = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _NEVER))
+    _set.update({_M_MMAP_MAX: 0, _M_TRIM_THRESHOLD: _NEVER})
     try:
         yield ok
     finally:
-        libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
-        libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+        for param, value in found.items():
+            libc.mallopt(param, value)
+        _set.clear()
+        _set.update(before)
         libc.malloc_trim(0)
