@@ -23,7 +23,19 @@ import yaml
 from .errors import ConfigError
 from .yaml_safe import load_yaml
 
-__all__ = ["DataConfig", "EvalConfig", "ModelConfig", "RunConfig", "TrainConfig", "dump_config", "load_config"]
+__all__ = [
+    "DataConfig",
+    "EvalConfig",
+    "ModelConfig",
+    "RunConfig",
+    "TrainConfig",
+    "Weighting",
+    "dump_config",
+    "load_config",
+]
+
+#: the words ``train.class_weights`` takes instead of a list (``engine/class_weights.py``)
+Weighting = Literal["inverse_frequency", "median_frequency"]
 
 
 @dataclass(frozen=True)
@@ -75,7 +87,7 @@ class TrainConfig:
     max_iter: int = 100_000
     iter_size: int = 1  # gradient accumulation (FCN-AlexNet: 20)
     normalize: bool = False  # reference: summed loss ("normalize: false")
-    class_weights: list[float] | str | None = None  # per class, or inverse_frequency | median_frequency
+    class_weights: list[float] | Weighting | None = None  # per class, or inverse_frequency | median_frequency
     loss: Literal["ce", "focal", "ce+dice", "focal+dice"] = "ce"  # Dice needs normalize: true
     focal_gamma: float = 2.0
     dice_weight: float = 1.0
@@ -131,7 +143,8 @@ def _check(value: Any, tp: Any, key: str, source: str) -> Any:
                 return _check(value, a, key, source)
             except ConfigError as e:
                 errors.append(e)
-        raise errors[0]
+        choices = [e for e in errors if "use one of" in str(e)]  # a word of the wrong choice: name the choices
+        raise (choices or errors)[0]
     if tp is Any:
         return value
     if origin is Literal:

@@ -10,11 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
@@ -27,6 +24,7 @@ __all__ = [
     "VOID_LABEL",
     "colorize",
     "confusion_figure",
+    "figure",
     "grid_figure",
     "overlay",
     "palette_for",
@@ -47,6 +45,13 @@ DISTINCT_COLOURS = np.array(
 #: what the legend calls label 255
 VOID_LABEL = "void (not scored)"
 _VOID_DISTINCT = (255, 255, 255)
+
+
+def figure(figsize: tuple[float, float]) -> Figure:
+    """A figure drawn by Agg, whatever matplotlib backend the process uses (fcnseg never switches it)."""
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def palette_for(classes: Sequence[str]) -> np.ndarray:
@@ -91,7 +96,8 @@ def grid_figure(
     """The figure :func:`save_grid` writes (for callers that want to inspect or extend it)."""
     pal = palette_for(classes) if palette is None else colorize(np.arange(256), palette)
     n_rows, n_cols = len(rows), len(titles)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.2 * max(n_cols, 2), 2.2 * n_rows + 0.9), squeeze=False)
+    fig = figure((2.2 * max(n_cols, 2), 2.2 * n_rows + 0.9))
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
     used: set[int] = set()
     for r, row in enumerate(rows):
         for c, item in enumerate(row):
@@ -154,7 +160,8 @@ def confusion_figure(hist: np.ndarray, classes: Sequence[str], *, counts: bool |
     norm = hist / np.maximum(hist.sum(1, keepdims=True), 1)
     n = len(hist)
     side = 2.2 + 0.5 * n
-    fig, ax = plt.subplots(figsize=(side + 1.2, side))
+    fig = figure((side + 1.2, side))
+    ax = fig.subplots()
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     bar.set_label("share of the true class's pixels")
@@ -191,5 +198,4 @@ def _save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     with atomic_write(path) as f:
         fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
     return path

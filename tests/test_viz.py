@@ -108,3 +108,23 @@ def test_curves_have_labelled_axes_with_units(tmp_path) -> None:
     assert "mean IU" in miu_ax.get_ylabel() and loss_ax.get_xlabel() == "optimizer step"
     (tmp_path / "config.yaml").write_text("train:\n  loss: focal\n")
     assert curves_figure(tmp_path).axes[0].get_ylabel() == "focal loss, summed over pixels"
+
+
+def test_importing_fcnseg_leaves_matplotlibs_backend_alone(tmp_path) -> None:
+    """A user's backend (here svg, from MPLBACKEND) survives importing every fcnseg module that draws, and
+    pictures are still written (each figure is drawn by Agg on its own canvas)."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import matplotlib, numpy as np\n"
+        "before = matplotlib.get_backend()\n"
+        "import fcnseg, fcnseg.viz, fcnseg.engine.trainer, fcnseg.engine.logging, fcnseg.cli.main\n"
+        "import fcnseg.experiments.demo, fcnseg.experiments.miniature\n"
+        f"fcnseg.viz.save_confusion({str(tmp_path / 'c.png')!r}, np.eye(2, dtype=int), ['a', 'b'])\n"
+        "print(before, matplotlib.get_backend())\n"
+    )
+    env = {**os.environ, "MPLBACKEND": "svg"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["svg", "svg"] and (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"

@@ -10,17 +10,19 @@ training set gets weight 0: it is never a target, so its weight never enters the
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
 
 import numpy as np
 
+from ..config import Weighting
 from ..data.base import SegmentationDataset
 from ..data.check import check_dataset
 from ..errors import ConfigError, DataError
 
 __all__ = ["WEIGHTINGS", "class_weights", "frequency_weights"]
 
-WEIGHTINGS = ("inverse_frequency", "median_frequency")
+WEIGHTINGS: tuple[str, ...] = typing.get_args(Weighting)
 
 
 def frequency_weights(freq: np.ndarray, mode: str) -> np.ndarray:

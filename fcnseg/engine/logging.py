@@ -6,11 +6,6 @@ import csv
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
 from ..io import atomic_write
 
 __all__ = ["RunLogger", "curves_figure", "loss_label", "plot_curves", "read_log"]
@@ -74,7 +69,6 @@ def plot_curves(run_dir: Path) -> Path:
     out = run_dir / "curves.png"
     with atomic_write(out) as f:
         fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
     return out
 
 
@@ -83,7 +77,10 @@ def curves_figure(run_dir: Path) -> Any:
     rows = read_log(run_dir / "log.csv")
     loss = [(int(r["step"]), float(r["loss"])) for r in rows if r["loss"]]
     miu = [(int(r["step"]), float(r["mean_iu"])) for r in rows if r["mean_iu"]]
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
+    from ..viz import figure
+
+    fig = figure((9, 3.4))
+    ax = fig.subplots(1, 2)
     if loss:
         ax[0].plot(*zip(*loss, strict=True), lw=1)
     ax[0].set(title="training loss", xlabel="optimizer step", ylabel=loss_label(run_dir / "config.yaml"))

@@ -53,9 +53,10 @@ def save_examples(folder: Path, examples: list[tuple[np.ndarray, np.ndarray]], c
 
 def save_stage_curves(path: Path, result: dict[str, Any]) -> Path:
     """Training loss and validation mean IU of the stages end to end, each stage in its own colour."""
-    import matplotlib.pyplot as plt
+    from ..viz import figure
 
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = figure((10, 3.6))
+    ax = fig.subplots(1, 2)
     offset = 0
     for net in result["nets"].values():
         rows = net["log"]
@@ -76,7 +77,6 @@ def save_stage_curves(path: Path, result: dict[str, Any]) -> Path:
     fig.tight_layout()
     with atomic_write(path) as f:
         fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
     return path
 
 

@@ -39,6 +39,13 @@ def test_yaml_then_overrides_and_round_trip(tmp_path) -> None:
         ("", ["lr=1"], r"key must be section\.key"),
         ("", ["data.flip=maybe"], r"data\.flip: expected bool"),
         ("train: {lr: 1\n", [], r"not valid YAML"),
+        # every choice is checked at load, not when training reaches it
+        ("", ["train.class_weights=inverse_freq"], r"train\.class_weights: 'inverse_freq'.*inverse_frequency"),
+        ("", ["train.loss=dice"], r"train\.loss: 'dice'.*use one of ce, focal"),
+        ("", ["train.optimizer=adam"], r"train\.optimizer: 'adam'.*sgd, adamw"),
+        ("", ["data.preprocessing=bgr"], r"data\.preprocessing: 'bgr'"),
+        ("", ["train.device=gpu"], r"train\.device: 'gpu'.*cuda:N"),
+        ("", ["model.freeze=trunk"], r"model\.freeze: 'trunk'.*up_to:LAYER"),
     ],
 )
 def test_bad_configs_name_the_key_and_file(tmp_path, text: str, overrides: list[str], match: str) -> None:
