@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +35,20 @@ def paused(path, mode="wb"):
                 print("MIDWRITE", flush=True)
                 time.sleep(120)
 ck.atomic_write = paused
+sys.exit(main(sys.argv[1:]))
+"""
+
+PAUSED_AFTER_13 = """
+import sys, time
+import fcnseg.engine.trainer as trainer
+from fcnseg.cli.main import main
+real = trainer.train_step
+def paused(run, step, **kw):
+    if step == 13:  # steps 1-13 done and logged, step 12's checkpoint written, step 16's not yet
+        print("PAUSED", flush=True)
+        time.sleep(120)
+    return real(run, step, **kw)
+trainer.train_step = paused
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -87,18 +100,15 @@ def _resume(config: Path, run: Path) -> None:
 def test_sigkill_mid_run_then_resume_gives_identical_weights(tmp_path, uninterrupted) -> None:
     (tmp_path / "c.yaml").write_text("model: {name: fcn8s_resnet18}\n")
     run = tmp_path / "run"
-    proc = subprocess.Popen(
-        _cmd(tmp_path / "c.yaml", run), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    log = run / "log.csv"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:  # kill between checkpoints (after step 13 is logged)
-        if log.is_file() and any(line.startswith("13,") for line in log.read_text().splitlines()):
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.02)
+    proc = subprocess.Popen(_cmd(tmp_path / "c.yaml", run, prefix=[sys.executable, "-c", PAUSED_AFTER_13]),
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "PAUSED"  # a hook holds the run between checkpoints: no race
+    proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
+    assert proc.returncode == -signal.SIGKILL
+    _, info = load_checkpoint(run / "checkpoints" / "last.safetensors")
+    assert info.step == 12  # killed between checkpoints: resume redoes steps 13-30
     _all_checkpoints_readable(run)
     _resume(tmp_path / "c.yaml", run)
     for key, value in _weights(run).items():
