@@ -48,7 +48,7 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path, capsys) -> None:
 
 
 def test_data_synth_then_check(tmp_path, capsys) -> None:
-    assert main(["data", "synth", "--out", str(tmp_path / "d"), "--n", "6", "--size", "32"]) == 0
+    assert main(["data", "synth", "--out", str(tmp_path / "d"), "--num-images", "6", "--size", "32"]) == 0
     assert main(["data", "check", str(tmp_path / "d"), "--dataset", "voc"]) == 0
     out = capsys.readouterr().out
     assert "5/5 samples readable, 0 problem(s)" in out and "background" in out

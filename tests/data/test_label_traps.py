@@ -97,7 +97,7 @@ def test_label_stats_leave_ordinary_data_alone() -> None:
 
 
 def test_data_check_names_the_synthetic_classes(tmp_path, capsys) -> None:
-    assert main(["data", "synth", "--out", str(tmp_path / "d"), "--n", "4", "--size", "32"]) == 0
+    assert main(["data", "synth", "--out", str(tmp_path / "d"), "--num-images", "4", "--size", "32"]) == 0
     assert main(["data", "check", str(tmp_path / "d"), "--dataset", "voc"]) == 0
     out = capsys.readouterr().out
     assert all(f" {name} " in out for name in SHAPE_CLASSES) and "aeroplane" not in out

@@ -53,9 +53,10 @@ def device_of(args: argparse.Namespace) -> Any:
     return local_device(args.device, world_size())
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
+def add_model_args(p: argparse.ArgumentParser, checkpoint_help: str = "an fcnseg .safetensors checkpoint") -> None:
+    """``--checkpoint CKPT``, or ``--model NAME --weights FILE`` (with ``--num-classes``, ``--preprocessing``)."""
     g = p.add_argument_group("model (a checkpoint, or a registry name with a weights file)")
-    g.add_argument("--checkpoint", help="an fcnseg .safetensors checkpoint")
+    g.add_argument("--checkpoint", help=checkpoint_help)
     g.add_argument("--model", help="registry name, with --weights")
     g.add_argument("--weights", help=".safetensors or state-dict file (e.g. from 'fcnseg convert')")
     g.add_argument("--num-classes", type=COUNT, help="with --model; default: read from the weights")

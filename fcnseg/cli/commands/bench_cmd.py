@@ -21,8 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=["eager", "fast"],
         help="eager, channels_last, compiled (PyTorch), fast (fp32 onnxruntime), int8",
     )
-    p.add_argument("--size", type=int, default=500)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--size", type=int, default=500, help="square input side in pixels (default 500)")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per path, the median reported (default 5)")
     p.add_argument("--json", help="also write the results as JSON")
     add_device_arg(p, default="cpu")
     p.set_defaults(func=run)

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("convert", help="convert weights of other FCN implementations to an fcnseg checkpoint")
     csub = p.add_subparsers(dest="source", required=True, metavar="SOURCE")
     t = csub.add_parser("torchfcn", help="a torchfcn state dict or checkpoint (.pth), loaded with weights_only")
-    t.add_argument("path")
+    t.add_argument("path", help="the torchfcn .pth file")
     t.add_argument(
         "--net", help="fcn32s_vgg16, fcn16s_vgg16, fcn8s_vgg16 or fcn8s_atonce_vgg16 (default: from the keys)"
     )
@@ -27,8 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     from ...convert import BACKBONE_NETS, REFERENCE_NETS
 
     c = csub.add_parser("caffe", help="a reference .caffemodel (read without Caffe)")
-    c.add_argument("path")
-    c.add_argument("--net", required=True, choices=[*REFERENCE_NETS, *BACKBONE_NETS])
+    c.add_argument("path", help="the .caffemodel file")
+    c.add_argument("--net", required=True, choices=[*REFERENCE_NETS, *BACKBONE_NETS], help="which reference net it is")
     c.add_argument("--out", required=True, help="output .safetensors (checkpoint, or backbone weights for ILSVRC nets)")
     c.add_argument("--width", type=float, default=1.0, help=argparse.SUPPRESS)  # scaled-down test files
     c.set_defaults(func=run_caffe)

@@ -10,26 +10,27 @@ from ...data import get_dataset, list_datasets
 from ...data.check import check_dataset, class_names, write_folder_layout, write_voc_layout
 from ...errors import ConfigError, DataWarning
 from ...yaml_safe import load_yaml
+from ._common import COUNT, NON_NEGATIVE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="check a dataset on disk, import annotation-tool exports, write the synthetic set")
     dsub = p.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
     c = dsub.add_parser("check", help="validate every sample; print counts, class frequencies and warnings")
-    c.add_argument("root")
-    c.add_argument("--dataset", required=True, choices=list_datasets())
-    c.add_argument("--split", default="train")
+    c.add_argument("root", help="the dataset's folder")
+    c.add_argument("--dataset", required=True, choices=list_datasets(), help="which dataset format ROOT holds")
+    c.add_argument("--split", default="train", help="the split to check (default train)")
     c.add_argument(
         "--option", "-o", action="append", default=[], metavar="KEY=VALUE",
         help="dataset option (YAML value), e.g. -o binary=true, -o annotations=result.json; repeatable",
     )  # fmt: skip
     c.set_defaults(func=run_check)
     s = dsub.add_parser("synth", help="write SyntheticShapes to disk (VOC layout, or a plain folder dataset)")
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", required=True, help="a new folder")
     s.add_argument("--layout", choices=["voc", "folder"], default="voc", help="folder: OUT/{train,val}/{images,masks}")
-    s.add_argument("--n", type=int, default=200)
-    s.add_argument("--size", type=int, default=128)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--num-images", type=COUNT, default=200, help="scenes in all (default 200; a fifth of them for val)")
+    s.add_argument("--size", type=COUNT, default=128, help="scene side in pixels (default 128)")
+    s.add_argument("--seed", type=NON_NEGATIVE, default=0, help="random seed of the scenes (default 0)")
     s.set_defaults(func=run_synth)
     i = dsub.add_parser("import", help="convert annotation-tool files into the folder dataset")
     isub = i.add_subparsers(dest="import_format", required=True, metavar="FORMAT")
@@ -86,7 +87,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_synth(args: argparse.Namespace) -> int:
     if args.layout == "folder":
-        base = write_folder_layout(args.out, n=args.n, size=args.size, seed=args.seed)
+        base = write_folder_layout(args.out, n=args.num_images, size=args.size, seed=args.seed)
         from ...data.synthetic import SHAPE_CLASSES
         from ...io import atomic_write
 
@@ -94,13 +95,14 @@ def run_synth(args: argparse.Namespace) -> int:
             with atomic_write(base / split / "class_names.txt", "w") as f:
                 f.write("".join(f"{name}\n" for name in SHAPE_CLASSES))
         print(
-            f"wrote {args.n} synthetic images as a folder dataset under {base}/{{train,val}}/{{images,masks}}, "
+            f"wrote {args.num_images} synthetic images as a folder dataset under "
+            f"{base}/{{train,val}}/{{images,masks}}, "
             f"class names in {base}/{{train,val}}/class_names.txt ({', '.join(SHAPE_CLASSES)})"
         )
         print(f"try: fcnseg data check {args.out} --dataset folder --split train")
         return 0
-    base = write_voc_layout(args.out, n=args.n, size=args.size, seed=args.seed)
-    print(f"wrote {args.n} synthetic images in VOC layout under {base}")
+    base = write_voc_layout(args.out, n=args.num_images, size=args.size, seed=args.seed)
+    print(f"wrote {args.num_images} synthetic images in VOC layout under {base}")
     print(f"try: fcnseg data check {args.out} --dataset voc")
     return 0
 

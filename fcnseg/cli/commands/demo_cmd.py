@@ -9,15 +9,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from ._common import add_device_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="the paper in five CPU minutes: a pretrained classifier fine-tuned as FCN-32s → 16s → 8s, evaluated",
     )
-    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--out", default="runs/demo", help="run folder: checkpoints, pictures, report (default runs/demo)")
     p.add_argument("--steps", type=int, default=None, help="fine-tuning steps per stage (default 1600, batch 8)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
+    add_device_arg(p)
     p.add_argument(
         "--classifier",
         default=None,

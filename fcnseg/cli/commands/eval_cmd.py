@@ -15,24 +15,25 @@ from ...engine.device import inference_dtype
 from ...engine.evaluator import evaluate
 from ...engine.heads import head_classes, report, write_metrics
 from ...engine.outputs import write_grid
-from ._common import COUNT, add_device_arg, add_model_args, device_of, load_model_args, number_in
+from ._common import COUNT, NON_NEGATIVE, add_device_arg, add_model_args, device_of, load_model_args, number_in
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="the four metrics of a checkpoint on a dataset")
     add_model_args(p)
     p.add_argument("--dataset", help="dataset name (default: the checkpoint's training dataset)")
-    p.add_argument("--root")
+    p.add_argument("--root", help="the dataset's folder (default: the checkpoint's training data root)")
     p.add_argument("--split", help="default: the checkpoint's validation split")
     p.add_argument("--out", help="write metrics.json and confusion.png here")
-    p.add_argument("--max-images", type=int)
+    p.add_argument("--max-images", type=COUNT, help="score only the first N images (default: all)")
     add_device_arg(p)
     p.add_argument("--batch-size", type=COUNT, default=8, help="same-size images scored together (default 8)")
-    p.add_argument("--workers", type=number_in(0, 1024, kind=int), default=None,
+    p.add_argument("--num-workers", type=number_in(0, 1024, kind=int), default=None,
                    help="DataLoader workers (default: from the cores on CUDA, 0 on the CPU)")  # fmt: skip
     p.add_argument("--amp", action="store_true", help="score under bf16 autocast (fp16 on GPUs without bf16)")
     p.add_argument(
-        "--grid", type=int, default=4, metavar="N", help="with --out: grid.png of N images (image | truth | prediction)"
+        "--grid", type=NON_NEGATIVE, default=4, metavar="N", help="with --out: grid.png of the first N images "
+        "(image | truth | prediction; 0: none)"
     )
     p.set_defaults(func=run)
 
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                      transforms=eval_transforms(pre), **options)  # fmt: skip
     device = device_of(args)
     model = model.to(device)
-    workers = auto_workers(device) if args.workers is None else args.workers
+    workers = auto_workers(device) if args.num_workers is None else args.num_workers
     dtype = (inference_dtype(device) or torch.bfloat16) if args.amp else None
     metrics = evaluate(model, ds, dict(model.heads), device=device, max_images=args.max_images, progress=True,
                        batch_size=args.batch_size, workers=workers, dtype=dtype)  # fmt: skip

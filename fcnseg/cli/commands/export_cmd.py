@@ -5,17 +5,18 @@ from __future__ import annotations
 import argparse
 
 from ...export import export_onnx
+from ...models.layers import UPSAMPLING_MODES
 from ._common import add_device_arg, add_int8_args, add_model_args, calibration_images, device_of, load_model_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export to ONNX (dynamic batch, height, width), checked with onnxruntime")
     add_model_args(p)
-    p.add_argument("--format", choices=["onnx"], default="onnx")
-    p.add_argument("--out", required=True)
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="file format (ONNX, the one there is)")
+    p.add_argument("--out", required=True, help="the .onnx file to write (large weights go beside it)")
     p.add_argument(
         "--upsampling",
-        choices=["auto", "dense", "grouped", "resize"],
+        choices=UPSAMPLING_MODES,
         default="auto",
         help="how fixed bilinear upsampling is written: grouped ConvTranspose (auto), Caffe's dense one, or "
         "Pad+Resize+Slice where exact (fastest in many deployment runtimes); all checked equal",

@@ -7,6 +7,7 @@ import argparse
 import torch
 
 from ...models import get_model, list_models
+from ._common import COUNT
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_list)
     p = sub.add_parser("info", help="parameters, strides, crop offsets and kernels of a model or a checkpoint")
     p.add_argument("name", help="a registry name, or an fcnseg .safetensors checkpoint")
-    p.add_argument("--num-classes", type=int, default=21)
+    p.add_argument("--num-classes", type=COUNT, default=21, help="for a registry name: classes (default 21)")
     p.set_defaults(func=run_info)
 
 

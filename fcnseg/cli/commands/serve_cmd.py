@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 from ...errors import ConfigError
-from ._common import PORT, add_device_arg, device_of, number_in
+from ._common import PORT, add_device_arg, add_model_args, device_of, load_model_args, number_in
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="a web page to try a model, and an HTTP API (POST /api/segment)")
-    p.add_argument("--checkpoint", help="an fcnseg .safetensors checkpoint (default: the quick start's model)")
+    add_model_args(p, checkpoint_help="an fcnseg .safetensors checkpoint (default: the quick start's model)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--port", type=PORT, default=8000, help="TCP port (default 8000)")
     p.add_argument(
@@ -36,23 +36,41 @@ def run(args: argparse.Namespace) -> int:
     from ...inference import Segmenter
 
     device = device_of(args)  # bf16 autocast on GPUs that support it, fp32 on the CPU
-    checkpoint = Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT
-    if not checkpoint.is_file():
-        if args.checkpoint:
-            raise ConfigError(f"{checkpoint}: checkpoint not found")
-        raise ConfigError(
-            f"no --checkpoint given, and the quick start's model {DEFAULT_CHECKPOINT} is not here: run "
-            "`fcnseg demo` first (it trains one in a few minutes), or pass --checkpoint CKPT.safetensors"
-        )
+    bare = bool(args.model or args.weights)  # a registry name with a weights file, as eval, predict and export take
+    checkpoint = Path(args.weights) if bare else _checkpoint(args.checkpoint, DEFAULT_CHECKPOINT)
     if not _loopback(args.host):
         print(
             f"warning: listening on {args.host}: anyone who can reach this machine can use the model", file=sys.stderr
         )
-    segmenter = Segmenter(checkpoint, device=device, dtype=inference_dtype(device))
+    dtype = inference_dtype(device)
+    segmenter = _from_weights(args, device) if bare else Segmenter(checkpoint, device=device, dtype=dtype)
     app = create_app(segmenter, max_upload_bytes=int(args.max_upload_mb * 2**20))
     print(f"serving {checkpoint} on http://{args.host}:{args.port}/  (API docs: /api/docs; Ctrl-C stops)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def _checkpoint(given: str | None, default: Path) -> Path:
+    checkpoint = Path(given) if given else default
+    if not checkpoint.is_file():
+        if given:
+            raise ConfigError(f"{checkpoint}: checkpoint not found")
+        raise ConfigError(
+            f"no --checkpoint given, and the quick start's model {default} is not here: run "
+            "`fcnseg demo` first (it trains one in a few minutes), or pass --checkpoint CKPT.safetensors"
+        )
+    return checkpoint
+
+
+def _from_weights(args: argparse.Namespace, device: object) -> object:
+    from ...engine.checkpoint import preprocessing_of
+    from ...engine.device import inference_dtype
+    from ...inference import Segmenter
+
+    model, info = load_model_args(args)
+    segmenter = Segmenter(model, preprocessing=preprocessing_of(info), device=device, dtype=inference_dtype(device))
+    segmenter.classes, segmenter.info = list(info.classes), info
+    return segmenter
 
 
 def _loopback(host: str) -> bool:
