@@ -9,10 +9,17 @@ measured in a process that imports onnxruntime and NumPy only, as a deployment p
 graph (importing torch alone costs about 0.5 GB of RSS).
 
 Paths: ``eager`` (PyTorch eager, NCHW fp32, the baseline); ``channels_last`` and ``compiled``
-(:func:`fcnseg.inference.optimize_for_inference` without and with ``torch.compile``); ``fast``
-(fcnseg's fp32 CPU path: the exported graph, grouped bilinear upsampling, run by onnxruntime, which
-prepacks every weight once and fuses bias and ReLU into its GEMMs); ``int8`` (onnxruntime static
-quantization, :mod:`fcnseg.export.int8`).
+(:func:`fcnseg.inference.optimize_for_inference` without and with ``torch.compile``); ``bf16`` (PyTorch
+bf16 autocast, channels_last: oneDNN's AMX / AVX512-BF16 kernels); ``fast`` (the exported graph, grouped
+bilinear upsampling, run by onnxruntime in fp32, which prepacks every weight once and fuses bias and ReLU
+into its GEMMs); ``int8`` (onnxruntime static quantization, :mod:`fcnseg.export.int8`); ``openvino`` and
+``openvino-bf16`` (the exported graph compiled by OpenVINO, fp32 / bf16 hint); ``auto`` (what
+``--engine auto`` chooses here, :mod:`fcnseg.inference.auto`, timed in a fresh process that reads the
+cached decision, as a second run of ``fcnseg predict`` does).
+
+Each path's ratio is against the floor of its own precision (:mod:`fcnseg.floors`: the best fp32, bf16
+or int8 GEMM rate of the installed libraries, measured in the same run). A path whose optional
+dependency is missing is skipped with one line naming the extra to install.
 """
 
 from __future__ import annotations
@@ -32,47 +39,42 @@ import torch
 
 from .errors import FCNError, ModelError
 
-__all__ = ["MODELS", "PATHS", "build", "count_gflop", "gemm_gflops", "gemm_rates", "measure", "prepare", "run", "table"]
+__all__ = ["MODELS", "PATHS", "PRECISION", "build", "count_gflop", "gemm_gflops", "gemm_rates", "measure",
+           "measure_auto", "missing_extra", "prepare", "run", "table"]  # fmt: skip
 
 #: the models of ``fcnseg bench`` by default (``tv_fcn_resnet50`` = torchvision's own FCN, for comparison)
 MODELS = ("fcn8s_vgg16", "fcn32s_vgg16", "fcn32s_alexnet", "fcn8s_resnet50", "tv_fcn_resnet50")
-PATHS = ("eager", "channels_last", "compiled", "fast", "int8")
+PATHS = ("eager", "channels_last", "compiled", "bf16", "fast", "int8", "openvino", "openvino-bf16", "auto")
+#: each path's arithmetic (``auto``: that of the engine it chose)
+PRECISION = {"eager": "fp32", "channels_last": "fp32", "compiled": "fp32", "bf16": "bf16", "fast": "fp32",
+             "int8": "int8", "openvino": "fp32", "openvino-bf16": "bf16"}  # fmt: skip
+_TORCH_PATHS = ("eager", "channels_last", "compiled", "bf16")
+#: the modules each exported path needs, and the extra that installs them
+_ORT_NEEDS = ("onnx", ("onnx", "onnxruntime", "onnxscript"))
+_OV_NEEDS = ("openvino", ("onnx", "onnxscript", "openvino"))
+_NEEDS = {"fast": _ORT_NEEDS, "int8": _ORT_NEEDS, "openvino": _OV_NEEDS, "openvino-bf16": _OV_NEEDS}
+
+
+def missing_extra(path: str) -> str | None:
+    """``"needs X: pip install 'fcnseg[extra]'"`` when a path's optional dependency is missing, else None."""
+    import importlib.util
+
+    if path not in _NEEDS:
+        return None
+    extra, modules = _NEEDS[path]
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    return f"needs {', '.join(missing)}: pip install 'fcnseg[{extra}]'" if missing else None
 
 
 def gemm_rates(n: int = 2048, repeats: int = 9) -> dict[str, float]:
-    """The machine's fp32 GEMM rate (GFLOP/s) per library: the best of ``repeats`` ``n×n @ n×n`` products.
+    """The machine's fp32 GEMM rate (GFLOP/s) per library (:func:`fcnseg.floors.gemm_rates` in fp32).
 
-    ``torch.mm`` (the BLAS torch was built with: MKL for the PyPI wheels), a 1×1 convolution of the same
-    size in oneDNN (what PyTorch's convolutions run on), and onnxruntime's ``MatMul`` (MLAS, which runs
-    fcnseg's fast path) when onnxruntime is installed. They differ by up to 2× on one machine: MKL's
-    x86 dispatch runs well below the hardware's peak on AMD CPUs (measured on a 2-core AMD EPYC:
-    torch.mm 217, oneDNN 418, onnxruntime 472 GFLOP/s). The hardware's limit is the best of them.
+    They differ by up to 2× on one machine: MKL's x86 dispatch runs well below the hardware's peak on AMD
+    CPUs (measured on a 2-core AMD EPYC: torch.mm 217, oneDNN 418, onnxruntime 472 GFLOP/s).
     """
-    flop = 2 * n**3
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    rates = {"torch.mm": flop / min(_timings(lambda: torch.mm(a, b), repeats)) / 1e9}
-    x = torch.randn(1, n, max(n // 64, 1), 64).contiguous(memory_format=torch.channels_last)
-    w = torch.randn(n, n, 1, 1).contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        conv_flop = 2 * n * n * x.shape[2] * x.shape[3]
-        rates["oneDNN"] = conv_flop / min(_timings(lambda: torch.nn.functional.conv2d(x, w), repeats)) / 1e9
-    try:
-        import onnxruntime as ort
-        from onnx import TensorProto, helper, numpy_helper
-    except ImportError:
-        return rates
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["A", "B"], ["C"])],
-        "gemm",
-        [helper.make_tensor_value_info("A", TensorProto.FLOAT, [n, n])],
-        [helper.make_tensor_value_info("C", TensorProto.FLOAT, [n, n])],
-        [numpy_helper.from_array(b.numpy(), "B")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    feed = {"A": a.numpy()}
-    rates["onnxruntime"] = flop / min(_timings(lambda: session.run(None, feed), repeats)) / 1e9
-    return rates
+    from .floors import gemm_rates as rates
+
+    return rates(n, repeats, "fp32")
 
 
 def gemm_gflops(n: int = 2048, repeats: int = 9) -> float:
@@ -161,13 +163,35 @@ print(json.dumps({"latency_s": statistics.median(times), "peak_rss_mb": hwm / 10
 """
 
 
+#: the ``openvino`` / ``openvino-bf16`` measurement: OpenVINO and NumPy only
+_OV_CHILD = """
+import json, statistics, sys, time
+import numpy as np, openvino as ov
+path, size, repeats, hint, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+core = ov.Core()
+model = core.read_model(path)
+model.reshape({model.inputs[0].any_name: [1, 3, size, size]})
+compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY",
+                                             "INFERENCE_NUM_THREADS": threads})
+x = np.random.default_rng(0).standard_normal((1, 3, size, size), np.float32)
+compiled(x)
+times = []
+for _ in range(repeats):
+    t = time.perf_counter()
+    compiled(x)
+    times.append(time.perf_counter() - t)
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(json.dumps({"latency_s": statistics.median(times), "peak_rss_mb": hwm / 1024}))
+"""
+
+
 def measure(name: str, path: str = "eager", size: int = 500, repeats: int = 5, device: str = "cpu") -> dict[str, float]:
-    """A PyTorch path (eager, channels_last, compiled) in this process (``run`` isolates it in a child).
+    """A PyTorch path (eager, channels_last, compiled, bf16) in this process (``run`` isolates it in a child).
 
     On CUDA each timed call ends with ``torch.cuda.synchronize()`` (the GPU's time, not the launch's).
     """
-    if path not in ("eager", "channels_last", "compiled"):
-        raise ValueError("the fast and int8 paths are measured by run() in an onnxruntime-only process")
+    if path not in _TORCH_PATHS:
+        raise ValueError(f"the {path} path is measured by run() in its own runtime's process")
     gflop = count_gflop(name, size)
     dev = torch.device(device)
     x = torch.randn(1, 3, size, size, device=dev)
@@ -176,7 +200,8 @@ def measure(name: str, path: str = "eager", size: int = 500, repeats: int = 5, d
     if path != "eager":  # fcnseg.inference.optimize_for_inference: channels_last (+ torch.compile, frozen)
         from .inference.fast import optimize_for_inference
 
-        fast = optimize_for_inference(model, device=dev, dtype=None, compile=path == "compiled")
+        dtype = "bfloat16" if path == "bf16" else None
+        fast = optimize_for_inference(model, device=dev, dtype=dtype, compile=path == "compiled")
         forward = lambda: fast(x)  # noqa: E731
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     step = lambda: (forward(), sync())  # noqa: E731
@@ -218,6 +243,77 @@ def cuda_gemm_gflops(device: torch.device, n: int = 8192, repeats: int = 9) -> f
     return 2 * n**3 / best / 1e9
 
 
+def measure_auto(name: str, size: int, repeats: int, weights: str, phase: str = "run") -> dict[str, Any]:
+    """The ``auto`` path in two processes, as a user meets it: ``phase="decide"`` writes the model's weights
+    to ``weights`` and the decision (with the exported graphs) beside them; ``phase="run"`` reads the cached
+    decision, then times the chosen engine (its peak RSS is the steady state's, not the decision's)."""
+    from dataclasses import asdict
+
+    from safetensors.torch import load_file, save_file
+
+    from .inference.auto import AutoEngine, size_bucket
+
+    torch.manual_seed(0)
+    model, path = build(name), Path(weights)
+    if phase == "decide" and not path.is_file():
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    model.load_state_dict(load_file(str(path)))
+    auto = AutoEngine(model, device=torch.device("cpu"), source=path, engine="auto", log=lambda line: None)
+    x = torch.randn(1, 3, size, size)
+    with torch.inference_mode():
+        engine = auto.engine_for(x)
+        if phase == "decide":
+            return {"engine": engine, "decision": asdict(auto.decisions[size_bucket(size, size)])}
+        runner = auto.runner(engine)
+        latency = statistics.median(_timings(lambda: runner(x), repeats))
+    gflop = count_gflop(name, size)
+    return {"engine": engine, "gflop": gflop, "latency_s": latency, "gflops_per_s": gflop / latency,
+            "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+
+
+def _skip_reason(name: str, path: str, device: torch.device) -> str | None:
+    if name == "tv_fcn_resnet50" and path in ("int8", "auto", "openvino", "openvino-bf16"):
+        return "torchvision's own FCN runs the PyTorch paths and fast only (the comparison baseline)"
+    if device.type == "cuda" and path not in _TORCH_PATHS:
+        return "a CPU path (benchmarks/bench_gpu.py measures bf16, TF32 and batch 16 on GPUs)"
+    return missing_extra(path)
+
+
+def _last_json(out: str) -> dict[str, Any]:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _measure_path(name: str, path: str, size: int, repeats: int, dev: torch.device, tmp: str) -> dict[str, Any]:
+    """One model × path in child processes (export, then the runtime's own process)."""
+    if path in _TORCH_PATHS:
+        return _last_json(_child(f"import json, fcnseg.bench as b; print(json.dumps(b.measure({name!r}, {path!r}, "
+                                 f"{size}, {repeats}, {str(dev)!r})))"))  # fmt: skip
+    if path == "auto":
+        weights = str(Path(tmp) / f"{name}-auto.safetensors")
+        call = (f"import json, fcnseg.bench as b; "
+                f"print(json.dumps(b.measure_auto({name!r}, {size}, {repeats}, {weights!r}")  # fmt: skip
+        decided = _last_json(_child(call + ', "decide")))'))
+        r = _last_json(_child(call + ', "run")))'))
+        r["decision"] = decided["decision"]
+        r["precision"] = PRECISION.get({"torch": "eager", "torch-bf16": "bf16", "onnxruntime": "fast",
+                                        "onnxruntime-int8": "int8"}.get(r["engine"], r["engine"]), "fp32")  # fmt: skip
+        return r
+    kind = "int8" if path == "int8" else "fast"  # the openvino paths compile the fp32 graph
+    onnx = str(Path(tmp) / f"{name}-{kind}.onnx")
+    if Path(onnx).is_file():  # exported for an earlier path of this run
+        prep = json.dumps({"gflop": count_gflop(name, size)})
+    else:
+        prep = _child(f"import fcnseg.bench as b; b.prepare({name!r}, {kind!r}, {onnx!r}, {size})")
+    if path.startswith("openvino"):
+        hint = "bf16" if path == "openvino-bf16" else "f32"
+        r = _last_json(_child(_OV_CHILD, onnx, str(size), str(repeats), hint, str(torch.get_num_threads())))
+    else:
+        r = _last_json(_child(_ORT_CHILD, onnx, str(size), str(repeats)))
+    r["gflop"] = json.loads(prep.strip().splitlines()[0])["gflop"]
+    r["gflops_per_s"] = r["gflop"] / r["latency_s"]
+    return r
+
+
 def run(
     models: tuple[str, ...] = MODELS,
     paths: tuple[str, ...] = ("eager", "fast"),
@@ -225,11 +321,14 @@ def run(
     repeats: int = 5,
     device: str = "cpu",
 ) -> dict[str, Any]:
-    """Every model × path in its own child process, with the GEMM rate measured in this run.
+    """Every model × path in its own child process, against floors measured in this run.
 
-    On a CUDA ``device`` the PyTorch paths run there against the GPU's fp32 GEMM rate; the onnxruntime
-    paths (fast, int8) are CPU paths and are refused.
+    Each path's floor is ``FLOPs / GEMM rate`` of its own precision (fp32, bf16, int8; :mod:`fcnseg.floors`).
+    On a CUDA ``device`` the PyTorch paths run there against the GPU's fp32 GEMM rate; CPU-only paths and
+    paths whose optional dependency is missing are listed in ``results["skipped"]`` with the reason.
     """
+    from .floors import floors
+    from .inference.isa import cpu_features, isa_summary
     from .models import list_models
 
     unknown = [m for m in models if m not in (*list_models(), "tv_fcn_resnet50")]
@@ -237,57 +336,49 @@ def run(
         raise ModelError(f"unknown model(s) {', '.join(unknown)}; see `fcnseg list`, or tv_fcn_resnet50")
     dev = torch.device(device)
     if dev.type == "cuda":
-        cpu_only = [p for p in paths if p in ("fast", "int8")]
-        if cpu_only:
-            raise ModelError(f"--paths {' '.join(cpu_only)}: onnxruntime CPU paths; on CUDA use eager, channels_last, "
-                             "compiled (benchmarks/bench_gpu.py measures bf16, TF32 and batch 16)")  # fmt: skip
-        rates = {"cuda torch.mm": cuda_gemm_gflops(dev)}
+        gemm = cuda_gemm_gflops(dev)
+        limits = {"fp32": {"gflops": gemm, "library": "cuda torch.mm", "by_library": {"cuda torch.mm": gemm}}}
     else:
-        rates = gemm_rates()
-    gemm = max(rates.values())
+        limits = floors()
     results: dict[str, Any] = {
-        "size": size,
-        "repeats": repeats,
-        "gemm_gflops": gemm,
-        "gemm_gflops_by_library": rates,
-        "threads": torch.get_num_threads(),
-        "device": str(dev),
-        "torch": torch.__version__,
-        "models": {},
-    }
+        "size": size, "repeats": repeats, "isa": isa_summary(), "cpu": cpu_features(), "floors": limits,
+        "gemm_gflops": limits["fp32"]["gflops"], "gemm_gflops_by_library": limits["fp32"]["by_library"],
+        "threads": torch.get_num_threads(), "device": str(dev), "torch": torch.__version__, "models": {},
+        "skipped": {},
+    }  # fmt: skip
     tmp = tempfile.mkdtemp(prefix="fcnseg-bench-")
     for name in models:
         for path in paths:
-            if path == "int8" and name == "tv_fcn_resnet50":
+            reason = _skip_reason(name, path, dev)
+            if reason:
+                results["skipped"][f"{name}/{path}"] = reason
                 continue
-            if path in ("eager", "channels_last", "compiled"):
-                out = _child(f"import json, fcnseg.bench as b; print(json.dumps(b.measure({name!r}, {path!r}, "
-                             f"{size}, {repeats}, {str(dev)!r})))")  # fmt: skip
-                r = json.loads(out.strip().splitlines()[-1])
-            else:
-                onnx = str(Path(tmp) / f"{name}-{path}.onnx")
-                prep = _child(f"import fcnseg.bench as b; b.prepare({name!r}, {path!r}, {onnx!r}, {size})")
-                r = json.loads(_child(_ORT_CHILD, onnx, str(size), str(repeats)).strip().splitlines()[-1])
-                r["gflop"] = json.loads(prep.strip().splitlines()[0])["gflop"]
-                r["gflops_per_s"] = r["gflop"] / r["latency_s"]
-            r["floor_s"] = r["gflop"] / gemm
+            r = _measure_path(name, path, size, repeats, dev, tmp)
+            r["precision"] = r.get("precision") or PRECISION[path]
+            r["floor_s"] = r["gflop"] / limits.get(r["precision"], limits["fp32"])["gflops"]
             r["ratio_to_floor"] = r["latency_s"] / r["floor_s"]
             results["models"][f"{name}/{path}"] = r
     return results
 
 
 def table(results: dict[str, Any]) -> str:
-    """The results as a Markdown table."""
+    """The results as a Markdown table, the floors above it and the skipped paths below it (one line each)."""
+    floors = results.get("floors") or {"fp32": {"gflops": results["gemm_gflops"], "library": "best",
+                                                "by_library": results.get("gemm_gflops_by_library", {})}}  # fmt: skip
     lines = [
-        f"{results['size']}×{results['size']}, batch 1, fp32 unless int8, median of {results['repeats']}; "
-        f"GEMM {results['gemm_gflops']:.0f} GFLOP/s on {results['threads']} threads (best of "
-        + ", ".join(f"{k} {v:.0f}" for k, v in results.get("gemm_gflops_by_library", {}).items())
-        + f"), torch {results['torch']}",
+        f"{results['size']}×{results['size']}, batch 1, median of {results['repeats']}, {results['threads']} threads, "
+        f"torch {results['torch']}; {results.get('isa', '')}",
+        "floors (best GEMM rate per precision, GFLOP/s): " + "; ".join(
+            f"{p} {f['gflops']:.0f} ({f['library']}; " + ", ".join(f"{k} {v:.0f}" for k, v in f["by_library"].items())
+            + ")" for p, f in floors.items()),
         "",
-        "| model / path | GFLOP | latency (s) | GFLOP/s | floor (s) | ratio to floor | peak RSS (MB) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
+        "| model / path | precision | GFLOP | latency (s) | GFLOP/s | floor (s) | ratio to floor | peak RSS (MB) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]  # fmt: skip
     for key, r in results["models"].items():
-        lines.append(f"| {key} | {r['gflop']:.1f} | {r['latency_s']:.3f} | {r['gflops_per_s']:.0f} | "
-                     f"{r['floor_s']:.3f} | {r['ratio_to_floor']:.2f} | {r['peak_rss_mb']:.0f} |")  # fmt: skip
+        label = f"{key} → {r['engine']}" if "engine" in r else key
+        lines.append(f"| {label} | {r.get('precision', 'fp32')} | {r['gflop']:.1f} | {r['latency_s']:.3f} | "
+                     f"{r['gflops_per_s']:.0f} | {r['floor_s']:.3f} | {r['ratio_to_floor']:.2f} | "
+                     f"{r['peak_rss_mb']:.0f} |")  # fmt: skip
+    lines += [f"skipped {key}: {why}" for key, why in results.get("skipped", {}).items()]
     return "\n".join(lines)

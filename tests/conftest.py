@@ -10,6 +10,11 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Inference runs fp32 PyTorch unless a test asks for another engine: ``--engine auto`` (the library's default)
+# times engines on the machine, so its choice — and a reduced precision's last-bit labels — would depend on
+# how loaded the machine is. tests/inference/test_auto_engine.py tests ``auto`` itself. CLI children inherit it.
+os.environ.setdefault("FCNSEG_ENGINE", "torch")
+
 
 def _reference_dir() -> Path:
     env = os.environ.get("FCNSEG_REFERENCE_DATA")

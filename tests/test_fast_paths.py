@@ -67,16 +67,48 @@ def test_compiled_path_gives_the_model_output() -> None:
 @pytest.mark.slow
 def test_bench_reports_floor_ratio_and_memory(tmp_path, capsys) -> None:
     out = tmp_path / "bench.json"
-    args = ["bench", "--models", "fcn32s_alexnet", "--paths", "eager", "fast", "int8", "--size", "64", "--repeats", "1"]
+    paths = ["eager", "bf16", "fast", "int8", "openvino-bf16", "auto"]
+    args = ["bench", "--models", "fcn32s_alexnet", "--paths", *paths, "--size", "64", "--repeats", "1"]
     assert main([*args, "--json", str(out)]) == 0
-    assert "ratio to floor" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "ratio to floor" in printed and "AVX" in printed  # the CPU's ISA is reported
     results = json.loads(out.read_text())
     assert results["gemm_gflops"] == max(results["gemm_gflops_by_library"].values()) > 0
-    for key in ("fcn32s_alexnet/eager", "fcn32s_alexnet/fast", "fcn32s_alexnet/int8"):
+    assert {"fp32", "bf16", "int8"} <= set(results["floors"])
+    for path in paths:
+        key = f"fcn32s_alexnet/{path}"
+        if key in results["skipped"]:  # a missing extra: one line saying which
+            assert f"skipped {key}: needs" in printed
+            continue
         r = results["models"][key]
-        assert {"gflop", "latency_s", "gflops_per_s", "floor_s", "ratio_to_floor", "peak_rss_mb"} <= set(r)
-        assert r["floor_s"] == pytest.approx(r["gflop"] / results["gemm_gflops"])
+        assert {"gflop", "latency_s", "gflops_per_s", "floor_s", "ratio_to_floor", "peak_rss_mb", "precision"} <= set(r)
+        floor = results["floors"][r["precision"]]["gflops"]  # each path against its own precision's floor
+        assert r["floor_s"] == pytest.approx(r["gflop"] / floor)
         assert r["ratio_to_floor"] == pytest.approx(r["latency_s"] / r["floor_s"]) and r["peak_rss_mb"] > 0
+    assert results["models"]["fcn32s_alexnet/bf16"]["precision"] == "bf16"
+    assert results["models"]["fcn32s_alexnet/auto"]["engine"]
+
+
+def test_bench_skips_a_path_whose_extra_is_missing_with_one_line(monkeypatch, capsys) -> None:
+    import importlib.util
+
+    import fcnseg.floors
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
+    monkeypatch.setattr(fcnseg.floors, "floors", lambda: {"fp32": {"gflops": 100.0, "library": "x", "by_library": {}}})
+    assert main(["bench", "--models", "fcn32s_alexnet", "--paths", "openvino", "--size", "64", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped fcn32s_alexnet/openvino: needs openvino: pip install 'fcnseg[openvino]'" in out
+    assert "Traceback" not in out
+
+
+def test_floors_measure_each_precision() -> None:
+    from fcnseg.floors import floors
+
+    f = floors(128, 1)
+    assert {"fp32", "bf16", "int8"} <= set(f) and all(v["gflops"] > 0 for v in f.values())
+    assert all(v["gflops"] == max(v["by_library"].values()) for v in f.values())
 
 
 def _losses(run_dir) -> list[float]:

@@ -55,6 +55,11 @@ def export_onnx(
 
     layers = [m for m in model.modules() if isinstance(m, BilinearUpsample)]
     before = [m.mode for m in layers]
+    # torch.export specializes on channels_last strides (guards batch ≤ 2, H ≥ 17 …): export the NCHW layout,
+    # and give the model back in the layout it came in (the torch-bf16 engine runs it channels_last)
+    nhwc = any(p.dim() == 4 and not p.is_contiguous() for p in model.parameters())
+    if nhwc:
+        model.to(memory_format=torch.contiguous_format)
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp) / Path(path).name  # with external data, torch names the weights NAME.data
         try:
@@ -74,6 +79,8 @@ def export_onnx(
         finally:
             for m, mode in zip(layers, before, strict=True):
                 m.mode = mode
+            if nhwc:
+                model.to(memory_format=torch.channels_last)
         report = check_onnx(model, tmp_path, check_sizes)
         if external_data:  # the weights first, the graph that names them last
             data = tmp_path.with_name(tmp_path.name + ".data")

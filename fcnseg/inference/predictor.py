@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,16 @@ class Segmenter:
         model_or_checkpoint: an FCN, or the path of an fcnseg ``.safetensors`` checkpoint.
         preprocessing: overrides the checkpoint's (default for a bare model: the reference's Caffe VOC).
         device: where to run.
-        dtype: autocast dtype of the forward passes (``torch.bfloat16`` …); None (default) scores in fp32.
+        dtype: autocast dtype of PyTorch forward passes (``torch.bfloat16`` …; ``torch.float32``: none):
+            forces the ``torch`` engine with that autocast; None (default) leaves the choice to ``engine``.
+        engine: ``"auto"`` (the default, unless the environment variable ``FCNSEG_ENGINE`` names another):
+            the fastest engine × precision for this machine and image size, measured on first use and
+            cached beside the checkpoint (:mod:`fcnseg.inference.auto`); or one name of
+            :data:`fcnseg.inference.engines.ENGINES` (``"torch"`` is fp32 PyTorch, the reference).
+        source: the checkpoint file exported engines keep their graphs beside (default: the checkpoint
+            this Segmenter loaded; None for a bare model: PyTorch engines only).
+        calibration: preprocessed ``(C, H, W)`` images for int8 calibration and the accuracy guard of
+            reduced precisions (default: the checkpoint's own training images when they load).
 
     Example:
         >>> import fcnseg
@@ -41,6 +51,9 @@ class Segmenter:
         preprocessing: Preprocessing | None = None,
         device: str | torch.device = "cpu",
         dtype: torch.dtype | None = None,
+        engine: str | None = None,
+        source: str | Path | None = None,
+        calibration: Callable[[], list[torch.Tensor]] | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.dtype = dtype
@@ -55,8 +68,17 @@ class Segmenter:
             self.model, info = load_checkpoint(model_or_checkpoint)
             self.classes, self.info = info.classes, info
             pre = preprocessing or preprocessing_of(info)
+            source = model_or_checkpoint if source is None else source
+            calibration = calibration or _training_images(info)
         self.preprocessing = pre
         self.model = self.model.to(self.device).eval()
+        from .auto import AutoEngine
+        from .engines import default_engine
+
+        engine = engine or default_engine()
+
+        self.engine = AutoEngine(self.model, device=self.device, source=Path(source) if source else None,
+                                 calibration=calibration, engine="torch" if dtype is not None else engine)  # fmt: skip
 
     def _as_rgb(self, image: Any) -> np.ndarray:
         if isinstance(image, (str, Path)):
@@ -78,9 +100,9 @@ class Segmenter:
         return arr
 
     def _run(self, x: torch.Tensor) -> Any:
-        """The model on ``x``, under autocast when a dtype is set; scores back in fp32."""
-        if self.dtype is None:
-            return self.model(x)
+        """The engine's scores for ``x`` (autocast PyTorch when a dtype is set), in fp32."""
+        if self.dtype in (None, torch.float32):
+            return self.engine(x)
         with torch.autocast(self.device.type, dtype=self.dtype):
             out = self.model(x)
         return {k: v.float() for k, v in out.items()} if isinstance(out, dict) else out.float()
@@ -142,9 +164,11 @@ class Segmenter:
             x = torch.stack([self.preprocessing(torch.from_numpy(np.ascontiguousarray(r.transpose(2, 0, 1))))
                              for r in rgbs[start:end]]).to(self.device, non_blocking=True)  # fmt: skip
             out = self._run(x)
-            labels = {k: v.argmax(1).to(torch.uint8).cpu().numpy() for k, v in out.items()} if isinstance(
-                out, dict
-            ) else {"": out.argmax(1).to(torch.uint8).cpu().numpy()}
+            labels = (
+                {k: v.argmax(1).to(torch.uint8).cpu().numpy() for k, v in out.items()}
+                if isinstance(out, dict)
+                else {"": out.argmax(1).to(torch.uint8).cpu().numpy()}
+            )
             for i in range(end - start):
                 results.append({k: v[i] for k, v in labels.items()} if self._multi else labels[""][i])
             start = end
@@ -185,3 +209,14 @@ class Segmenter:
         if isinstance(s, dict):
             return {k: v.argmax(0).to(torch.uint8).cpu().numpy() for k, v in s.items()}
         return s.argmax(0).to(torch.uint8).cpu().numpy()
+
+
+def _training_images(info: Any) -> Callable[[], list[torch.Tensor]]:
+    """Eight of the checkpoint's training images, loaded when first asked for (int8 calibration, accuracy guard)."""
+
+    def load() -> list[torch.Tensor]:
+        from ..engine.build import training_images
+
+        return training_images(info, 8)
+
+    return load

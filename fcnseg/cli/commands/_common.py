@@ -45,6 +45,17 @@ def add_device_arg(p: argparse.ArgumentParser, default: str = "auto") -> None:
     )
 
 
+def add_engine_arg(p: argparse.ArgumentParser) -> None:
+    """``--engine``: auto (the fastest engine × precision here, measured once and cached) or one engine."""
+    from ...inference.engines import ENGINES
+
+    p.add_argument("--engine", choices=["auto", *ENGINES], default=None,
+                   help="auto (default; FCNSEG_ENGINE overrides): the fastest engine × precision on this machine "
+                   "for the model and image size, timed once with an accuracy guard and cached beside the "
+                   "checkpoint; or force one: torch (fp32, the reference), torch-bf16, onnxruntime, "
+                   "onnxruntime-int8, openvino, openvino-bf16")  # fmt: skip
+
+
 def device_of(args: argparse.Namespace) -> Any:
     """The ``torch.device`` of ``--device`` (under torchrun with CUDA: this local rank's ``cuda:LOCAL_RANK``)."""
     from ...engine.device import local_device
@@ -105,8 +116,8 @@ def calibration_images(args: argparse.Namespace, info: CheckpointInfo) -> list:
     from ...engine.checkpoint import preprocessing_of
     from ...io import read_image
 
-    n = max(1, args.calibration_count)
-    if args.calibration:
+    n = max(1, getattr(args, "calibration_count", 8))  # commands without --calibration-count: 8 images
+    if getattr(args, "calibration", None):
         from ...data.folder import IMAGE_SUFFIXES
 
         files = sorted(p for p in Path(args.calibration).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:n]

@@ -12,14 +12,17 @@ from ._common import add_device_arg, device_of
 def register(sub: argparse._SubParsersAction) -> None:
     from ...bench import MODELS, PATHS
 
-    p = sub.add_parser("bench", help="inference speed against this machine's fp32 GEMM floor (docs/PERFORMANCE.md)")
+    p = sub.add_parser(
+        "bench", help="inference speed against this machine's GEMM floor per precision (docs/PERFORMANCE.md)"
+    )
     p.add_argument("--models", nargs="+", default=list(MODELS), help=f"default: {' '.join(MODELS)}")
     p.add_argument(
         "--paths",
         nargs="+",
         choices=PATHS,
-        default=["eager", "fast"],
-        help="eager, channels_last, compiled (PyTorch), fast (fp32 onnxruntime), int8",
+        default=["eager", "bf16", "fast", "int8", "auto"],
+        help="eager, channels_last, compiled, bf16 (PyTorch); fast (fp32 onnxruntime), int8 (onnxruntime); "
+        "openvino, openvino-bf16; auto (what --engine auto chooses here). Default: eager bf16 fast int8 auto",
     )
     p.add_argument("--size", type=int, default=500, help="square input side in pixels (default 500)")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per path, the median reported (default 5)")

@@ -15,7 +15,19 @@ from ...engine.device import inference_dtype
 from ...engine.evaluator import evaluate
 from ...engine.heads import head_classes, report, write_metrics
 from ...engine.outputs import write_grid
-from ._common import COUNT, NON_NEGATIVE, add_device_arg, add_model_args, device_of, load_model_args, number_in
+from ...inference.auto import AutoEngine
+from ...inference.engines import default_engine
+from ._common import (
+    COUNT,
+    NON_NEGATIVE,
+    add_device_arg,
+    add_engine_arg,
+    add_model_args,
+    calibration_images,
+    device_of,
+    load_model_args,
+    number_in,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,10 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="write metrics.json and confusion.png here")
     p.add_argument("--max-images", type=COUNT, help="score only the first N images (default: all)")
     add_device_arg(p)
+    add_engine_arg(p)
     p.add_argument("--batch-size", type=COUNT, default=8, help="same-size images scored together (default 8)")
     p.add_argument("--num-workers", type=number_in(0, 1024, kind=int), default=None,
                    help="DataLoader workers (default: from the cores on CUDA, 0 on the CPU)")  # fmt: skip
-    p.add_argument("--amp", action="store_true", help="score under bf16 autocast (fp16 on GPUs without bf16)")
+    p.add_argument("--amp", action="store_true",
+                   help="score with PyTorch under bf16 autocast (fp16 on GPUs without bf16), whatever --engine says")
     p.add_argument(
         "--grid", type=NON_NEGATIVE, default=4, metavar="N", help="with --out: grid.png of the first N images "
         "(image | truth | prediction; 0: none)"
@@ -50,7 +64,10 @@ def run(args: argparse.Namespace) -> int:
     model = model.to(device)
     workers = auto_workers(device) if args.num_workers is None else args.num_workers
     dtype = (inference_dtype(device) or torch.bfloat16) if args.amp else None
-    metrics = evaluate(model, ds, dict(model.heads), device=device, max_images=args.max_images, progress=True,
+    runner = model if args.amp else AutoEngine(model, device=device, source=Path(args.checkpoint or args.weights),
+                                               calibration=lambda: calibration_images(args, info),
+                                               engine=args.engine or default_engine())  # fmt: skip
+    metrics = evaluate(runner, ds, dict(model.heads), device=device, max_images=args.max_images, progress=True,
                        batch_size=args.batch_size, workers=workers, dtype=dtype)  # fmt: skip
     names = head_classes(model.heads, ds, info.classes)
     print(report(metrics, names))

@@ -22,6 +22,7 @@ from ._common import (
     NON_NEGATIVE,
     SCALE,
     add_device_arg,
+    add_engine_arg,
     add_int8_args,
     add_model_args,
     calibration_images,
@@ -39,8 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs already exist")
     add_device_arg(p)
     p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                   help="autocast of the forward pass: auto = bf16 on GPUs that support it (fp16 on older ones), "
-                   "fp32 on the CPU")  # fmt: skip
+                   help="auto (default): the precision --engine chooses; fp32, bf16 or fp16 force PyTorch with "
+                   "that autocast")  # fmt: skip
     p.add_argument("--alpha", type=FRACTION, default=0.5, help="overlay opacity, 0..1 (default 0.5)")
     p.add_argument("--probs", action="store_true", help="also write class probabilities as .npy (not with --tile)")
     p.add_argument("--tile", type=COUNT, help="sliding-window inference in tiles of this size (huge images)")
@@ -51,16 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=COUNT, default=1,
                    help="score up to N same-size images per forward pass (plain scoring: not with --tile, --flip, "
                    "--scales or --probs; default 1)")  # fmt: skip
-    p.add_argument(
-        "--engine",
-        choices=["torch", "onnxruntime"],
-        default="torch",
-        help="onnxruntime: the fast fp32 CPU path (the exported graph, kept beside the checkpoint as CKPT.onnx)",
-    )
+    add_engine_arg(p)
     p.add_argument(
         "--int8",
         action="store_true",
-        help="run the int8 model (onnxruntime) kept beside the checkpoint as CKPT.int8.onnx; made on first use",
+        help="the same as --engine onnxruntime-int8: the int8 graph kept beside the checkpoint as CKPT.int8.onnx",
     )
     p.add_argument(
         "--ray",
@@ -156,25 +152,18 @@ def _segmenter(args: argparse.Namespace, device: str) -> tuple[Segmenter, list[s
     from ...engine.checkpoint import preprocessing_of
 
     model, info = load_model_args(args)
-    if args.int8 or args.engine == "onnxruntime":
-        from ...export.cache import cached_onnx
-        from ...export.int8 import OnnxModule
-
-        weights = Path(args.checkpoint or args.weights)
-        path = cached_onnx(weights, model, int8=args.int8, calibration=lambda: calibration_images(args, info))
-        model = OnnxModule(path, model)
-    return Segmenter(model, preprocessing=preprocessing_of(info), device=device,
-                     dtype=_dtype(args.dtype, device)), list(info.classes)  # fmt: skip
+    engine = "onnxruntime-int8" if args.int8 else args.engine
+    seg = Segmenter(model, preprocessing=preprocessing_of(info), device=device, dtype=_dtype(args.dtype),
+                    engine=engine, source=Path(args.checkpoint or args.weights),
+                    calibration=lambda: calibration_images(args, info))  # fmt: skip
+    return seg, list(info.classes)
 
 
-def _dtype(name: str, device: str) -> Any:
+def _dtype(name: str) -> Any:
+    """``--dtype``: auto leaves the precision to ``--engine``; fp32/bf16/fp16 force PyTorch with that autocast."""
     import torch
 
-    from ...engine.device import inference_dtype
-
-    if name == "auto":
-        return inference_dtype(torch.device(device))
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+    return {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
 def _gather(summary: Any) -> Any:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ...errors import ConfigError
-from ._common import PORT, add_device_arg, add_model_args, device_of, load_model_args, number_in
+from ._common import PORT, add_device_arg, add_engine_arg, add_model_args, device_of, load_model_args, number_in
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-upload-mb", type=number_in(0, 4096, open_low=True), default=20.0, help="larger uploads get 413"
     )
     add_device_arg(p)
+    add_engine_arg(p)
     p.set_defaults(func=run)
 
 
@@ -32,18 +33,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"fcnseg serve needs FastAPI and uvicorn ({e.name} is missing): pip install 'fcnseg[serve]'"
         ) from None
-    from ...engine.device import inference_dtype
     from ...inference import Segmenter
 
-    device = device_of(args)  # bf16 autocast on GPUs that support it, fp32 on the CPU
+    device = device_of(args)
     bare = bool(args.model or args.weights)  # a registry name with a weights file, as eval, predict and export take
     checkpoint = Path(args.weights) if bare else _checkpoint(args.checkpoint, DEFAULT_CHECKPOINT)
     if not _loopback(args.host):
         print(
             f"warning: listening on {args.host}: anyone who can reach this machine can use the model", file=sys.stderr
         )
-    dtype = inference_dtype(device)
-    segmenter = _from_weights(args, device) if bare else Segmenter(checkpoint, device=device, dtype=dtype)
+    segmenter = _from_weights(args, device) if bare else Segmenter(checkpoint, device=device, engine=args.engine)
     app = create_app(segmenter, max_upload_bytes=int(args.max_upload_mb * 2**20))
     print(f"serving {checkpoint} on http://{args.host}:{args.port}/  (API docs: /api/docs; Ctrl-C stops)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
@@ -64,11 +63,11 @@ def _checkpoint(given: str | None, default: Path) -> Path:
 
 def _from_weights(args: argparse.Namespace, device: object) -> object:
     from ...engine.checkpoint import preprocessing_of
-    from ...engine.device import inference_dtype
     from ...inference import Segmenter
 
     model, info = load_model_args(args)
-    segmenter = Segmenter(model, preprocessing=preprocessing_of(info), device=device, dtype=inference_dtype(device))
+    segmenter = Segmenter(model, preprocessing=preprocessing_of(info), device=device, engine=args.engine,
+                          source=Path(args.weights))  # fmt: skip
     segmenter.classes, segmenter.info = list(info.classes), info
     return segmenter
 
