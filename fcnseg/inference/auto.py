@@ -154,20 +154,24 @@ class AutoEngine(nn.Module):
     # -- deciding -------------------------------------------------------------------------------------------
 
     def _decide(self, x: torch.Tensor, bucket: int) -> Decision:
+        """A cached decision (no model run at all: a later process starts straight on its engine), else
+        "small" (fp32 PyTorch under MIN_FORWARD_S, not cached), else a measured one, cached."""
+        key = self._key(bucket)
+        path = self.cache_path()
+        if key and path is not None:  # written atomically: read without the lock
+            cached = _decision_of(_read_entries(path).get(key))
+            if cached is not None:
+                return cached
         limit = MIN_FORWARD_S.get(self.device.type, 0.0)
         first = self._time(["torch"], x, rounds=ROUNDS, stop_above=10 * limit)["torch"]
         if first < limit:
             return Decision("torch", bucket, list(x.shape[-2:]), {"torch": first}, reason="small")
-        with self._cache() as cache:
-            key = self._key(bucket)
-            if key and key in cache:
-                with contextlib.suppress(TypeError, KeyError):
-                    decision = Decision(**cache[key]["decision"])
-                    if decision.engine in ENGINES:
-                        return decision
-            decision = self._measure(x, bucket)
-            if key:
-                cache[key] = {"decision": asdict(decision), "machine": fingerprint(self.device)}
+        with self._cache() as cache:  # locked while measuring: other ranks / processes wait, then read it
+            decision = _decision_of(cache.get(key)) if key else None
+            if decision is None:
+                decision = self._measure(x, bucket)
+                if key:
+                    cache[key] = {"decision": asdict(decision), "machine": fingerprint(self.device)}
         return decision
 
     def _measure(self, x: torch.Tensor, bucket: int) -> Decision:
@@ -268,6 +272,15 @@ class AutoEngine(nn.Module):
                         json.dump({"entries": entries}, f, indent=1, sort_keys=True)
                 except OSError as e:
                     self._log(f"engine auto: cannot write {path} ({e.strerror}); the decision stays in memory")
+
+
+def _decision_of(entry: Any) -> Decision | None:
+    """The cached entry's decision, or None when it is missing or not a valid decision."""
+    try:
+        decision = Decision(**entry["decision"])
+    except (TypeError, KeyError):
+        return None
+    return decision if decision.engine in ENGINES else None
 
 
 def _read_entries(path: Path) -> dict[str, Any]:
