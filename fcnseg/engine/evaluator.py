@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from ..data.base import IGNORE_INDEX
-from ..metrics import ConfusionMatrix
+from ..metrics import ConfusionMatrix, boundary_band
 from ..preprocessing import Preprocessing
 from .data_path import to_device
 
@@ -107,14 +107,16 @@ def evaluate(
     workers: int = 0,
     dtype: torch.dtype | None = None,
     normalize: Preprocessing | None = None,
+    band: int = 0,
 ) -> dict[str, Any]:
     """The four metrics (and per-class lists) over ``dataset``, whole images at their own size.
 
     Images come through a DataLoader (``workers`` processes; pinned memory and non-blocking copies on
     CUDA); consecutive images of the same size are scored together, up to ``batch_size`` (never padded:
     the reference's whole-image scores are kept); ``dtype`` scores under autocast; ``normalize`` applies a
-    preprocessing on the device to a set that yields uint8 images. The confusion matrices are
-    accumulated on the device without a host synchronisation per image.
+    preprocessing on the device to a set that yields uint8 images; ``band > 0`` also scores the pixels within
+    ``band`` px of an object edge (:func:`~fcnseg.metrics.boundary_band`) as ``boundary_mean_iu``. The
+    confusion matrices are accumulated on the device without a host synchronisation per image.
 
     Under DDP each rank scores images ``rank, rank + world, …`` — every image exactly once, none padded
     in — and the confusion matrices are summed across ranks, so the result equals one process's.
@@ -131,6 +133,7 @@ def evaluate(
     heads = num_classes if isinstance(num_classes, dict) else {"": num_classes}
     matrices = {h: ConfusionMatrix(k, device) for h, k in heads.items()}
     outside = {h: UnpredictableLabels(k, device) for h, k in heads.items()}
+    edges = {h: ConfusionMatrix(k, device) for h, k in heads.items()} if band > 0 else {}
     n = len(dataset) if max_images is None else min(len(dataset), max_images)  # type: ignore[arg-type]
     indices = list(range(rank, n, world))
     loader = DataLoader(Subset(dataset, indices), batch_size=None, num_workers=workers,
@@ -144,11 +147,17 @@ def evaluate(
                 target = y[h] if isinstance(y, dict) else y
                 matrices[h].update(p, target)
                 outside[h].update(target)
+                if band > 0:  # pixels away from an edge become void: counted without a host synchronisation
+                    near = torch.stack([boundary_band(t, band) for t in target])
+                    edges[h].update(p, torch.where(near, target, IGNORE_INDEX))
             bar.update(len(group))
-    for m in (*matrices.values(), *outside.values()):
+    for m in (*matrices.values(), *outside.values(), *edges.values()):
         m.all_reduce()
     model.train(was_training)
-    return {
+    results = {
         h: m.compute() | {"confusion": m.hist.cpu().tolist(), "unpredictable_labels": outside[h].summary()}
         for h, m in matrices.items()
     }
+    for h, m in edges.items():
+        results[h]["boundary_mean_iu"] = m.compute()["mean_iu"]
+    return results

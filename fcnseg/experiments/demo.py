@@ -43,7 +43,9 @@ __all__ = [
 ]  # fmt: skip
 
 #: the shipped classifier's recipe (1/16 width: 0.53M parameters, 1.1 MB in float16)
-CLASSIFIER_SCALE = Scale(0.0625, False, 224, 6000, 3, 32, 3e-3, 224, 0, 0, 8, "adamw", 1e-3, 0, 0, 0, 3)
+CLASSIFIER_SCALE = Scale(width=0.0625, pad100=False, cls_size=224, cls_images=6000, cls_epochs=3, cls_batch=32,
+                         cls_lr=3e-3, seg_size=224, seg_images=0, seg_steps=0, seg_batch=8, optimizer="adamw",
+                         seg_lr=1e-3, val_images=0, test_images=0, eval_every=0, band=3)  # fmt: skip
 #: shipped name of that classifier (``model.backbone_weights: fcnseg:…``)
 CLASSIFIER = "shapes-vgg16-w1_16"
 #: the demo's fine-tuning: 160-px scenes, 3 stages of 1600 AdamW steps of 8 images

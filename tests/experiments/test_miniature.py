@@ -9,7 +9,8 @@ import torch
 
 import fcnseg
 from fcnseg.experiments import run_miniature
-from fcnseg.experiments.miniature import NETS, VGGClassifier, _findings, stages
+from fcnseg.experiments.miniature import NETS, VGGClassifier, stages
+from fcnseg.experiments.miniature.report import _findings
 
 
 def test_folded_classifier_is_the_fcn_trunk_exactly() -> None:
@@ -57,6 +58,7 @@ def test_smoke_run_writes_the_report(tmp_path) -> None:
     verdicts = [line for line in findings.splitlines() if line.startswith("* **") and "**:" in line]
     assert len(verdicts) == 5  # a verdict for every claim, computed from the numbers
     saved = json.loads((tmp_path / "docs" / "results" / "miniature.json").read_text())
+    assert (tmp_path / "docs" / "results" / "miniature.json").read_bytes() == (tmp_path / "run" / "miniature.json").read_bytes()
     assert set(saved["nets"]) == set(NETS) and saved["wall_s"] > 0
     for png in ("miniature-curves.png", "miniature-grid.png"):
         assert (tmp_path / "docs" / "results" / png).stat().st_size > 1000
