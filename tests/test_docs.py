@@ -101,7 +101,7 @@ def _reference_downloads(cwd: Path) -> None:
     import fcnseg
     from fcnseg.data._common import bundled_split
     from fcnseg.io import write_palette_png
-    from tests.test_caffe import _layers_of, _write_new_layout
+    from tests.convert.test_caffe import _layers_of, _write_new_layout
 
     _write_new_layout(cwd / "fcn8s-heavy-pascal.caffemodel", _layers_of(fcnseg.get_model("fcn8s_vgg16", width=1 / 16)))
     (cwd / "demo").mkdir()

@@ -4,7 +4,7 @@
 channels, trained by :func:`fcnseg.experiments.demo.pretrain_demo_classifier` on object-framed
 SyntheticShapes images (the ImageNet step in miniature), batch norms folded, stored as float16
 (1.1 MB). ``fcnseg experiment classifier --out FILE`` rebuilds it; on the same torch build and CPU
-type it reproduces the shipped file bit for bit (``tests/test_demo.py`` checks this; slow). Configs
+type it reproduces the shipped file bit for bit (``tests/experiments/test_demo.py`` checks this; slow). Configs
 name it as ``model.backbone_weights: fcnseg:shapes-vgg16-w1_16``.
 """
 

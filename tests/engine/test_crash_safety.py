@@ -96,17 +96,23 @@ def _resume(config: Path, run: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-@pytest.mark.slow
-def test_sigkill_mid_run_then_resume_gives_identical_weights(tmp_path, uninterrupted) -> None:
+def _killed_at_hook(tmp_path: Path, script: str, marker: str) -> Path:
+    """Train under ``script``, whose hook prints ``marker`` and holds the run; SIGKILL it there (no race)."""
     (tmp_path / "c.yaml").write_text("model: {name: fcn8s_resnet18}\n")
     run = tmp_path / "run"
-    proc = subprocess.Popen(_cmd(tmp_path / "c.yaml", run, prefix=[sys.executable, "-c", PAUSED_AFTER_13]),
+    proc = subprocess.Popen(_cmd(tmp_path / "c.yaml", run, prefix=[sys.executable, "-c", script]),
                             env=_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
     assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "PAUSED"  # a hook holds the run between checkpoints: no race
+    assert proc.stdout.readline().strip() == marker
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
+    return run
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume_gives_identical_weights(tmp_path, uninterrupted) -> None:
+    run = _killed_at_hook(tmp_path, PAUSED_AFTER_13, "PAUSED")
     _, info = load_checkpoint(run / "checkpoints" / "last.safetensors")
     assert info.step == 12  # killed between checkpoints: resume redoes steps 13-30
     _all_checkpoints_readable(run)
@@ -117,15 +123,7 @@ def test_sigkill_mid_run_then_resume_gives_identical_weights(tmp_path, uninterru
 
 @pytest.mark.slow
 def test_sigkill_during_a_checkpoint_write_then_resume(tmp_path, uninterrupted) -> None:
-    (tmp_path / "c.yaml").write_text("model: {name: fcn8s_resnet18}\n")
-    run = tmp_path / "run"
-    proc = subprocess.Popen(_cmd(tmp_path / "c.yaml", run, prefix=[sys.executable, "-c", SLOW_WRITE]),
-                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.strip() == "MIDWRITE"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
+    run = _killed_at_hook(tmp_path, SLOW_WRITE, "MIDWRITE")
     ckpts = run / "checkpoints"
     assert list(ckpts.glob(".last.safetensors.*.tmp")), "the kill should have left the unfinished temp file"
     _, info = load_checkpoint(ckpts / "last.safetensors")  # the previous checkpoint is intact

@@ -19,7 +19,7 @@ from fcnseg.engine.trainer import fit
 from fcnseg.errors import ConfigError
 from fcnseg.inference.tiling import tile_starts
 
-from .engine.helpers import tiny
+from ..engine.helpers import tiny
 
 
 @pytest.fixture(scope="module")

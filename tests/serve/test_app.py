@@ -31,7 +31,7 @@ from fcnseg.inference import Segmenter  # noqa: E402
 from fcnseg.preprocessing import IMAGENET  # noqa: E402
 from fcnseg.serve import create_app  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT.parent / "shared" / "reference-data" / "demo" / "image.jpg"
 CLASSES = ["background", "square", "circle", "triangle", "star"]
 
