@@ -21,6 +21,9 @@ batch 1, summed loss. Every loop runs the same model, data, loss and SGD hyper-p
 Each loop runs in a fresh process (the allocator's state is per process, so no loop inherits another's
 heap); they alternate (plain, fcnseg, fcnseg + amp, plain, …) and every step is timed. The medians give
 images/s and the ratios. The first step of each loop is a warm-up and not counted.
+
+``BENCH_TRAIN_HEAP=default`` runs fcnseg's loops without the retained heap: the ablation behind
+``docs/results/retained_heap.txt`` (``--workloads vgg``, once with it and once without).
 """
 
 from __future__ import annotations
@@ -102,7 +105,8 @@ def _steps(model: torch.nn.Module, batches: Any, n: int, *, loop: str, normalize
     model.train()
     times = []
     it = iter(batches)
-    with retained_heap() if fast else nullcontext():
+    retain = fast and os.environ.get("BENCH_TRAIN_HEAP", "retained") != "default"
+    with retained_heap() if retain else nullcontext():
         for _ in range(n + 1):
             t = time.perf_counter()
             x, y = next(it)

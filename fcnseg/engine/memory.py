@@ -3,13 +3,13 @@
 glibc serves every allocation above its mmap threshold (at most 32 MB) with a fresh ``mmap`` and
 returns it with ``munmap`` when freed, so the large activations and gradients of a training step are
 page-faulted in again, zero-filled, on every step. For FCN-8s VGG16 at 375×500 that is about 700 000
-minor page faults (2.8 GB) per step, and a quarter of the step's time (measured: 3.27 s → 2.58 s per step
-with the heap retained; ``benchmarks/bench_train.py``). :func:`retained_heap` switches glibc to its heap
+minor page faults (2.8 GB) per step, and a fifth of the step's time (3.27 s → 2.58 s per step with the heap
+retained; ``docs/results/retained_heap.txt``). :func:`retained_heap` switches glibc to its heap
 for all sizes and stops it trimming the heap's top, for the duration of a ``with`` block, then restores
 the limits it found and hands the memory back with ``malloc_trim``. glibc cannot report its limits, so
 "found" is what an enclosing block set, else what the process was started with (``MALLOC_MMAP_MAX_``,
 ``MALLOC_TRIM_THRESHOLD_`` or ``GLIBC_TUNABLES``), else glibc's defaults. The cost is a higher resident
-size while inside (+5–10% peak in that measurement): freed blocks stay mapped for the next step.
+size while inside (+2.7% peak RSS in that measurement): freed blocks stay mapped for the next step.
 
 It is a no-op where the C library is not glibc (macOS, Windows, musl). On CUDA it is not used: there
 PyTorch's caching allocator already keeps device memory.

@@ -52,8 +52,8 @@ def get_model(
         learn_upsampling: learn the upsampling kernels (CVPR paper) instead of fixing them (release).
         width: channel multiplier for tiny test/CPU models (1.0 = the real net).
         pad100: the reference's 100-pixel input padding (VGG16 nets). ``False`` is the memory-lean
-            mode: no extra canvas, ``fc6`` padded 3 instead, crop offsets re-derived, about half the
-            FLOPs and memory at 500×500 (``docs/PERFORMANCE.md``); same weights.
+            mode: no extra canvas, ``fc6`` padded 3 instead, crop offsets re-derived; at 500×500 40% fewer
+            FLOPs and 21% less training activation memory (``docs/results/pad100.txt``); same weights.
         backbone_weights: ImageNet weights to transplant into the trunk(s): a torchvision weights enum
             member, a classifier ``nn.Module`` or a state dict (see :func:`load_backbone_weights`).
 
