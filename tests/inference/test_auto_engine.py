@@ -191,3 +191,21 @@ def test_fcnseg_engine_variable_is_checked(monkeypatch) -> None:
         Segmenter(_model())
     monkeypatch.setenv("FCNSEG_ENGINE", "auto")
     assert Segmenter(_model()).engine.engine == "auto"
+
+
+def test_eval_and_predict_take_the_engine_and_a_bad_variable_is_one_line(checkpoint, tmp_path, monkeypatch,
+                                                                          capsys) -> None:  # fmt: skip
+    from PIL import Image
+
+    from fcnseg.cli.main import main
+
+    assert main(["eval", "--checkpoint", str(checkpoint), "--engine", "torch-bf16", "--max-images", "2",
+                 "--num-workers", "0"]) == 0  # fmt: skip
+    assert "mean IU" in capsys.readouterr().out
+    Image.fromarray(_image()).save(tmp_path / "x.png")
+    monkeypatch.setenv("FCNSEG_ENGINE", "fastest")
+    assert (
+        main(["predict", "--checkpoint", str(checkpoint), str(tmp_path / "x.png"), "--out", str(tmp_path / "o")]) == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "FCNSEG_ENGINE='fastest'" in err
