@@ -33,3 +33,27 @@ def test_multi_task_sums_heads() -> None:
     ta, tb = torch.randint(0, 3, (1, 4, 4)), torch.randint(0, 2, (1, 4, 4))
     total = cross_entropy2d({"sem": a, "geo": b}, {"sem": ta, "geo": tb})
     assert total.item() == pytest.approx((cross_entropy2d(a, ta) + cross_entropy2d(b, tb)).item())
+
+
+@pytest.mark.parametrize("kind", ["ce", "focal"])
+def test_loss_terms_are_the_sum_and_the_labelled_pixels_weighted(kind: str) -> None:
+    """pixel_loss_terms gives (sum, denominator); their ratio is the averaged loss, F.cross_entropy's with weights."""
+    import torch.nn.functional as F
+
+    from fcnseg.losses import pixel_loss, pixel_loss_terms
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 4, 5, 6, generator=g)
+    target = torch.randint(0, 4, (2, 5, 6), generator=g)
+    target[1, :2] = 255
+    weight = torch.tensor([0.5, 1.0, 2.0, 4.0])
+    total, denominator = pixel_loss_terms(kind, logits, target, weight=weight, gamma=0.0 if kind == "focal" else 2.0)
+    labelled = target[target != 255]
+    assert denominator.item() == pytest.approx(float(weight[labelled].sum()))
+    reference = F.cross_entropy(logits, target, weight=weight, ignore_index=255)  # focal with gamma 0 is CE
+    assert (total / denominator).item() == pytest.approx(reference.item(), rel=1e-5)
+    averaged = pixel_loss(kind, logits, target, normalize=True, weight=weight, gamma=0.0)
+    assert averaged.item() == pytest.approx(reference.item(), rel=1e-5)
+    heads_sum, heads_den = pixel_loss_terms(kind, {"a": logits, "b": logits}, {"a": target, "b": target})
+    assert heads_den.item() == 2 * labelled.numel() and heads_sum.item() == pytest.approx(
+        2 * pixel_loss_terms(kind, logits, target)[0].item(), rel=1e-6)

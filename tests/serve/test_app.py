@@ -129,6 +129,24 @@ def test_serve_without_a_model_says_how_to_get_one(tmp_path, monkeypatch, capsys
     assert "runs/demo/checkpoints/best.safetensors" in err and "fcnseg demo" in err
 
 
+def test_serve_takes_a_registry_name_with_a_weights_file(tmp_path, monkeypatch) -> None:
+    """--model NAME --weights FILE, as eval, predict and export take them."""
+    import uvicorn
+    from safetensors.torch import save_file
+
+    import fcnseg.serve
+
+    model = fcnseg.get_model("fcn8s_resnet18", num_classes=3)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    served = []
+    real = fcnseg.serve.create_app
+    monkeypatch.setattr(fcnseg.serve, "create_app", lambda seg, **kw: served.append(seg) or real(seg, **kw))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: None)
+    args = ["serve", "--model", "fcn8s_resnet18", "--weights", str(tmp_path / "w.safetensors"), "--device", "cpu"]
+    assert main(args) == 0
+    assert served[0].model.num_classes == 3 and len(served[0].classes) == 3
+
+
 class _Server:
     """uvicorn on a free loopback port, in a thread; stopped on exit."""
 
