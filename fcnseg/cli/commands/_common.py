@@ -106,7 +106,8 @@ def add_int8_args(p: argparse.ArgumentParser) -> None:
         "--calibration",
         help="folder of images to calibrate int8 activations on (default: the checkpoint's training data)",
     )
-    g.add_argument("--calibration-count", type=COUNT, default=32, help="calibration images (default 32)")
+    g.add_argument("--num-calibration-images", dest="calibration_count", type=COUNT, default=32,
+                   help="calibration images (default 32)")
 
 
 def calibration_images(args: argparse.Namespace, info: CheckpointInfo) -> list:
