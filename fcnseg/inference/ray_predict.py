@@ -160,9 +160,10 @@ def predict_with_ray(args: argparse.Namespace, jobs: list[Job], out: Path, opts:
 
 
 def _probe_heads(args: argparse.Namespace) -> list[str]:
-    from ..cli.commands._common import load_model_args
+    from ..engine.model_source import load_model
 
-    model, _ = load_model_args(args)
+    model, _ = load_model(args.checkpoint, name=args.model, weights=args.weights, num_classes=args.num_classes,
+                          preprocessing=args.preprocessing)  # fmt: skip
     return list(model.heads) if getattr(model, "multi_head", False) else [""]
 
 

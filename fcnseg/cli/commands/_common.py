@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from ...engine.build import PREPROCESSING
-from ...engine.checkpoint import CheckpointInfo, load_checkpoint, load_into, load_state_dict_file, model_kwargs
+from ...engine.checkpoint import CheckpointInfo
+from ...engine.model_source import load_model
 from ...errors import ConfigError
-from ...models import FCN, get_model
-from ...preprocessing import CAFFE_VOC
+from ...models import FCN
 
 
 def number_in(lo: float, hi: float, *, kind: type = float, open_low: bool = False) -> Any:
@@ -74,30 +74,10 @@ def add_model_args(p: argparse.ArgumentParser, checkpoint_help: str = "an fcnseg
     g.add_argument("--preprocessing", choices=sorted(PREPROCESSING), default="caffe_voc", help="with --model")
 
 
-def infer_num_classes(state: dict) -> int:
-    for key in ("score_fr.weight", "score_frcolor.weight"):
-        if key in state:
-            return int(state[key].shape[0])
-    raise ConfigError("cannot tell the number of classes from the weights; pass --num-classes")
-
-
 def load_model_args(args: argparse.Namespace) -> tuple[FCN, CheckpointInfo]:
     """The model named by the command line, with its metadata (synthesised for bare weights)."""
-    if args.checkpoint:
-        return load_checkpoint(args.checkpoint)
-    if not (args.model and args.weights):
-        raise ConfigError("give --checkpoint CKPT, or --model NAME with --weights FILE")
-    state = load_state_dict_file(args.weights)
-    model = get_model(args.model, num_classes=args.num_classes or infer_num_classes(state))
-    load_into(model, state, args.weights)
-    pre = PREPROCESSING.get(args.preprocessing, CAFFE_VOC)
-    from ...data.classes import default_classes
-
-    classes = default_classes(model.num_classes)
-    info = CheckpointInfo(
-        arch=args.model, model_kwargs=model_kwargs(model), classes=classes, preprocessing=pre.to_dict()
-    )
-    return model, info
+    return load_model(args.checkpoint, name=args.model, weights=args.weights, num_classes=args.num_classes,
+                      preprocessing=args.preprocessing)  # fmt: skip
 
 
 def add_int8_args(p: argparse.ArgumentParser) -> None:
