@@ -26,12 +26,12 @@ from tqdm import tqdm
 
 from ..engine.heads import head_classes as head_classes_of
 from ..errors import FCNError
-from ..io import atomic_write, clean_stale_temps, read_image, write_palette_png
+from ..io import atomic_write, clean_stale_temps, read_image, read_label_png, write_palette_png
 from ..viz import overlay, palette_for, save_grid
 from .layout import Job, output_files
 from .predictor import Segmenter
 
-__all__ = ["BatchOptions", "BatchSummary", "merge_manifest", "predict_batch", "predict_job", "shard"]
+__all__ = ["BatchOptions", "BatchSummary", "merge_manifest", "predict_batch", "predict_job", "shard", "write_grid"]
 
 MANIFEST = "manifest.jsonl"
 
@@ -42,7 +42,7 @@ class BatchOptions:
 
     alpha: float = 0.5
     probs: bool = False
-    grid: bool = False
+    grid: int = 0  # grid.png of the first N images (image | prediction), as eval's --grid N
     tile: int | None = None
     overlap: int = 128
     flip: bool = False
@@ -101,13 +101,10 @@ def write_outputs(job: Job, image: np.ndarray, labels: Any, probs: Any, out: Pat
         if prob_maps.get(head) is not None:
             with atomic_write(out / f"{stem}_probs.npy") as f:
                 np.save(f, prob_maps[head].cpu().numpy().astype(np.float16))
-        if opts.grid:
-            save_grid(out / f"{stem}_grid.png", [[image, mask]], titles=["image", "prediction"], classes=head_classes)
         write_palette_png(out / f"{stem}.png", mask, palette if palette is not None else _voc())  # the mask last
         values = np.unique(mask).tolist()
         present[head or "labels"] = [head_classes[v] if v < len(head_classes) else str(v) for v in values]
-    files = output_files(job, out, list(label_maps), probs=prob_maps.get(next(iter(label_maps))) is not None,
-                         grid=opts.grid)  # fmt: skip
+    files = output_files(job, out, list(label_maps), probs=prob_maps.get(next(iter(label_maps))) is not None)
     return {
         "input": str(job.source),
         "outputs": [f.relative_to(out).as_posix() for f in files],
@@ -130,7 +127,7 @@ def _argmax(probs: Any) -> Any:
 
 def is_complete(job: Job, out: Path, heads: Sequence[str], opts: BatchOptions) -> bool:
     probs = opts.probs and not opts.tile
-    return all(f.is_file() for f in output_files(job, out, heads, probs=probs, grid=opts.grid))
+    return all(f.is_file() for f in output_files(job, out, heads, probs=probs))
 
 
 def predict_batch(
@@ -174,7 +171,25 @@ def predict_batch(
                 if after_each is not None:
                     after_each(summary.done)
         bar.close()
+    if opts.grid and rank == 0:
+        write_grid(out, jobs, heads, classes, opts.grid)
     return summary
+
+
+def write_grid(out: Path, jobs: Sequence[Job], heads: Sequence[str], classes: Sequence[str], n: int) -> Path | None:
+    """``out/grid.png``: image | prediction (the first head's) for the first ``n`` jobs whose mask is written."""
+    head = heads[0] if heads else ""
+    rows = []
+    for job in jobs:
+        mask = out / f"{job.stem}_{head}.png" if head else out / f"{job.stem}.png"
+        if len(rows) == n:
+            break
+        if mask.is_file():
+            rows.append([read_image(job.source), read_label_png(mask)])
+    if not rows:
+        return None
+    names = head_classes_of([head], classes=classes)[head]
+    return save_grid(out / "grid.png", rows, titles=["image", "prediction"], classes=names)
 
 
 def _records(seg: Segmenter, todo: Sequence[Job], out: Path, opts: BatchOptions,

@@ -76,23 +76,23 @@ def plan_jobs(inputs: Sequence[Path], folders: Sequence[Path], out: Path) -> lis
     return [Job(src, stem) for src, stem in zip(inputs, stems, strict=True)]
 
 
-def output_files(job: Job, out: Path, heads: Sequence[str], *, probs: bool, grid: bool) -> list[Path]:
-    """Every file ``job`` produces: per head a mask, an overlay, and the probabilities / grid if asked."""
+def output_files(job: Job, out: Path, heads: Sequence[str], *, probs: bool) -> list[Path]:
+    """Every file ``job`` produces: per head a mask, an overlay, and the probabilities if asked."""
     files = []
     for head in heads:
         stem = f"{job.stem}_{head}" if head else job.stem
         files += [out / f"{stem}.png", out / f"{stem}_overlay.jpg"]
         if probs:
             files.append(out / f"{stem}_probs.npy")
-        if grid:
-            files.append(out / f"{stem}_grid.png")
     return files
 
 
-def refuse_overwriting_inputs(jobs: Sequence[Job], out: Path, heads: Sequence[str], *, probs: bool, grid: bool) -> None:
-    """An output path that is also an input path is refused, naming both."""
+def refuse_overwriting_inputs(jobs: Sequence[Job], out: Path, heads: Sequence[str], *, probs: bool, grid: int) -> None:
+    """An output path that is also an input path is refused, naming both (``grid``: ``out/grid.png`` is one)."""
     sources = {os.path.abspath(j.source) for j in jobs}
+    if grid and os.path.abspath(out / "grid.png") in sources:
+        raise DataError(f"{out / 'grid.png'}: would overwrite the input image of that name; choose another --out")
     for job in jobs:
-        for f in output_files(job, out, heads, probs=probs, grid=grid):
+        for f in output_files(job, out, heads, probs=probs):
             if os.path.abspath(f) in sources:
                 raise DataError(f"{f}: would overwrite the input image of that name; choose another --out")

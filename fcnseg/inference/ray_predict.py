@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, FCNError
-from .batch import BatchOptions, BatchSummary, is_complete, merge_manifest, predict_job
+from .batch import BatchOptions, BatchSummary, is_complete, merge_manifest, predict_job, write_grid
 from .layout import Job, refuse_overwriting_inputs
 
 __all__ = ["RAY_BATCH", "SegmentBatch", "predict_with_ray", "require_ray"]
@@ -126,7 +126,7 @@ def predict_with_ray(args: argparse.Namespace, jobs: list[Job], out: Path, opts:
     ray = require_ray()
     import torch
 
-    probe = _probe_heads(args)
+    probe, classes = _probe(args)
     refuse_overwriting_inputs(jobs, out, probe, probs=opts.probs, grid=opts.grid)
     summary = BatchSummary()
     todo = [j for j in jobs if args.overwrite or not is_complete(j, out, probe, opts)]
@@ -156,15 +156,18 @@ def predict_with_ray(args: argparse.Namespace, jobs: list[Job], out: Path, opts:
                 summary.done += 1
         ray.shutdown()
     merge_manifest(out)
+    if opts.grid:
+        write_grid(out, jobs, probe, classes, opts.grid)
     return summary
 
 
-def _probe_heads(args: argparse.Namespace) -> list[str]:
+def _probe(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The heads of the model ``args`` name, and its classes."""
     from ..engine.model_source import load_model
 
-    model, _ = load_model(args.checkpoint, name=args.model, weights=args.weights, num_classes=args.num_classes,
+    model, info = load_model(args.checkpoint, name=args.model, weights=args.weights, num_classes=args.num_classes,
                           preprocessing=args.preprocessing)  # fmt: skip
-    return list(model.heads) if getattr(model, "multi_head", False) else [""]
+    return (list(model.heads) if getattr(model, "multi_head", False) else [""]), list(info.classes)
 
 
 def _init_ray(ray: Any, address: str, workers: int) -> None:

@@ -53,7 +53,7 @@ def test_counts_are_named_one_way() -> None:
     assert {"--num-classes", "--num-workers", "--num-images", "--max-images"} <= flags
 
 
-def test_grid_takes_a_number_of_images_where_it_takes_one() -> None:
+def test_grid_n_means_a_grid_png_of_the_first_n_images_everywhere() -> None:
     grids = {name: _options(p)["--grid"] for name, p in COMMANDS.items() if "--grid" in _options(p)}
-    numbered = {name for name, a in grids.items() if a.metavar == "N"}
-    assert "eval" in numbered and all(grids[n].type(str(3)) == 3 for n in numbered)
+    assert set(grids) == {"eval", "predict"}
+    assert all(a.metavar == "N" and a.type("3") == 3 and "first N images" in a.help for a in grids.values())

@@ -101,11 +101,12 @@ def test_cli_predict_tiled_with_grid(tmp_path, trained, capsys) -> None:
         "--overlap",
         "32",
         "--grid",
+        "4",
         "--flip",
     ]
     assert main(args) == 0
     assert Image.open(tmp_path / "o" / "big.png").size == (160, 160)
-    assert (tmp_path / "o" / "big_grid.png").is_file() and (tmp_path / "o" / "big_overlay.jpg").is_file()
+    assert (tmp_path / "o" / "grid.png").is_file() and (tmp_path / "o" / "big_overlay.jpg").is_file()
 
 
 @pytest.mark.slow

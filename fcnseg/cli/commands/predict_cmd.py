@@ -48,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlap", type=NON_NEGATIVE, default=128, help="tile overlap in pixels (default 128)")
     p.add_argument("--flip", action="store_true", help="mirror test-time augmentation")
     p.add_argument("--scales", type=SCALE, nargs="+", default=[1.0], help="multi-scale test-time augmentation")
-    p.add_argument("--grid", action="store_true", help="also write image | prediction figures with a class legend")
+    p.add_argument("--grid", type=NON_NEGATIVE, default=0, metavar="N",
+                   help="also write grid.png: image | prediction of the first N images, with a class legend")
     p.add_argument("--batch-size", type=COUNT, default=1,
                    help="score up to N same-size images per forward pass (plain scoring: not with --tile, --flip, "
                    "--scales or --probs; default 1)")  # fmt: skip
