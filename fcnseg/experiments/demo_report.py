@@ -89,13 +89,15 @@ def report_markdown(result: dict[str, Any], scale: Scale) -> str:
     present = {k: v for k, v in per.items() if v["iu"] is not None and k != "background"}
     worst = min(present, key=lambda k: present[k]["iu"]) if present else "n/a"
     best = max(present, key=lambda k: present[k]["iu"]) if present else "n/a"
+    steps = " / ".join(str(n.get("stage_steps", scale.seg_steps)) for n in nets)  # per stage
     lines = [
         "# fcnseg demo: the paper in five minutes",
         "",
         f"A VGG16-pattern classifier ({scale.width:g}× VGG16's channels), pretrained on object-framed synthetic "
         f"shapes (classifier: {result['classifier']}), convolutionalized and fine-tuned as FCN-32s, then "
-        f"FCN-16s from it and FCN-8s from that: {scale.seg_steps} AdamW steps of 8 scenes of {scale.seg_size} px "
-        f"per stage. Every number is measured on {scale.test_images} held-out scenes (split `test`, never trained "
+        f"FCN-16s from it and FCN-8s from that: {steps} AdamW steps (lr {scale.seg_lr:g}) of {scale.seg_batch} "
+        f"scenes of {scale.seg_size} px. Every number is measured on {scale.test_images} held-out scenes (split "
+        "`test`, never trained "
         f"or selected on). Device `{result['device']}`, {result['wall_s']:.0f} s in all.",
         "",
         "| net | fine-tuning steps | pixel acc. | mean IU | boundary mean IU | time (s) |",
