@@ -283,8 +283,15 @@ def _decision_of(entry: Any) -> Decision | None:
     return decision if decision.engine in ENGINES else None
 
 
+#: a cache file larger than this is not read (it holds a few hundred bytes per decision)
+MAX_CACHE_BYTES = 1 << 20
+
+
 def _read_entries(path: Path) -> dict[str, Any]:
+    """The cache's entries; an unreadable, oversized or malformed file counts as empty (and is rewritten)."""
     try:
+        if path.stat().st_size > MAX_CACHE_BYTES:
+            return {}
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}

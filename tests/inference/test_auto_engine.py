@@ -209,3 +209,13 @@ def test_eval_and_predict_take_the_engine_and_a_bad_variable_is_one_line(checkpo
     )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "FCNSEG_ENGINE='fastest'" in err
+
+
+@pytest.mark.parametrize("junk", ["{not json", '{"entries": []}', '{"entries": {"k": {"decision": {"engine": 3}}}}'])
+def test_a_damaged_cache_is_ignored_and_rewritten(checkpoint, always_decide, monkeypatch, junk) -> None:
+    _torch_only(monkeypatch)
+    seg = Segmenter(checkpoint, engine="auto")
+    seg.engine.cache_path().write_text(junk)
+    seg.predict(_image())
+    entries = json.loads(seg.engine.cache_path().read_text())["entries"]
+    assert any(e.get("decision", {}).get("engine") in engines_mod.ENGINES for e in entries.values())
