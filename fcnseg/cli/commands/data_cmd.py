@@ -7,6 +7,7 @@ import warnings
 from typing import Any
 
 from ...data import get_dataset, list_datasets
+from ...data.bounds import METHODS, upper_bounds
 from ...data.check import check_dataset, class_names, write_folder_layout, write_voc_layout
 from ...errors import ConfigError, DataWarning
 from ...yaml_safe import load_yaml
@@ -32,6 +33,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--size", type=COUNT, default=128, help="scene side in pixels (default 128)")
     s.add_argument("--seed", type=NON_NEGATIVE, default=0, help="random seed of the scenes (default 0)")
     s.set_defaults(func=run_synth)
+    b = dsub.add_parser("bound", help="upper bounds of coarse output: mean IU of the ground truth taken down to "
+                        "each output stride and back (the paper's Appendix A)")  # fmt: skip
+    b.add_argument("root", help="the dataset's folder (ignored by synthetic)")
+    b.add_argument("--dataset", required=True, choices=list_datasets(), help="which dataset format ROOT holds")
+    b.add_argument("--split", default="val", help="the split to bound (default val)")
+    b.add_argument("--strides", type=COUNT, nargs="+", default=[32, 16, 8], help="output strides (default 32 16 8)")
+    b.add_argument("--method", choices=METHODS, default="bilinear",
+                   help="bilinear (default: class fractions per cell, upsampled bilinearly, as an FCN does) or "
+                   "nearest (majority per cell, repeated)")  # fmt: skip
+    b.add_argument("--max-images", type=COUNT, help="bound only the first N label maps (default: all)")
+    b.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                   help="dataset option (YAML value), e.g. -o n=200; repeatable")  # fmt: skip
+    b.add_argument("--json", help="also write the results as JSON")
+    b.set_defaults(func=run_bound)
     i = dsub.add_parser("import", help="convert annotation-tool files into the folder dataset")
     isub = i.add_subparsers(dest="import_format", required=True, metavar="FORMAT")
     lm = isub.add_parser("labelme", help="labelme JSON files → OUT/{images,masks,class_names.txt}")
@@ -113,4 +128,26 @@ def run_import_labelme(args: argparse.Namespace) -> int:
     n, names = import_labelme(args.src, args.labels, args.out)
     print(f"wrote {n} image(s) and mask(s) with {len(names)} classes ({', '.join(names)}) under {args.out}")
     print(f"try: fcnseg data check {args.out} --dataset folder")
+    return 0
+
+
+def run_bound(args: argparse.Namespace) -> int:
+    """Print (and with ``--json`` write) the mean IU bound of each stride."""
+    import json
+
+    from ...io import atomic_write
+
+    ds = get_dataset(args.dataset, args.root, args.split, **parse_options(args.option))
+    n = min(len(ds), args.max_images or len(ds))
+    first = lambda m: m[next(iter(m))] if isinstance(m, dict) else m  # noqa: E731  (multi-head: the first head)
+    bounds = upper_bounds((first(ds.load(i)[1]) for i in range(n)), ds.num_classes, args.strides,
+                          method=args.method, ignore_index=ds.ignore_index)  # fmt: skip
+    print(f"{args.dataset} {args.split}: {n} label maps, {ds.num_classes} classes, method {args.method}")
+    print(f"{'stride':>6} {'pixel acc':>10} {'mean acc':>9} {'mean IU':>8} {'f.w. IU':>8}")
+    for f, m in bounds.items():
+        print(f"{f:>6} {m['pixel_accuracy']:10.4f} {m['mean_accuracy']:9.4f} {m['mean_iu']:8.4f} {m['fw_iu']:8.4f}")
+    if args.json:
+        with atomic_write(args.json, "w") as fh:
+            json.dump({"dataset": args.dataset, "split": args.split, "method": args.method, "images": n,
+                       "bounds": {str(f): m for f, m in bounds.items()}}, fh, indent=2)  # fmt: skip
     return 0
