@@ -56,9 +56,11 @@ class SegmentBatch:
         device: ``auto`` (CUDA when the worker has one), ``cpu`` or ``cuda``.
         shares: also return ``class_shares``, a ``(K,)`` float array per image.
         threads: CPU threads per worker (default: the CPUs Ray gave it, at least 1).
+        engine: ``auto`` (default; see :mod:`fcnseg.inference.auto`) or one engine name.
     """
 
-    def __init__(self, checkpoint: str, *, device: str = "auto", shares: bool = False, threads: int | None = None):
+    def __init__(self, checkpoint: str, *, device: str = "auto", shares: bool = False, threads: int | None = None,
+                 engine: str | None = None) -> None:  # fmt: skip
         import torch
 
         from .predictor import Segmenter
@@ -68,7 +70,7 @@ class SegmentBatch:
         )
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.segmenter = Segmenter(checkpoint, device=device)
+        self.segmenter = Segmenter(checkpoint, device=device, engine=engine)
         self.shares = shares
         self.num_classes = int(self.segmenter.model.num_classes)
 
