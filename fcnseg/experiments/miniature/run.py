@@ -17,7 +17,7 @@ from ...data import SyntheticShapes
 from ...data.transforms import eval_transforms
 from ...engine.checkpoint import load_checkpoint
 from ...engine.evaluator import evaluate, predict_batch
-from ...engine.heads import FOUR
+from ...engine.heads import FOUR, main_scores
 from ...engine.logging import read_log
 from ...engine.trainer import fit
 from ...errors import ConfigError
@@ -35,7 +35,7 @@ def evaluate_held_out(model: nn.Module, scale: Scale, device: torch.device) -> t
     predictions for the first four scenes (the report's grid)."""
     model = model.to(device).eval()
     ds = SyntheticShapes(scale.test_images, scale.seg_size, "test", cache=True, transforms=eval_transforms(IMAGENET))
-    result = evaluate(model, ds, len(ds.classes), device=device, band=scale.band)[""]
+    result = main_scores(evaluate(model, ds, len(ds.classes), device=device, band=scale.band))
     preds = [predict_batch(model, ds[i][0][None].float().to(device))[0].cpu().numpy() for i in range(min(4, len(ds)))]
     return result, preds
 
