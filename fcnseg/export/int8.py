@@ -12,7 +12,6 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +20,7 @@ from torch import nn
 from ..errors import ExportError
 from ..io import atomic_write
 from .onnx import export_onnx
+from .runtime import RuntimeModule
 
 __all__ = ["OnnxModule", "quantize_int8"]
 
@@ -80,15 +80,12 @@ def quantize_int8(
     return Path(path)
 
 
-class OnnxModule(nn.Module):
-    """An ONNX file run by onnxruntime behind the ``nn.Module`` interface fcnseg's inference uses.
-
-    ``forward`` takes ``(N, C, H, W)`` float tensors and returns scores like the FCN it was exported from
-    (a dict per head for multi-head nets), so :class:`~fcnseg.inference.Segmenter` runs it unchanged.
-    """
+class OnnxModule(RuntimeModule):
+    """An ONNX file run by onnxruntime behind the ``nn.Module`` interface fcnseg's inference uses
+    (:class:`~fcnseg.export.runtime.RuntimeModule`: scores like the FCN ``like`` it was exported from)."""
 
     def __init__(self, path: str | Path, like: nn.Module, *, threads: int | None = None) -> None:
-        super().__init__()
+        super().__init__(like)
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -101,16 +98,6 @@ class OnnxModule(nn.Module):
             raise ExportError(f"{path}: onnxruntime cannot load it ({type(e).__name__}: {e})") from None
         self.path = Path(path)
         self.input_name = self.session.get_inputs()[0].name
-        self.arch = getattr(like, "arch", "")
-        self.heads = dict(getattr(like, "heads", {"": 0}))
-        self.multi_head = bool(getattr(like, "multi_head", False))
-        self.in_channels = getattr(like, "in_channels", 3)
 
-    @property
-    def num_classes(self) -> int:
-        return self.heads[""]
-
-    def forward(self, x: torch.Tensor) -> Any:
-        outs = self.session.run(None, {self.input_name: x.detach().float().cpu().numpy()})
-        tensors = [torch.from_numpy(o) for o in outs]
-        return dict(zip(self.heads, tensors, strict=True)) if self.multi_head else tensors[0]
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(None, {self.input_name: x})

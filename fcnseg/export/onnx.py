@@ -11,6 +11,7 @@ from torch import nn
 
 from ..errors import ExportError
 from ..io import atomic_write
+from .runtime import graph_io
 
 __all__ = ["check_onnx", "export_onnx"]
 
@@ -46,7 +47,8 @@ def export_onnx(
         ExportError: the exporter failed, or onnxruntime disagrees with PyTorch.
     """
     model = model.eval()
-    c = getattr(model, "in_channels", 3)
+    io = graph_io(model)
+    c = io.in_channels
     device = next(model.parameters()).device  # traced where the model is (the graph is the same)
     x = torch.randn(1, c, *sample_size, device=device)
     dims = {0: torch.export.Dim("batch", min=1, max=64), 2: torch.export.Dim("height", min=1, max=8192),
@@ -68,14 +70,12 @@ def export_onnx(
             except ValueError as e:
                 raise ExportError(f"--upsampling {upsampling}: {e}") from None
             program = torch.onnx.export(
-                model, (x,), dynamic_shapes={"x": dims}, input_names=["image"], output_names=_outputs(model),
+                model, (x,), dynamic_shapes={"x": dims}, input_names=["image"], output_names=io.output_names,
                 opset_version=opset, dynamo=True, external_data=False, verbose=False,
             )  # fmt: skip
             program.save(str(tmp_path), external_data=external_data)
         except Exception as e:  # the exporter raises many types; report them as one
-            raise ExportError(
-                f"ONNX export of {getattr(model, 'arch', type(model).__name__)} failed: {type(e).__name__}: {e}"
-            ) from None
+            raise ExportError(f"ONNX export of {io.arch} failed: {type(e).__name__}: {e}") from None
         finally:
             for m, mode in zip(layers, before, strict=True):
                 m.mode = mode
@@ -91,17 +91,12 @@ def export_onnx(
     return report
 
 
-def _outputs(model: nn.Module) -> list[str]:
-    heads = getattr(model, "heads", {"": 0})
-    return [f"scores_{h}" for h in heads] if getattr(model, "multi_head", False) else ["scores"]
-
-
 def check_onnx(model: nn.Module, path: str | Path, sizes: tuple[tuple[int, int], ...]) -> dict[str, float]:
     """Run the ONNX file with onnxruntime and compare with ``model`` at each size."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    c = getattr(model, "in_channels", 3)
+    c = graph_io(model).in_channels
     worst, score_range = 0.0, 0.0
     for h, w in sizes:
         x = torch.randn(2, c, h, w)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, ExportError
+from .runtime import RuntimeModule
 
 __all__ = ["MAX_SHAPES", "OpenVinoModule", "require_openvino"]
 
@@ -31,7 +32,7 @@ def require_openvino() -> Any:
     return openvino
 
 
-class OpenVinoModule(nn.Module):
+class OpenVinoModule(RuntimeModule):
     """An ONNX file compiled by OpenVINO behind the ``nn.Module`` interface (like ``OnnxModule``).
 
     Args:
@@ -43,7 +44,7 @@ class OpenVinoModule(nn.Module):
 
     def __init__(self, path: str | Path, like: nn.Module, *, precision: str = "f32",
                  cache_dir: str | Path | None = None, threads: int | None = None) -> None:  # fmt: skip
-        super().__init__()
+        super().__init__(like)
         ov = require_openvino()
         if precision not in ("f32", "bf16"):
             raise ConfigError(f"OpenVINO precision {precision!r}: use f32 or bf16")
@@ -58,14 +59,6 @@ class OpenVinoModule(nn.Module):
             self.config["CACHE_DIR"] = str(cache_dir)
         self.path, self.precision = Path(path), precision
         self._compiled: OrderedDict[tuple[int, ...], Any] = OrderedDict()
-        self.arch = getattr(like, "arch", "")
-        self.heads = dict(getattr(like, "heads", {"": 0}))
-        self.multi_head = bool(getattr(like, "multi_head", False))
-        self.in_channels = getattr(like, "in_channels", 3)
-
-    @property
-    def num_classes(self) -> int:
-        return self.heads[""]
 
     def _for(self, shape: tuple[int, ...]) -> Any:
         if shape in self._compiled:
@@ -79,8 +72,7 @@ class OpenVinoModule(nn.Module):
             self._compiled.popitem(last=False)
         return compiled
 
-    def forward(self, x: torch.Tensor) -> Any:
+    def run(self, x: Any) -> list[Any]:
         compiled = self._for(tuple(x.shape))
-        result = compiled(x.detach().float().cpu().numpy())
-        tensors = [torch.from_numpy(result[out].copy()) for out in compiled.outputs]
-        return dict(zip(self.heads, tensors, strict=True)) if self.multi_head else tensors[0]
+        result = compiled(x)
+        return [result[out].copy() for out in compiled.outputs]

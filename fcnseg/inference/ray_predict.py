@@ -98,12 +98,12 @@ class _WriteOutputs:
     def __init__(self, args: argparse.Namespace, out: str, opts: BatchOptions, threads: int) -> None:
         import torch
 
-        from ..cli.commands.predict_cmd import _segmenter
+        from ..engine.device import resolve_device
+        from .source import open_segmenter, options_of
 
         torch.set_num_threads(threads)
-        from ..engine.device import resolve_device
-
-        self.segmenter, self.classes = _segmenter(args, str(resolve_device(getattr(args, "device", "auto"))))
+        device = str(resolve_device(getattr(args, "device", "auto")))
+        self.segmenter, self.classes = open_segmenter(**options_of(args), device=device)
         self.out, self.opts = Path(out), opts
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:

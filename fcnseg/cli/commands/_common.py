@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from ...engine.build import PREPROCESSING
 from ...engine.checkpoint import CheckpointInfo
 from ...engine.model_source import load_model
-from ...errors import ConfigError
 from ...models import FCN
 
 
@@ -86,26 +84,18 @@ def add_int8_args(p: argparse.ArgumentParser) -> None:
         "--calibration",
         help="folder of images to calibrate int8 activations on (default: the checkpoint's training data)",
     )
-    g.add_argument("--num-calibration-images", dest="calibration_count", type=COUNT, default=32,
-                   help="calibration images (default 32)")
+    g.add_argument(
+        "--num-calibration-images",
+        dest="calibration_count",
+        type=COUNT,
+        default=32,
+        help="calibration images (default 32)",
+    )
 
 
 def calibration_images(args: argparse.Namespace, info: CheckpointInfo) -> list:
-    """Preprocessed calibration tensors: ``--calibration DIR``, or the checkpoint's training set."""
-    import torch
+    """Preprocessed calibration tensors: ``--calibration DIR``, or the checkpoint's training set (8 images for
+    commands without ``--num-calibration-images``)."""
+    from ...inference.source import calibration_images as images
 
-    from ...engine.checkpoint import preprocessing_of
-    from ...io import read_image
-
-    n = max(1, getattr(args, "calibration_count", 8))  # commands without --calibration-count: 8 images
-    if getattr(args, "calibration", None):
-        from ...data.folder import IMAGE_SUFFIXES
-
-        files = sorted(p for p in Path(args.calibration).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:n]
-        if not files:
-            raise ConfigError(f"{args.calibration}: no images to calibrate on")
-        pre = preprocessing_of(info)
-        return [pre(torch.from_numpy(read_image(f).transpose(2, 0, 1).copy())) for f in files]
-    from ...engine.build import training_images
-
-    return training_images(info, n)
+    return images(info, getattr(args, "calibration", None), getattr(args, "calibration_count", 8))

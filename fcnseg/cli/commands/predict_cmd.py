@@ -25,8 +25,6 @@ from ._common import (
     add_engine_arg,
     add_int8_args,
     add_model_args,
-    calibration_images,
-    load_model_args,
 )
 
 DEFAULT_OUT = "predictions"
@@ -48,8 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlap", type=NON_NEGATIVE, default=128, help="tile overlap in pixels (default 128)")
     p.add_argument("--flip", action="store_true", help="mirror test-time augmentation")
     p.add_argument("--scales", type=SCALE, nargs="+", default=[1.0], help="multi-scale test-time augmentation")
-    p.add_argument("--grid", type=NON_NEGATIVE, default=0, metavar="N",
-                   help="also write grid.png: image | prediction of the first N images, with a class legend")
+    p.add_argument(
+        "--grid",
+        type=NON_NEGATIVE,
+        default=0,
+        metavar="N",
+        help="also write grid.png: image | prediction of the first N images, with a class legend",
+    )
     p.add_argument("--batch-size", type=COUNT, default=1,
                    help="score up to N same-size images per forward pass (plain scoring: not with --tile, --flip, "
                    "--scales or --probs; default 1)")  # fmt: skip
@@ -150,21 +153,9 @@ def rank_device(name: str, world: int) -> str:
 
 
 def _segmenter(args: argparse.Namespace, device: str) -> tuple[Segmenter, list[str]]:
-    from ...engine.checkpoint import preprocessing_of
+    from ...inference.source import open_segmenter, options_of
 
-    model, info = load_model_args(args)
-    engine = "onnxruntime-int8" if args.int8 else args.engine
-    seg = Segmenter(model, preprocessing=preprocessing_of(info), device=device, dtype=_dtype(args.dtype),
-                    engine=engine, source=Path(args.checkpoint or args.weights),
-                    calibration=lambda: calibration_images(args, info))  # fmt: skip
-    return seg, list(info.classes)
-
-
-def _dtype(name: str) -> Any:
-    """``--dtype``: auto leaves the precision to ``--engine``; fp32/bf16/fp16 force PyTorch with that autocast."""
-    import torch
-
-    return {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+    return open_segmenter(**options_of(args), device=device)
 
 
 def _gather(summary: Any) -> Any:
