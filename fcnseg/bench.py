@@ -142,29 +142,37 @@ def count_gflop(name: str, size: int) -> float:
     return counter.get_total_flops() / 1e9
 
 
+#: the end of each runtime-only child: ``compiled(x)`` timed ``repeats`` times after a warm-up, median and peak RSS
+_TIMED_TAIL = """
+times = []
+for _ in range(repeats):
+    t = time.perf_counter()
+    compiled(x)
+    times.append(time.perf_counter() - t)
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(json.dumps({"latency_s": statistics.median(times), "peak_rss_mb": hwm / 1024}))
+"""
+
 #: the ``fast``/``int8`` measurement: onnxruntime and NumPy only, as a deployment process runs the graph
 #: (importing torch alone adds ~0.5 GB of RSS here, which is not the model's)
-_ORT_CHILD = """
+_ORT_CHILD = (
+    """
 import json, resource, statistics, sys, time
 import numpy as np, onnxruntime as ort
 path, size, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 opts = ort.SessionOptions()
 opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
 session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-feed = {session.get_inputs()[0].name: np.random.default_rng(0).standard_normal((1, 3, size, size), np.float32)}
-session.run(None, feed)
-times = []
-for _ in range(repeats):
-    t = time.perf_counter()
-    session.run(None, feed)
-    times.append(time.perf_counter() - t)
-hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-print(json.dumps({"latency_s": statistics.median(times), "peak_rss_mb": hwm / 1024}))
+x = {session.get_inputs()[0].name: np.random.default_rng(0).standard_normal((1, 3, size, size), np.float32)}
+compiled = lambda feed: session.run(None, feed)
+compiled(x)
 """
-
+    + _TIMED_TAIL
+)
 
 #: the ``openvino`` / ``openvino-bf16`` measurement: OpenVINO and NumPy only
-_OV_CHILD = """
+_OV_CHILD = (
+    """
 import json, statistics, sys, time
 import numpy as np, openvino as ov
 path, size, repeats, hint, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
@@ -175,14 +183,9 @@ compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint, "
                                              "INFERENCE_NUM_THREADS": threads})
 x = np.random.default_rng(0).standard_normal((1, 3, size, size), np.float32)
 compiled(x)
-times = []
-for _ in range(repeats):
-    t = time.perf_counter()
-    compiled(x)
-    times.append(time.perf_counter() - t)
-hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-print(json.dumps({"latency_s": statistics.median(times), "peak_rss_mb": hwm / 1024}))
 """
+    + _TIMED_TAIL
+)
 
 
 def measure(name: str, path: str = "eager", size: int = 500, repeats: int = 5, device: str = "cpu") -> dict[str, float]:
