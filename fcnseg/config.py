@@ -90,6 +90,7 @@ class TrainConfig:
     class_weights: list[float] | Weighting | None = None  # per class, or inverse_frequency | median_frequency
     loss: Literal["ce", "focal", "ce+dice", "focal+dice"] = "ce"  # Dice needs normalize: true
     focal_gamma: float = 2.0
+    loss_sampling: float = 1.0  # keep each final-layer (stride-32) cell in the loss with this probability
     dice_weight: float = 1.0
     amp: bool = False  # autocast: bf16 on CPU; fp16 on CUDA with a dynamic loss scale (bf16 if amp_dtype says)
     amp_dtype: Literal["auto", "bfloat16", "float16"] = "auto"
@@ -274,6 +275,7 @@ _RANGES: tuple[tuple[str, float, float, bool], ...] = (
     ("train.max_iter", 1, 1e12, True),
     ("train.iter_size", 1, 100_000, True),
     ("train.focal_gamma", 0, 100, True),
+    ("train.loss_sampling", 0, 1, False),
     ("train.dice_weight", 0, 1e6, True),
     ("train.loss_scale", 0, 2.0**64, False),
     ("train.seed", 0, 2**63 - 1, True),

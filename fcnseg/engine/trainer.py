@@ -42,6 +42,7 @@ from .distributed import DistInfo, setup, world_size, wrap_ddp
 from .evaluator import evaluate
 from .heads import FOUR, head_classes, main_scores
 from .logging import RunLogger
+from .loss_sampling import drop_cells, sampling_generator
 from .memory import retained_heap
 from .outputs import write_grid, write_run_outputs
 from .rank_guard import RankGuard
@@ -238,7 +239,7 @@ def _next_batch(run: RunState) -> tuple[torch.Tensor, Any]:
     return to_device(*item, run.device)
 
 
-def _accumulate(run: RunState) -> tuple[Any, int]:
+def _accumulate(run: RunState, step: int = 0) -> tuple[Any, int]:
     """``train.iter_size`` forward/backward passes (DDP all-reduces gradients on the last one only);
     the global loss (on the device) and the number of images the step saw."""
     cfg, tc, dist = run.cfg, run.cfg.train, run.dist
@@ -246,6 +247,8 @@ def _accumulate(run: RunState) -> tuple[Any, int]:
     images = 0
     for i in range(tc.iter_size):
         x, y = _next_batch(run)
+        if tc.loss_sampling < 1.0:
+            y = drop_cells(y, tc.loss_sampling, sampling_generator(tc.seed, step, i, dist.rank))
         if tc.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if run.dtype is torch.float16 and run.scaler is None:  # measured on the first batch
@@ -275,7 +278,7 @@ def train_step(run: RunState, step: int, *, read_loss: bool) -> tuple[Any, float
     lr = lr_at(step, run.cfg.train)
     for group in run.optimizer.param_groups:
         group["lr"] = lr * group["lr_mult"]
-    total, images = _accumulate(run)
+    total, images = _accumulate(run, step)
     run.seen += images
     if read_loss:
         total = _checked(total, step, run)
