@@ -200,11 +200,14 @@ def measure(name: str, path: str = "eager", size: int = 500, repeats: int = 5, d
     x = torch.randn(1, 3, size, size, device=dev)
     model = build(name).to(dev)
     forward: Callable[[], Any] = lambda: model(x)  # noqa: E731
-    if path != "eager":  # fcnseg.inference.optimize_for_inference: channels_last (+ torch.compile, frozen)
+    if path != "eager":  # what the torch / torch-bf16 engines run: channels_last (+ torch.compile, frozen)
+        from .inference.engines import build_runner
         from .inference.fast import optimize_for_inference
 
-        dtype = "bfloat16" if path == "bf16" else None
-        fast = optimize_for_inference(model, device=dev, dtype=dtype, compile=path == "compiled")
+        if path == "bf16":
+            fast: Any = build_runner("torch-bf16", model, device=dev, source=None)  # a bf16 copy on CPUs
+        else:
+            fast = optimize_for_inference(model, device=dev, dtype=None, compile=path == "compiled")
         forward = lambda: fast(x)  # noqa: E731
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     step = lambda: (forward(), sync())  # noqa: E731

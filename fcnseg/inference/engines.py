@@ -4,8 +4,8 @@
 engine                 precision  what runs
 =====================  =========  ===========================================================================
 ``torch``              fp32       the model as given (PyTorch eager; the reference numerics)
-``torch-bf16``         bf16       PyTorch, channels_last, bf16 autocast (oneDNN: AMX/AVX512-BF16 on CPUs;
-                                  tensor cores on GPUs)
+``torch-bf16``         bf16       PyTorch, channels_last: a bf16 copy of the weights on CPUs (oneDNN:
+                                  AMX/AVX512-BF16), bf16 autocast on GPUs (tensor cores)
 ``torch-fp16``         fp16       PyTorch fp16 autocast (CUDA only: GPUs without bf16)
 ``onnxruntime``        fp32       the exported graph (``CKPT.onnx``), onnxruntime's CPU provider
 ``onnxruntime-int8``   int8       onnxruntime static QDQ quantization (``CKPT.int8.onnx``), CPU
@@ -24,6 +24,7 @@ import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -43,6 +44,32 @@ EXPORTED = ("onnxruntime", "onnxruntime-int8", "openvino", "openvino-bf16")
 #: the extra that installs each exported engine's libraries
 _EXTRA = {"onnxruntime": ("onnx", ("onnx", "onnxruntime", "onnxscript")),
           "openvino": ("openvino", ("onnx", "onnxscript", "openvino"))}  # fmt: skip
+
+
+class CastModel(nn.Module):
+    """A copy of ``model`` with its weights in ``dtype`` and channels_last, scores returned in fp32.
+
+    On the CPU this beats autocast (measured 1.58 against 2.02 s for fcn8s_vgg16 at 500×500 on a 2-core
+    Xeon with AMX, same labels): autocast casts every weight to bf16 on every call. The fixed bilinear
+    upsampling stays fp32 (its kernel values are not all exact in bf16, and it runs in fp32 anyway).
+    The fp32 model is left as it was (``auto`` compares against it).
+    """
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        import copy
+
+        from ..models import BilinearUpsample
+
+        self.dtype = dtype
+        self.model = copy.deepcopy(model).eval().to(dtype).to(memory_format=torch.channels_last)
+        for m in self.model.modules():
+            if isinstance(m, BilinearUpsample):
+                m.float()
+
+    def forward(self, x: torch.Tensor) -> Any:
+        out = self.model(x.to(self.dtype).contiguous(memory_format=torch.channels_last))
+        return {k: v.float() for k, v in out.items()} if isinstance(out, dict) else out.float()
 
 
 def default_engine() -> str:
@@ -107,6 +134,8 @@ def build_runner(
         raise ConfigError(f"--engine {engine}: {reason}")
     if engine == "torch":
         return model
+    if engine == "torch-bf16" and device.type == "cpu":
+        return CastModel(model, torch.bfloat16)
     if engine in ("torch-bf16", "torch-fp16"):
         from .fast import optimize_for_inference
 
