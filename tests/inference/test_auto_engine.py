@@ -219,3 +219,14 @@ def test_a_damaged_cache_is_ignored_and_rewritten(checkpoint, always_decide, mon
     seg.predict(_image())
     entries = json.loads(seg.engine.cache_path().read_text())["entries"]
     assert any(e.get("decision", {}).get("engine") in engines_mod.ENGINES for e in entries.values())
+
+
+def test_torch_bf16_on_the_cpu_is_a_bf16_copy_that_leaves_the_fp32_model_alone(checkpoint) -> None:
+    seg = Segmenter(checkpoint, engine="torch-bf16")
+    images = [_image(i) for i in range(2)]
+    got = seg.predict_many(images)
+    runner = seg.engine.runner("torch-bf16")
+    assert next(runner.model.parameters()).dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in seg.model.parameters())
+    want = Segmenter(checkpoint, engine="torch").predict_many(images)
+    assert all((g == w).mean() > 0.98 for g, w in zip(got, want, strict=True))
