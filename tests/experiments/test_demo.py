@@ -52,7 +52,7 @@ def test_demo_trains_the_three_stages_and_writes_table_pictures_and_report(tmp_p
     assert VOID_LABEL in names and "background" in names  # the truth column has void borders
     assert "share of the true class's pixels" in figures["confusion.png"][2]  # the colour bar
     assert [n["label"] for n in result["nets"].values()] == ["FCN-32s", "FCN-16s", "FCN-8s"]
-    assert [n["steps"] for n in result["nets"].values()] == [2, 4, 8]  # FCN-8s's stage is twice as long
+    assert [n["steps"] for n in result["nets"].values()] == [2, 4, 10]  # FCN-8s's stage is three times as long
     assert "dropout: 0" in (tmp_path / "fcn8s" / "config.yaml").read_text()
     for key in ("fcn16s", "fcn8s"):  # each stage starts from the one before
         assert f"init_from: {tmp_path}" in (tmp_path / key / "config.yaml").read_text()

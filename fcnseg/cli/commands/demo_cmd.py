@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", default="runs/demo", help="run folder: checkpoints, pictures, report (default runs/demo)")
     p.add_argument("--steps", type=int, default=None,
-                   help="fine-tuning steps of FCN-32s and of FCN-16s, FCN-8s 2x (default 1600, batch 8)")  # fmt: skip
+                   help="fine-tuning steps of FCN-32s and of FCN-16s, FCN-8s 3x (default 1500, batch 8)")  # fmt: skip
     add_device_arg(p)
     p.add_argument(
         "--classifier",
