@@ -54,8 +54,8 @@ CLASSIFIER = "shapes-vgg16-w1_16"
 DEMO = replace(CLASSIFIER_SCALE, seg_size=160, seg_images=6000, seg_steps=1500, seg_lr=3e-3, val_images=40,
                test_images=100, eval_every=250)  # fmt: skip
 #: (key, registry name, label, initialised from, steps in units of ``seg_steps``): FCN-8s, the net the demo
-#: ends with, gets the longest stage (held-out FCN-8s: 1600 / 1600 / 3200 steps 0.521; 1500 / 1500 / 4500 0.562,
-#: about 5 min on a quiet 2-core CPU: docs/results/demo.txt)
+#: ends with, gets the longest stage (held-out FCN-8s: 1600 / 1600 / 3200 steps 0.521; 1500 / 1500 / 4500 0.536
+#: and 0.562 in two runs, 5 min 34 s on a quiet 2-core CPU: docs/results/demo.txt)
 STAGES = (
     ("fcn32s", "fcn32s_vgg16", "FCN-32s", "classifier", 1),
     ("fcn16s", "fcn16s_vgg16", "FCN-16s", "fcn32s", 1),
