@@ -260,10 +260,16 @@ def measure_auto(name: str, size: int, repeats: int, weights: str, phase: str = 
     from .inference.auto import AutoEngine, size_bucket
 
     torch.manual_seed(0)
-    model, path = build(name), Path(weights)
-    if phase == "decide" and not path.is_file():
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
-    model.load_state_dict(load_file(str(path)))
+    path = Path(weights)
+    if phase == "decide":
+        model = build(name)
+        if not path.is_file():
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+        model.load_state_dict(load_file(str(path)))
+    else:  # built on the meta device and given the file's tensors: one copy of the weights, as a server holds
+        with torch.device("meta"):
+            model = build(name)
+        model.load_state_dict(load_file(str(path)), assign=True)
     auto = AutoEngine(model, device=torch.device("cpu"), source=path, engine="auto", log=lambda line: None)
     x = torch.randn(1, 3, size, size)
     with torch.inference_mode():
