@@ -30,8 +30,8 @@ libc = ctypes.CDLL("libc.so.6")
 libc.mallinfo2.restype = Mallinfo2
 MB = 2**20
 
-def held_and_freed():  # allocator state while 64 MB is held, then after it is freed
-    t = torch.empty(16 * MB).fill_(1.0)
+def held_and_freed(floats=16 * MB):  # allocator state while 64 MB (default) is held, then after it is freed
+    t = torch.empty(floats).fill_(1.0)
     held = libc.mallinfo2()
     del t
     return held, libc.mallinfo2()
@@ -43,7 +43,10 @@ with retained_heap() as active:
     held, freed = held_and_freed()
     out["active"], out["inside_mmapped"] = active, held.hblkhd >= 64 * MB
     out["inside_kept_free"] = freed.fordblks >= 64 * MB  # freed into the heap and kept there for the next step
-out["after_kept_free"] = libc.mallinfo2().fordblks >= 64 * MB  # malloc_trim handed it back
+# glibc's settings are back: a large tensor gets its own mapping again (128 MB: larger than any chunk the
+# block may have left free in the heap, which would otherwise be reused whatever the settings)
+held, _ = held_and_freed(32 * MB)
+out["after_mmapped"] = held.hblkhd >= 128 * MB
 print(json.dumps(out))
 """
 
@@ -54,8 +57,11 @@ def test_freed_memory_is_kept_in_the_heap_inside_and_released_after() -> None:
     with the allocator's coalescing: inside the block a freed 64 MB tensor stays in the heap."""
     run = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=120)
     out = json.loads(run.stdout)
+    # after the block: the settings it found are back (asked of glibc by allocating again). Whether the freed
+    # bytes left the heap is not asserted: malloc_trim returns pages with madvise and fordblks still counts
+    # them when the chunk is not at the heap's top, so that read depended on the heap's layout (it failed in CI)
     assert out == {"default_mmapped": True, "active": True, "inside_mmapped": False, "inside_kept_free": True,
-                   "after_kept_free": False}  # fmt: skip
+                   "after_mmapped": True}  # fmt: skip
 
 
 class _FakeLibc:
