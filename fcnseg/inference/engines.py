@@ -51,7 +51,8 @@ class CastModel(nn.Module):
 
     On the CPU this beats autocast (measured 1.58 against 2.02 s for fcn8s_vgg16 at 500×500 on a 2-core
     Xeon with AMX, same labels): autocast casts every weight to bf16 on every call. The fixed bilinear
-    upsampling stays fp32 (its kernel values are not all exact in bf16, and it runs in fp32 anyway).
+    upsampling stays fp32 (its kernel values are not all exact in bf16, and it runs in fp32 anyway), and so
+    does local response normalization (AlexNet, GoogLeNet: PyTorch has no bf16 CPU kernel for it).
     The fp32 model is left as it was (``auto`` compares against it).
     """
 
@@ -66,6 +67,9 @@ class CastModel(nn.Module):
         for m in self.model.modules():
             if isinstance(m, BilinearUpsample):
                 m.float()
+            elif isinstance(m, nn.LocalResponseNorm):  # AlexNet's LRN: no bf16 CPU kernel (avg_pool3d); fp32 inside
+                m.register_forward_pre_hook(lambda _m, args: tuple(a.float() for a in args))
+                m.register_forward_hook(lambda _m, _args, out: out.to(dtype))
 
     def forward(self, x: torch.Tensor) -> Any:
         out = self.model(x.to(self.dtype).contiguous(memory_format=torch.channels_last))

@@ -230,3 +230,13 @@ def test_torch_bf16_on_the_cpu_is_a_bf16_copy_that_leaves_the_fp32_model_alone(c
     assert all(p.dtype == torch.float32 for p in seg.model.parameters())
     want = Segmenter(checkpoint, engine="torch").predict_many(images)
     assert all((g == w).mean() > 0.98 for g, w in zip(got, want, strict=True))
+
+
+@pytest.mark.parametrize("name", ["fcn32s_alexnet", "fcn32s_googlenet", "fcn8s_resnet18", "fcn8s_vgg16"])
+def test_the_bf16_copy_runs_every_backbone_family(name: str) -> None:
+    """AlexNet's and GoogLeNet's LRN has no bf16 CPU kernel: it runs in fp32 inside the bf16 copy."""
+    model = fcnseg.get_model(name, num_classes=3, width=0.125).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        out = engines_mod.CastModel(model, torch.bfloat16)(x)
+        assert out.dtype == torch.float32 and out.shape == model(x).shape
