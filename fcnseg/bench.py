@@ -49,21 +49,16 @@ PATHS = ("eager", "channels_last", "compiled", "bf16", "fast", "int8", "openvino
 PRECISION = {"eager": "fp32", "channels_last": "fp32", "compiled": "fp32", "bf16": "bf16", "fast": "fp32",
              "int8": "int8", "openvino": "fp32", "openvino-bf16": "bf16"}  # fmt: skip
 _TORCH_PATHS = ("eager", "channels_last", "compiled", "bf16")
-#: the modules each exported path needs, and the extra that installs them
-_ORT_NEEDS = ("onnx", ("onnx", "onnxruntime", "onnxscript"))
-_OV_NEEDS = ("openvino", ("onnx", "onnxscript", "openvino"))
-_NEEDS = {"fast": _ORT_NEEDS, "int8": _ORT_NEEDS, "openvino": _OV_NEEDS, "openvino-bf16": _OV_NEEDS}
+#: the engine (fcnseg.inference.engines) each exported path runs
+_ENGINE_OF = {"fast": "onnxruntime", "int8": "onnxruntime-int8", "openvino": "openvino",
+              "openvino-bf16": "openvino-bf16"}  # fmt: skip
 
 
 def missing_extra(path: str) -> str | None:
     """``"needs X: pip install 'fcnseg[extra]'"`` when a path's optional dependency is missing, else None."""
-    import importlib.util
+    from .inference.engines import missing_extra as engine_missing
 
-    if path not in _NEEDS:
-        return None
-    extra, modules = _NEEDS[path]
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    return f"needs {', '.join(missing)}: pip install 'fcnseg[{extra}]'" if missing else None
+    return engine_missing(_ENGINE_OF[path]) if path in _ENGINE_OF else None
 
 
 def gemm_rates(n: int = 2048, repeats: int = 9) -> dict[str, float]:
@@ -307,8 +302,9 @@ def _measure_path(name: str, path: str, size: int, repeats: int, dev: torch.devi
         decided = _last_json(_child(call + ', "decide")))'))
         r = _last_json(_child(call + ', "run")))'))
         r["decision"] = decided["decision"]
-        r["precision"] = PRECISION.get({"torch": "eager", "torch-bf16": "bf16", "onnxruntime": "fast",
-                                        "onnxruntime-int8": "int8"}.get(r["engine"], r["engine"]), "fp32")  # fmt: skip
+        from .inference.engines import PRECISION as ENGINE_PRECISION
+
+        r["precision"] = ENGINE_PRECISION[r["engine"]]
         return r
     kind = "int8" if path == "int8" else "fast"  # the openvino paths compile the fp32 graph
     onnx = str(Path(tmp) / f"{name}-{kind}.onnx")

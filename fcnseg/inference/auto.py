@@ -37,7 +37,7 @@ from torch import nn
 
 from ..errors import FCNError, first_line
 from ..io import atomic_write
-from .engines import ENGINES, PRECISION, build_runner, eligible
+from .engines import ENGINES, PRECISION, build_runner, default_engine, eligible
 from .isa import fingerprint
 
 __all__ = ["AGREEMENT", "MIN_FORWARD_S", "AutoEngine", "Decision", "agreement", "size_bucket"]
@@ -95,14 +95,16 @@ class AutoEngine(nn.Module):
             engines only, decisions kept in memory.
         calibration: the checkpoint's calibration images (preprocessed ``(C, H, W)``), called at most once;
             None or a failure: the images being segmented calibrate.
-        engine: ``"auto"`` or one name of :data:`~fcnseg.inference.engines.ENGINES`.
+        engine: ``"auto"`` or one name of :data:`~fcnseg.inference.engines.ENGINES`; None: ``FCNSEG_ENGINE``,
+            else ``"auto"``.
         log: where the one line per decision goes (stderr by default).
     """
 
     def __init__(self, model: nn.Module, *, device: torch.device, source: Path | None = None,
-                 calibration: Callable[[], list[torch.Tensor]] | None = None, engine: str = "auto",
+                 calibration: Callable[[], list[torch.Tensor]] | None = None, engine: str | None = None,
                  log: Callable[[str], Any] | None = None) -> None:  # fmt: skip
         super().__init__()
+        engine = engine or default_engine()
         if engine != "auto" and engine not in ENGINES:
             from ..errors import ConfigError
 

@@ -32,7 +32,16 @@ from torch import nn
 from ..errors import ConfigError
 from .isa import has_bf16_units, has_int8_units
 
-__all__ = ["ENGINES", "EXPORTED", "PRECISION", "build_runner", "default_engine", "eligible", "unavailable"]
+__all__ = [
+    "ENGINES",
+    "EXPORTED",
+    "PRECISION",
+    "build_runner",
+    "default_engine",
+    "eligible",
+    "missing_extra",
+    "unavailable",
+]
 
 #: every engine a user can force with ``--engine NAME`` (``auto`` chooses among them)
 ENGINES = ("torch", "torch-bf16", "torch-fp16", "onnxruntime", "onnxruntime-int8", "openvino", "openvino-bf16")
@@ -84,7 +93,8 @@ def default_engine() -> str:
     return name
 
 
-def _missing_extra(engine: str) -> str | None:
+def missing_extra(engine: str) -> str | None:
+    """Which libraries an exported engine lacks, with the extra that installs them; None when all are there."""
     family = "openvino" if engine.startswith("openvino") else "onnxruntime"
     extra, modules = _EXTRA[family]
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
@@ -104,7 +114,7 @@ def unavailable(engine: str, device: torch.device, *, source: Path | None) -> st
             return f"a CPU engine (the device is {device})"
         if source is None:
             return "runs an exported graph kept beside a checkpoint file; this model came without one"
-        return _missing_extra(engine)
+        return missing_extra(engine)
     return None
 
 

@@ -73,9 +73,6 @@ class Segmenter:
         self.preprocessing = pre
         self.model = self.model.to(self.device).eval()
         from .auto import AutoEngine
-        from .engines import default_engine
-
-        engine = engine or default_engine()
 
         self.engine = AutoEngine(self.model, device=self.device, source=Path(source) if source else None,
                                  calibration=calibration, engine="torch" if dtype is not None else engine)  # fmt: skip

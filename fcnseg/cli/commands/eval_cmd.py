@@ -16,7 +16,6 @@ from ...engine.evaluator import evaluate
 from ...engine.heads import head_classes, report, write_metrics
 from ...engine.outputs import write_grid
 from ...inference.auto import AutoEngine
-from ...inference.engines import default_engine
 from ._common import (
     COUNT,
     NON_NEGATIVE,
@@ -66,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     dtype = (inference_dtype(device) or torch.bfloat16) if args.amp else None
     runner = model if args.amp else AutoEngine(model, device=device, source=Path(args.checkpoint or args.weights),
                                                calibration=lambda: calibration_images(args, info),
-                                               engine=args.engine or default_engine())  # fmt: skip
+                                               engine=args.engine)  # fmt: skip
     metrics = evaluate(runner, ds, dict(model.heads), device=device, max_images=args.max_images, progress=True,
                        batch_size=args.batch_size, workers=workers, dtype=dtype)  # fmt: skip
     names = head_classes(model.heads, ds, info.classes)
