@@ -52,6 +52,8 @@ class ModelConfig:
     init_from: str | None = None  # checkpoint of a coarser net (staged training 32s → 16s → 8s)
     freeze: str = "none"  # none | backbone | up_to:LAYER (e.g. up_to:conv4_3): frozen layers get no gradient
     dropout: float | None = None  # override the trunk's dropout probability (reference: 0.5 after fc6, fc7)
+    #: shift-and-stitch as filter rarefaction (dilation): the deepest feature's stride, 32 (none), 16 or 8 (VGG16 nets)
+    output_stride: Literal[32, 16, 8] = 32
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,9 @@ class DataConfig:
     crop_size: int | None = None
     scale_range: tuple[float, float] = (1.0, 1.0)
     flip: bool = False
+    jitter: int = 0  # translate each training image by up to this many px each way (paper: 32); exposed pixels ignored
+    #: hide a cue from the net (PAMI Table 8): set these pixels to the preprocessing's mean, in training and validation
+    mask_cue: Literal["none", "foreground", "background", "both"] = "none"
     batch_size: int = 1
     workers: int | Literal["auto"] = "auto"  # auto: CUDA, the rank's cores less one (at most 8); CPU, 0
     #: images leave the workers as uint8 and are normalised on the device (None: on CUDA, for RGB inputs)
@@ -261,6 +266,7 @@ _RANGES: tuple[tuple[str, float, float, bool], ...] = (
     ("model.width", 0, 16, False),
     ("model.dropout", 0, 0.999, True),
     ("data.crop_size", 1, 100_000, True),
+    ("data.jitter", 0, 100_000, True),
     ("data.batch_size", 1, 100_000, True),
     ("data.workers", 0, 1024, True),
     ("train.dist_timeout_s", 1, 1e7, True),
