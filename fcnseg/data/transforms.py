@@ -21,7 +21,13 @@ from torchvision.transforms import v2
 from ..preprocessing import Preprocessing
 from .base import IGNORE_INDEX
 
-__all__ = ["ModalityNormalize", "Normalize", "augmentations", "eval_transforms", "pad_collate", "train_transforms"]
+__all__ = [
+    "CUES", "MaskCue", "ModalityNormalize", "Normalize", "RandomTranslate", "augmentations", "eval_transforms",
+    "pad_collate", "train_transforms",
+]  # fmt: skip
+
+#: what :class:`MaskCue` can hide (``data.mask_cue``)
+CUES = ("none", "foreground", "background", "both")
 
 
 class Normalize(v2.Transform):
@@ -56,9 +62,73 @@ class ModalityNormalize(v2.Transform):
         return inpt
 
 
-def eval_transforms(preprocessing: Preprocessing) -> v2.Compose:
-    """Preprocessing only (the reference evaluates whole images at their own size)."""
-    return v2.Compose([Normalize(preprocessing)])
+def _split(inputs: tuple[Any, ...]) -> tuple[Tensor, Tensor]:
+    image, mask = inputs if len(inputs) == 2 else inputs[0]
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"expected (image, mask) with one mask, got a {type(mask).__name__} mask")
+    return image, mask
+
+
+class MaskCue(v2.Transform):
+    """Hide a cue from the net (PAMI §6, Table 8): set the pixels of ``cue`` to the preprocessing's mean colour.
+
+    ``foreground`` is every pixel not labelled background (0), the ignore label included (in SyntheticShapes
+    and VOC it outlines objects, so leaving it would draw their edges); ``background`` is the pixels labelled 0.
+    ``both`` leaves only the silhouettes: objects become the mean colour and the background black. Labels are
+    kept, so a net trained on masked images is still asked for every object's class.
+    """
+
+    def __init__(self, cue: str, preprocessing: Preprocessing) -> None:
+        super().__init__()
+        if cue not in CUES:
+            raise ValueError(f"mask cue {cue!r}: expected one of {', '.join(CUES)}")
+        self.cue = cue
+        mean = [m / preprocessing.scale for m in preprocessing.mean]
+        self.fill = torch.tensor(mean[::-1] if preprocessing.bgr else mean).round().clamp(0, 255)
+
+    def forward(self, *inputs: Any) -> Any:
+        image, mask = _split(inputs)
+        if self.cue == "none":
+            return image, mask
+        x = image.as_subclass(Tensor).clone()
+        fg = (mask.as_subclass(Tensor) != 0)[..., None, :, :].expand(3, *x.shape[-2:])
+        fill = self.fill.to(x.dtype).view(3, 1, 1).expand(3, *x.shape[-2:])
+        rgb = x[..., :3, :, :]
+        if self.cue in ("foreground", "both"):
+            rgb[fg] = fill[fg]
+        if self.cue == "background":
+            rgb[~fg] = fill[~fg]
+        if self.cue == "both":
+            rgb[~fg] = 0
+        return tv_tensors.Image(x), mask
+
+
+class RandomTranslate(v2.Transform):
+    """Translate image and mask together by up to ``max_px`` pixels each way (the paper's jitter: 32 px).
+
+    Pixels moved in from outside are black in the image and ignore (255) in the mask, so the loss skips them.
+    """
+
+    def __init__(self, max_px: int) -> None:
+        super().__init__()
+        self.max_px = int(max_px)
+
+    def forward(self, *inputs: Any) -> Any:
+        image, mask = _split(inputs)
+        j = self.max_px
+        if j == 0:
+            return image, mask
+        dy, dx = (int(v) for v in torch.randint(-j, j + 1, (2,)))
+        h, w = image.shape[-2:]
+        pi = v2.functional.pad(image, [j, j, j, j], fill=0)
+        pm = v2.functional.pad(mask, [j, j, j, j], fill=IGNORE_INDEX)
+        return v2.functional.crop(pi, j - dy, j - dx, h, w), v2.functional.crop(pm, j - dy, j - dx, h, w)
+
+
+def eval_transforms(preprocessing: Preprocessing, *, mask_cue: str = "none") -> v2.Compose:
+    """Preprocessing only (the reference evaluates whole images at their own size); ``mask_cue`` hides a cue first."""
+    cue = [MaskCue(mask_cue, preprocessing)] if mask_cue != "none" else []
+    return v2.Compose([*cue, Normalize(preprocessing)])
 
 
 def train_transforms(
@@ -67,18 +137,22 @@ def train_transforms(
     crop_size: int | None = None,
     scale_range: tuple[float, float] = (1.0, 1.0),
     flip: bool = False,
+    jitter: int = 0,
+    mask_cue: str = "none",
 ) -> v2.Compose:
     """Modern-recipe augmentation; with the defaults it is the reference (no augmentation at all)."""
-    return v2.Compose(
-        [*augmentations(crop_size=crop_size, scale_range=scale_range, flip=flip), Normalize(preprocessing)]
-    )
+    cue = [MaskCue(mask_cue, preprocessing)] if mask_cue != "none" else []
+    aug = augmentations(crop_size=crop_size, scale_range=scale_range, flip=flip, jitter=jitter)
+    return v2.Compose([*cue, *aug, Normalize(preprocessing)])
 
 
 def augmentations(
-    *, crop_size: int | None = None, scale_range: tuple[float, float] = (1.0, 1.0), flip: bool = False
+    *, crop_size: int | None = None, scale_range: tuple[float, float] = (1.0, 1.0), flip: bool = False,
+    jitter: int = 0,
 ) -> list[v2.Transform]:
-    """The augmentation steps alone (random scale, mirror, crop with ignore padding), before any normalisation."""
-    steps: list[v2.Transform] = []
+    """The augmentation steps alone (jitter, random scale, mirror, crop with ignore padding), before any
+    normalisation."""
+    steps: list[v2.Transform] = [RandomTranslate(jitter)] if jitter else []
     if scale_range != (1.0, 1.0):
         steps.append(
             v2.RandomAffine(degrees=0, scale=scale_range, fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX})

@@ -44,14 +44,20 @@ def build_datasets(cfg: RunConfig, *, normalize: bool = True) -> tuple[Segmentat
     if d.preprocessing == "nyud":  # per-modality reference means, applied by the dataset itself
         return _nyud_datasets(cfg)
     pre = preprocessing(cfg)
+    if d.mask_cue != "none" and cfg.model.heads:
+        raise ConfigError("data.mask_cue needs a single-head net (one label map to say what is background)")
     if normalize:
-        train_tf = train_transforms(pre, crop_size=d.crop_size, scale_range=d.scale_range, flip=d.flip)
-        val_tf = eval_transforms(pre)
+        train_tf = train_transforms(pre, crop_size=d.crop_size, scale_range=d.scale_range, flip=d.flip,
+                                    jitter=d.jitter, mask_cue=d.mask_cue)  # fmt: skip
+        val_tf = eval_transforms(pre, mask_cue=d.mask_cue)
     else:
         from torchvision.transforms import v2
 
-        aug = augmentations(crop_size=d.crop_size, scale_range=d.scale_range, flip=d.flip)
-        train_tf, val_tf = v2.Compose(aug or [v2.Identity()]), v2.Compose([v2.Identity()])
+        from ..data.transforms import MaskCue
+
+        cue = [MaskCue(d.mask_cue, pre)] if d.mask_cue != "none" else []
+        aug = augmentations(crop_size=d.crop_size, scale_range=d.scale_range, flip=d.flip, jitter=d.jitter)
+        train_tf, val_tf = v2.Compose([*cue, *aug] or [v2.Identity()]), v2.Compose(cue or [v2.Identity()])
     train = _dataset(d.name, d.root, d.train_split, "data.options", transforms=train_tf, **d.options)
     val_opts = {**d.options, **(d.val_options or {})}
     val = _dataset(d.name, d.root, d.val_split, "data.val_options", transforms=val_tf, **val_opts)
@@ -78,7 +84,9 @@ def _nyud_datasets(cfg: RunConfig) -> tuple[SegmentationDataset, SegmentationDat
     d = cfg.data
     train = _dataset(d.name, d.root, d.train_split, "data.options", **d.options)
     val = _dataset(d.name, d.root, d.val_split, "data.val_options", **{**d.options, **(d.val_options or {})})
-    aug = augmentations(crop_size=d.crop_size, scale_range=d.scale_range, flip=d.flip)
+    if d.mask_cue != "none":
+        raise ConfigError("data.mask_cue applies to RGB datasets, not NYUD's per-modality inputs")
+    aug = augmentations(crop_size=d.crop_size, scale_range=d.scale_range, flip=d.flip, jitter=d.jitter)
     train.transforms = v2.Compose([*aug, ModalityNormalize(train.preprocess)])  # type: ignore[attr-defined]
     val.transforms = v2.Compose([ModalityNormalize(val.preprocess)])  # type: ignore[attr-defined]
     return train, val
