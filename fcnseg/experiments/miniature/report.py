@@ -42,8 +42,12 @@ def write_report(result: dict[str, Any], numbers: Path, report: Path, preds: dic
                      preds["fcn8s"][i]])  # fmt: skip
     save_grid(res / "miniature-grid.png", rows, titles=["image", "truth", "FCN-32s", "FCN-16s", "FCN-8s"],
               classes=list(SyntheticShapes.classes))  # fmt: skip
-    with atomic_write(report / "RESULTS.md", "w") as f:
-        f.write(results_markdown(result))
+    from ..paper.report import BEGIN, END
+
+    old = (report / "RESULTS.md").read_text() if (report / "RESULTS.md").is_file() else ""
+    kept = old[old.index(BEGIN) : old.index(END) + len(END)] + "\n" if BEGIN in old and END in old else ""
+    with atomic_write(report / "RESULTS.md", "w") as f:  # the paper experiment's section stays as it was
+        f.write(results_markdown(result) + ("\n" + kept if kept else ""))
 
 
 _SOLVER = {"sgd": "SGD (momentum 0.9)", "adamw": "AdamW"}

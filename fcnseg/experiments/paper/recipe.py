@@ -1,0 +1,124 @@
+"""The paper experiment's recipe: sizes and budgets, every training run by key, the parts that use them,
+and the paper's own numbers to put beside ours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from ..demo import CLASSIFIER, DEMO, FINE_TUNE
+from ..miniature.recipe import Scale
+
+__all__ = ["PAPER_NUMBERS", "PARTS", "REFERENCE_LR", "RUNS", "SCALES", "PaperScale", "Run", "reference_lr"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaperScale:
+    """One size of the experiment: the demo's fine-tuning (``seg``) plus the reference solver's budget."""
+
+    seg: Scale  # the modern recipe (AdamW, batch ``seg.seg_batch``, ``seg.seg_steps`` per run)
+    ref_steps: int  # reference solver: batch-1 SGD steps per net (per stage)
+    sweep: tuple[int, ...]  # reference solver: learning-rate multipliers tried on FCN-32s (1: the rule itself)
+    sampling_batch: int  # loss-sampling part: the whole-image batch (p = 0.5 and 0.25 raise it by 1/p)
+    curve_points: int  # validation evaluations per run (the learning curves)
+    timing_repeats: int  # forward passes timed per net in the dilation part
+    classifier: str = "fcnseg:" + CLASSIFIER
+
+
+SCALES: dict[str, PaperScale] = {
+    "smoke": PaperScale(
+        seg=replace(DEMO, seg_size=48, seg_images=16, seg_steps=2, seg_batch=2, val_images=3, test_images=3,
+                    eval_every=1),
+        ref_steps=2, sweep=(1, 100), sampling_batch=2, curve_points=1, timing_repeats=1,
+    ),
+    "demo": PaperScale(seg=replace(DEMO, eval_every=150), ref_steps=2500, sweep=(1, 10, 100, 1000),
+                       sampling_batch=4, curve_points=10, timing_repeats=15),
+}  # fmt: skip
+
+#: the reference release's learning rates (solvers of voc-fcn32s, 16s, 8s, 8s-atonce: summed loss, batch 1,
+#: momentum 0.99, fixed); ``configs/voc-*.yaml`` hold the same values (a test checks it)
+REFERENCE_LR = {"fcn32s_vgg16": 1e-10, "fcn16s_vgg16": 1e-12, "fcn8s_vgg16": 1e-14, "fcn8s_atonce_vgg16": 1e-10}
+#: pixels per image the reference's rates were set for: PASCAL VOC's typical 500×375
+REFERENCE_PIXELS = 500 * 375
+
+
+def reference_lr(arch: str, size: int, multiplier: float = 1.0) -> float:
+    """The rule: the reference's rate scaled for an equal step per pixel (the summed loss grows with the pixel
+    count, so the rate shrinks by it), times ``multiplier`` (1 for the rule itself)."""
+    return REFERENCE_LR[arch] * REFERENCE_PIXELS / (size * size) * multiplier
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: registry name, where it starts (``classifier`` or another run's key), its label and the
+    ``--set`` overrides beyond the base recipe (``solver``: ``modern`` = the demo's AdamW, ``reference``)."""
+
+    arch: str
+    init: str
+    label: str
+    extra: tuple[str, ...] = ()
+    solver: str = "modern"
+    stages: int = 1  # budget in units of the part's steps
+    batch: int | None = None  # None: the recipe's
+    lr_multiplier: float | None = None  # reference solver; None: the part's chosen one (after the sweep)
+    flip: bool = True
+    meta: dict[str, object] = field(default_factory=dict, compare=False)
+
+
+_NOFLIP = {"flip": False}
+RUNS: dict[str, Run] = {
+    # --- modern recipe, one stage from the classifier: dilation vs skips, upsampling, cues
+    "fcn32s": Run("fcn32s_vgg16", "classifier", "FCN-32s"),
+    "fcn32s_os16": Run("fcn32s_vgg16", "classifier", "FCN-32s dilated to stride 16", ("model.output_stride=16",)),
+    "fcn32s_os8": Run("fcn32s_vgg16", "classifier", "FCN-32s dilated to stride 8", ("model.output_stride=8",)),
+    "fcn16s": Run("fcn16s_vgg16", "classifier", "FCN-16s (skip)"),
+    "fcn8s": Run("fcn8s_vgg16", "classifier", "FCN-8s (skips)"),
+    "fcn32s_learned": Run("fcn32s_vgg16", "classifier", "FCN-32s, learned upsampling",
+                          ("model.learn_upsampling=true",)),
+    "fcn8s_learned": Run("fcn8s_vgg16", "classifier", "FCN-8s, learned upsampling", ("model.learn_upsampling=true",)),
+    "cue_fg": Run("fcn8s_vgg16", "classifier", "FCN-8s, background only", ("data.mask_cue=foreground",)),
+    "cue_bg": Run("fcn8s_vgg16", "classifier", "FCN-8s, foreground only", ("data.mask_cue=background",)),
+    "cue_both": Run("fcn8s_vgg16", "classifier", "FCN-8s, silhouettes only", ("data.mask_cue=both",)),
+    # --- loss sampling (Fig. 5), class balancing, jitter: FCN-32s, no mirroring unless said
+    "whole": Run("fcn32s_vgg16", "classifier", "whole images", flip=False, meta={"p": 1.0, "factor": 1}),
+    "sample_50": Run("fcn32s_vgg16", "classifier", "sampling p = 0.5", ("train.loss_sampling=0.5",), flip=False,
+                     meta={"p": 0.5, "factor": 2}),
+    "sample_25": Run("fcn32s_vgg16", "classifier", "sampling p = 0.25", ("train.loss_sampling=0.25",), flip=False,
+                     meta={"p": 0.25, "factor": 4}),
+    "balanced": Run("fcn32s_vgg16", "classifier", "class balancing (inverse frequency)",
+                    ("train.class_weights=inverse_frequency",), flip=False, meta={"factor": 1}),
+    "jitter": Run("fcn32s_vgg16", "classifier", "mirroring + 32-px jitter", ("data.jitter=32",), flip=True,
+                  meta={"factor": 1}),
+    # --- the reference solver (summed loss, batch 1, SGD momentum 0.99, fixed rate by the rule)
+    **{f"ref32_x{m}": Run("fcn32s_vgg16", "classifier", f"FCN-32s, rule × {m}", solver="reference", lr_multiplier=m)
+       for m in (1, 10, 100, 1000)},
+    "ref16": Run("fcn16s_vgg16", "ref32", "FCN-16s (from FCN-32s)", solver="reference"),
+    "ref8": Run("fcn8s_vgg16", "ref16", "FCN-8s (from FCN-16s)", solver="reference"),
+    "ref_atonce": Run("fcn8s_atonce_vgg16", "classifier", "FCN-8s at-once, 3 stages' steps", solver="reference",
+                      stages=3),
+}  # fmt: skip
+
+#: part → the runs it trains (``ref32`` in the reference part is the sweep's chosen FCN-32s)
+PARTS: dict[str, tuple[str, ...]] = {
+    "upper_bounds": (),
+    "dilation_vs_skips": ("fcn32s", "fcn32s_os16", "fcn16s", "fcn32s_os8", "fcn8s"),
+    "upsampling": ("fcn32s", "fcn32s_learned", "fcn8s", "fcn8s_learned"),
+    "cues": ("fcn8s", "cue_fg", "cue_bg", "cue_both"),
+    "loss_sampling": ("whole", "sample_50", "sample_25", "balanced", "jitter"),
+    "reference_sgd": ("ref16", "ref8", "ref_atonce"),  # after the sweep
+}
+
+#: the paper's numbers each part is compared with (mean IU, %)
+PAPER_NUMBERS: dict[str, object] = {
+    "upper_bounds": {"32": 86.1, "16": 92.8, "8": 96.4, "source": "CVPR 2015 Appendix A, PASCAL VOC 2011 val"},
+    "reference_sgd": {"fcn32s": 63.6, "fcn16s": 65.0, "fcn8s": 65.5, "fcn8s_atonce": 65.4,
+                      "source": "release, seg11valid (PAMI Table 3 / the release's README)"},
+    "cues": {"reference": 84.8, "reference_fg": 81.0, "reference_bg": 19.8, "fg_only": 76.1, "bg_only": 37.8,
+             "shape": 29.1, "source": "PAMI Table 8, foreground mean IU (background left out), FCN-32s"},
+    "dilation_vs_skips": "CVPR §3.2 / §4.2: shift-and-stitch (dilation) was worse for its cost than skip fusion",
+    "loss_sampling": "CVPR §4.3, Fig. 5: sampling no faster to converge per step, slower in wall time; class "
+                     "balancing unnecessary; mirroring and 32-px jitter no noticeable gain",
+    "upsampling": "CVPR §3.3 learns the upsampling (initialised bilinear); the release fixes it: little difference",
+}  # fmt: skip
+
+#: FINE_TUNE re-exported for run.py: the demo's overrides beyond the miniature recipe
+MODERN_EXTRA = FINE_TUNE

@@ -1,0 +1,163 @@
+"""The paper experiment's report: a section of ``RESULTS.md`` (between markers, so the miniature experiment's
+report and this one share the file), ``results/paper.json`` and the Fig. 5-style curves.
+
+Every verdict is the one the run computed (``parts.py``); this module only prints them beside the numbers.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ...io import atomic_write
+from .recipe import PAPER_NUMBERS
+
+__all__ = ["BEGIN", "END", "paper_markdown", "splice", "write_report"]
+
+BEGIN = "<!-- fcnseg experiment paper: begin -->"
+END = "<!-- fcnseg experiment paper: end -->"
+pts = lambda v: "n/a" if v is None or v != v else f"{100 * v:.1f}"  # noqa: E731
+
+
+def splice(text: str, section: str) -> str:
+    """``text`` with its paper section (between :data:`BEGIN` and :data:`END`) replaced by ``section``, or appended."""
+    block = f"{BEGIN}\n{section.rstrip()}\n{END}\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        return head + block + rest.split(END, 1)[1].lstrip("\n")
+    return (text.rstrip() + "\n\n" if text.strip() else "") + block
+
+
+def write_report(result: dict[str, Any], numbers: Path, report: Path, run_dir: Path) -> None:
+    """``report/RESULTS.md``'s paper section, ``report/results/paper.json`` and ``report/results/paper-*.png``."""
+    res = report / "results"
+    res.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(numbers, res / "paper.json")
+    figures = []
+    if "loss_sampling" in result:
+        _curves(result["loss_sampling"]["runs"], ("whole", "sample_50", "sample_25"), res / "paper-fig5.png",
+                "Fig. 5 in miniature: whole images vs loss sampling (FCN-32s)")  # fmt: skip
+        figures.append("![Fig. 5 in miniature](results/paper-fig5.png)")
+    if "reference_sgd" in result:
+        r = result["reference_sgd"]
+        runs = {f"x{k}": v for k, v in r["sweep"].items()} | {k: v for k, v in r["runs"].items() if k != "ref32"}
+        _curves(runs, tuple(runs), res / "paper-reference.png", "The reference solver: FCN-32s rate sweep, staged nets")
+        figures.append("![reference solver curves](results/paper-reference.png)")
+    path = report / "RESULTS.md"
+    old = path.read_text() if path.is_file() else ""
+    with atomic_write(path, "w") as f:
+        f.write(splice(old, paper_markdown(result, figures)))
+
+
+def _curves(runs: dict[str, Any], keys: tuple[str, ...], path: Path, title: str) -> None:
+    from ...viz import figure
+
+    fig = figure((10, 3.8))
+    by_step, by_time = fig.subplots(1, 2)
+    for key in keys:
+        curve = runs[key]["curve"]
+        if curve:
+            by_step.plot([c["step"] for c in curve], [c["mean_iu"] for c in curve], marker="o", ms=3,
+                         label=runs[key]["label"])  # fmt: skip
+            by_time.plot([c["train_s"] for c in curve], [c["mean_iu"] for c in curve], marker="o", ms=3)
+    by_step.set(xlabel="step", ylabel="validation mean IU", title=title)
+    by_time.set(xlabel="training seconds (wall time, evaluation left out)", ylabel="validation mean IU")
+    for ax in (by_step, by_time):
+        ax.grid(alpha=0.3)
+    by_step.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+
+
+def paper_markdown(result: dict[str, Any], figures: list[str]) -> str:
+    """The section's text: setup, one table per part beside the paper's numbers, and the computed verdicts."""
+    meta = result.get("meta", {})
+    seg = meta.get("recipe", {}).get("seg", {})
+    lines = [
+        "# The rest of the paper, runnable",
+        "",
+        f"Produced by `{meta.get('command') or 'fcnseg experiment paper'}` on {meta.get('machine', '?')}, device "
+        f"`{meta.get('device', '?')}`, in **{meta.get('wall_s', 0) / 60:.1f} minutes** (parts: "
+        + ", ".join(f"{p} {result[p]['wall_s'] / 60:.1f}" for p in _PARTS if p in result) + " min). The numbers are "
+        "in `docs/results/paper.json` (top-level keys = the parts); every verdict below is computed from them by "
+        "`fcnseg/experiments/paper/parts.py`.",
+        "",
+        f"Setup: the demo's shipped VGG16-pattern classifier ({seg.get('width', '?')}× VGG16's channels) "
+        f"convolutionalized and fine-tuned on {seg.get('seg_size', '?')}-px synthetic scenes; the *modern* recipe "
+        f"is the demo's (AdamW {seg.get('seg_lr', '?')}, poly, batch {seg.get('seg_batch', '?')}, "
+        f"{seg.get('seg_steps', '?')} steps per run, one stage from the classifier unless said); every net is "
+        f"scored on the same {seg.get('test_images', '?')} held-out scenes (split `test`).",
+        "",
+    ]  # fmt: skip
+    for part in _PARTS:
+        lines += [f"## {_TITLES[part]}", ""]
+        if part not in result:
+            lines += ["Not run yet (`fcnseg experiment paper --part " + part + "`).", ""]
+            continue
+        lines += [*_TABLES[part](result[part]), ""]
+        lines += [f"* **{'Reproduces' if v['reproduces'] else 'Does not reproduce'}**: {v['claim']}. {v['detail']}."
+                  for v in result[part]["verdicts"]] + [""]  # fmt: skip
+    return "\n".join(lines + figures) + "\n"
+
+
+def _bounds(p: dict[str, Any]) -> list[str]:
+    paper = PAPER_NUMBERS["upper_bounds"]
+    assert isinstance(paper, dict)
+    return [f"Method: {p['method']}; {p['images']} held-out scenes of {p['size']} px.", "",
+            "| stride | 32 | 16 | 8 |", "|---|---:|---:|---:|",
+            "| mean IU bound, synthetic | " + " | ".join(pts(p["mean_iu"][s]) for s in ("32", "16", "8")) + " |",
+            "| paper (VOC 2011 val) | " + " | ".join(str(paper[s]) for s in ("32", "16", "8")) + " |"]  # fmt: skip
+
+
+def _dilation(p: dict[str, Any]) -> list[str]:
+    rows = ["| net | output stride | GFLOP / image | forward ms | training s | mean IU | boundary mean IU |",
+            "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in p["runs"].values():
+        rows.append(f"| {r['label']} | {r['output_stride']} | {r['gflop']:.3f} | {1e3 * r['forward_s']:.1f} | "
+                    f"{r['train_s']:.0f} | {pts(r['mean_iu'])} | {pts(r['boundary_mean_iu'])} |")  # fmt: skip
+    return [f"Paper: {p['paper']}.", "", *rows]
+
+
+def _runs_table(p: dict[str, Any]) -> list[str]:
+    rows = ["| run | steps | batch | training s | mean IU | boundary mean IU |", "|---|---:|---:|---:|---:|---:|"]
+    for r in p["runs"].values():
+        rows.append(f"| {r['label']} | {r['steps']} | {r['batch']} | {r['train_s']:.0f} | {pts(r['mean_iu'])} | "
+                    f"{pts(r['boundary_mean_iu'])} |")  # fmt: skip
+    return [f"Paper: {p['paper']}.", "", *rows]
+
+
+def _cues(p: dict[str, Any]) -> list[str]:
+    paper = p["paper"]
+    rows = [f"Net: {p['net']}; masked pixels set to the preprocessing's mean colour (`data.mask_cue`).", "",
+            "| row (PAMI) | trained on | tested with masked | foreground mean IU | paper |",
+            "|---|---|---|---:|---:|"]  # fmt: skip
+    for name, r in p["rows"].items():
+        rows.append(f"| {name} | {r['train']} | {r['test_mask']} | {pts(r['fg_mean_iu'])} | {paper[name]} |")
+    return rows
+
+
+def _reference(p: dict[str, Any]) -> list[str]:
+    pr = p["probe"]
+    rows = [f"Rule: {p['rule']}. The sweep multiplies it on FCN-32s; the staged nets and at-once use the best "
+            f"multiplier (× {p['chosen_multiplier']}), keeping the reference's ratios between nets.", "",
+            f"First step, measured on one scene ({pr['pixels']} px): summed loss {pr['summed_loss']:.0f}, gradient "
+            f"norm score_fr {pr['grad_norm_score_fr']:.3g}, conv1_1 {pr['grad_norm_conv1_1']:.3g} (the zero score "
+            "layer passes no gradient back on the first step); mean |Δlogit| of "
+            "one steady-state momentum step: " + ", ".join(f"× {m} (lr {v['lr']:.2g}) {v['mean_abs_logit_change']:.2g}"
+                                                          for m, v in pr["sgd"].items())
+            + f"; one AdamW step at {pr['adamw']['lr']:g}: {pr['adamw']['mean_abs_logit_change']:.2g}.",
+            ""]  # fmt: skip
+    sweep = {f"FCN-32s, rule × {k}": v for k, v in p["sweep"].items()}
+    staged = {k: v for k, v in p["runs"].items() if k != "ref32"}
+    return rows + _runs_table({"paper": p["paper"], "runs": {**sweep, **staged}})
+
+
+_PARTS = ("upper_bounds", "reference_sgd", "dilation_vs_skips", "loss_sampling", "upsampling", "cues")
+_TITLES = {"upper_bounds": "Upper bounds of coarse output (Appendix A)", "reference_sgd": "The reference solver",
+           "dilation_vs_skips": "Shift-and-stitch (dilation) vs skips (§3.2)",
+           "loss_sampling": "Loss sampling, class balancing, jitter (§4.3, Fig. 5)",
+           "upsampling": "Fixed vs learned upsampling", "cues": "Foreground, background and shape cues (PAMI Table 8)"}
+_TABLES = {"upper_bounds": _bounds, "reference_sgd": _reference, "dilation_vs_skips": _dilation,
+           "loss_sampling": _runs_table, "upsampling": _runs_table, "cues": _cues}  # fmt: skip

@@ -1,0 +1,114 @@
+"""``fcnseg experiment paper``: every part runs (smoke scale), verdicts follow the numbers, the report and JSON
+hold them, the reference configs are the solver the experiment trains, and the probe measures what it says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fcnseg.cli.main import main
+from fcnseg.config import TrainConfig, load_config
+from fcnseg.experiments.paper import PART_NAMES, REFERENCE_LR, SCALES, reference_lr, run_paper, splice
+from fcnseg.experiments.paper import parts as parts_mod
+from fcnseg.experiments.paper.probe import solver_probe
+from fcnseg.experiments.paper.report import BEGIN, END
+
+ROOT = Path(__file__).resolve().parents[2]
+KEYS = {"reference_sgd", "dilation_vs_skips", "loss_sampling", "upsampling", "upper_bounds", "cues"}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> tuple[dict, Path, Path]:
+    out, docs = tmp_path_factory.mktemp("paper"), tmp_path_factory.mktemp("docs")
+    (docs / "RESULTS.md").write_text("# The miniature's report\n\nkept as it is\n")
+    result = run_paper(out, scale="smoke", report=docs, log=lambda *a: None)
+    return result, out, docs
+
+
+def test_every_part_runs_into_one_json_with_the_issue_keys(smoke) -> None:
+    _, out, docs = smoke
+    saved = json.loads((out / "paper.json").read_text())
+    assert KEYS <= set(saved) and set(PART_NAMES) == KEYS
+    assert json.loads((docs / "results" / "paper.json").read_text()) == saved
+    for part in KEYS:
+        assert saved[part]["verdicts"], part
+        assert all(isinstance(v["reproduces"], bool) and v["detail"] for v in saved[part]["verdicts"])
+    assert saved["dilation_vs_skips"]["runs"]["fcn32s_os8"]["output_stride"] == 8
+    assert set(saved["cues"]["rows"]) == {"reference", "reference_fg", "reference_bg", "fg_only", "bg_only", "shape"}
+    assert [c["step"] for c in saved["loss_sampling"]["runs"]["whole"]["curve"]]  # Fig. 5's points
+    assert (docs / "results" / "paper-fig5.png").stat().st_size > 1000
+
+
+def test_the_report_keeps_the_other_section_and_prints_each_verdict(smoke) -> None:
+    result, _, docs = smoke
+    text = (docs / "RESULTS.md").read_text()
+    assert text.startswith("# The miniature's report") and "kept as it is" in text
+    assert text.count(BEGIN) == 1 and text.count(END) == 1
+    for part in KEYS:
+        for v in result[part]["verdicts"]:
+            word = "Reproduces" if v["reproduces"] else "Does not reproduce"
+            assert f"**{word}**: {v['claim']}" in text
+
+
+def test_a_second_run_reuses_finished_runs_and_merges_parts(smoke) -> None:
+    _, out, _ = smoke
+    said: list[str] = []
+    again = run_paper(out, parts=["upsampling"], scale="smoke", report=None, log=lambda *a: said.append(" ".join(a)))
+    assert sum("already trained" in s for s in said) == 4
+    assert KEYS <= set(again)  # the parts not rerun are still there
+
+
+def test_verdicts_are_computed_from_the_numbers(monkeypatch) -> None:
+    """Same code, two sets of numbers: the verdict follows them."""
+
+    class Fake:
+        ps, device = SCALES["smoke"], "cpu"
+
+        def train(self, key, **kw):
+            return {"dir": key, "label": key, "steps": 10, "batch": 2, "train_s": 1.0, "curve": [], "diverged": None}
+
+    for learned, expected in ((0.41, True), (0.55, False)):
+        scores = {"fcn32s": 0.40, "fcn32s_learned": learned, "fcn8s": 0.50, "fcn8s_learned": 0.50}
+        monkeypatch.setattr(parts_mod, "held_out", lambda d, ps, dev, s=scores, **kw: {"mean_iu": s[d]})
+        v = parts_mod.upsampling_part(Fake())["verdicts"]
+        assert v[0]["reproduces"] is expected and v[1]["reproduces"] is True
+
+
+def test_splice_replaces_or_appends_one_section() -> None:
+    once = splice("# head\n", "A")
+    assert once == f"# head\n\n{BEGIN}\nA\n{END}\n"
+    twice = splice(once + "tail\n", "B")
+    assert twice == f"# head\n\n{BEGIN}\nB\n{END}\ntail\n"
+
+
+def test_the_reference_configs_are_the_solver_the_experiment_trains() -> None:
+    """configs/voc-*.yaml: summed loss, SGD momentum 0.99, batch 1, fixed rate, the release's rates — and those are
+    fcnseg's defaults, which the experiment's reference runs use (only the rate and budget set)."""
+    defaults = TrainConfig()
+    for name, arch in (("voc-fcn32s", "fcn32s_vgg16"), ("voc-fcn16s", "fcn16s_vgg16"), ("voc-fcn8s", "fcn8s_vgg16"),
+                       ("voc-fcn8s-atonce", "fcn8s_atonce_vgg16")):  # fmt: skip
+        cfg = load_config(ROOT / "configs" / f"{name}.yaml")
+        t = cfg.train
+        assert cfg.model.name == arch and t.lr == pytest.approx(REFERENCE_LR[arch], rel=1e-9)
+        for key in ("momentum", "weight_decay", "bias_lr_mult", "schedule", "normalize", "iter_size", "optimizer"):
+            assert getattr(t, key) == getattr(defaults, key), (name, key)
+        assert cfg.data.batch_size == 1
+    assert reference_lr("fcn32s_vgg16", 160) == pytest.approx(1e-10 * 187_500 / 25_600)
+    assert reference_lr("fcn8s_vgg16", 160, 100) == pytest.approx(1e-14 * 187_500 / 25_600 * 100)
+
+
+def test_the_probe_step_is_linear_in_the_rate() -> None:
+    """From a zero score layer only score_fr has a gradient, and the logits are linear in it: ×100 rate, ×100 change."""
+    probe = solver_probe(SCALES["smoke"], {1: 1e-9, 100: 1e-7})
+    assert probe["grad_norm_score_fr"] > 0 and probe["grad_norm_conv1_1"] == 0
+    a, b = (probe["sgd"][k]["mean_abs_logit_change"] for k in ("1", "100"))
+    assert b / a == pytest.approx(100, rel=1e-3)
+    assert probe["adamw"]["mean_abs_logit_change"] > 0
+
+
+def test_a_wrong_part_is_one_line_and_exit_2(capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["experiment", "paper", "--part", "everything"])
+    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
