@@ -104,6 +104,7 @@ def build_model(cfg: RunConfig, dataset: SegmentationDataset) -> FCN:
         width=m.width,
         learn_upsampling=m.learn_upsampling,
         pad100=m.pad100,
+        output_stride=m.output_stride,
     )
     if m.dropout is not None:
         if not 0.0 <= m.dropout < 1.0:

@@ -20,7 +20,7 @@ from ..models import get_model
 __all__ = ["check_finite", "check_metadata", "check_shapes"]
 
 #: model_kwargs keys and the check each value must pass
-_KWARGS = ("heads", "num_classes", "streams", "in_channels", "learn_upsampling", "width", "pad100")
+_KWARGS = ("heads", "num_classes", "streams", "in_channels", "learn_upsampling", "width", "pad100", "output_stride")
 _FIELDS = ("arch", "model_kwargs", "classes", "preprocessing", "step", "best_mean_iu", "config", "version")
 
 
@@ -48,6 +48,7 @@ _KWARG_CHECKS = {
     "learn_upsampling": (lambda v: isinstance(v, bool), "true or false"),
     "width": (lambda v: _number(v) and 0 < v <= 16, "a number in (0, 16]"),
     "pad100": (lambda v: isinstance(v, bool), "true or false"),
+    "output_stride": (lambda v: _int(v, 8, 32) and v in (32, 16, 8), "32, 16 or 8"),
 }
 
 

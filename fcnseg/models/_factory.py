@@ -9,6 +9,7 @@ from typing import Any
 from ..errors import ModelError
 from ..registry import Registry
 from .backbones.base import TrunkSpec
+from .backbones.vgg16 import check_output_stride
 from .fcn import FCN
 
 __all__ = ["MODELS", "build_fcn", "get_model", "list_models", "register_model"]
@@ -37,6 +38,7 @@ def get_model(
     learn_upsampling: bool = False,
     width: float = 1.0,
     pad100: bool = True,
+    output_stride: int = 32,
     backbone_weights: Any = None,
 ) -> FCN:
     """Build a registered FCN.
@@ -54,6 +56,11 @@ def get_model(
         pad100: the reference's 100-pixel input padding (VGG16 nets). ``False`` is the memory-lean
             mode: no extra canvas, ``fc6`` padded 3 instead, crop offsets re-derived; at 500×500 40% fewer
             FLOPs and 21% less training activation memory (``docs/results/pad100.txt``); same weights.
+        output_stride: 32 (the release), 16 or 8: shift-and-stitch as filter rarefaction (paper §3.2,
+            VGG16 nets): the last pool (16) or two (8) take stride 1 and every later filter is dilated,
+            so the score map is the stride-32 net's at every shift of the input, interleaved. Same weight
+            shapes (stride-32 and ImageNet trunks load unchanged; the final upsampling is ×16 or ×8).
+            Dilated nets are FCN-32s: the skips of FCN-16s/8s would sit at or above the output stride.
         backbone_weights: ImageNet weights to transplant into the trunk(s): a torchvision weights enum
             member, a classifier ``nn.Module`` or a state dict (see :func:`load_backbone_weights`).
 
@@ -72,19 +79,14 @@ def get_model(
         torch.Size([1, 5, 37, 50])
     """
     factory = MODELS.get(name)
-    if num_classes is not None and heads is not None:
-        raise ModelError("give num_classes or heads, not both")
-    if streams is not None and in_channels != 3:
-        raise ModelError("with streams, give each stream's channels in streams, not in_channels")
-    if not width > 0:
-        raise ModelError(f"width must be > 0, got {width}")
-    if in_channels < 1:
-        raise ModelError(f"in_channels must be >= 1, got {in_channels}")
+    _check_args(num_classes, heads, streams, in_channels, width, output_stride)
     head_map = dict(heads) if heads is not None else {"": 21 if num_classes is None else int(num_classes)}
     stream_map = dict(streams) if streams is not None else {"": in_channels}
     if any(not s for s in stream_map) and len(stream_map) > 1:
         raise ModelError(f"late-fusion streams need names, got {list(stream_map)}")
-    extra = {} if pad100 else {"pad100": False}
+    extra: dict[str, Any] = {} if pad100 else {"pad100": False}
+    if output_stride != 32:
+        extra["output_stride"] = output_stride
     model = factory(heads=head_map, streams=stream_map, learn_upsampling=learn_upsampling, width=width, **extra)
     model.arch = name
     model.pad100 = pad100
@@ -97,11 +99,33 @@ def get_model(
         "width": width,
         "pad100": pad100,
     }
+    if output_stride != 32:  # recorded only when dilated: stride-32 metadata stays as older fcnseg reads it
+        model.build_args["output_stride"] = output_stride
     if backbone_weights is not None:
         from .surgery import load_backbone_weights
 
         load_backbone_weights(model, backbone_weights)
     return model
+
+
+def _check_args(
+    num_classes: int | None,
+    heads: Mapping[str, int] | None,
+    streams: Mapping[str, int] | None,
+    in_channels: int,
+    width: float,
+    output_stride: int,
+) -> None:
+    """:func:`get_model`'s argument checks that need no model (each a one-line :class:`ModelError`)."""
+    if num_classes is not None and heads is not None:
+        raise ModelError("give num_classes or heads, not both")
+    if streams is not None and in_channels != 3:
+        raise ModelError("with streams, give each stream's channels in streams, not in_channels")
+    if not width > 0:
+        raise ModelError(f"width must be > 0, got {width}")
+    if in_channels < 1:
+        raise ModelError(f"in_channels must be >= 1, got {in_channels}")
+    check_output_stride(output_stride)
 
 
 def build_fcn(
@@ -121,10 +145,14 @@ def build_fcn(
     """
     taken = inspect.signature(trunk).parameters
     unknown = [k for k in trunk_kwargs if k not in taken]
-    if unknown == ["pad100"]:
+    if "pad100" in unknown:
         raise ModelError(
             "pad100=False applies to the nets with the reference's 100-pixel padding whose pooling "
             "takes any input size (the VGG16 nets); this net has no such option"
+        )
+    if "output_stride" in unknown:
+        raise ModelError(
+            "output_stride applies to VGG16 nets (shift-and-stitch by dilation); this net has no such option"
         )
     if unknown:
         raise ModelError(f"the trunk takes no option {', '.join(unknown)}")

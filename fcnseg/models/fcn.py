@@ -14,6 +14,13 @@ Kernel sizes and crop offsets are not typed in: they follow from the trunk's lay
 (:mod:`fcnseg.models.geometry`) and reproduce the reference values (32s: 64 / 19; 16s: 4, 32 / 5, 27;
 8s: 4, 4, 16 / 5, 9, 31; AlexNet 63 / 18) while aligning any other backbone exactly.
 
+A dilated trunk (``output_stride`` 16 or 8, shift-and-stitch as filter rarefaction on VGG16) keeps
+its taps' *level* names (32: ``drop7``, 16: ``pool4``, 8: ``pool3``) while their real strides become
+``min(level, output_stride)``; the final upsampling factor, kernel and crop follow from the real grid
+(FCN-32s at output stride 8: ``upscore`` ×8, k16). A skip needs a coarser map to refine, so a level
+finer than 32 needs ``level < output_stride``: dilated nets are FCN-32s (FCN-16s or FCN-8s with
+output stride 16 or 8 raise :class:`~fcnseg.errors.ModelError`).
+
 Several *streams* (late fusion, e.g. NYUD colour + HHA) each run their own trunk on their own input
 channels; their score maps are summed before upsampling. Several *heads* (multi-task, e.g. SIFT Flow
 semantics + geometry) each have their own score and upsampling layers on the shared trunk. Layer
@@ -78,7 +85,7 @@ class FCN(nn.Module):
         trunks: stream name → trunk. One stream is named ``""``; late fusion uses e.g. ``"color"``, ``"hha"``.
         heads: head name → number of classes. One head is named ``""`` (output is a tensor); otherwise
             the output is a dict keyed by head name.
-        finest_stride: 32 (FCN-32s), 16 (FCN-16s) or 8 (FCN-8s).
+        finest_stride: 32 (FCN-32s), 16 (FCN-16s) or 8 (FCN-8s): the finest *level* scored.
         learn_upsampling: learn the upsampling kernels (paper) instead of fixing them bilinear (release).
         skip_scales: stride → constant multiplying that tap before scoring (at-once FCN-8s: 16 → 0.01, 8 → 1e-4).
         arch: registry name, recorded for checkpoints.
@@ -120,15 +127,17 @@ class FCN(nn.Module):
                     self.add_module(self._score_name(s, stream, head), score_layer(spec.channels[s], k))
         assert grids is not None, "at least one trunk"
         self.family = next(iter(trunks.values())).family
+        self.output_stride = int(grids[32].stride)
         self.grids = grids
         self._steps, final_kernel, self._final_crop = self._plan(grids)
         self._final_kernel = final_kernel
+        self._final_factor = int(grids[self.strides[-1]].stride)
         for head, k in self.heads.items():
             for step in self._steps:
                 self.add_module(
                     step.up_name + _hs(head), BilinearUpsample(k, step.kernel, step.factor, learnable=learn_upsampling)
                 )
-            up = BilinearUpsample(k, final_kernel, finest_stride, learnable=learn_upsampling)
+            up = BilinearUpsample(k, final_kernel, self._final_factor, learnable=learn_upsampling)
             self.add_module(_FINAL_UP_NAMES[finest_stride] + _hs(head), up)
 
     # -- construction -------------------------------------------------------------------------------
@@ -149,20 +158,29 @@ class FCN(nn.Module):
             if name in taps:
                 grids[taps[name]] = grid
         for s, g in grids.items():
-            if g.stride != s:
-                raise ModelError(f"{spec.family}: tap {spec.taps[s]} has stride {g.stride}, expected {s}")
+            if g.stride != min(s, spec.output_stride):
+                real = min(s, spec.output_stride)
+                raise ModelError(f"{spec.family}: tap {spec.taps[s]} has stride {g.stride}, expected {real}")
+        skips = [s for s in self.strides[1:] if s >= spec.output_stride]
+        if skips:
+            raise ModelError(
+                f"{spec.family} at output_stride {spec.output_stride}: the skip from {spec.taps[skips[0]]} would sit "
+                f"at stride {min(skips[0], spec.output_stride)}, no finer than the dilated score map; "
+                "dilate an FCN-32s (e.g. fcn32s_vgg16) or keep output_stride 32"
+            )
         return grids
 
     def _plan(self, grids: dict[int, Grid]) -> tuple[list[_Step], int, int]:
-        steps, grid, prev = [], grids[32], 32
+        """Kernels, factors and crops of each fusion and of the final upsampling, from the real grids."""
+        steps, grid = [], grids[32]
         for s in self.strides[1:]:
             k = upsample_kernel(grid, grids[s])
-            up = grid.deconv(k, prev // s)
+            factor = int(grid.stride / grids[s].stride)
+            up = grid.deconv(k, factor)
             crop_up, crop_skip, grid = overlap(up, grids[s])
-            steps.append(_Step(s, _STEP_UP_NAMES[s], k, prev // s, crop_up, crop_skip))
-            prev = s
+            steps.append(_Step(s, _STEP_UP_NAMES[s], k, factor, crop_up, crop_skip))
         k = upsample_kernel(grid, Grid())
-        out = grid.deconv(k, prev)
+        out = grid.deconv(k, int(grid.stride))
         crop_out, crop_in, _ = overlap(out, Grid())
         if crop_in:
             raise ModelError(f"{self.family}: the score map starts {crop_in} px inside the image; add input padding")

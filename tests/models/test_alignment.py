@@ -5,22 +5,39 @@ same geometry, so each score cell's computation is mirror-symmetric about its re
 The centroid of |∂ score[p, p] / ∂ input| then sits exactly at the input position the net aligns with
 pixel p; with correct crops that is (p, p). The image is larger than the receptive field (VGG16 404 px,
 GoogLeNet 907 px) so borders do not skew the centroid. A one-pixel crop error moves it by ~1 px.
+Dilated VGG16 nets (output_stride 16, 8) are probed the same way, their stride-1 pools averaged too.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 import fcnseg
+from fcnseg.models.backbones.vgg16 import DenseMaxPool2d
 from tests.conftest import tiny_width
+
+
+class _DenseAvgPool(nn.Module):
+    """The average-pool twin of a :class:`DenseMaxPool2d` (stride 1, dilated, padded by its extent − 1)."""
+
+    def __init__(self, pool: DenseMaxPool2d) -> None:
+        super().__init__()
+        self.k, self.d, self.p = int(pool.kernel_size), int(pool.dilation), int(pool.padding)
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = torch.full((x.shape[1], 1, self.k, self.k), 1.0 / self.k**2, dtype=x.dtype)
+        return F.conv2d(F.pad(x, [self.p] * 4), w, dilation=self.d, groups=x.shape[1])
 
 
 def _symmetric(model: nn.Module) -> nn.Module:
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
-            if isinstance(child, nn.MaxPool2d):
+            if isinstance(child, DenseMaxPool2d):
+                setattr(module, name, _DenseAvgPool(child))
+            elif isinstance(child, nn.MaxPool2d):
                 pool = nn.AvgPool2d(child.kernel_size, child.stride, child.padding, ceil_mode=child.ceil_mode)
                 setattr(module, name, pool)
     with torch.no_grad():
@@ -62,3 +79,13 @@ def test_memory_lean_mode_is_aligned_too(name: str) -> None:
     model = _symmetric(fcnseg.get_model(name, num_classes=1, width=1 / 16, pad100=False))
     cy, cx = _centroid(model, 513, 256)
     assert abs(cy - 256) < 1e-3 and abs(cx - 256) < 1e-3, (name, cy, cx)
+
+
+@pytest.mark.parametrize("pad100", [True, False])
+@pytest.mark.parametrize("output_stride", [16, 8])
+def test_dilated_nets_are_aligned_too(output_stride: int, pad100: bool) -> None:
+    """Shift-and-stitch by dilation (output_stride 16, 8): offsets from the real grid; the probe holds exactly."""
+    model = fcnseg.get_model("fcn32s_vgg16", num_classes=1, width=1 / 16, pad100=pad100, output_stride=output_stride)
+    assert model.grids[32].stride == output_stride
+    cy, cx = _centroid(_symmetric(model), 513, 256)
+    assert abs(cy - 256) < 1e-3 and abs(cx - 256) < 1e-3, (output_stride, pad100, cy, cx)

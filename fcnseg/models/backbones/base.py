@@ -39,6 +39,8 @@ class TrunkSpec:
         flat: register the layers on the FCN under their own (reference) names.
         skip_geometry: substrings of sub-module names that are side branches, not the main path.
         first_conv: name path of the first convolution (the one ``in_channels`` changes).
+        output_stride: real stride of the deepest tap (32; 16 or 8 for a dilated trunk, whose tap at
+            level ``s`` then has stride ``min(s, output_stride)``).
     """
 
     family: str
@@ -48,6 +50,7 @@ class TrunkSpec:
     flat: bool
     first_conv: str
     skip_geometry: tuple[str, ...] = field(default_factory=tuple)
+    output_stride: int = 32
 
 
 def init_trunk(layers: OrderedDict[str, nn.Module]) -> None:
