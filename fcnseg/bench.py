@@ -265,7 +265,8 @@ def measure_auto(name: str, size: int, repeats: int, weights: str, phase: str = 
         with torch.device("meta"):
             model = build(name)
         model.load_state_dict(load_file(str(path)), assign=True)
-    auto = AutoEngine(model, device=torch.device("cpu"), source=path, engine="auto", log=lambda line: None)
+    auto = AutoEngine(model, device=torch.device("cpu"), source=path, engine="auto", log=lambda line: None,
+                      reloadable=True)
     x = torch.randn(1, 3, size, size)
     with torch.inference_mode():
         engine = auto.engine_for(x)

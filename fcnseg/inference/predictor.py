@@ -36,6 +36,9 @@ class Segmenter:
             this Segmenter loaded; None for a bare model: PyTorch engines only).
         calibration: preprocessed ``(C, H, W)`` images for int8 calibration and the accuracy guard of
             reduced precisions (default: the checkpoint's own training images when they load).
+        reloadable: the model's weights are ``source``'s own tensors (always so when this Segmenter loaded the
+            checkpoint): while only exported engines run, the fp32 weights are dropped and read back when
+            needed (:class:`~fcnseg.inference.auto.AutoEngine`).
 
     Example:
         >>> import fcnseg
@@ -54,6 +57,7 @@ class Segmenter:
         engine: str | None = None,
         source: str | Path | None = None,
         calibration: Callable[[], list[torch.Tensor]] | None = None,
+        reloadable: bool = False,
     ) -> None:
         self.device = torch.device(device)
         self.dtype = dtype
@@ -68,6 +72,7 @@ class Segmenter:
             self.model, info = load_checkpoint(model_or_checkpoint)
             self.classes, self.info = info.classes, info
             pre = preprocessing or preprocessing_of(info)
+            reloadable = source is None or Path(source) == Path(model_or_checkpoint)
             source = model_or_checkpoint if source is None else source
             calibration = calibration or _training_images(info)
         self.preprocessing = pre
@@ -75,7 +80,8 @@ class Segmenter:
         from .auto import AutoEngine
 
         self.engine = AutoEngine(self.model, device=self.device, source=Path(source) if source else None,
-                                 calibration=calibration, engine="torch" if dtype is not None else engine)  # fmt: skip
+                                 calibration=calibration, engine="torch" if dtype is not None else engine,
+                                 reloadable=reloadable)  # fmt: skip
 
     def _as_rgb(self, image: Any) -> np.ndarray:
         if isinstance(image, (str, Path)):

@@ -64,7 +64,8 @@ def open_segmenter(
                            preprocessing=preprocessing)  # fmt: skip
     seg = Segmenter(net, preprocessing=preprocessing_of(info), device=device, dtype=DTYPES[dtype], engine=engine,
                     source=Path(checkpoint or weights),  # type: ignore[arg-type]
-                    calibration=lambda: calibration_images(info, calibration, calibration_count))  # fmt: skip
+                    calibration=lambda: calibration_images(info, calibration, calibration_count),
+                    reloadable=checkpoint is not None)  # fmt: skip
     seg.classes, seg.info = list(info.classes), info
     return seg, list(info.classes)
 

@@ -240,3 +240,36 @@ def test_the_bf16_copy_runs_every_backbone_family(name: str) -> None:
     with torch.inference_mode():
         out = engines_mod.CastModel(model, torch.bfloat16)(x)
         assert out.dtype == torch.float32 and out.shape == model(x).shape
+
+
+@pytest.mark.skipif(not HAS_ORT, reason="needs the onnx extra")
+def test_fp32_weights_are_dropped_while_only_an_exported_engine_runs_and_read_back_when_needed(
+    checkpoint, always_decide, monkeypatch
+) -> None:
+    """A Segmenter that loaded its checkpoint keeps no fp32 copy once every size runs on an exported engine
+    (the RSS of ``auto`` in fcnseg bench), and gets it back from the file, unchanged, for a PyTorch engine."""
+    reference = Segmenter(checkpoint, engine="torch").predict(_image())
+    _torch_only(monkeypatch, allowed=("onnxruntime",))
+    monkeypatch.setattr(AutoEngine, "_time", lambda self, engines, x, **kw: {e: 1.0 if e == "torch" else 0.1
+                                                                              for e in engines})  # fmt: skip
+    seg = Segmenter(checkpoint, engine="auto")
+    labels = seg.predict(_image())
+    assert seg.engine.decisions[64].engine == "onnxruntime" and seg.engine.released
+    assert all(p.is_meta for p in seg.model.parameters()) and set(seg.engine._runners) == {"onnxruntime"}
+    assert (labels == reference).mean() > 0.999
+    again = seg.predict(_image())  # the exported engine keeps running without the weights
+    assert np.array_equal(again, labels)
+    torch_labels = seg.engine.runner("torch")(torch.zeros(1, 3, 32, 32))  # PyTorch again: read back
+    assert not seg.engine.released and not any(p.is_meta for p in seg.model.parameters())
+    assert torch_labels.shape == (1, 4, 32, 32)
+    fresh = Segmenter(checkpoint, engine="torch").model
+    for (name, a), b in zip(seg.model.state_dict().items(), fresh.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_a_bare_model_is_never_dropped(checkpoint, always_decide, monkeypatch) -> None:
+    """Weights that may differ from any file (a model handed over in memory) are kept."""
+    _torch_only(monkeypatch, allowed=())
+    seg = Segmenter(_model(), engine="auto", source=checkpoint)
+    seg.predict(_image())
+    assert not seg.engine.reloadable and not seg.engine.released
