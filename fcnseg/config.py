@@ -97,7 +97,9 @@ class TrainConfig:
     focal_gamma: float = 2.0
     loss_sampling: float = 1.0  # keep each final-layer (stride-32) cell in the loss with this probability
     dice_weight: float = 1.0
-    amp: bool = False  # autocast: bf16 on CPU; fp16 on CUDA with a dynamic loss scale (bf16 if amp_dtype says)
+    #: autocast (engine/amp.py): auto = bf16 on CPUs with bf16 units (AMX/AVX512-BF16), else fp32 (CUDA too);
+    #: true = bf16 on CPU, fp16 on CUDA with a dynamic loss scale (bf16 if amp_dtype says); a resume keeps the run's
+    amp: bool | Literal["auto"] = "auto"
     amp_dtype: Literal["auto", "bfloat16", "float16"] = "auto"
     loss_scale: float | None = None  # fp16 initial loss scale; default: measured on the first batch
     seed: int = 1337

@@ -58,6 +58,7 @@ class CheckpointInfo:
     best_mean_iu: float | None = None
     config: dict[str, Any] = field(default_factory=dict)
     version: str = ""
+    train_dtype: str | None = None  # float32 | bfloat16 | float16: what train.amp resolved to (None: not recorded)
 
 
 def unwrap(model: nn.Module) -> nn.Module:

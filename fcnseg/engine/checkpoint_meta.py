@@ -21,7 +21,8 @@ __all__ = ["check_finite", "check_metadata", "check_shapes"]
 
 #: model_kwargs keys and the check each value must pass
 _KWARGS = ("heads", "num_classes", "streams", "in_channels", "learn_upsampling", "width", "pad100", "output_stride")
-_FIELDS = ("arch", "model_kwargs", "classes", "preprocessing", "step", "best_mean_iu", "config", "version")
+_FIELDS = ("arch", "model_kwargs", "classes", "preprocessing", "step", "best_mean_iu", "config", "version",
+           "train_dtype")  # fmt: skip
 
 
 def _int(value: Any, lo: int, hi: int) -> bool:
@@ -80,6 +81,9 @@ def check_metadata(data: Any, path: Any) -> dict[str, Any]:
     _need(best is None or _number(best), path, "best_mean_iu", "null or a number", best)
     _need(isinstance(data.get("config", {}), dict), path, "config", "a JSON object", data.get("config"))
     _need(isinstance(data.get("version", ""), str), path, "version", "a string", data.get("version"))
+    dtype = data.get("train_dtype")
+    _need(dtype in (None, "float32", "bfloat16", "float16"), path, "train_dtype", "null, float32, bfloat16 or float16",
+          dtype)  # fmt: skip
     return data
 
 

@@ -7,6 +7,7 @@ batch (``data.batch_size × world × train.iter_size``); on resume with another 
 batch is recomputed so that the global batch, and with it the sequence of images each step sees
 (:class:`~fcnseg.engine.sampling.StepSampler` draws ``batch × world`` per micro-step), stays the same. A world
 size that does not divide it is refused, naming the sizes that would.
+The state also records the run's autocast dtype, which a resume keeps (:func:`~fcnseg.engine.amp.run_dtype`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 
 from ..config import RunConfig
 from ..errors import CheckpointError, ConfigError
+from .amp import DTYPE_NAMES
 from .checkpoint import load_into, load_state_dict_file, load_training_state, read_info
 
 __all__ = ["batch_record", "has_checkpoint", "keep_global_batch", "restore"]
@@ -95,4 +97,7 @@ def _checked_state(state: Any, weights: Path) -> dict[str, Any]:
         raise CheckpointError(f"{weights}: malformed training state: best_mean_iu {best!r}")
     if state.get("scaler") is not None and not isinstance(state["scaler"], dict):
         raise CheckpointError(f"{weights}: malformed training state: scaler is not a mapping")
+    if state.get("amp_dtype") is not None and state["amp_dtype"] not in DTYPE_NAMES:
+        raise CheckpointError(f"{weights}: malformed training state: amp_dtype {state['amp_dtype']!r} is not one "
+                              f"of {', '.join(DTYPE_NAMES)}")  # fmt: skip
     return state

@@ -32,7 +32,7 @@ from ..io import atomic_write
 from ..losses import dice_loss2d, pixel_loss_terms
 from ..models import FCN, freeze
 from ..preprocessing import Preprocessing
-from .amp import amp_dtype, calibrate_loss_scale, measured_scaler, restored_scaler
+from .amp import amp_dtype, calibrate_loss_scale, dtype_name, measured_scaler, restored_scaler, run_dtype
 from .build import build_datasets, build_model, init_backbone, init_from, make_optimizer, preprocessing
 from .checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 from .class_weights import class_weights
@@ -145,8 +145,8 @@ def prepare(cfg: RunConfig, run_dir: Path, device: torch.device, dist: DistInfo,
     ddp_model = wrap_ddp(model, device, sync_bn=cfg.train.sync_bn) if dist.world > 1 else model
     optimizer = make_optimizer(model, cfg.train)
     weight = _class_weight(cfg, train_ds, model, device, run_dir if dist.main and not resume else None)
-    dtype = amp_dtype(cfg, device)
     start, best, state = _resumed(cfg, run_dir, model, optimizer) if resume else (0, -1.0, {})
+    dtype = run_dtype(cfg, device, dist, state)  # a resume keeps the recorded one
     cfg = _rescaled(cfg, state, dist, run_dir / "checkpoints" / "last.safetensors") if resume else cfg
     workers = auto_workers(device, _local_world(dist)) if cfg.data.workers == "auto" else int(cfg.data.workers)
     tc = cfg.train
@@ -161,7 +161,8 @@ def prepare(cfg: RunConfig, run_dir: Path, device: torch.device, dist: DistInfo,
     if resume:
         logger.truncate_after(start)
     info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model), classes=list(train_ds.classes),
-                          preprocessing=preprocessing(cfg).to_dict(), config=cfg.to_dict())  # fmt: skip
+                          preprocessing=preprocessing(cfg).to_dict(), config=cfg.to_dict(),
+                          train_dtype=dtype_name(dtype))  # fmt: skip
     return RunState(cfg, run_dir, device, dist, model, ddp_model, optimizer, train_ds, val_ds, weight, dtype,
                     restored_scaler(state, dtype, device), preprocessing(cfg) if on_device else None, workers,
                     batches, info, logger, start, best)  # fmt: skip
@@ -303,10 +304,14 @@ def _checked(total: Any, step: int, run: RunState) -> float:
     return total
 
 
+#: the progress bar's name for the run's compute dtype (``train fp32``, ``train bf16``)
+_SHORT = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
 def _loop(run: RunState, progress: bool) -> dict[str, Any]:
     tc, dist = run.cfg.train, run.dist
-    bar = tqdm(total=tc.max_iter, initial=run.start, disable=not (progress and dist.main), desc="train",
-               dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(total=tc.max_iter, initial=run.start, disable=not (progress and dist.main),
+               desc=f"train {_SHORT[dtype_name(run.dtype)]}", dynamic_ncols=True)  # fmt: skip
     run.ddp_model.train()
     t0, metrics = time.perf_counter(), {}
     for step in range(run.start, tc.max_iter):
@@ -337,7 +342,8 @@ def _on_cadence(run: RunState, done: int) -> dict[str, Any] | None:
             run.best = main["mean_iu"]
             _save(run, done, ckpt_dir / "best")
     if done % tc.checkpoint_every == 0 or last:
-        extra = {**rng_states(run.device, dist.world), **batch_record(run.cfg, dist.world)}  # every rank takes part
+        extra = {**rng_states(run.device, dist.world), **batch_record(run.cfg, dist.world),  # every rank takes part
+                 "amp_dtype": dtype_name(run.dtype)}  # fmt: skip
         if dist.main:
             _save(run, done, ckpt_dir / "last", training_state=extra)
     return metrics

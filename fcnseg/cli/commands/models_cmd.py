@@ -46,6 +46,7 @@ def _checkpoint_info(path: str) -> int:
     print(f"  classes ({len(info.classes)}): {', '.join(info.classes)}")
     print(f"  preprocessing:      {info.preprocessing}")
     print(f"  trained steps:      {info.step}, best mean IU {info.best_mean_iu}, fcnseg {info.version}")
+    print(f"  trained in:         {info.train_dtype or 'not recorded'}")
     return 0
 
 
