@@ -94,6 +94,7 @@ class RunState:
     start: int = 0
     best: float = -1.0
     seen: int = field(default=0)  # images trained on in this process
+    train_s: float = field(default=0.0)  # seconds in training steps in this process (evaluation and saving excluded)
 
     @property
     def heads(self) -> dict[str, int]:
@@ -317,12 +318,14 @@ def _loop(run: RunState, progress: bool) -> dict[str, Any]:
     for step in range(run.start, tc.max_iter):
         done = step + 1
         logged = done % tc.log_every == 0 or done == tc.max_iter
+        t_step = time.perf_counter()
         loss, lr = train_step(run, step, read_loss=run.device.type == "cpu" or logged)
+        run.train_s += time.perf_counter() - t_step
         bar.update(1)
         if logged:
             rate = run.seen / (time.perf_counter() - t0)
             bar.set_postfix(loss=f"{loss:.4g}", img_s=f"{rate:.1f}")
-            run.logger.log(done, loss=loss, lr=lr, images_per_s=rate)
+            run.logger.log(done, loss=loss, lr=lr, images_per_s=rate, train_s=round(run.train_s, 3))
         metrics = _on_cadence(run, done) or metrics
     bar.close()
     run.logger.close()
@@ -337,7 +340,7 @@ def _on_cadence(run: RunState, done: int) -> dict[str, Any] | None:
     if done % tc.eval_every == 0 or last:
         metrics = _evaluate(run)
         main = main_scores(metrics)
-        run.logger.log(done, **{k: main[k] for k in FOUR})
+        run.logger.log(done, **{k: main[k] for k in FOUR}, train_s=round(run.train_s, 3))
         if dist.main and main["mean_iu"] > run.best:
             run.best = main["mean_iu"]
             _save(run, done, ckpt_dir / "best")
