@@ -112,3 +112,10 @@ def test_a_wrong_part_is_one_line_and_exit_2(capsys) -> None:
     with pytest.raises(SystemExit) as e:
         main(["experiment", "paper", "--part", "everything"])
     assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_curves_are_read_at_a_training_time_and_background_only_nets_are_named() -> None:
+    curve = [{"train_s": 10.0, "mean_iu": 0.1}, {"train_s": 20.0, "mean_iu": 0.3}]
+    assert parts_mod.at_time(curve, 15.0) == pytest.approx(0.2)
+    assert parts_mod.at_time(curve, 5.0) == 0.1 and parts_mod.at_time(curve, 99.0) == 0.3
+    assert parts_mod.background_only({"mean_accuracy": 1 / 9}) and not parts_mod.background_only({"mean_accuracy": 0.3})

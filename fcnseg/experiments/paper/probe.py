@@ -62,12 +62,16 @@ def solver_probe(ps: PaperScale, lrs: dict[int, float], momentum: float = 0.99) 
     """The first-step sizes described in the module docstring, for each ``{multiplier: lr}``."""
     torch.manual_seed(0)
     model, x, y = _fresh(ps)
+    feats: list[torch.Tensor] = []
+    hook = model.fc7.register_forward_hook(lambda mod, inp, out: feats.append(torch.relu(out.detach())))
     loss = _loss(model, x, y)
+    hook.remove()
     loss.backward()
     grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
     norm = lambda prefix: float(torch.cat([g.flatten() for n, g in grads.items() if n.startswith(prefix)]).norm())  # noqa: E731
     out: dict[str, Any] = {"pixels": int(y.numel()), "summed_loss": float(loss.detach()),
-                           "grad_norm_score_fr": norm("score_fr"), "grad_norm_conv1_1": norm("conv1_1"), "sgd": {}}
+                           "grad_norm_score_fr": norm("score_fr"), "grad_norm_conv1_1": norm("conv1_1"),
+                           "fc7_rms": float(feats[0].pow(2).mean().sqrt()), "sgd": {}}
     for m, lr in lrs.items():
         step = {n: -lr / (1 - momentum) * (2.0 if n.endswith("bias") else 1.0) * g for n, g in grads.items()}
         out["sgd"][str(m)] = {"lr": lr, "mean_abs_logit_change": _logit_change(model, x, step)}

@@ -16,7 +16,7 @@ class PaperScale:
     """One size of the experiment: the demo's fine-tuning (``seg``) plus the reference solver's budget."""
 
     seg: Scale  # the modern recipe (AdamW, batch ``seg.seg_batch``, ``seg.seg_steps`` per run)
-    ref_steps: int  # reference solver: batch-1 SGD steps per net (per stage)
+    ref_steps: int  # reference solver: batch-1 SGD steps per net (per stage); demo: as many images as a modern run
     sweep: tuple[int, ...]  # reference solver: learning-rate multipliers tried on FCN-32s (1: the rule itself)
     sampling_batch: int  # loss-sampling part: the whole-image batch (p = 0.5 and 0.25 raise it by 1/p)
     curve_points: int  # validation evaluations per run (the learning curves)
@@ -30,8 +30,8 @@ SCALES: dict[str, PaperScale] = {
                     eval_every=1),
         ref_steps=2, sweep=(1, 100), sampling_batch=2, curve_points=1, timing_repeats=1,
     ),
-    "demo": PaperScale(seg=replace(DEMO, eval_every=150), ref_steps=2500, sweep=(1, 10, 100, 1000),
-                       sampling_batch=4, curve_points=10, timing_repeats=15),
+    "demo": PaperScale(seg=replace(DEMO, eval_every=150), ref_steps=DEMO.seg_steps * DEMO.seg_batch,
+                       sweep=(1, 10, 100, 1000), sampling_batch=4, curve_points=10, timing_repeats=15),
 }  # fmt: skip
 
 #: the reference release's learning rates (solvers of voc-fcn32s, 16s, 8s, 8s-atonce: summed loss, batch 1,

@@ -144,7 +144,7 @@ def _reference(p: dict[str, Any]) -> list[str]:
             f"multiplier (× {p['chosen_multiplier']}), keeping the reference's ratios between nets.", "",
             f"First step, measured on one scene ({pr['pixels']} px): summed loss {pr['summed_loss']:.0f}, gradient "
             f"norm score_fr {pr['grad_norm_score_fr']:.3g}, conv1_1 {pr['grad_norm_conv1_1']:.3g} (the zero score "
-            "layer passes no gradient back on the first step); mean |Δlogit| of "
+            f"layer passes no gradient back on the first step); fc7 RMS {pr['fc7_rms']:.3g}; mean |Δlogit| of "
             "one steady-state momentum step: " + ", ".join(f"× {m} (lr {v['lr']:.2g}) {v['mean_abs_logit_change']:.2g}"
                                                           for m, v in pr["sgd"].items())
             + f"; one AdamW step at {pr['adamw']['lr']:g}: {pr['adamw']['mean_abs_logit_change']:.2g}.",
