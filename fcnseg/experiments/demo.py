@@ -55,7 +55,7 @@ DEMO = replace(CLASSIFIER_SCALE, seg_size=160, seg_images=6000, seg_steps=1500, 
                test_images=100, eval_every=250)  # fmt: skip
 #: (key, registry name, label, initialised from, steps in units of ``seg_steps``): FCN-8s, the net the demo
 #: ends with, gets the longest stage (held-out FCN-8s: 1600 / 1600 / 3200 steps 0.521; 1500 / 1500 / 4500 0.536
-#: and 0.562 in two runs, 5 min 34 s on a quiet 2-core CPU: docs/results/demo.txt)
+#: and 0.562 in two fp32 runs, 5 min 34 s on a quiet 2-core CPU; 0.528 in bf16, the AMX default: docs/results/demo.txt)
 STAGES = (
     ("fcn32s", "fcn32s_vgg16", "FCN-32s", "classifier", 1),
     ("fcn16s", "fcn16s_vgg16", "FCN-16s", "fcn32s", 1),

@@ -52,7 +52,9 @@ def _checkpoint_info(path: str) -> int:
 
 def _describe(name: str, model: torch.nn.Module) -> None:
     params = sum(p.numel() for p in model.parameters())
-    print(f"{name}: {params / 1e6:.2f}M trainable parameters, backbone {model.family}, strides {model.strides}")
+    dense = getattr(model, "output_stride", 32)
+    shown = f", output stride {dense} (dilated: shift-and-stitch)" if dense != 32 else ""
+    print(f"{name}: {params / 1e6:.2f}M trainable parameters, backbone {model.family}, strides {model.strides}{shown}")
     built = ", ".join(f"{k}={v}" for k, v in model.build_args.items() if v is not None)
     print(f"  built with:         {built}")
     print(f"  upsampling kernels: {model.upsample_kernels}")
