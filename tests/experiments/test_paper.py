@@ -58,6 +58,9 @@ def test_a_second_run_reuses_finished_runs_and_merges_parts(smoke) -> None:
     again = run_paper(out, parts=["upsampling"], scale="smoke", report=None, log=lambda *a: said.append(" ".join(a)))
     assert sum("already trained" in s for s in said) == 4
     assert KEYS <= set(again)  # the parts not rerun are still there
+    first, last = again["meta"]["history"][-2:]  # every command that wrote paper.json, with what it trained
+    assert first["parts"] == list(PART_NAMES) and first["runs_trained"] >= 15
+    assert last["parts"] == ["upsampling"] and (last["runs_trained"], last["runs_reused"]) == (0, 4)
 
 
 def test_verdicts_are_computed_from_the_numbers(monkeypatch) -> None:

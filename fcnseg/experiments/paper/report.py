@@ -78,9 +78,8 @@ def paper_markdown(result: dict[str, Any], figures: list[str]) -> str:
     lines = [
         "# The rest of the paper, runnable",
         "",
-        f"Produced by `{meta.get('command') or 'fcnseg experiment paper'}` on {meta.get('machine', '?')}, device "
-        f"`{meta.get('device', '?')}`, in **{meta.get('wall_s', 0) / 60:.1f} minutes** (parts: "
-        + ", ".join(f"{p} {result[p]['wall_s'] / 60:.1f}" for p in _PARTS if p in result) + " min). The numbers are "
+        f"Produced on {meta.get('machine', '?')}, device `{meta.get('device', '?')}`, by "
+        + "; then ".join(_command(h) for h in meta.get("history", [])) + ". The numbers are "
         "in `docs/results/paper.json` (top-level keys = the parts); every verdict below is computed from them by "
         "`fcnseg/experiments/paper/parts.py`.",
         "",
@@ -100,6 +99,12 @@ def paper_markdown(result: dict[str, Any], figures: list[str]) -> str:
         lines += [f"* **{'Reproduces' if v['reproduces'] else 'Does not reproduce'}**: {v['claim']}. {v['detail']}."
                   for v in result[part]["verdicts"]] + [""]  # fmt: skip
     return "\n".join(lines + figures) + "\n"
+
+
+def _command(h: dict[str, Any]) -> str:
+    runs = "" if h.get("runs_trained") is None else f", {h['runs_trained']} runs trained, {h['runs_reused']} reused"
+    command = h["command"] or "fcnseg experiment paper"
+    return f"`{command}` (**{h['wall_s'] / 60:.1f} min**: {', '.join(h['parts'])}{runs})"
 
 
 def _bounds(p: dict[str, Any]) -> list[str]:

@@ -49,6 +49,7 @@ def run_paper(
     path = out / "paper.json"
     result: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
     trainer = Trainer(out, ps, device, log)
+    history = _history(result.get("meta", {}))
     t0 = time.perf_counter()
     for i, part in enumerate(parts):
         log(f"[{i + 1}/{len(parts)}] {part}")
@@ -57,15 +58,28 @@ def run_paper(
         result[part]["wall_s"] = time.perf_counter() - t
         for v in result[part]["verdicts"]:
             log(f"      {'reproduces' if v['reproduces'] else 'does not reproduce'}: {v['claim']}")
+        this = {"command": command, "parts": list(parts[: i + 1]), "wall_s": time.perf_counter() - t0,
+                "runs_trained": trainer.trained, "runs_reused": trainer.reused}  # fmt: skip
         result["meta"] = {"scale": scale if isinstance(scale, str) else "custom", "recipe": _recipe(ps),
                           "device": device, "machine": _machine(), "command": command,
-                          "parts_in_last_command": list(parts), "wall_s": time.perf_counter() - t0}  # fmt: skip
+                          "parts_in_last_command": list(parts), "wall_s": this["wall_s"],
+                          "history": [*history, this]}  # fmt: skip
         with atomic_write(path, "w") as f:  # after every part: a stopped run keeps what it finished
             json.dump(result, f, indent=1)
     if report is not None:
         write_report(result, path, Path(report), out)
     log(f"done in {(time.perf_counter() - t0) / 60:.1f} min; numbers in {path}")
     return result
+
+
+def _history(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The commands that produced ``paper.json`` so far, oldest first (one entry per command)."""
+    if "history" in meta:
+        return list(meta["history"])
+    if meta:  # written before the history was kept: its one command
+        return [{"command": meta.get("command", ""), "parts": meta.get("parts_in_last_command", []),
+                 "wall_s": meta.get("wall_s", 0.0), "runs_trained": None, "runs_reused": None}]  # fmt: skip
+    return []
 
 
 def _recipe(ps: PaperScale) -> dict[str, Any]:

@@ -72,6 +72,8 @@ class Trainer:
     ps: PaperScale
     device: str
     log: Any = print
+    trained: int = 0  # runs trained by this Trainer
+    reused: int = 0  # runs found already trained with the same config
 
     def train(self, key: str, run: Run | None = None, *, init: str | None = None, lr_multiplier: float = 1.0,
               name: str | None = None) -> dict[str, Any]:  # fmt: skip
@@ -85,6 +87,7 @@ class Trainer:
         done = run_dir / "done.json"
         if done.is_file() and json.loads(done.read_text()).get("config") == digest:
             self.log(f"    {name}: already trained with this config")
+            self.reused += 1
             return json.loads(done.read_text())["result"]
         self.log(f"    {name}: {run.label} ({cfg.train.max_iter} steps, batch {cfg.data.batch_size}, "
                  f"{cfg.train.optimizer} lr {cfg.train.lr:.3g})")  # fmt: skip
@@ -105,6 +108,7 @@ class Trainer:
                   "wall_s": time.perf_counter() - t}  # fmt: skip
         with atomic_write(done, "w") as f:
             json.dump({"config": digest, "result": result}, f, indent=1)
+        self.trained += 1
         return result
 
 
