@@ -39,8 +39,22 @@ import torch
 
 from .errors import FCNError, ModelError
 
-__all__ = ["MODELS", "PATHS", "PRECISION", "build", "count_gflop", "gemm_gflops", "gemm_rates", "measure",
-           "measure_auto", "missing_extra", "prepare", "run", "table"]  # fmt: skip
+__all__ = [
+    "MODELS",
+    "PATHS",
+    "PRECISION",
+    "build",
+    "count_gflop",
+    "gemm_gflops",
+    "gemm_rates",
+    "measure",
+    "measure_auto",
+    "missing_extra",
+    "model_gflop",
+    "prepare",
+    "run",
+    "table",
+]  # fmt: skip
 
 #: the models of ``fcnseg bench`` by default (``tv_fcn_resnet50`` = torchvision's own FCN, for comparison)
 MODELS = ("fcn8s_vgg16", "fcn32s_vgg16", "fcn32s_alexnet", "fcn8s_resnet50", "tv_fcn_resnet50")
@@ -130,10 +144,17 @@ def prepare(name: str, path: str, out: str, size: int) -> None:
 
 def count_gflop(name: str, size: int) -> float:
     """GFLOP of one forward pass at ``size``×``size`` (on the meta device: shapes only, no weights)."""
+    with torch.device("meta"):
+        return model_gflop(build(name), size)
+
+
+def model_gflop(model: torch.nn.Module, size: int) -> float:
+    """GFLOP of one forward pass of ``model`` (eval mode) on a ``size``×``size`` RGB image, on its own device."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with torch.device("meta"), FlopCounterMode(display=False) as counter:
-        build(name)(torch.zeros(1, 3, size, size, device="meta"))
+    device = next(model.parameters()).device
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model.eval()(torch.zeros(1, 3, size, size, device=device))
     return counter.get_total_flops() / 1e9
 
 

@@ -84,9 +84,9 @@ def get_model(
     stream_map = dict(streams) if streams is not None else {"": in_channels}
     if any(not s for s in stream_map) and len(stream_map) > 1:
         raise ModelError(f"late-fusion streams need names, got {list(stream_map)}")
-    extra: dict[str, Any] = {} if pad100 else {"pad100": False}
-    if output_stride != 32:
-        extra["output_stride"] = output_stride
+    # recorded only when dilated: stride-32 metadata stays as older fcnseg reads it
+    dilated: dict[str, Any] = {"output_stride": output_stride} if output_stride != 32 else {}
+    extra: dict[str, Any] = ({} if pad100 else {"pad100": False}) | dilated
     model = factory(heads=head_map, streams=stream_map, learn_upsampling=learn_upsampling, width=width, **extra)
     model.arch = name
     model.pad100 = pad100
@@ -99,8 +99,7 @@ def get_model(
         "width": width,
         "pad100": pad100,
     }
-    if output_stride != 32:  # recorded only when dilated: stride-32 metadata stays as older fcnseg reads it
-        model.build_args["output_stride"] = output_stride
+    model.build_args.update(dilated)
     if backbone_weights is not None:
         from .surgery import load_backbone_weights
 

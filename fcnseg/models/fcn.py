@@ -158,8 +158,8 @@ class FCN(nn.Module):
             if name in taps:
                 grids[taps[name]] = grid
         for s, g in grids.items():
-            if g.stride != min(s, spec.output_stride):
-                real = min(s, spec.output_stride)
+            real = min(s, spec.output_stride)
+            if g.stride != real:
                 raise ModelError(f"{spec.family}: tap {spec.taps[s]} has stride {g.stride}, expected {real}")
         skips = [s for s in self.strides[1:] if s >= spec.output_stride]
         if skips:

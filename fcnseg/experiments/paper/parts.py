@@ -11,8 +11,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-import torch
-
+from ...bench import model_gflop
 from ...data import SyntheticShapes
 from ...data.bounds import upper_bounds
 from ...engine.checkpoint import load_checkpoint
@@ -59,9 +58,9 @@ def dilation_part(tr: Trainer) -> dict[str, Any]:
     models = {k: load_checkpoint(runs[k]["dir"] + "/checkpoints/last.safetensors")[0] for k in keys}
     secs = forward_seconds(models, tr.ps.seg.seg_size, tr.ps.timing_repeats)
     for k in keys:
-        runs[k]["gflop"] = _gflop(models[k], tr.ps.seg.seg_size)
+        runs[k]["gflop"] = model_gflop(models[k], tr.ps.seg.seg_size)
         runs[k]["forward_s"] = secs[k]
-        runs[k]["output_stride"] = {"fcn32s": 32, "fcn32s_os16": 16, "fcn16s": 16, "fcn32s_os8": 8, "fcn8s": 8}[k]
+        runs[k]["output_stride"] = min(models[k].strides[-1], models[k].output_stride)  # skips or dilation
     verdicts = []
     for dil, skip, s in (("fcn32s_os16", "fcn16s", 16), ("fcn32s_os8", "fcn8s", 8)):
         d, k = runs[dil], runs[skip]
@@ -73,14 +72,6 @@ def dilation_part(tr: Trainer) -> dict[str, Any]:
             f"({d['gflop'] / k['gflop']:.2f}×), {1e3 * d['forward_s']:.1f} ms, {d['train_s']:.0f} s training",
         ))  # fmt: skip
     return {"runs": runs, "paper": PAPER_NUMBERS["dilation_vs_skips"], "verdicts": verdicts}
-
-
-def _gflop(model: torch.nn.Module, size: int) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        model.eval()(torch.zeros(1, 3, size, size))
-    return counter.get_total_flops() / 1e9
 
 
 # -- fixed vs learned upsampling ---------------------------------------------------------------------------

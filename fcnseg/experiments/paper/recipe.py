@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ..demo import CLASSIFIER, DEMO, FINE_TUNE
+from ..demo import CLASSIFIER, DEMO
 from ..miniature.recipe import Scale
 
 __all__ = ["PAPER_NUMBERS", "PARTS", "REFERENCE_LR", "RUNS", "SCALES", "PaperScale", "Run", "reference_lr"]
@@ -119,6 +119,3 @@ PAPER_NUMBERS: dict[str, object] = {
                      "balancing unnecessary; mirroring and 32-px jitter no noticeable gain",
     "upsampling": "CVPR §3.3 learns the upsampling (initialised bilinear); the release fixes it: little difference",
 }  # fmt: skip
-
-#: FINE_TUNE re-exported for run.py: the demo's overrides beyond the miniature recipe
-MODERN_EXTRA = FINE_TUNE

@@ -15,17 +15,15 @@ import torch
 from torch import nn
 
 from ...config import RunConfig, dump_config, load_config
-from ...data import SyntheticShapes
-from ...data.transforms import eval_transforms
 from ...engine.checkpoint import load_checkpoint
-from ...engine.evaluator import evaluate
-from ...engine.heads import FOUR, main_scores
+from ...engine.heads import FOUR
 from ...engine.logging import read_log
 from ...engine.trainer import TrainingDiverged, fit
 from ...io import atomic_write
-from ...preprocessing import IMAGENET
+from ..demo import FINE_TUNE
 from ..miniature.recipe import overrides
-from .recipe import MODERN_EXTRA, RUNS, PaperScale, Run, reference_lr
+from ..miniature.run import evaluate_held_out
+from .recipe import RUNS, PaperScale, Run, reference_lr
 
 __all__ = ["Trainer", "foreground_mean_iu", "held_out", "run_config"]
 
@@ -55,7 +53,7 @@ def run_config(key: str, run: Run, ps: PaperScale, device: str, init: str | None
     factor = int(run.meta.get("factor", 0)) if run.meta else 0
     batch = ps.sampling_batch * factor if factor else sc.seg_batch
     every = max(1, sc.seg_steps // ps.curve_points)
-    keys = [*overrides(sc, device, run.arch), *MODERN_EXTRA, f"data.batch_size={batch}",
+    keys = [*overrides(sc, device, run.arch), *FINE_TUNE, f"data.batch_size={batch}",
             f"train.eval_every={every}", f"train.log_every={every}"]  # fmt: skip
     return load_config(None, [*keys, *common])
 
@@ -116,10 +114,7 @@ def held_out(run_dir: str | Path, ps: PaperScale, device: str, *, mask_cue: str 
     """The four metrics, boundary mean IU and per-class IU of a run's final weights on the held-out scenes
     (split ``test``: never trained or selected on), optionally with a cue masked at test time."""
     model, _ = load_checkpoint(Path(run_dir) / "checkpoints" / "last.safetensors")
-    sc = ps.seg
-    ds = SyntheticShapes(sc.test_images, sc.seg_size, "test", cache=True,
-                         transforms=eval_transforms(IMAGENET, mask_cue=mask_cue))  # fmt: skip
-    scores = main_scores(evaluate(model.eval(), ds, len(ds.classes), device=torch.device(device), band=sc.band))
+    scores, _ = evaluate_held_out(model, ps.seg, torch.device(device), mask_cue=mask_cue, grid=0)
     out = {k: float(scores[k]) for k in (*FOUR, "boundary_mean_iu")}
     out["iu"] = [None if not math.isfinite(v) else float(v) for v in scores["iu"]]
     return out
