@@ -122,3 +122,18 @@ def test_curves_are_read_at_a_training_time_and_background_only_nets_are_named()
     assert parts_mod.at_time(curve, 15.0) == pytest.approx(0.2)
     assert parts_mod.at_time(curve, 5.0) == 0.1 and parts_mod.at_time(curve, 99.0) == 0.3
     assert parts_mod.background_only({"mean_accuracy": 1 / 9}) and not parts_mod.background_only({"mean_accuracy": 0.3})
+
+
+def test_a_damaged_paper_json_is_one_line_and_a_damaged_done_json_retrains(tmp_path, capsys) -> None:
+    (tmp_path / "paper.json").write_text("{not json")
+    assert main(["experiment", "paper", "--scale", "smoke", "--part", "upper_bounds", "--out", str(tmp_path),
+                 "--report", "-"]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "paper.json" in err[0] and "Traceback" not in err[0]
+    out = tmp_path / "again"
+    said: list[str] = []
+    run_paper(out, parts=["upsampling"], scale="smoke", report=None, log=lambda *a: None)
+    (out / "fcn32s" / "done.json").write_text("[1, 2")
+    run_paper(out, parts=["upsampling"], scale="smoke", report=None, log=lambda *a: said.append(" ".join(a)))
+    assert sum("already trained" in s for s in said) == 3  # the damaged one trained again
+    assert json.loads((out / "fcn32s" / "done.json").read_text())["result"]["label"] == "FCN-32s"

@@ -36,7 +36,8 @@ def run_paper(
     """Run ``parts`` (all by default) into ``out``; ``out/paper.json`` keeps every part run there so far.
 
     Runs shared by parts (FCN-32s and FCN-8s) are trained once; a part run again reuses runs whose config is
-    unchanged. With ``report``, writes ``RESULTS-paper.md`` there and ``results/paper.json`` plus figures.
+    unchanged. With ``report``, writes the paper section of ``RESULTS.md`` there and ``results/paper.json`` plus
+    figures. A ``paper.json`` in ``out`` that is not one (unreadable JSON) is a one-line ConfigError.
     """
     unknown = [p for p in parts if p not in PART_FUNCTIONS]
     if unknown:
@@ -47,7 +48,7 @@ def run_paper(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "paper.json"
-    result: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    result = _previous(path)
     trainer = Trainer(out, ps, device, log)
     history = _history(result.get("meta", {}))
     t0 = time.perf_counter()
@@ -70,6 +71,20 @@ def run_paper(
         write_report(result, path, Path(report), out)
     log(f"done in {(time.perf_counter() - t0) / 60:.1f} min; numbers in {path}")
     return result
+
+
+def _previous(path: Path) -> dict[str, Any]:
+    """What an earlier command wrote to ``paper.json`` (nothing yet: empty)."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: not a paper.json this experiment wrote (unreadable JSON); move it or give another "
+                          "--out")  # fmt: skip
+    return data
 
 
 def _history(meta: dict[str, Any]) -> list[dict[str, Any]]:

@@ -62,6 +62,17 @@ def _digest(cfg: RunConfig) -> str:
     return hashlib.sha256(dump_config(cfg).encode()).hexdigest()[:16]
 
 
+def _finished(done: Path, digest: str) -> dict[str, Any] | None:
+    """The record of a run trained with config ``digest``, or None (not trained, another config, or a damaged
+    ``done.json``: then it is trained again and the file rewritten)."""
+    try:
+        data = json.loads(done.read_text())
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(data, dict) and data.get("config") == digest and isinstance(data.get("result"), dict)
+    return data["result"] if ok else None
+
+
 @dataclass
 class Trainer:
     """Trains runs into ``out/KEY`` once: a run whose ``done.json`` records the same config is not retrained."""
@@ -83,10 +94,11 @@ class Trainer:
         cfg = run_config(key, run, self.ps, self.device, init_path, lr_multiplier)
         run_dir, digest = self.out / name, _digest(cfg)
         done = run_dir / "done.json"
-        if done.is_file() and json.loads(done.read_text()).get("config") == digest:
+        record = _finished(done, digest)
+        if record is not None:
             self.log(f"    {name}: already trained with this config")
             self.reused += 1
-            return json.loads(done.read_text())["result"]
+            return record
         self.log(f"    {name}: {run.label} ({cfg.train.max_iter} steps, batch {cfg.data.batch_size}, "
                  f"{cfg.train.optimizer} lr {cfg.train.lr:.3g})")  # fmt: skip
         t = time.perf_counter()
