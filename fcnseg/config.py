@@ -25,6 +25,7 @@ from .yaml_safe import load_yaml
 
 __all__ = [
     "DataConfig",
+    "EarlyStop",
     "EvalConfig",
     "ModelConfig",
     "RunConfig",
@@ -78,6 +79,24 @@ class DataConfig:
     normalize_on_device: bool | None = None
 
 
+#: the validation scores ``train.early_stop.metric`` can watch (the reference's four numbers)
+Watched = Literal["mean_iu", "pixel_accuracy", "mean_accuracy", "fw_iu"]
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    """``train.early_stop``: end a run when its validation score stops rising (``train.max_iter`` is then a cap).
+
+    After each evaluation the watched score counts as a gain when it beats the best so far by at least
+    ``min_delta``; ``patience`` evaluations in a row without a gain end the run. The best checkpoint
+    (``checkpoints/best.safetensors``) follows the watched score whatever ``min_delta`` says.
+    """
+
+    patience: int = 5  # evaluations in a row without a gain of min_delta
+    min_delta: float = 0.0  # the smallest rise of the watched score that counts as a gain
+    metric: Watched = "mean_iu"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     optimizer: Literal["sgd", "adamw"] = "sgd"  # sgd (the reference) | adamw (betas 0.9/0.999; decoupled weight decay)
@@ -111,6 +130,7 @@ class TrainConfig:
     log_every: int = 20
     eval_every: int = 4000
     checkpoint_every: int = 4000
+    early_stop: EarlyStop | None = None  # stop on a validation plateau (None: train max_iter steps)
 
 
 @dataclass(frozen=True)
@@ -155,6 +175,8 @@ def _check(value: Any, tp: Any, key: str, source: str) -> Any:
         raise (choices or errors)[0]
     if tp is Any:
         return value
+    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+        return _build(tp, value, key, source)
     if origin is Literal:
         if value in args:
             return value
@@ -201,8 +223,9 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"override {text!r} must look like section.key=value")
     key, raw = text.split("=", 1)
     parts = key.strip().split(".")
-    if len(parts) != 2:
-        raise ConfigError(f"override {text!r}: key must be section.key (e.g. train.lr=1e-4)")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise ConfigError(f"override {text!r}: key must be section.key (e.g. train.lr=1e-4) or section.key.field "
+                          "(e.g. train.early_stop.patience=5)")  # fmt: skip
     return parts, load_yaml(raw, f"override {text!r}") if raw.strip() else None
 
 
@@ -230,10 +253,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
                 raise ConfigError(f"{section}: expected a mapping in {path}, got {type(values).__name__}")
             raw[section] = dict(values)
     for text in overrides:
-        (section, key), value = _parse_override(text)
+        (section, key, *field_), value = _parse_override(text)
         if section not in _SECTIONS:
             raise ConfigError(f"{section}: unknown section in override {text!r}; sections are {', '.join(_SECTIONS)}")
-        raw.setdefault(section, {})[key] = value
+        if field_:  # section.key.field: one field of a nested record (train.early_stop.patience)
+            nested = raw.setdefault(section, {}).get(key)
+            raw[section][key] = {**(nested if isinstance(nested, dict) else {}), field_[0]: value}
+        else:
+            raw.setdefault(section, {})[key] = value
     if overrides:
         source = f"{source} + overrides"
     cfg = RunConfig(**{s: _build(_CLASSES[s], raw.get(s, {}), s, source) for s in _SECTIONS})
@@ -291,6 +318,8 @@ _RANGES: tuple[tuple[str, float, float, bool], ...] = (
     ("train.eval_every", 1, 1e12, True),
     ("train.checkpoint_every", 1, 1e12, True),
     ("eval.max_images", 1, 1e12, True),
+    ("train.early_stop.patience", 1, 1e9, True),
+    ("train.early_stop.min_delta", 0, 1, True),
     ("eval.grid_images", 0, 1000, True),
 )
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -298,8 +327,9 @@ _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 def _check_ranges(cfg: RunConfig, source: str) -> None:
     for key, lo, hi, closed in _RANGES:
-        section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
+        value: Any = cfg
+        for name in key.split("."):
+            value = getattr(value, name, None)
         if value is None or isinstance(value, str):  # None or a word ("auto") already checked by its type
             continue
         if not (lo <= value <= hi) or (not closed and value == lo):

@@ -92,9 +92,10 @@ def _checked_state(state: Any, weights: Path) -> dict[str, Any]:
     for key, ok in checks.items():
         if key not in state or not ok(state[key]):
             raise CheckpointError(f"{weights}: malformed training state: field {key!r} missing or of the wrong type")
-    best = state.get("best_mean_iu")
-    if best is not None and not (isinstance(best, (int, float)) and math.isfinite(best)):
-        raise CheckpointError(f"{weights}: malformed training state: best_mean_iu {best!r}")
+    for key in ("best_mean_iu", "best_score"):
+        best = state.get(key)
+        if best is not None and not (isinstance(best, (int, float)) and math.isfinite(best)):
+            raise CheckpointError(f"{weights}: malformed training state: {key} {best!r}")
     if state.get("scaler") is not None and not isinstance(state["scaler"], dict):
         raise CheckpointError(f"{weights}: malformed training state: scaler is not a mapping")
     if state.get("amp_dtype") is not None and state["amp_dtype"] not in DTYPE_NAMES:

@@ -39,6 +39,7 @@ from .class_weights import class_weights
 from .data_path import auto_workers, to_device, train_loader, uint8_collate
 from .device import inference_dtype, local_device, resolve_device, restore_rng, rng_states, seed_run
 from .distributed import DistInfo, setup, world_size, wrap_ddp
+from .early_stop import Plateau, selection_metric, write_summary
 from .evaluator import evaluate
 from .heads import FOUR, head_classes, main_scores
 from .logging import RunLogger
@@ -92,7 +93,8 @@ class RunState:
     info: CheckpointInfo
     logger: RunLogger
     start: int = 0
-    best: float = -1.0
+    best: float = -1.0  # the best validation score so far by selection_metric (what best.safetensors holds)
+    plateau: Plateau = field(default_factory=lambda: Plateau(None))  # train.early_stop's count
     seen: int = field(default=0)  # images trained on in this process
     train_s: float = field(default=0.0)  # seconds in training steps in this process (evaluation and saving excluded)
 
@@ -147,6 +149,9 @@ def prepare(cfg: RunConfig, run_dir: Path, device: torch.device, dist: DistInfo,
     optimizer = make_optimizer(model, cfg.train)
     weight = _class_weight(cfg, train_ds, model, device, run_dir if dist.main and not resume else None)
     start, best, state = _resumed(cfg, run_dir, model, optimizer) if resume else (0, -1.0, {})
+    best = float(state.get("best_score", best))
+    plateau = Plateau(cfg.train.early_stop)
+    plateau.restore(state.get("early_stop"), run_dir / "checkpoints" / "last")
     dtype = run_dtype(cfg, device, dist, state)  # a resume keeps the recorded one
     cfg = _rescaled(cfg, state, dist, run_dir / "checkpoints" / "last.safetensors") if resume else cfg
     workers = auto_workers(device, _local_world(dist)) if cfg.data.workers == "auto" else int(cfg.data.workers)
@@ -163,10 +168,10 @@ def prepare(cfg: RunConfig, run_dir: Path, device: torch.device, dist: DistInfo,
         logger.truncate_after(start)
     info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model), classes=list(train_ds.classes),
                           preprocessing=preprocessing(cfg).to_dict(), config=cfg.to_dict(),
-                          train_dtype=dtype_name(dtype))  # fmt: skip
+                          train_dtype=dtype_name(dtype), best_mean_iu=state.get("best_mean_iu"))  # fmt: skip
     return RunState(cfg, run_dir, device, dist, model, ddp_model, optimizer, train_ds, val_ds, weight, dtype,
                     restored_scaler(state, dtype, device), preprocessing(cfg) if on_device else None, workers,
-                    batches, info, logger, start, best)  # fmt: skip
+                    batches, info, logger, start, best, plateau)  # fmt: skip
 
 
 def _begin(cfg: RunConfig, run_dir: Path, model: FCN, dist: DistInfo) -> None:
@@ -315,7 +320,9 @@ def _loop(run: RunState, progress: bool) -> dict[str, Any]:
                desc=f"train {_SHORT[dtype_name(run.dtype)]}", dynamic_ncols=True)  # fmt: skip
     run.ddp_model.train()
     t0, metrics = time.perf_counter(), {}
-    for step in range(run.start, tc.max_iter):
+    if run.plateau.stopped_at is not None:  # a resumed run that had already stopped early: nothing to train
+        metrics = _evaluate(run)
+    for step in range(run.start if run.plateau.stopped_at is None else tc.max_iter, tc.max_iter):
         done = step + 1
         logged = done % tc.log_every == 0 or done == tc.max_iter
         t_step = time.perf_counter()
@@ -327,6 +334,8 @@ def _loop(run: RunState, progress: bool) -> dict[str, Any]:
             bar.set_postfix(loss=f"{loss:.4g}", img_s=f"{rate:.1f}")
             run.logger.log(done, loss=loss, lr=lr, images_per_s=rate, train_s=round(run.train_s, 3))
         metrics = _on_cadence(run, done) or metrics
+        if run.plateau.stopped_at is not None:
+            break
     bar.close()
     run.logger.close()
     return metrics
@@ -341,12 +350,15 @@ def _on_cadence(run: RunState, done: int) -> dict[str, Any] | None:
         metrics = _evaluate(run)
         main = main_scores(metrics)
         run.logger.log(done, **{k: main[k] for k in FOUR}, train_s=round(run.train_s, 3))
-        if dist.main and main["mean_iu"] > run.best:
-            run.best = main["mean_iu"]
-            _save(run, done, ckpt_dir / "best")
+        score = main[selection_metric(run.cfg)]
+        if score > run.best:
+            run.best, run.info.best_mean_iu = score, main["mean_iu"]
+            if dist.main:
+                _save(run, done, ckpt_dir / "best")
+        last = run.plateau.update(score, done) or last  # every rank counts alike (the metrics are all-reduced)
     if done % tc.checkpoint_every == 0 or last:
         extra = {**rng_states(run.device, dist.world), **batch_record(run.cfg, dist.world),  # every rank takes part
-                 "amp_dtype": dtype_name(run.dtype)}  # fmt: skip
+                 "amp_dtype": dtype_name(run.dtype), "early_stop": run.plateau.state(), "best_score": run.best}
         if dist.main:
             _save(run, done, ckpt_dir / "last", training_state=extra)
     return metrics
@@ -362,6 +374,11 @@ def _evaluate(run: RunState) -> dict[str, Any]:
 
 def _finish(run: RunState, metrics: dict[str, Any]) -> None:
     """metrics.json, curves, confusion pictures and the grid (rank 0)."""
+    if run.dist.main:
+        write_summary(run.run_dir, run.plateau, steps=run.plateau.stopped_at or run.cfg.train.max_iter,
+                      max_iter=run.cfg.train.max_iter, metric=selection_metric(run.cfg), best=run.best)
+        if run.plateau.stopped_at is not None:
+            print(f"note: {run.plateau.reason(run.cfg.train.max_iter)}", file=sys.stderr)
     if run.dist.main and metrics:
         write_run_outputs(run.run_dir, metrics, head_classes(metrics, run.train_ds), model=run.model,
                           val_ds=run.val_ds, pre=preprocessing(run.cfg), grid_images=run.cfg.eval.grid_images,
@@ -376,7 +393,7 @@ def _save(run: RunState, step: int, path: Path, training_state: dict[str, Any] |
             f"weights became non-finite by step {step} ({', '.join(bad[:3])}…): the learning rate is too high "
             f"for this loss normalisation; the last good checkpoint is {path.with_suffix('.safetensors')}"
         )
-    run.info.step, run.info.best_mean_iu = step, run.best
+    run.info.step = step
     if training_state is None:
         save_checkpoint(path, run.model, run.info)
     else:
