@@ -82,3 +82,22 @@ def test_verdicts_compare_at_an_equal_budget() -> None:
     assert "FCN-16s 60.0 vs FCN-32s 62.0 after two stages" in bad[2]
     scratch_wins = _findings(_nets(**(base | {"fcn8s_scratch": 0.45}), fcn32s_x2=0.5, fcn32s_x3=0.55))
     assert scratch_wins[1].startswith("* **Does not reproduce**")
+
+
+def test_converged_table2_trains_each_net_to_its_plateau_and_decides_over_seeds(tmp_path) -> None:
+    from fcnseg.experiments.seeds import INCONCLUSIVE, NO, YES
+
+    docs = tmp_path / "docs"
+    result = run_miniature(tmp_path / "run", scale="converged-smoke", report=docs, log=lambda *_: None)
+    assert list(result["nets"]) == ["fcn32s_fixed", "fcn32s", "fcn16s", "fcn8s", "fcn8s_atonce", "fcn8s_scratch"]
+    assert result["method"] == "plateau" and result["scale"]["name"] == "converged-smoke"
+    for net in result["nets"].values():
+        assert set(net["mean_iu"]) == {"mean", "sd", "values"} and net["seeds"] == [0]
+        assert all(r["end"] in ("early_stop", "max_iter") for r in net["per_seed"])
+    assert len(result["verdicts"]) == 5 and all(v["verdict"] in (YES, NO, INCONCLUSIVE) for v in result["verdicts"])
+    # staged: FCN-16s started from FCN-32s's best checkpoint of the same seed
+    cfg = (tmp_path / "run" / "fcn16s_staged" / "seed0" / "config.yaml").read_text()
+    assert "fcn32s/seed0/checkpoints/best.safetensors" in cfg
+    text = (docs / "RESULTS.md").read_text()
+    assert "## Results (Table 2, in miniature, at convergence)" in text and "| FCN-8s at-once |" in text
+    assert json.loads((docs / "results" / "miniature.json").read_text())["seeds"] == [0]

@@ -14,6 +14,8 @@ from fcnseg.experiments.paper import PART_NAMES, REFERENCE_LR, SCALES, reference
 from fcnseg.experiments.paper import parts as parts_mod
 from fcnseg.experiments.paper.probe import solver_probe
 from fcnseg.experiments.paper.report import BEGIN, END
+from fcnseg.experiments.paper.runs import Trainer, config_digest
+from fcnseg.experiments.seeds import INCONCLUSIVE, NO, YES, seeded_verdict, spread
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {"reference_sgd", "dilation_vs_skips", "loss_sampling", "upsampling", "upper_bounds", "cues"}
@@ -34,11 +36,22 @@ def test_every_part_runs_into_one_json_with_the_issue_keys(smoke) -> None:
     assert json.loads((docs / "results" / "paper.json").read_text()) == saved
     for part in KEYS:
         assert saved[part]["verdicts"], part
-        assert all(isinstance(v["reproduces"], bool) and v["detail"] for v in saved[part]["verdicts"])
+        assert all(v["verdict"] in (YES, NO, INCONCLUSIVE) and v["detail"] for v in saved[part]["verdicts"])
     assert saved["dilation_vs_skips"]["runs"]["fcn32s_os8"]["output_stride"] == 8
     assert set(saved["cues"]["rows"]) == {"reference", "reference_fg", "reference_bg", "fg_only", "bg_only", "shape"}
-    assert [c["step"] for c in saved["loss_sampling"]["runs"]["whole"]["curve"]]  # Fig. 5's points
+    whole = saved["loss_sampling"]["runs"]["whole"]
+    assert [c["step"] for c in whole["per_seed"][0]["curve"]]  # Fig. 5's points
+    assert set(whole["mean_iu"]) == {"mean", "sd", "values"} and whole["seeds"] == [0]
     assert (docs / "results" / "paper-fig5.png").stat().st_size > 1000
+
+
+def test_every_run_is_trained_to_its_plateau(smoke) -> None:
+    """Each run's folder says why it ended; the smoke scale's patience of 1 ends every run before its 3-step cap."""
+    _, out, _ = smoke
+    summaries = [json.loads(p.read_text()) for p in out.glob("*/seed0/summary.json")]
+    assert len(summaries) >= 20 and all(s["early_stop"] == {"patience": 1, "min_delta": 0.0, "metric": "mean_iu"}
+                                        for s in summaries)  # fmt: skip
+    assert all(s["end"] in ("early_stop", "max_iter") for s in summaries)
 
 
 def test_the_report_keeps_the_other_section_and_prints_each_verdict(smoke) -> None:
@@ -46,37 +59,70 @@ def test_the_report_keeps_the_other_section_and_prints_each_verdict(smoke) -> No
     text = (docs / "RESULTS.md").read_text()
     assert text.startswith("# The miniature's report") and "kept as it is" in text
     assert text.count(BEGIN) == 1 and text.count(END) == 1
+    assert "**Every run is trained to its plateau**" in text and "**Each run is repeated with 1 seeds**" in text
     for part in KEYS:
         for v in result[part]["verdicts"]:
-            word = "Reproduces" if v["reproduces"] else "Does not reproduce"
-            assert f"**{word}**: {v['claim']}" in text
+            assert f"**{v['verdict'][0].upper() + v['verdict'][1:]}**: {v['claim']}" in text
 
 
 def test_a_second_run_reuses_finished_runs_and_merges_parts(smoke) -> None:
     _, out, _ = smoke
-    said: list[str] = []
-    again = run_paper(out, parts=["upsampling"], scale="smoke", report=None, log=lambda *a: said.append(" ".join(a)))
-    assert sum("already trained" in s for s in said) == 4
+    again = run_paper(out, parts=["upsampling"], scale="smoke", report=None, log=lambda *a: None)
     assert KEYS <= set(again)  # the parts not rerun are still there
     first, last = again["meta"]["history"][-2:]  # every command that wrote paper.json, with what it trained
     assert first["parts"] == list(PART_NAMES) and first["runs_trained"] >= 15
     assert last["parts"] == ["upsampling"] and (last["runs_trained"], last["runs_reused"]) == (0, 4)
 
 
+def test_another_seed_trains_only_that_seed_and_reports_the_spread(smoke, tmp_path) -> None:
+    _, out, _ = smoke
+    said: list[str] = []
+    again = run_paper(out, parts=["upsampling"], scale="smoke", seeds=[0, 1], jobs=2, report=None,
+                      log=lambda *a: said.append(" ".join(map(str, a))))  # fmt: skip
+    assert again["meta"]["history"][-1]["runs_trained"] == 4  # seed 1 of the 4 runs; seed 0 reused
+    assert any("4 run(s), 2 at a time" in s for s in said)
+    run = again["upsampling"]["runs"]["fcn32s"]
+    assert run["seeds"] == [0, 1] and len(run["mean_iu"]["values"]) == 2
+    assert (out / "fcn32s" / "seed1" / "done.json").is_file()
+
+
+def test_seeded_verdicts_decide_only_when_every_seed_agrees() -> None:
+    assert seeded_verdict("c", [0.02, 0.01, 0.03], 0.0, ">", "d", quantity="q")["verdict"] == YES
+    assert seeded_verdict("c", [-0.02, -0.01, -0.03], 0.0, ">", "d", quantity="q")["verdict"] == NO
+    v = seeded_verdict("c", [0.02, -0.01, 0.03], 0.0, ">", "d", quantity="q")
+    assert v["verdict"] == INCONCLUSIVE and v["reproduces"] is None and v["holds"] == [True, False, True]
+    assert seeded_verdict("c", [0.01, -0.015], 0.02, "|<|", "d", quantity="q")["verdict"] == YES
+    assert seeded_verdict("c", [0.03, -0.05], 0.02, "|<|", "d", quantity="q")["verdict"] == NO
+    s = spread([0.4, 0.5, 0.6])
+    assert s["mean"] == pytest.approx(0.5) and s["sd"] == pytest.approx(0.1)
+
+
 def test_verdicts_are_computed_from_the_numbers(monkeypatch) -> None:
     """Same code, two sets of numbers: the verdict follows them."""
 
     class Fake:
-        ps, device = SCALES["smoke"], "cpu"
+        ps, device, seeds = SCALES["smoke"], "cpu", (0, 1)
 
-        def train(self, key, **kw):
-            return {"dir": key, "label": key, "steps": 10, "batch": 2, "train_s": 1.0, "curve": [], "diverged": None}
+        def train_many(self, reqs):
+            return {(r.saved_as, r.seed): {"dir": f"{r.key}/{r.seed}", "label": r.key, "arch": "a", "cap": 3,
+                                           "batch": 2, "lr": 1.0, "seed": r.seed, "steps": 2, "end": "early_stop",
+                                           "train_s": 1.0, "train_s_to_best": 1.0, "curve": [], "diverged": None}
+                    for r in reqs}  # fmt: skip
 
-    for learned, expected in ((0.41, True), (0.55, False)):
-        scores = {"fcn32s": 0.40, "fcn32s_learned": learned, "fcn8s": 0.50, "fcn8s_learned": 0.50}
-        monkeypatch.setattr(parts_mod, "held_out", lambda d, ps, dev, s=scores, **kw: {"mean_iu": s[d]})
+    for learned, expected in (((0.41, 0.39), True), ((0.55, 0.56), False), ((0.41, 0.55), None)):
+        scores = {"fcn32s/0": 0.40, "fcn32s/1": 0.40, "fcn32s_learned/0": learned[0], "fcn32s_learned/1": learned[1],
+                  "fcn8s/0": 0.5, "fcn8s/1": 0.5, "fcn8s_learned/0": 0.5, "fcn8s_learned/1": 0.5}  # fmt: skip
+        monkeypatch.setattr(parts_mod, "held_out", lambda d, ps, dev, s=scores, **kw: {
+            **{k: s[d] for k in ("mean_iu", "pixel_accuracy", "mean_accuracy", "fw_iu", "boundary_mean_iu")}})
         v = parts_mod.upsampling_part(Fake())["verdicts"]
         assert v[0]["reproduces"] is expected and v[1]["reproduces"] is True
+
+
+def test_the_config_digest_ignores_keys_left_at_their_defaults() -> None:
+    a = load_config(None, ["train.lr=0.1"])
+    assert config_digest(a) == config_digest(load_config(None, ["train.lr=0.1", "train.seed=1337"]))
+    assert config_digest(a) != config_digest(load_config(None, ["train.lr=0.2"]))
+    assert Trainer(Path("x"), SCALES["smoke"], "cpu").seeds == SCALES["smoke"].seeds
 
 
 def test_splice_replaces_or_appends_one_section() -> None:
@@ -117,11 +163,10 @@ def test_a_wrong_part_is_one_line_and_exit_2(capsys) -> None:
     assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
-def test_curves_are_read_at_a_training_time_and_background_only_nets_are_named() -> None:
-    curve = [{"train_s": 10.0, "mean_iu": 0.1}, {"train_s": 20.0, "mean_iu": 0.3}]
-    assert parts_mod.at_time(curve, 15.0) == pytest.approx(0.2)
-    assert parts_mod.at_time(curve, 5.0) == 0.1 and parts_mod.at_time(curve, 99.0) == 0.3
-    assert parts_mod.background_only({"mean_accuracy": 1 / 9}) and not parts_mod.background_only({"mean_accuracy": 0.3})
+def test_background_only_nets_are_named() -> None:
+    flat = {"per_seed": [{"mean_accuracy": 1 / 9}, {"mean_accuracy": 1 / 9}]}
+    assert parts_mod.background_only(flat)
+    assert not parts_mod.background_only({"per_seed": [{"mean_accuracy": 1 / 9}, {"mean_accuracy": 0.3}]})
 
 
 def test_a_damaged_paper_json_is_one_line_and_a_damaged_done_json_retrains(tmp_path, capsys) -> None:
@@ -133,7 +178,8 @@ def test_a_damaged_paper_json_is_one_line_and_a_damaged_done_json_retrains(tmp_p
     out = tmp_path / "again"
     said: list[str] = []
     run_paper(out, parts=["upsampling"], scale="smoke", report=None, log=lambda *a: None)
-    (out / "fcn32s" / "done.json").write_text("[1, 2")
-    run_paper(out, parts=["upsampling"], scale="smoke", report=None, log=lambda *a: said.append(" ".join(a)))
-    assert sum("already trained" in s for s in said) == 3  # the damaged one trained again
-    assert json.loads((out / "fcn32s" / "done.json").read_text())["result"]["label"] == "FCN-32s"
+    (out / "fcn32s" / "seed0" / "done.json").write_text("[1, 2")
+    again = run_paper(out, parts=["upsampling"], scale="smoke", report=None, log=lambda *a: said.append(" ".join(a)))
+    assert (again["meta"]["history"][-1]["runs_trained"], again["meta"]["history"][-1]["runs_reused"]) == (1, 3)
+    assert any("training 1 run(s)" in s and "fcn32s/seed0" in s for s in said)  # the damaged one trained again
+    assert json.loads((out / "fcn32s" / "seed0" / "done.json").read_text())["result"]["label"] == "FCN-32s"

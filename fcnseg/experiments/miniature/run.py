@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import platform
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -23,11 +22,15 @@ from ...engine.trainer import fit
 from ...errors import ConfigError
 from ...io import atomic_write
 from ...preprocessing import IMAGENET
+from ..pool import machine
 from .classifier import pretrain_classifier
 from .recipe import NETS, SCALES, Scale, overrides
 from .report import write_report
 
-__all__ = ["evaluate_held_out", "run_miniature", "skip_effect"]
+__all__ = ["CONVERGED_SCALES", "evaluate_held_out", "run_miniature", "skip_effect"]
+
+#: ``--scale`` names of Table 2 at convergence → the paper experiment's scale they train at
+CONVERGED_SCALES = {"converged": "converged", "converged-smoke": "smoke"}
 
 
 def evaluate_held_out(model: nn.Module, scale: Scale, device: torch.device, *, mask_cue: str = "none",
@@ -47,16 +50,27 @@ def evaluate_held_out(model: nn.Module, scale: Scale, device: torch.device, *, m
 def run_miniature(
     out: str | Path = "runs/miniature",
     *,
-    scale: str | Scale = "small",
+    scale: str | Scale = "converged",
     device: str = "cpu",
     report: str | Path | None = "docs",
     log: Any = print,
+    seeds: tuple[int, ...] | list[int] = (),
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Run the whole experiment into ``out``; write the report into ``report`` (None: no report).
 
+    ``scale="converged"`` (or ``"converged-smoke"``) trains every net to its plateau over seeds
+    (:func:`~.converged.run_converged`, ``seeds`` and ``jobs`` as there); the other scales pretrain their own
+    classifier and give every net the same fixed budget.
+
     Returns:
-        ``{"scale": …, "classifier": …, "nets": {key: metrics}, "wall_s": …}``, as in ``miniature.json``.
+        ``{"scale": …, "nets": {key: metrics}, "wall_s": …}``, as in ``miniature.json``.
     """
+    if scale in CONVERGED_SCALES:
+        from .converged import run_converged
+
+        return run_converged(out, scale=CONVERGED_SCALES[str(scale)], device=device, seeds=tuple(seeds), jobs=jobs,
+                             report=report, log=log, name=str(scale))  # fmt: skip
     sc = SCALES[scale] if isinstance(scale, str) else scale
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -96,7 +110,7 @@ def run_miniature(
     result = {
         "scale": asdict(sc) | {"name": scale if isinstance(scale, str) else "custom"},
         "device": device,
-        "machine": _machine(),
+        "machine": machine(),
         "classifier": {k: v for k, v in classifier.items() if k != "path"},
         "nets": nets,
         "wall_s": time.perf_counter() - t0,
@@ -121,13 +135,3 @@ def skip_effect(model: nn.Module) -> dict[str, float]:
         if isinstance(layer, nn.Conv2d):
             out[name] = float(layer.weight.detach().abs().mean()) * model.skip_scales.get(stride, 1.0)
     return out
-
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return f"{cpu} ({torch.get_num_threads()} threads), torch {torch.__version__}, Python {platform.python_version()}"

@@ -1,6 +1,6 @@
 """The rest of the paper, runnable (``fcnseg experiment paper``): the claims Table 2 does not cover.
 
-Parts (``--part``; all by default, ~40 min on a 2-core CPU at ``--scale demo``):
+Parts (``--part``; all by default; every run trained to its validation plateau, 3 seeds, at ``--scale converged``):
 
 * ``upper_bounds`` — Appendix A: the mean IU of ground truth pushed through a stride-32/16/8 bottleneck;
 * ``reference_sgd`` — the release's solver (summed loss, batch 1, SGD momentum 0.99, fixed rate) with its rates
@@ -16,12 +16,12 @@ Each part writes its numbers and computed verdicts into ``paper.json``; :mod:`.r
 paper's numbers in ``docs/RESULTS.md``. ``--scale smoke`` runs every part in about a minute (CI).
 """
 
-from .parts import PART_FUNCTIONS, verdict
+from .parts import PART_FUNCTIONS, aggregate
 from .recipe import PAPER_NUMBERS, PARTS, REFERENCE_LR, RUNS, SCALES, PaperScale, Run, reference_lr
 from .report import paper_markdown, splice
 from .run import PART_NAMES, run_paper
 
 __all__ = [
     "PAPER_NUMBERS", "PARTS", "PART_FUNCTIONS", "PART_NAMES", "REFERENCE_LR", "RUNS", "SCALES", "PaperScale", "Run",
-    "paper_markdown", "reference_lr", "run_paper", "splice", "verdict",
+    "aggregate", "paper_markdown", "reference_lr", "run_paper", "splice",
 ]  # fmt: skip

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from ...io import atomic_write
+from ..seeds import pts, pts_sd
 from .recipe import PAPER_NUMBERS
 
 __all__ = ["BEGIN", "END", "paper_markdown", "splice", "write_report"]
 
 BEGIN = "<!-- fcnseg experiment paper: begin -->"
 END = "<!-- fcnseg experiment paper: end -->"
-pts = lambda v: "n/a" if v is None or v != v else f"{100 * v:.1f}"  # noqa: E731
 
 
 def splice(text: str, section: str) -> str:
@@ -56,10 +56,11 @@ def _curves(runs: dict[str, Any], keys: tuple[str, ...], path: Path, title: str)
     fig = figure((10, 3.8))
     by_step, by_time = fig.subplots(1, 2)
     for key in keys:
-        curve = runs[key]["curve"]
+        first = runs[key]["per_seed"][0]  # one seed's curve per run: the seeds' steps differ (each its plateau)
+        curve = first["curve"]
         if curve:
             by_step.plot([c["step"] for c in curve], [c["mean_iu"] for c in curve], marker="o", ms=3,
-                         label=runs[key]["label"])  # fmt: skip
+                         label=f"{runs[key]['label']} (seed {first['seed']})")  # fmt: skip
             by_time.plot([c["train_s"] for c in curve], [c["mean_iu"] for c in curve], marker="o", ms=3)
     by_step.set(xlabel="step", ylabel="validation mean IU", title=title)
     by_time.set(xlabel="training seconds (wall time, evaluation left out)", ylabel="validation mean IU")
@@ -74,7 +75,6 @@ def _curves(runs: dict[str, Any], keys: tuple[str, ...], path: Path, title: str)
 def paper_markdown(result: dict[str, Any], figures: list[str]) -> str:
     """The section's text: setup, one table per part beside the paper's numbers, and the computed verdicts."""
     meta = result.get("meta", {})
-    seg = meta.get("recipe", {}).get("seg", {})
     lines = [
         "# The rest of the paper, runnable",
         "",
@@ -83,11 +83,7 @@ def paper_markdown(result: dict[str, Any], figures: list[str]) -> str:
         "in `docs/results/paper.json` (top-level keys = the parts); every verdict below is computed from them by "
         "`fcnseg/experiments/paper/parts.py`.",
         "",
-        f"Setup: the demo's shipped VGG16-pattern classifier ({seg.get('width', '?')}× VGG16's channels) "
-        f"convolutionalized and fine-tuned on {seg.get('seg_size', '?')}-px synthetic scenes; the *modern* recipe "
-        f"is the demo's (AdamW {seg.get('seg_lr', '?')}, poly, batch {seg.get('seg_batch', '?')}, "
-        f"{seg.get('seg_steps', '?')} steps per run, one stage from the classifier unless said); every net is "
-        f"scored on the same {seg.get('test_images', '?')} held-out scenes (split `test`).",
+        *_setup(meta, result),
         "",
     ]  # fmt: skip
     for part in _PARTS:
@@ -96,9 +92,52 @@ def paper_markdown(result: dict[str, Any], figures: list[str]) -> str:
             lines += ["Not run yet (`fcnseg experiment paper --part " + part + "`).", ""]
             continue
         lines += [*_TABLES[part](result[part]), ""]
-        lines += [f"* **{'Reproduces' if v['reproduces'] else 'Does not reproduce'}**: {v['claim']}. {v['detail']}."
-                  for v in result[part]["verdicts"]] + [""]  # fmt: skip
+        lines += [verdict_line(v) for v in result[part]["verdicts"]] + [""]
     return "\n".join(lines + figures) + "\n"
+
+
+def verdict_line(v: dict[str, Any]) -> str:
+    """``* **Reproduces**: claim. detail (per seed: …).`` — the per-seed values of the deciding quantity."""
+    seeds = ""
+    if "per_seed" in v:
+        vals = ", ".join("n/a" if x is None else f"{100 * x:+.1f}" for x in v["per_seed"]["values"])
+        side = {">": "above", "<": "below", "|<|": "within ±"}[v["side"]]
+        need = f"needs every seed {side} {100 * v['threshold']:g}"
+        seeds = f" Decided by {v['quantity']}, per seed: {vals} points ({need})"
+    return f"* **{v['verdict'][0].upper() + v['verdict'][1:]}**: {v['claim']}. {v['detail']}.{seeds}"
+
+
+def _setup(meta: dict[str, Any], result: dict[str, Any]) -> list[str]:
+    """What was trained and how, and whether every run reached its plateau before its step cap."""
+    rec = meta.get("recipe", {})
+    seg, seeds = rec.get("seg", {}), meta.get("seeds", rec.get("seeds", []))
+    runs = [r for part in result.values() if isinstance(part, dict) for r in _all_runs(part)]
+    capped = sorted({r["label"] for r in runs if r.get("capped")})
+    steps = [v for r in runs for v in r["steps"]["values"]]
+    return [
+        f"Setup: the demo's shipped VGG16-pattern classifier ({seg.get('width', '?')}× VGG16's channels) "
+        f"convolutionalized and fine-tuned on {seg.get('seg_size', '?')}-px synthetic scenes ({seg.get('seg_images')} "
+        f"training scenes); the *modern* recipe is the demo's (AdamW {seg.get('seg_lr', '?')}, poly over the step "
+        f"cap, batch {seg.get('seg_batch', '?')}, one stage from the classifier unless said). **Every run is "
+        f"trained to its plateau**: validation mean IU on {seg.get('val_images')} scenes every "
+        f"{rec.get('eval_every')} steps, stopped when {rec.get('patience')} evaluations in a row gain less than "
+        f"{rec.get('min_delta')} (`train.early_stop`), capped at {rec.get('cap')} steps "
+        f"({rec.get('ref_cap')} for the batch-1 reference solver); scored with its best validation checkpoint on "
+        f"the same {seg.get('test_images', '?')} held-out scenes (split `test`). **Each run is repeated with "
+        f"{len(seeds)} seeds** ({', '.join(map(str, seeds))}: image order and augmentation); numbers are mean ± "
+        "standard deviation over them, and a verdict is *reproduces* or *does not reproduce* only when every seed "
+        "agrees, else *inconclusive at this scale*.",
+        "",
+        f"Scale: {len(runs)} runs × seeds stopped after {min(steps, default=0):.0f}–{max(steps, default=0):.0f} "
+        "steps; " + ("every run reached its plateau before its cap, so the numbers are converged values at this "
+                     "scale, not snapshots of a fixed budget." if not capped else
+                     f"**runs that hit the cap on some seed** (not converged there): {', '.join(capped)}."),
+    ]  # fmt: skip
+
+
+def _all_runs(part: dict[str, Any]) -> list[dict[str, Any]]:
+    runs = list(part.get("runs", {}).values()) + list(part.get("sweep", {}).values())
+    return [r for r in runs if isinstance(r, dict) and "steps" in r and isinstance(r["steps"], dict)]
 
 
 def _command(h: dict[str, Any]) -> str:
@@ -116,20 +155,28 @@ def _bounds(p: dict[str, Any]) -> list[str]:
             "| paper (VOC 2011 val) | " + " | ".join(str(paper[s]) for s in ("32", "16", "8")) + " |"]  # fmt: skip
 
 
+def _steps(r: dict[str, Any]) -> str:
+    s = r["steps"]
+    cap = f" (cap {r['cap']} hit: {r['capped']} seed(s))" if r.get("capped") else ""
+    return (f"{s['mean']:.0f} ± {s['sd']:.0f}" if len(s["values"]) > 1 else f"{s['mean']:.0f}") + cap
+
+
 def _dilation(p: dict[str, Any]) -> list[str]:
-    rows = ["| net | output stride | GFLOP / image | forward ms | training s | mean IU | boundary mean IU |",
+    rows = ["| net | output stride | GFLOP / image | forward ms | steps to plateau | mean IU | boundary mean IU |",
             "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in p["runs"].values():
         rows.append(f"| {r['label']} | {r['output_stride']} | {r['gflop']:.3f} | {1e3 * r['forward_s']:.1f} | "
-                    f"{r['train_s']:.0f} | {pts(r['mean_iu'])} | {pts(r['boundary_mean_iu'])} |")  # fmt: skip
+                    f"{_steps(r)} | {pts_sd(r['mean_iu'])} | {pts_sd(r['boundary_mean_iu'])} |")  # fmt: skip
     return [f"Paper: {p['paper']}.", "", *rows]
 
 
 def _runs_table(p: dict[str, Any]) -> list[str]:
-    rows = ["| run | steps | batch | training s | mean IU | boundary mean IU |", "|---|---:|---:|---:|---:|---:|"]
+    rows = ["| run | steps to plateau | batch | training s to best | mean IU | boundary mean IU |",
+            "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in p["runs"].values():
-        rows.append(f"| {r['label']} | {r['steps']} | {r['batch']} | {r['train_s']:.0f} | {pts(r['mean_iu'])} | "
-                    f"{pts(r['boundary_mean_iu'])} |")  # fmt: skip
+        t = r["train_s_to_best"]
+        rows.append(f"| {r['label']} | {_steps(r)} | {r['batch']} | {t['mean']:.0f} | {pts_sd(r['mean_iu'])} | "
+                    f"{pts_sd(r['boundary_mean_iu'])} |")  # fmt: skip
     return [f"Paper: {p['paper']}.", "", *rows]
 
 
@@ -139,14 +186,15 @@ def _cues(p: dict[str, Any]) -> list[str]:
             "| row (PAMI) | trained on | tested with masked | foreground mean IU | paper |",
             "|---|---|---|---:|---:|"]  # fmt: skip
     for name, r in p["rows"].items():
-        rows.append(f"| {name} | {r['train']} | {r['test_mask']} | {pts(r['fg_mean_iu'])} | {paper[name]} |")
+        rows.append(f"| {name} | {r['train']} | {r['test_mask']} | {pts_sd(r['fg_mean_iu'])} | {paper[name]} |")
     return rows
 
 
 def _reference(p: dict[str, Any]) -> list[str]:
     pr = p["probe"]
     rows = [f"Rule: {p['rule']}. The sweep multiplies it on FCN-32s; the staged nets and at-once use the best "
-            f"multiplier (× {p['chosen_multiplier']}), keeping the reference's ratios between nets.", "",
+            f"multiplier (× {p['chosen_multiplier']}, by mean over seeds), keeping the reference's ratios between "
+            "nets.", "",
             f"First step, measured on one scene ({pr['pixels']} px): summed loss {pr['summed_loss']:.0f}, gradient "
             f"norm score_fr {pr['grad_norm_score_fr']:.3g}, conv1_1 {pr['grad_norm_conv1_1']:.3g} (the zero score "
             f"layer passes no gradient back on the first step); fc7 RMS {pr['fc7_rms']:.3g}; mean |Δlogit| of "

@@ -12,8 +12,9 @@ import torch
 
 from ...errors import ConfigError
 from ...io import atomic_write
-from ..miniature.run import _machine
+from ..pool import machine
 from .parts import PART_FUNCTIONS
+from .progress import progress_line
 from .recipe import SCALES, PaperScale
 from .report import write_report
 from .runs import Trainer
@@ -27,17 +28,21 @@ def run_paper(
     out: str | Path = "runs/paper",
     *,
     parts: tuple[str, ...] | list[str] = PART_NAMES,
-    scale: str | PaperScale = "demo",
+    scale: str | PaperScale = "converged",
     device: str = "cpu",
+    seeds: tuple[int, ...] | list[int] = (),
+    jobs: int = 1,
     report: str | Path | None = "docs",
     command: str = "",
     log: Any = print,
 ) -> dict[str, Any]:
     """Run ``parts`` (all by default) into ``out``; ``out/paper.json`` keeps every part run there so far.
 
-    Runs shared by parts (FCN-32s and FCN-8s) are trained once; a part run again reuses runs whose config is
-    unchanged. With ``report``, writes the paper section of ``RESULTS.md`` there and ``results/paper.json`` plus
-    figures. A ``paper.json`` in ``out`` that is not one (unreadable JSON) is a one-line ConfigError.
+    Every run is trained to its validation plateau once per seed (``seeds``, default the scale's), ``jobs`` runs at
+    a time in child processes. Runs shared by parts (FCN-32s and FCN-8s) are trained once; a part run again reuses
+    runs whose config is unchanged, and a run stopped part way resumes from its last checkpoint. With ``report``,
+    writes the paper section of ``RESULTS.md`` there and ``results/paper.json`` plus figures. A ``paper.json`` in
+    ``out`` that is not one (unreadable JSON) is a one-line ConfigError.
     """
     unknown = [p for p in parts if p not in PART_FUNCTIONS]
     if unknown:
@@ -49,20 +54,20 @@ def run_paper(
     out.mkdir(parents=True, exist_ok=True)
     path = out / "paper.json"
     result = _previous(path)
-    trainer = Trainer(out, ps, device, log)
+    trainer = Trainer(out, ps, device, log, jobs=max(1, jobs), seeds=tuple(seeds))
     history = _history(result.get("meta", {}))
     t0 = time.perf_counter()
     for i, part in enumerate(parts):
-        log(f"[{i + 1}/{len(parts)}] {part}")
+        log(f"[{i + 1}/{len(parts)}] {part} · {progress_line(trainer, parts[i:], t0)}")
         t = time.perf_counter()
         result[part] = PART_FUNCTIONS[part](trainer)
         result[part]["wall_s"] = time.perf_counter() - t
         for v in result[part]["verdicts"]:
-            log(f"      {'reproduces' if v['reproduces'] else 'does not reproduce'}: {v['claim']}")
+            log(f"      {v['verdict']}: {v['claim']}")
         this = {"command": command, "parts": list(parts[: i + 1]), "wall_s": time.perf_counter() - t0,
-                "runs_trained": trainer.trained, "runs_reused": trainer.reused}  # fmt: skip
+                "runs_trained": trainer.trained, "runs_reused": trainer.reused, "jobs": trainer.jobs}  # fmt: skip
         result["meta"] = {"scale": scale if isinstance(scale, str) else "custom", "recipe": _recipe(ps),
-                          "device": device, "machine": _machine(), "command": command,
+                          "seeds": list(trainer.seeds), "device": device, "machine": machine(), "command": command,
                           "parts_in_last_command": list(parts), "wall_s": this["wall_s"],
                           "history": [*history, this]}  # fmt: skip
         with atomic_write(path, "w") as f:  # after every part: a stopped run keeps what it finished

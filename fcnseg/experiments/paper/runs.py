@@ -1,12 +1,20 @@
-"""Train one run of the paper experiment (cached by its config), score it on held-out scenes, time it."""
+"""Train the paper experiment's runs once per seed (cached by their config), score them on held-out scenes, time
+them.
+
+A run ``KEY`` with seed ``S`` lives in ``OUT/KEY/seedS``. Its ``done.json`` records a digest of its config (the
+values that differ from fcnseg's defaults, so a new config key with a default keeps old runs valid); a run whose
+``done.json`` matches is reused, a run stopped part way (a killed session) resumes from its last checkpoint, and
+runs are trained side by side in child processes (:mod:`..pool`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,22 +22,24 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...config import RunConfig, dump_config, load_config
+from ...config import RunConfig, load_config
 from ...engine.checkpoint import load_checkpoint
 from ...engine.heads import FOUR
 from ...engine.logging import read_log
-from ...engine.trainer import TrainingDiverged, fit
 from ...io import atomic_write
 from ..demo import FINE_TUNE
 from ..miniature.recipe import overrides
 from ..miniature.run import evaluate_held_out
+from ..pool import Job, fit_all
 from .recipe import RUNS, PaperScale, Run, reference_lr
 
-__all__ = ["Trainer", "foreground_mean_iu", "held_out", "run_config"]
+__all__ = ["Request", "Trainer", "config_digest", "foreground_mean_iu", "held_out", "run_overrides"]
 
 
-def run_config(key: str, run: Run, ps: PaperScale, device: str, init: str | None, lr_multiplier: float) -> RunConfig:
-    """The resolved config of run ``key``: the demo's modern recipe or the reference solver, plus the run's own keys.
+def run_overrides(run: Run, ps: PaperScale, device: str, init: str | None, lr_multiplier: float,
+                  seed: int) -> list[str]:  # fmt: skip
+    """The ``--set`` overrides of one run: the demo's modern recipe or the reference solver, the run's own keys,
+    its seed, trained to its plateau.
 
     ``init``: the checkpoint to start from (a staged net), else the classifier. The reference solver is fcnseg's
     default training section (the release's: summed loss, SGD momentum 0.99, weight decay 5e-4, bias rate ×2,
@@ -37,29 +47,37 @@ def run_config(key: str, run: Run, ps: PaperScale, device: str, init: str | None
     """
     sc = ps.seg
     start = [f"model.init_from={init}"] if init else [f"model.backbone_weights={ps.classifier}"]
-    common = [*start, *run.extra, f"data.flip={str(run.flip).lower()}", "eval.grid_images=0"]
+    start = [] if run.init == "random" else start  # from scratch: no pretrained weights at all
+    common = [*start, *run.extra, f"data.flip={str(run.flip).lower()}", "eval.grid_images=0", f"train.seed={seed}"]
     if run.solver == "reference":
-        steps = ps.ref_steps * run.stages
-        every = max(1, ps.ref_steps // ps.curve_points)
         keys = [
             f"model.name={run.arch}", f"model.width={sc.width}", "model.pad100=false", "model.dropout=0",
             "data.name=synthetic", f"data.options={{n: {sc.seg_images}, size: {sc.seg_size}, cache: true}}",
             f"data.val_options={{n: {sc.val_images}}}", "data.preprocessing=imagenet", "data.batch_size=1",
-            f"train.lr={reference_lr(run.arch, sc.seg_size, lr_multiplier):.6g}", f"train.max_iter={steps}",
-            f"train.eval_every={every}", f"train.checkpoint_every={steps}", f"train.log_every={every}",
-            f"train.device={device}",
+            f"train.lr={reference_lr(run.arch, sc.seg_size, lr_multiplier):.6g}", f"train.device={device}",
         ]  # fmt: skip
-        return load_config(None, [*keys, *common])
+        return [*keys, *ps.plateau_keys(reference=True, stages=run.stages), *common]
     factor = int(run.meta.get("factor", 0)) if run.meta else 0
     batch = ps.sampling_batch * factor if factor else sc.seg_batch
-    every = max(1, sc.seg_steps // ps.curve_points)
-    keys = [*overrides(sc, device, run.arch), *FINE_TUNE, f"data.batch_size={batch}",
-            f"train.eval_every={every}", f"train.log_every={every}"]  # fmt: skip
-    return load_config(None, [*keys, *common])
+    return [*overrides(sc, device, run.arch), *FINE_TUNE, f"data.batch_size={batch}",
+            *ps.plateau_keys(stages=run.stages), *common]  # fmt: skip
 
 
-def _digest(cfg: RunConfig) -> str:
-    return hashlib.sha256(dump_config(cfg).encode()).hexdigest()[:16]
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_digest(cfg: RunConfig) -> str:
+    """A digest of the config's values that differ from the defaults (stable when keys with defaults are added)."""
+    default = _flat(RunConfig().to_dict())
+    diff = {k: v for k, v in _flat(cfg.to_dict()).items() if default.get(k, ...) != v}
+    return hashlib.sha256(json.dumps(diff, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _finished(done: Path, digest: str) -> dict[str, Any] | None:
@@ -73,59 +91,138 @@ def _finished(done: Path, digest: str) -> dict[str, Any] | None:
     return data["result"] if ok else None
 
 
+def _resumable(run_dir: Path, digest: str) -> bool:
+    """Whether ``run_dir`` holds a stopped run of this config to resume; a run of another config is cleared."""
+    cfg_file, last = run_dir / "config.yaml", run_dir / "checkpoints" / "last.safetensors"
+    if not cfg_file.is_file():
+        return False
+    try:
+        same = config_digest(load_config(cfg_file)) == digest
+    except Exception:  # an unreadable config of ours: train afresh
+        same = False
+    if same and last.is_file():
+        return True
+    shutil.rmtree(run_dir)  # the experiment's own folder (it holds the config.yaml it wrote): start it again
+    return False
+
+
+@dataclass(frozen=True)
+class Request:
+    """One run to train: ``key`` of :data:`~.recipe.RUNS`, its seed, the run it starts from (same seed), the
+    reference solver's rate multiplier, and the name it is saved under (default ``key``)."""
+
+    key: str
+    seed: int
+    init: str | None = None
+    lr_multiplier: float = 1.0
+    name: str | None = None
+
+    @property
+    def saved_as(self) -> str:
+        return self.name or self.key
+
+
 @dataclass
 class Trainer:
-    """Trains runs into ``out/KEY`` once: a run whose ``done.json`` records the same config is not retrained."""
+    """Trains runs into ``out/NAME/seedS`` once each, ``jobs`` at a time."""
 
     out: Path
     ps: PaperScale
     device: str
     log: Any = print
+    jobs: int = 1
+    seeds: tuple[int, ...] = ()  # default: the scale's
     trained: int = 0  # runs trained by this Trainer
     reused: int = 0  # runs found already trained with the same config
+    wall: list[float] = field(default_factory=list)  # wall seconds of the runs trained here
 
-    def train(self, key: str, run: Run | None = None, *, init: str | None = None, lr_multiplier: float = 1.0,
-              name: str | None = None) -> dict[str, Any]:  # fmt: skip
-        """Train ``key`` (saved as ``name`` or ``key``); returns its record (``dir``, ``label``, ``curve``,
-        ``train_s``, ``diverged`` …)."""
-        run = run or RUNS[key]
-        name = name or key
-        init_path = str(self.out / init / "checkpoints" / "last.safetensors") if init else None
-        cfg = run_config(key, run, self.ps, self.device, init_path, lr_multiplier)
-        run_dir, digest = self.out / name, _digest(cfg)
-        done = run_dir / "done.json"
-        record = _finished(done, digest)
-        if record is not None:
-            self.log(f"    {name}: already trained with this config")
-            self.reused += 1
-            return record
-        self.log(f"    {name}: {run.label} ({cfg.train.max_iter} steps, batch {cfg.data.batch_size}, "
-                 f"{cfg.train.optimizer} lr {cfg.train.lr:.3g})")  # fmt: skip
-        t = time.perf_counter()
-        diverged = None
-        try:
-            fit(cfg, run_dir, progress=False)
-        except TrainingDiverged as e:
-            diverged = str(e).split(":")[0]
+    def __post_init__(self) -> None:
+        self.seeds = tuple(self.seeds) or self.ps.seeds
+
+    def run_dir(self, name: str, seed: int) -> Path:
+        return self.out / name / f"seed{seed}"
+
+    def _job(self, req: Request) -> tuple[Job, str]:
+        run = RUNS[req.key]
+        init = str(self.run_dir(req.init, req.seed) / "checkpoints" / "best.safetensors") if req.init else None
+        keys = tuple(run_overrides(run, self.ps, self.device, init, req.lr_multiplier, req.seed))
+        run_dir = self.run_dir(req.saved_as, req.seed)
+        return Job(keys, str(run_dir)), config_digest(load_config(None, list(keys)))
+
+    def train_many(self, requests: list[Request]) -> dict[tuple[str, int], dict[str, Any]]:
+        """Train every request not yet trained (side by side); ``{(name, seed): record}`` for all of them."""
+        records: dict[tuple[str, int], dict[str, Any]] = {}
+        todo: list[tuple[Request, Job, str]] = []
+        for req in requests:
+            job, digest = self._job(req)
+            record = _finished(Path(job.run_dir) / "done.json", digest)
+            if record is not None:
+                self.reused += 1
+                records[(req.saved_as, req.seed)] = record
+            else:
+                resume = _resumable(Path(job.run_dir), digest)
+                todo.append((req, Job(job.overrides, job.run_dir, resume), digest))
+        if todo:
+            self.log(f"    training {len(todo)} run(s), {min(self.jobs, len(todo))} at a time: "
+                     + ", ".join(f"{r.saved_as}/seed{r.seed}" for r, _, _ in todo))  # fmt: skip
+        started = {job.run_dir: time.perf_counter() for _, job, _ in todo}
+        by_dir = {job.run_dir: (req, digest) for req, job, digest in todo}
+
+        def finished(job: Job, diverged: str | None) -> None:
+            req, digest = by_dir[job.run_dir]
+            record = self._record(req, Path(job.run_dir), diverged, time.perf_counter() - started[job.run_dir])
+            with atomic_write(Path(job.run_dir) / "done.json", "w") as f:
+                json.dump({"config": digest, "result": record}, f, indent=1)
+            records[(req.saved_as, req.seed)] = record
+            self.trained += 1
+            self.wall.append(record["wall_s"])
+            self.log(f"      {req.saved_as}/seed{req.seed}: {record['end']} at step {record['steps']} "
+                     f"({record['wall_s'] / 60:.1f} min)")  # fmt: skip
+
+        fit_all([job for _, job, _ in todo], workers=self.jobs, done=finished)
+        return records
+
+    def train(self, key: str, seed: int, **kw: Any) -> dict[str, Any]:
+        """Train one run (see :class:`Request`); its record."""
+        req = Request(key, seed, **kw)
+        return self.train_many([req])[(req.saved_as, seed)]
+
+    def _record(self, req: Request, run_dir: Path, diverged: str | None, wall: float) -> dict[str, Any]:
+        run = RUNS[req.key]
+        cfg = load_config(run_dir / "config.yaml")
         rows = read_log(run_dir / "log.csv")
         curve = [{"step": int(r["step"]), "train_s": float(r["train_s"]), "mean_iu": float(r["mean_iu"])}
                  for r in rows if r.get("mean_iu")]  # fmt: skip
         losses = [float(r["loss"]) for r in rows if r.get("loss")]
-        result = {"dir": str(run_dir), "label": run.label, "arch": run.arch, "steps": cfg.train.max_iter,
-                  "batch": cfg.data.batch_size, "lr": cfg.train.lr, "curve": curve, "diverged": diverged,
-                  "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
-                  "train_s": curve[-1]["train_s"] if curve else time.perf_counter() - t,
-                  "wall_s": time.perf_counter() - t}  # fmt: skip
-        with atomic_write(done, "w") as f:
-            json.dump({"config": digest, "result": result}, f, indent=1)
-        self.trained += 1
-        return result
+        summary = _summary(run_dir)
+        best_step = (summary.get("plateau") or {}).get("best_step") or (curve[-1]["step"] if curve else 0)
+        at_best = next((c["train_s"] for c in curve if c["step"] == best_step), curve[-1]["train_s"] if curve else 0)
+        return {"dir": str(run_dir), "label": run.label, "arch": run.arch, "seed": req.seed,
+                "steps": int(summary.get("steps") or cfg.train.max_iter), "cap": cfg.train.max_iter,
+                "end": "diverged" if diverged else summary.get("end", "max_iter"), "best_step": best_step,
+                "batch": cfg.data.batch_size, "lr": cfg.train.lr, "curve": curve, "diverged": diverged,
+                "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
+                "train_s": curve[-1]["train_s"] if curve else wall, "train_s_to_best": at_best,
+                "wall_s": wall}  # fmt: skip
+
+
+def _summary(run_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def held_out(run_dir: str | Path, ps: PaperScale, device: str, *, mask_cue: str = "none") -> dict[str, Any]:
-    """The four metrics, boundary mean IU and per-class IU of a run's final weights on the held-out scenes
-    (split ``test``: never trained or selected on), optionally with a cue masked at test time."""
-    model, _ = load_checkpoint(Path(run_dir) / "checkpoints" / "last.safetensors")
+    """The four metrics, boundary mean IU and per-class IU of a run's best checkpoint (the one its validation
+    scenes picked) on the held-out scenes (split ``test``: never trained or selected on), optionally with a cue
+    masked at test time. A run that diverged before its first evaluation is scored with its last weights."""
+    ckpt = Path(run_dir) / "checkpoints" / "best.safetensors"
+    ckpt = ckpt if ckpt.is_file() else ckpt.with_name("last.safetensors")
+    if not ckpt.is_file():  # diverged before its first checkpoint: nothing to score
+        return {k: math.nan for k in (*FOUR, "boundary_mean_iu")} | {"iu": []}
+    model, _ = load_checkpoint(ckpt)
     scores, _ = evaluate_held_out(model, ps.seg, torch.device(device), mask_cue=mask_cue, grid=0)
     out = {k: float(scores[k]) for k in (*FOUR, "boundary_mean_iu")}
     out["iu"] = [None if not math.isfinite(v) else float(v) for v in scores["iu"]]

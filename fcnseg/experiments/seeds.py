@@ -1,0 +1,74 @@
+"""Numbers over seeds and the verdicts they allow.
+
+Every trained number of the experiments is measured once per training seed (the order images are drawn in,
+the augmentations). :func:`spread` summarises them (mean, sample standard deviation, the values);
+:func:`seeded_verdict` decides a claim from the seeds' values of the quantity the claim is about:
+
+* the claim holds on a seed when that seed's value lies on the claim's side of the threshold (``side`` ``">"``:
+  above it; ``"<"``: below it; ``"|<|"``: its magnitude below it);
+* **reproduces** when it holds on every seed, **does not reproduce** when it fails on every seed, and
+  **inconclusive at this scale** otherwise: the difference does not exceed the spread between seeds.
+
+With one seed the rule still applies (one seed is "every seed"); the report then says there was one.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["INCONCLUSIVE", "NO", "YES", "fixed_verdict", "pts", "pts_sd", "seeded_verdict", "spread"]
+
+YES, NO, INCONCLUSIVE = "reproduces", "does not reproduce", "inconclusive at this scale"
+
+
+def spread(values: Sequence[float | None]) -> dict[str, Any]:
+    """``{"mean", "sd", "values"}`` of the finite ``values`` (``sd`` 0 for one value; None where none is finite)."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    mean = statistics.fmean(finite) if finite else None
+    sd = statistics.stdev(finite) if len(finite) > 1 else (0.0 if finite else None)
+    return {"mean": mean, "sd": sd, "values": [None if v is None or not math.isfinite(v) else float(v) for v in values]}
+
+
+def _holds(value: float, threshold: float, side: str) -> bool:
+    if side == ">":
+        return value > threshold
+    if side == "<":
+        return value < threshold
+    if side == "|<|":
+        return abs(value) < threshold
+    raise ValueError(f"side {side!r}: one of >, <, |<|")
+
+
+def seeded_verdict(claim: str, values: Sequence[float], threshold: float, side: str, detail: str,
+                   *, quantity: str) -> dict[str, Any]:  # fmt: skip
+    """The verdict on ``claim`` from one value per seed of ``quantity`` compared with ``threshold`` (see the module).
+
+    Returns ``{"claim", "verdict", "reproduces" (True, False or None when inconclusive), "detail", "quantity",
+    "threshold", "side", "per_seed": spread(values), "holds": [per seed]}``.
+    """
+    holds = [_holds(v, threshold, side) for v in values]
+    verdict = YES if holds and all(holds) else NO if holds and not any(holds) else INCONCLUSIVE
+    return {"claim": claim, "verdict": verdict, "reproduces": {YES: True, NO: False}.get(verdict), "detail": detail,
+            "quantity": quantity, "threshold": threshold, "side": side, "per_seed": spread(values),
+            "holds": holds}  # fmt: skip
+
+
+def fixed_verdict(ok: bool, claim: str, detail: str) -> dict[str, Any]:
+    """The verdict on a claim that involves no training (deterministic: no seeds to disagree)."""
+    verdict = YES if ok else NO
+    return {"claim": claim, "verdict": verdict, "reproduces": bool(ok), "detail": detail}
+
+
+def pts(v: float | None) -> str:
+    """A score in points (``0.4271`` → ``42.7``), ``n/a`` for a missing one."""
+    return "n/a" if v is None or v != v else f"{100 * v:.1f}"
+
+
+def pts_sd(s: dict[str, Any] | None) -> str:
+    """A seeded score as ``42.7 ± 1.3`` (points; the sample standard deviation over seeds)."""
+    if not s or s.get("mean") is None:
+        return "n/a"
+    return pts(s["mean"]) if len(s["values"]) < 2 else f"{pts(s['mean'])} ± {100 * s['sd']:.1f}"
