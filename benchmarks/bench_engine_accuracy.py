@@ -24,12 +24,12 @@ import torch
 
 from fcnseg.data import SyntheticShapes
 from fcnseg.data.transforms import eval_transforms
-from fcnseg.engine.checkpoint import load_checkpoint, preprocessing_of
 from fcnseg.inference import Segmenter
 from fcnseg.inference.auto import agreement
 from fcnseg.inference.engines import unavailable
-from fcnseg.inference.isa import isa_summary
 from fcnseg.metrics import ConfusionMatrix
+from fcnseg.runtime.checkpoint import load_checkpoint, preprocessing_of
+from fcnseg.runtime.hardware import isa_summary
 
 ENGINES = ("torch", "torch-bf16", "onnxruntime", "onnxruntime-int8", "openvino", "openvino-bf16")
 

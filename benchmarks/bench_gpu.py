@@ -7,11 +7,11 @@ Usage:  python benchmarks/bench_gpu.py [--device auto] [--json FILE] [--smoke]
   every timed call ends with a device synchronisation;
 * predict: ``fcnseg predict --batch-size 16`` end to end (process start, model load, JPEG decode, writes)
   on a folder of generated 500×375 JPEGs, images/s of the whole command;
-* training with the real data loader (``fcnseg.engine.trainer.fit``) on generated data in the folder
+* training with the real data loader (``fcnseg.train.trainer.fit``) on generated data in the folder
   layout: the reference recipe (batch 1, images of varying sizes, summed loss) and the modern recipe
   (batch 8 crops of 320, normalised loss, AMP); images/s after warm-up and the share of the step time
   spent waiting for data (the time ``next(batch)`` blocks);
-* evaluation (``fcnseg.engine.evaluator.evaluate``, whole images, batched by size, bf16): images/s;
+* evaluation (``fcnseg.runtime.evaluate.evaluate``, whole images, batched by size, bf16): images/s;
 * the two training recipes again on 2 processes (``torchrun --nproc_per_node 2``) when 2 GPUs exist.
 
 Prints a Markdown table and writes JSON. ``--smoke`` runs the same code on a tiny net (1/16 width, 64 px,
@@ -34,7 +34,7 @@ import torch
 from PIL import Image
 
 import fcnseg
-from fcnseg.engine.device import resolve_device
+from fcnseg.runtime.hardware import resolve_device
 
 
 class Scale(NamedTuple):
@@ -107,8 +107,8 @@ def inference(device: torch.device, scale: Scale) -> dict[str, Any]:
 
 
 def _checkpoint(folder: Path, scale: Scale) -> Path:
-    from fcnseg.engine.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
     from fcnseg.preprocessing import IMAGENET
+    from fcnseg.runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 
     model = fcnseg.get_model("fcn8s_vgg16", num_classes=21, width=scale.width)
     info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model),
@@ -166,7 +166,7 @@ def recipe(name: str, scale: Scale, data: Path, device: torch.device) -> list[st
 def train(name: str, scale: Scale, data: Path, device: torch.device, tmp: Path) -> dict[str, Any]:
     """Training images/s after warm-up and the share of it spent blocked on the data loader."""
     from fcnseg.config import load_config
-    from fcnseg.engine import trainer
+    from fcnseg.train import trainer
 
     waits: list[float] = []
     stamps: list[float] = []
@@ -196,10 +196,10 @@ def train(name: str, scale: Scale, data: Path, device: torch.device, tmp: Path) 
 def evaluation(scale: Scale, data: Path, device: torch.device) -> dict[str, Any]:
     from fcnseg.data import get_dataset
     from fcnseg.data.transforms import eval_transforms
-    from fcnseg.engine.data_path import auto_workers
-    from fcnseg.engine.device import inference_dtype
-    from fcnseg.engine.evaluator import evaluate
     from fcnseg.preprocessing import IMAGENET
+    from fcnseg.runtime.evaluate import evaluate
+    from fcnseg.runtime.hardware import inference_dtype
+    from fcnseg.train.data_path import auto_workers
 
     ds = get_dataset("folder", str(data), "train", transforms=eval_transforms(IMAGENET),
                      classes=[f"c{i}" for i in range(21)])  # fmt: skip
@@ -257,7 +257,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fcnseg-bench-gpu-") as tmp_name:
         tmp = Path(tmp_name)
         if args.only_train:
-            from fcnseg.engine.device import local_device
+            from fcnseg.runtime.hardware import local_device
 
             device = local_device(args.device, int(os.environ.get("WORLD_SIZE", "1")))
             data = Path(args.only_train)

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 import fcnseg
-from fcnseg.engine.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
+from fcnseg.runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 
 
 def _folder(root: Path, n: int) -> Path:

@@ -47,9 +47,9 @@ import fcnseg
 from fcnseg.bench import peak_rss_mb
 from fcnseg.data import SyntheticShapes
 from fcnseg.data.transforms import eval_transforms
-from fcnseg.engine.build import make_optimizer, param_groups
-from fcnseg.engine.memory import retained_heap
 from fcnseg.preprocessing import IMAGENET
+from fcnseg.train.build import make_optimizer, param_groups
+from fcnseg.train.memory import retained_heap
 
 HP = SimpleNamespace(optimizer="sgd", lr=1e-3, momentum=0.9, weight_decay=5e-4, bias_lr_mult=2.0)
 LOOPS = ("plain", "fcnseg", "amp")

@@ -28,10 +28,10 @@ import torch
 from fcnseg.config import load_config
 from fcnseg.data import SyntheticShapes
 from fcnseg.data.transforms import eval_transforms
-from fcnseg.engine.checkpoint import load_checkpoint, preprocessing_of
-from fcnseg.engine.evaluator import evaluate
-from fcnseg.engine.trainer import fit
-from fcnseg.inference.isa import isa_summary
+from fcnseg.runtime.checkpoint import load_checkpoint, preprocessing_of
+from fcnseg.runtime.evaluate import evaluate
+from fcnseg.runtime.hardware import isa_summary
+from fcnseg.train.trainer import fit
 
 REPO = Path(__file__).resolve().parents[1]
 

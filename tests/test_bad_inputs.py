@@ -18,8 +18,8 @@ from PIL import Image
 
 import fcnseg
 from fcnseg.cli.main import main
-from fcnseg.engine.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 from fcnseg.io import read_image
+from fcnseg.runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -362,7 +362,7 @@ def test_nan_weights_are_refused(tmp_path) -> None:
     info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model))
     path = save_checkpoint(tmp_path / "nan", model, info)
     with pytest.raises(fcnseg.errors.CheckpointError, match=r"score_fr\.weight holds NaN or infinite values"):
-        fcnseg.engine.checkpoint.load_checkpoint(path)
+        fcnseg.runtime.checkpoint.load_checkpoint(path)
 
 
 def test_evil_pickle_refusal_is_one_line(tmp_path, capsys) -> None:
@@ -438,8 +438,8 @@ def test_stale_world_size_is_refused_at_once(tmp_path, capsys, monkeypatch) -> N
 
 def test_second_run_into_a_locked_folder_is_refused(tmp_path) -> None:
     from fcnseg.config import load_config
-    from fcnseg.engine.runlock import run_lock
-    from fcnseg.engine.trainer import fit
+    from fcnseg.train.runlock import run_lock
+    from fcnseg.train.trainer import fit
 
     cfg = load_config(None, ["model.name=fcn32s_vgg16", "model.width=0.0625", "train.max_iter=1"])
     with run_lock(tmp_path / "run"), pytest.raises(fcnseg.errors.ConfigError, match="another fcnseg run"):
@@ -450,7 +450,7 @@ def test_second_run_into_a_locked_folder_is_refused(tmp_path) -> None:
 def test_init_from_that_copies_nothing_is_refused(tmp_path) -> None:
     import torch
 
-    from fcnseg.engine.build import init_from
+    from fcnseg.train.build import init_from
 
     torch.save({"something.else": torch.zeros(3)}, tmp_path / "other.pt")
     model = fcnseg.get_model("fcn8s_vgg16", num_classes=3, width=1 / 16)
@@ -561,7 +561,7 @@ def test_fuzz_image_reader_checkpoint_reader_and_config_loader(tmp_path, checkpo
     import json
 
     from fcnseg.config import load_config
-    from fcnseg.engine.checkpoint import load_checkpoint
+    from fcnseg.runtime.checkpoint import load_checkpoint
 
     rng = np.random.default_rng(2026)
     images = [content for content, _ in IMAGE_CASES.values() if content][:8]

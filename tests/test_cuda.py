@@ -19,12 +19,12 @@ import torch
 import fcnseg
 from fcnseg.data import SyntheticShapes
 from fcnseg.data.transforms import eval_transforms
-from fcnseg.engine.evaluator import evaluate
-from fcnseg.engine.trainer import fit
 from fcnseg.inference import optimize_for_inference
 from fcnseg.preprocessing import IMAGENET
+from fcnseg.runtime.evaluate import evaluate
+from fcnseg.train.trainer import fit
 
-from .engine.helpers import tiny
+from tests.helpers import tiny
 
 pytestmark = pytest.mark.cuda
 

@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 from fcnseg.data import SyntheticShapes
-from fcnseg.engine.checkpoint import read_info
+from fcnseg.runtime.checkpoint import read_info
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 REFERENCE_DATA = Path(__file__).resolve().parents[2] / "shared" / "reference-data"

@@ -14,7 +14,7 @@ from fcnseg.cli.main import main
 from fcnseg.errors import ConfigError
 from fcnseg.inference import Segmenter, optimize_for_inference
 
-from .engine.helpers import tiny
+from tests.helpers import tiny
 
 
 def _model(name: str = "fcn8s_vgg16") -> torch.nn.Module:
@@ -124,7 +124,7 @@ def test_channels_last_training_matches_contiguous(tmp_path) -> None:
 
 
 def fit_losses(run_dir, *extra: str) -> list[float]:
-    from fcnseg.engine.trainer import fit
+    from fcnseg.train.trainer import fit
 
     fit(tiny(*extra), run_dir, progress=False)
     return _losses(run_dir)

@@ -98,7 +98,7 @@ def test_confusion_picture_has_a_colour_bar_and_counts() -> None:
 
 
 def test_curves_have_labelled_axes_with_units(tmp_path) -> None:
-    from fcnseg.engine.logging import curves_figure
+    from fcnseg.train.logging import curves_figure
 
     (tmp_path / "log.csv").write_text("step,loss,lr,images_per_s,pixel_accuracy,mean_accuracy,mean_iu,fw_iu\n"
                                       "10,2.0,0.1,5,,,,\n20,1.0,0.1,5,0.9,0.5,0.4,0.8\n")  # fmt: skip
@@ -120,7 +120,7 @@ def test_importing_fcnseg_leaves_matplotlibs_backend_alone(tmp_path) -> None:
     probe = (
         "import matplotlib, numpy as np\n"
         "before = matplotlib.get_backend()\n"
-        "import fcnseg, fcnseg.viz, fcnseg.engine.trainer, fcnseg.engine.logging, fcnseg.cli.main\n"
+        "import fcnseg, fcnseg.viz, fcnseg.train.trainer, fcnseg.train.logging, fcnseg.cli.main\n"
         "import fcnseg.experiments.demo, fcnseg.experiments.miniature\n"
         f"fcnseg.viz.save_confusion({str(tmp_path / 'c.png')!r}, np.eye(2, dtype=int), ['a', 'b'])\n"
         "print(before, matplotlib.get_backend())\n"

@@ -5,8 +5,8 @@ Public API: :func:`get_model`, :func:`list_models`, :func:`load_checkpoint`, :cl
 
 __version__ = "0.1.0"
 
-from .engine.checkpoint import load_checkpoint
 from .inference import Segmenter
 from .models import get_model, list_models
+from .runtime.checkpoint import load_checkpoint
 
 __all__ = ["Segmenter", "__version__", "get_model", "list_models", "load_checkpoint"]

@@ -358,8 +358,8 @@ def run(
     paths whose optional dependency is missing are listed in ``results["skipped"]`` with the reason.
     """
     from .floors import floors
-    from .inference.isa import cpu_features, isa_summary
     from .models import list_models
+    from .runtime.hardware import cpu_features, isa_summary
 
     unknown = [m for m in models if m not in (*list_models(), "tv_fcn_resnet50")]
     if unknown:

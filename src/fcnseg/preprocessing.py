@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["CAFFE_NYUD", "CAFFE_SIFTFLOW", "CAFFE_VOC", "IMAGENET", "Preprocessing"]
+__all__ = ["CAFFE_NYUD", "CAFFE_SIFTFLOW", "CAFFE_VOC", "IMAGENET", "PRESETS", "Preprocessing", "preset"]
 
 
 @dataclass(frozen=True)
@@ -66,3 +66,27 @@ CAFFE_SIFTFLOW = Preprocessing(bgr=True, scale=1.0, mean=(114.578, 115.294, 108.
 CAFFE_NYUD = Preprocessing(bgr=True, scale=1.0, mean=(116.190, 97.203, 92.318))
 #: torchvision ImageNet weights
 IMAGENET = Preprocessing(bgr=False, scale=1 / 255, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+
+#: the presets by the name configs (``data.preprocessing``) and ``--preprocessing`` use
+PRESETS: dict[str, Preprocessing] = {
+    "caffe_voc": CAFFE_VOC,
+    "caffe_siftflow": CAFFE_SIFTFLOW,
+    "caffe_nyud": CAFFE_NYUD,
+    "imagenet": IMAGENET,
+}
+
+
+def preset(name: str) -> Preprocessing:
+    """The preset called ``name`` (``nyud``: the colour stream's; a NYUD dataset applies each modality's own mean).
+
+    Raises:
+        ConfigError: an unknown name (the valid ones listed).
+    """
+    if name == "nyud":
+        return CAFFE_NYUD
+    try:
+        return PRESETS[name]
+    except KeyError:
+        from .errors import ConfigError
+
+        raise ConfigError(f"preprocessing {name!r}: one of {', '.join(PRESETS)}") from None

@@ -79,7 +79,7 @@ def test_train_eval_predict_on_the_real_demo_image(tmp_path, capsys, reference_d
     assert code == 1 and "broken.jpg" in captured.err and "1 input(s) failed" in captured.out
     mask = Image.open(tmp_path / "pred" / "demo.png")
     assert mask.mode == "P" and mask.size == (334, 500)
-    from fcnseg.engine.checkpoint import read_info
+    from fcnseg.runtime.checkpoint import read_info
     from fcnseg.viz import palette_for
 
     classes = read_info(ckpt).classes  # the model's own class colours, as in its grids and the serve page
@@ -108,7 +108,7 @@ def test_demo_smoke(tmp_path, capsys) -> None:
 
 def test_info_names_a_dilated_checkpoints_output_stride(tmp_path, capsys) -> None:
     import fcnseg
-    from fcnseg.engine.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
+    from fcnseg.runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 
     model = fcnseg.get_model("fcn32s_vgg16", num_classes=3, width=1 / 16, pad100=False, output_stride=16)
     path = save_checkpoint(tmp_path / "dil", model, CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model),

@@ -8,9 +8,9 @@ from torchvision import tv_tensors
 
 from fcnseg.config import load_config
 from fcnseg.data.transforms import MaskCue, RandomTranslate
-from fcnseg.engine.build import build_datasets
 from fcnseg.errors import ConfigError
 from fcnseg.preprocessing import CAFFE_VOC, IMAGENET
+from fcnseg.train.build import build_datasets
 
 
 def _sample() -> tuple[tv_tensors.Image, tv_tensors.Mask]:

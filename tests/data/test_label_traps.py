@@ -18,9 +18,9 @@ from fcnseg.data.check import check_dataset
 from fcnseg.data.label_stats import LabelStats
 from fcnseg.data.synthetic import SHAPE_CLASSES
 from fcnseg.data.transforms import augmentations
-from fcnseg.engine.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 from fcnseg.errors import DataError, DataWarning
 from fcnseg.preprocessing import IMAGENET
+from fcnseg.runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 
 from .fixtures import jpeg, palette_png
 
@@ -126,7 +126,7 @@ def test_eval_reports_labels_the_model_cannot_predict(tmp_path, capsys) -> None:
 
 
 def test_eval_of_predictable_labels_reports_none(tmp_path, capsys) -> None:
-    from fcnseg.engine.evaluator import evaluate
+    from fcnseg.runtime.evaluate import evaluate
 
     ds = get_dataset("synthetic", None, "val", n=2, size=32)
     model = fcnseg.get_model("fcn8s_resnet18", num_classes=len(SHAPE_CLASSES), width=1 / 16)

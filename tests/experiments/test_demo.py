@@ -82,8 +82,8 @@ def test_demo_refuses_a_missing_classifier_file(tmp_path) -> None:
 
 
 def test_shipped_classifier_is_small_package_data_that_loads_into_an_fcn() -> None:
-    from fcnseg.engine.build import backbone_source
     from fcnseg.models import get_model, load_backbone_weights
+    from fcnseg.train.build import backbone_source
 
     path = pretrained_path(CLASSIFIER)
     assert path.stat().st_size <= 2 * 1024 * 1024

@@ -11,8 +11,8 @@ import torch
 
 import fcnseg
 from fcnseg.cli.main import main
-from fcnseg.engine.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 from fcnseg.export import export_onnx
+from fcnseg.runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 
 ort = pytest.importorskip("onnxruntime")
 

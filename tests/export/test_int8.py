@@ -13,9 +13,9 @@ import fcnseg
 from fcnseg.cli.main import main
 from fcnseg.data import SyntheticShapes
 from fcnseg.data.transforms import eval_transforms
-from fcnseg.engine.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 from fcnseg.export.int8 import OnnxModule, quantize_int8
 from fcnseg.preprocessing import IMAGENET
+from fcnseg.runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 
 
 def _model() -> torch.nn.Module:

@@ -12,13 +12,13 @@ import pytest
 import torch
 
 import fcnseg
-from fcnseg.engine.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 from fcnseg.errors import ConfigError
 from fcnseg.inference import Segmenter
 from fcnseg.inference import auto as auto_mod
 from fcnseg.inference import engines as engines_mod
 from fcnseg.inference.auto import AutoEngine, agreement, size_bucket
-from fcnseg.inference.isa import fingerprint
+from fcnseg.runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
+from fcnseg.runtime.hardware import fingerprint
 
 HAS_ORT = all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime", "onnxscript"))
 HAS_OV = HAS_ORT and importlib.util.find_spec("openvino") is not None

@@ -15,9 +15,9 @@ from PIL import Image
 
 import fcnseg
 from fcnseg.cli.main import main
-from fcnseg.engine.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 from fcnseg.errors import DataError
 from fcnseg.inference.layout import collect_inputs, plan_jobs
+from fcnseg.runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 CLASSES = ["bg", "a", "b", "c"]

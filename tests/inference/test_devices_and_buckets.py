@@ -10,10 +10,10 @@ from PIL import Image
 
 import fcnseg
 from fcnseg.cli.main import build_parser, main
-from fcnseg.engine.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 from fcnseg.inference import Segmenter
 from fcnseg.inference.fast import FastModel, bucket_size, optimize_for_inference
 from fcnseg.preprocessing import IMAGENET
+from fcnseg.runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 
 COMMANDS = {
     "train": ["train", "c.yaml"],

@@ -15,11 +15,10 @@ from PIL import Image
 import fcnseg
 from fcnseg.cli.main import main
 from fcnseg.data import SyntheticShapes
-from fcnseg.engine.trainer import fit
 from fcnseg.errors import ConfigError
 from fcnseg.inference.tiling import tile_starts
-
-from ..engine.helpers import tiny
+from fcnseg.train.trainer import fit
+from tests.helpers import tiny
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,10 @@ from PIL import Image
 from safetensors.torch import save_file
 
 import fcnseg
-from fcnseg.engine.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 from fcnseg.errors import ConfigError
-from fcnseg.inference.source import calibration_images, open_segmenter, options_of
+from fcnseg.inference.source import open_segmenter, options_of
+from fcnseg.runtime.calibration import calibration_images
+from fcnseg.runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 
 
 @pytest.fixture

@@ -15,11 +15,11 @@ from torch import Tensor, nn
 
 import fcnseg
 from fcnseg.config import load_config
-from fcnseg.engine.build import build_model, init_backbone, init_from
-from fcnseg.engine.checkpoint import CheckpointInfo, load_checkpoint, model_kwargs, save_checkpoint
-from fcnseg.engine.checkpoint_meta import check_metadata, check_shapes
 from fcnseg.errors import CheckpointError, ConfigError, ModelError
 from fcnseg.models.backbones.vgg16 import vgg16_trunk
+from fcnseg.runtime.checkpoint import CheckpointInfo, load_checkpoint, model_kwargs, save_checkpoint
+from fcnseg.runtime.checkpoint_meta import check_metadata, check_shapes
+from fcnseg.train.build import build_model, init_backbone, init_from
 
 W = 1 / 16
 STRIDES = [16, 8]

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import fcnseg
-from fcnseg.engine.checkpoint import CheckpointInfo, load_checkpoint, model_kwargs, save_checkpoint
 from fcnseg.errors import CheckpointError
+from fcnseg.runtime.checkpoint import CheckpointInfo, load_checkpoint, model_kwargs, save_checkpoint
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import fcnseg
-from fcnseg.engine.build import param_groups
 from fcnseg.errors import ModelError
 from fcnseg.models import freeze
+from fcnseg.train.build import param_groups
 
 
 def test_up_to_a_layer_freezes_that_prefix_of_the_trunk() -> None:
@@ -48,9 +48,9 @@ def test_bad_specs(spec: str, match: str) -> None:
 
 
 def test_config_key_reaches_training(tmp_path) -> None:
-    from fcnseg.engine.checkpoint import load_checkpoint
-    from fcnseg.engine.trainer import fit
-    from tests.engine.helpers import tiny
+    from fcnseg.runtime.checkpoint import load_checkpoint
+    from fcnseg.train.trainer import fit
+    from tests.helpers import tiny
 
     torch.manual_seed(1337)  # fit seeds with train.seed before it builds the model
     init = fcnseg.get_model("fcn8s_resnet18", num_classes=9, width=0.0625).state_dict()

@@ -39,7 +39,7 @@ def test_lean_mode_costs_far_fewer_flops() -> None:
 
 
 def test_pad100_survives_a_checkpoint_round_trip(tmp_path) -> None:
-    from fcnseg.engine.checkpoint import CheckpointInfo, load_checkpoint, model_kwargs, save_checkpoint
+    from fcnseg.runtime.checkpoint import CheckpointInfo, load_checkpoint, model_kwargs, save_checkpoint
 
     model = fcnseg.get_model("fcn16s_vgg16", num_classes=3, width=1 / 16, pad100=False)
     info = CheckpointInfo(arch="fcn16s_vgg16", model_kwargs=model_kwargs(model))

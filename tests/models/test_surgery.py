@@ -170,8 +170,8 @@ def test_get_model_with_backbone_weights() -> None:
 
 
 def test_googlenet_input_transform_matches_torchvision_and_survives_checkpoints(tmp_path) -> None:
-    from fcnseg.engine.checkpoint import CheckpointInfo, load_checkpoint, model_kwargs, save_checkpoint
     from fcnseg.models.backbones.googlenet import GoogLeNetInputTransform
+    from fcnseg.runtime.checkpoint import CheckpointInfo, load_checkpoint, model_kwargs, save_checkpoint
 
     tv = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True, transform_input=True)
     x = torch.rand(2, 3, 8, 8)

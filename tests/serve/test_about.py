@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 
 import fcnseg
 from fcnseg.data import SyntheticShapes
-from fcnseg.engine.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 from fcnseg.inference import Segmenter
 from fcnseg.preprocessing import IMAGENET
+from fcnseg.runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 from fcnseg.serve import create_app
 
 

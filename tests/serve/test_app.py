@@ -26,9 +26,9 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 import fcnseg  # noqa: E402
 from fcnseg.cli.main import main  # noqa: E402
-from fcnseg.engine.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint  # noqa: E402
 from fcnseg.inference import Segmenter  # noqa: E402
 from fcnseg.preprocessing import IMAGENET  # noqa: E402
+from fcnseg.runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint  # noqa: E402
 from fcnseg.serve import create_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -210,8 +210,8 @@ def convert_caffe(path: str | Path, net: str, *, width: float = 1.0) -> tuple[An
     Raises:
         CheckpointError: unknown net, malformed file, or weights that do not fill the model.
     """
-    from ..engine.checkpoint import CheckpointInfo, load_into, model_kwargs
     from ..models import get_model
+    from ..runtime.checkpoint import CheckpointInfo, load_into, model_kwargs
 
     if net not in REFERENCE_NETS:
         raise CheckpointError(f"unknown reference net {net!r}; known: {', '.join(REFERENCE_NETS)}")

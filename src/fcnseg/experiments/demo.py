@@ -27,13 +27,14 @@ import torch
 
 from ..config import load_config
 from ..data import SyntheticShapes
-from ..engine.checkpoint import load_checkpoint
-from ..engine.logging import read_log
-from ..engine.trainer import fit, resolve_device
 from ..errors import ConfigError
 from ..io import atomic_write
 from ..metrics import named
 from ..pretrained import PREFIX, pretrained_path
+from ..runtime.checkpoint import load_checkpoint
+from ..runtime.hardware import resolve_device
+from ..train.logging import read_log
+from ..train.trainer import fit
 from .demo_report import write_outputs
 from .miniature import Scale, _overrides, evaluate_held_out, pretrain_classifier
 
@@ -74,7 +75,7 @@ def pretrain_demo_classifier(
     Runs on the CPU with 2 threads whatever the machine, so that the same torch build on the same CPU
     type writes the same bytes (``fcnseg experiment classifier`` calls this; the shipped file came from it).
     """
-    from ..engine.checkpoint import load_state_dict_file
+    from ..runtime.checkpoint import load_state_dict_file
 
     threads = torch.get_num_threads()
     torch.set_num_threads(2)

@@ -9,7 +9,7 @@ images (the checkpoint's own training images, else the images being segmented).
 
 The decision is cached beside the checkpoint in ``CKPT.engine.json`` under a key made of the
 checkpoint's SHA-256 (its content, not its mtime), this machine's fingerprint
-(:func:`fcnseg.inference.isa.fingerprint`: CPU, threads, library versions) and the bucket; the exported
+(:func:`fcnseg.runtime.hardware.fingerprint`: CPU, threads, library versions) and the bucket; the exported
 graphs lie beside it too (``CKPT.onnx``, ``CKPT.int8.onnx``, ``CKPT.openvino/``). Another machine, a
 retrained checkpoint or an upgrade decides again.
 
@@ -37,8 +37,8 @@ from torch import nn
 
 from ..errors import FCNError, first_line
 from ..io import atomic_write
+from ..runtime.hardware import fingerprint
 from .engines import ENGINES, PRECISION, build_runner, default_engine, eligible
-from .isa import fingerprint
 
 __all__ = ["AGREEMENT", "MIN_FORWARD_S", "AutoEngine", "Decision", "agreement", "size_bucket"]
 
@@ -174,7 +174,7 @@ class AutoEngine(nn.Module):
     def _restore(self) -> None:
         if not self.released:
             return
-        from ..engine.checkpoint import load_state_dict_file
+        from ..runtime.checkpoint import load_state_dict_file
 
         assert self.source is not None
         self.model.load_state_dict(load_state_dict_file(self.source), assign=True)

@@ -24,9 +24,9 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from ..engine.heads import head_classes as head_classes_of
 from ..errors import FCNError
 from ..io import atomic_write, clean_stale_temps, read_image, read_label_png, write_palette_png
+from ..runtime.heads import head_classes as head_classes_of
 from ..viz import overlay, palette_for, save_grid
 from .layout import Job, output_files
 from .predictor import Segmenter

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .isa import has_bf16_units, has_int8_units
+from ..runtime.hardware import has_bf16_units, has_int8_units
 
 __all__ = [
     "ENGINES",

@@ -115,7 +115,7 @@ def optimize_for_inference(
     Raises:
         ConfigError: CUDA graphs asked for off CUDA, or an unknown dtype.
     """
-    from ..engine.device import inference_dtype
+    from ..runtime.hardware import inference_dtype
 
     device = torch.device(device)
     if dtype == "auto":

@@ -67,7 +67,7 @@ class Segmenter:
             self.model = model_or_checkpoint
             pre = preprocessing or CAFFE_VOC
         else:
-            from ..engine.checkpoint import load_checkpoint, preprocessing_of
+            from ..runtime.checkpoint import load_checkpoint, preprocessing_of
 
             self.model, info = load_checkpoint(model_or_checkpoint)
             self.classes, self.info = info.classes, info
@@ -218,7 +218,7 @@ def _training_images(info: Any) -> Callable[[], list[torch.Tensor]]:
     """Eight of the checkpoint's training images, loaded when first asked for (int8 calibration, accuracy guard)."""
 
     def load() -> list[torch.Tensor]:
-        from ..engine.build import training_images
+        from ..runtime.calibration import training_images
 
         return training_images(info, 8)
 

@@ -98,7 +98,7 @@ class _WriteOutputs:
     def __init__(self, args: argparse.Namespace, out: str, opts: BatchOptions, threads: int) -> None:
         import torch
 
-        from ..engine.device import resolve_device
+        from ..runtime.hardware import resolve_device
         from .source import open_segmenter, options_of
 
         torch.set_num_threads(threads)
@@ -165,7 +165,7 @@ def predict_with_ray(args: argparse.Namespace, jobs: list[Job], out: Path, opts:
 
 def _probe(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """The heads of the model ``args`` name, and its classes."""
-    from ..engine.model_source import load_model
+    from ..runtime.model_source import load_model
 
     model, info = load_model(args.checkpoint, name=args.model, weights=args.weights, num_classes=args.num_classes,
                           preprocessing=args.preprocessing)  # fmt: skip

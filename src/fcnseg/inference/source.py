@@ -11,31 +11,15 @@ from typing import Any
 
 import torch
 
-from ..engine.checkpoint import CheckpointInfo, preprocessing_of
 from ..errors import ConfigError
+from ..runtime.calibration import calibration_images
+from ..runtime.checkpoint import preprocessing_of
 from .predictor import Segmenter
 
-__all__ = ["DTYPES", "calibration_images", "open_segmenter", "options_of"]
+__all__ = ["DTYPES", "open_segmenter", "options_of"]
 
 #: ``--dtype`` words: auto leaves the precision to the engine; the others force PyTorch with that autocast
 DTYPES = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def calibration_images(info: CheckpointInfo, folder: str | Path | None = None, n: int = 32) -> list[torch.Tensor]:
-    """``n`` preprocessed calibration tensors: the images of ``folder``, or the checkpoint's training set."""
-    n = max(1, n)
-    if folder:
-        from ..data.folder import IMAGE_SUFFIXES
-        from ..io import read_image
-
-        files = sorted(p for p in Path(folder).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:n]
-        if not files:
-            raise ConfigError(f"{folder}: no images to calibrate on")
-        pre = preprocessing_of(info)
-        return [pre(torch.from_numpy(read_image(f).transpose(2, 0, 1).copy())) for f in files]
-    from ..engine.build import training_images
-
-    return training_images(info, n)
 
 
 def open_segmenter(
@@ -56,7 +40,7 @@ def open_segmenter(
     Raises:
         ConfigError: neither a checkpoint nor a name with weights; an unknown dtype or engine.
     """
-    from ..engine.model_source import load_model
+    from ..runtime.model_source import load_model
 
     if dtype not in DTYPES:
         raise ConfigError(f"dtype {dtype!r}: one of {', '.join(DTYPES)}")

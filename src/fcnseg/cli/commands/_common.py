@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ...engine.build import PREPROCESSING
-from ...engine.checkpoint import CheckpointInfo
-from ...engine.model_source import load_model
 from ...models import FCN
+from ...preprocessing import PRESETS
+from ...runtime.checkpoint import CheckpointInfo
+from ...runtime.model_source import load_model
 
 
 def number_in(lo: float, hi: float, *, kind: type = float, open_low: bool = False) -> Any:
@@ -56,8 +56,7 @@ def add_engine_arg(p: argparse.ArgumentParser) -> None:
 
 def device_of(args: argparse.Namespace) -> Any:
     """The ``torch.device`` of ``--device`` (under torchrun with CUDA: this local rank's ``cuda:LOCAL_RANK``)."""
-    from ...engine.device import local_device
-    from ...engine.distributed import world_size
+    from ...runtime.hardware import local_device, world_size
 
     return local_device(args.device, world_size())
 
@@ -69,7 +68,7 @@ def add_model_args(p: argparse.ArgumentParser, checkpoint_help: str = "an fcnseg
     g.add_argument("--model", help="registry name, with --weights")
     g.add_argument("--weights", help=".safetensors or state-dict file (e.g. from 'fcnseg convert')")
     g.add_argument("--num-classes", type=COUNT, help="with --model; default: read from the weights")
-    g.add_argument("--preprocessing", choices=sorted(PREPROCESSING), default="caffe_voc", help="with --model")
+    g.add_argument("--preprocessing", choices=sorted(PRESETS), default="caffe_voc", help="with --model")
 
 
 def load_model_args(args: argparse.Namespace) -> tuple[FCN, CheckpointInfo]:
@@ -96,6 +95,6 @@ def add_int8_args(p: argparse.ArgumentParser) -> None:
 def calibration_images(args: argparse.Namespace, info: CheckpointInfo) -> list:
     """Preprocessed calibration tensors: ``--calibration DIR``, or the checkpoint's training set (8 images for
     commands without ``--num-calibration-images``)."""
-    from ...inference.source import calibration_images as images
+    from ...runtime.calibration import calibration_images as images
 
     return images(info, getattr(args, "calibration", None), getattr(args, "calibration_count", 8))

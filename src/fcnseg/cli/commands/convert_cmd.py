@@ -7,10 +7,10 @@ import argparse
 import torch
 
 from ...data.classes import default_classes
-from ...engine.checkpoint import CheckpointInfo, load_into, model_kwargs, save_checkpoint
 from ...errors import CheckpointError, first_line
 from ...models import get_model
 from ...preprocessing import CAFFE_VOC
+from ...runtime.checkpoint import CheckpointInfo, load_into, model_kwargs, save_checkpoint
 from ...weights import convert_torchfcn
 
 

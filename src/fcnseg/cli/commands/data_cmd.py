@@ -93,7 +93,7 @@ def run_check(args: argparse.Namespace) -> int:
             print(f"  {i:3d} {labels[i] if i < len(labels) else '?':20s} {int(n):12d} {f:8.4f}")
     print(f"ignored (255) pixels: {report.ignored_pixels}")
     if "" in report.class_pixels and report.class_pixels[""].sum():
-        from ...engine.class_weights import frequency_weights
+        from ...train.class_weights import frequency_weights
 
         w = frequency_weights(report.frequencies(), "inverse_frequency")
         print("train.class_weights: inverse_frequency would give [" + ", ".join(f"{v:.3g}" for v in w) + "]")

@@ -9,13 +9,12 @@ import torch
 
 from ...data import get_dataset
 from ...data.transforms import eval_transforms
-from ...engine.checkpoint import preprocessing_of
-from ...engine.data_path import auto_workers
-from ...engine.device import inference_dtype
-from ...engine.evaluator import evaluate
-from ...engine.heads import head_classes, report, write_metrics
-from ...engine.outputs import write_grid
 from ...inference.auto import AutoEngine
+from ...runtime.checkpoint import preprocessing_of
+from ...runtime.evaluate import evaluate, write_grid
+from ...runtime.hardware import inference_dtype
+from ...runtime.heads import head_classes, report, write_metrics
+from ...train.data_path import auto_workers
 from ._common import (
     COUNT,
     NON_NEGATIVE,

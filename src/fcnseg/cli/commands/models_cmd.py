@@ -36,7 +36,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def _checkpoint_info(path: str) -> int:
-    from ...engine.checkpoint import read_info
+    from ...runtime.checkpoint import read_info
 
     info = read_info(path)
     kwargs = {k: v for k, v in info.model_kwargs.items() if v is not None}

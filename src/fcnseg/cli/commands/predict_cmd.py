@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
         jobs = _jobs(args, out)
         return _report(predict_with_ray(args, jobs, out, opts), out, len(jobs))
-    from ...engine.distributed import world_size
+    from ...runtime.hardware import world_size
 
     world = world_size()  # a stale WORLD_SIZE is refused before anything is loaded
     rank = 0
@@ -147,7 +147,7 @@ def _report(summary: Any, out: Path, total: int) -> int:
 
 def rank_device(name: str, world: int) -> str:
     """``auto`` → CUDA when present; under torchrun with CUDA, each local rank on its own ``cuda:LOCAL_RANK``."""
-    from ...engine.device import local_device
+    from ...runtime.hardware import local_device
 
     return str(local_device(name, world))
 

@@ -62,8 +62,8 @@ def _checkpoint(given: str | None, default: Path) -> Path:
 
 
 def _from_weights(args: argparse.Namespace, device: object) -> object:
-    from ...engine.checkpoint import preprocessing_of
     from ...inference import Segmenter
+    from ...runtime.checkpoint import preprocessing_of
 
     model, info = load_model_args(args)
     segmenter = Segmenter(model, preprocessing=preprocessing_of(info), device=device, engine=args.engine,

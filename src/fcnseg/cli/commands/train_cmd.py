@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 
 from ...config import load_config
-from ...engine.heads import head_classes, report
-from ...engine.resume import has_checkpoint
-from ...engine.trainer import fit
+from ...runtime.heads import head_classes, report
+from ...train.resume import has_checkpoint
+from ...train.trainer import fit
 from ._common import add_device_arg
 
 
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def load_classes(run_dir: Path) -> list[str]:
-    from ...engine.checkpoint import read_info
+    from ...runtime.checkpoint import read_info
 
     path = run_dir / "checkpoints" / "last.safetensors"
     return read_info(path).classes if path.is_file() else []

@@ -8,7 +8,7 @@ Steps (each with fcnseg's public API; ``--scale paper`` runs the same code at fu
    the ImageNet step (``classifier.py``).
 2. Convolutionalize it into the FCNs (:func:`fcnseg.get_model` with ``backbone_weights``: ``fc6``'s
    ``Linear(C·7·7 → F)`` becomes a 7×7 convolution) and fine-tune on the segmentation variant with
-   :func:`fcnseg.engine.trainer.fit`, each net with the same number of steps: FCN-32s-fixed (only
+   :func:`fcnseg.train.fit`, each net with the same number of steps: FCN-32s-fixed (only
    the score layer learns), FCN-32s, FCN-16s (from the 32s), FCN-8s (from the 16s), FCN-8s at-once
    (from the classifier), FCN-8s from scratch (no pretraining); and, as controls at an equal total
    budget, FCN-32s and the at-once FCN-8s continued for a second and third stage (``recipe.py``, ``run.py``).

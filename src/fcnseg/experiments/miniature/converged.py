@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
-from ...engine.checkpoint import load_checkpoint
 from ...errors import ConfigError
 from ...io import atomic_write
+from ...runtime.checkpoint import load_checkpoint
 from ..paper.parts import aggregate, values
 from ..paper.recipe import SCALES as PAPER_SCALES
 from ..paper.recipe import PaperScale

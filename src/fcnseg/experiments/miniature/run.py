@@ -14,14 +14,14 @@ from torch import nn
 from ...config import load_config
 from ...data import SyntheticShapes
 from ...data.transforms import eval_transforms
-from ...engine.checkpoint import load_checkpoint
-from ...engine.evaluator import evaluate, predict_batch
-from ...engine.heads import FOUR, main_scores
-from ...engine.logging import read_log
-from ...engine.trainer import fit
 from ...errors import ConfigError
 from ...io import atomic_write
 from ...preprocessing import IMAGENET
+from ...runtime.checkpoint import load_checkpoint
+from ...runtime.evaluate import evaluate, predict_batch
+from ...runtime.heads import FOUR, main_scores
+from ...train.logging import read_log
+from ...train.trainer import fit
 from ..pool import machine
 from .classifier import pretrain_classifier
 from .recipe import NETS, SCALES, Scale, overrides

@@ -14,8 +14,8 @@ from typing import Any
 from ...bench import model_gflop
 from ...data import SyntheticShapes
 from ...data.bounds import upper_bounds
-from ...engine.checkpoint import load_checkpoint
-from ...engine.heads import FOUR
+from ...runtime.checkpoint import load_checkpoint
+from ...runtime.heads import FOUR
 from ..seeds import fixed_verdict, pts, pts_sd, seeded_verdict, spread
 from .recipe import PAPER_NUMBERS, RUNS, reference_lr
 from .runs import Request, Trainer, foreground_mean_iu, forward_seconds, held_out

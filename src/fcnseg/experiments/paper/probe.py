@@ -21,9 +21,9 @@ import torch
 from ...config import load_config
 from ...data import SyntheticShapes
 from ...data.transforms import eval_transforms
-from ...engine.build import build_model, init_backbone
 from ...losses import pixel_loss_terms
 from ...preprocessing import IMAGENET
+from ...train.build import build_model, init_backbone
 from .recipe import PaperScale
 
 __all__ = ["solver_probe"]

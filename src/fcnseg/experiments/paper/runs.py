@@ -23,10 +23,10 @@ import torch
 from torch import nn
 
 from ...config import RunConfig, load_config
-from ...engine.checkpoint import load_checkpoint
-from ...engine.heads import FOUR
-from ...engine.logging import read_log
 from ...io import atomic_write
+from ...runtime.checkpoint import load_checkpoint
+from ...runtime.heads import FOUR
+from ...train.logging import read_log
 from ..demo import FINE_TUNE
 from ..miniature.recipe import overrides
 from ..miniature.run import evaluate_held_out

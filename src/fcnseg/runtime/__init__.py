@@ -1,0 +1,30 @@
+"""What training and inference share: checkpoints, opening a model, evaluation, heads, the machine's facts.
+
+The layer under both :mod:`fcnseg.train` and :mod:`fcnseg.inference` (neither imports the other):
+
+* :mod:`.checkpoint` — self-describing checkpoints, written atomically, validated before anything is allocated;
+* :mod:`.model_source` — the model a command names (a checkpoint, or a registry name with weights);
+* :mod:`.evaluate` — the reference's evaluation (whole images, one confusion matrix) and prediction grids;
+* :mod:`.heads` — naming a net's heads and their classes, printing and saving their scores;
+* :mod:`.hardware` — the CPU's units, devices, the launcher's process count, the machine fingerprint;
+* :mod:`.calibration` — calibration images for reduced precisions.
+"""
+
+from .checkpoint import CheckpointInfo, load_checkpoint, read_info, save_checkpoint
+from .evaluate import evaluate, predict_batch, write_grid
+from .heads import FOUR, head_classes, main_scores, report, write_metrics
+
+__all__ = [
+    "FOUR",
+    "CheckpointInfo",
+    "evaluate",
+    "head_classes",
+    "load_checkpoint",
+    "main_scores",
+    "predict_batch",
+    "read_info",
+    "report",
+    "save_checkpoint",
+    "write_grid",
+    "write_metrics",
+]
