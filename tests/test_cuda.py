@@ -23,7 +23,6 @@ from fcnseg.inference import optimize_for_inference
 from fcnseg.preprocessing import IMAGENET
 from fcnseg.runtime.evaluate import evaluate
 from fcnseg.train.trainer import fit
-
 from tests.helpers import tiny
 
 pytestmark = pytest.mark.cuda

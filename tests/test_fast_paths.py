@@ -13,7 +13,6 @@ import fcnseg
 from fcnseg.cli.main import main
 from fcnseg.errors import ConfigError
 from fcnseg.inference import Segmenter, optimize_for_inference
-
 from tests.helpers import tiny
 
 

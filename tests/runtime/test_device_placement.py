@@ -17,9 +17,9 @@ from torch import nn
 
 import fcnseg
 from fcnseg.errors import CheckpointError, ConfigError
+from fcnseg.runtime import hardware as device_mod
 from fcnseg.runtime.hardware import local_device
 from fcnseg.train import distributed
-from fcnseg.runtime import hardware as device_mod
 from fcnseg.train.distributed import DistInfo, fixed_buffers, setup, wrap_ddp
 from fcnseg.train.rng import cuda_seed, restore_rng, rng_states, seed_run
 
