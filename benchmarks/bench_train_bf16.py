@@ -40,8 +40,7 @@ def _workload(name: str, steps: int | None) -> tuple[Path | None, list[str]]:
     if name == "recipe":
         over = [f"train.max_iter={steps}", f"train.eval_every={steps}", f"train.checkpoint_every={steps}"]
         return REPO / "configs" / "synthetic-fcn8s.yaml", over if steps else []
-    from fcnseg.experiments.demo import CLASSIFIER, DEMO
-    from fcnseg.experiments.miniature.recipe import overrides
+    from fcnseg.experiments.scale import CLASSIFIER, DEMO, overrides
     from fcnseg.pretrained import PREFIX
 
     over = [*overrides(DEMO, "cpu", "fcn32s_vgg16"), f"model.backbone_weights={PREFIX}{CLASSIFIER}"]

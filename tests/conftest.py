@@ -36,6 +36,14 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def fcnseg_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own FCNSEG_HOME (engine and weights caches): never the user's ~/.cache, never shared."""
+    home = tmp_path_factory.mktemp("fcnseg-home")
+    monkeypatch.setenv("FCNSEG_HOME", str(home))
+    return home
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``@pytest.mark.cuda`` tests run where CUDA is present and are skipped, saying why, elsewhere."""
     if torch.cuda.is_available():

@@ -519,32 +519,6 @@ def test_dataloader_worker_errors_are_reported_as_the_workers_own_line() -> None
     assert one_line(info.value) == "data/x.jpg: corrupt or truncated image (broken data stream)"
 
 
-def test_onnx_cache_follows_the_checkpoint_content_not_its_mtime(tmp_path, monkeypatch) -> None:
-    import os
-
-    from fcnseg.export import cache
-
-    exported = []
-    monkeypatch.setattr(
-        "fcnseg.export.export_onnx", lambda model, path, **kw: (exported.append(1), Path(path).write_bytes(b"onnx"))
-    )
-    model = fcnseg.get_model("fcn8s_vgg16", num_classes=3, width=1 / 16)
-    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model))
-    ckpt = save_checkpoint(tmp_path / "m", model, info)
-    cache.cached_onnx(ckpt, model)
-    cache.cached_onnx(ckpt, model)
-    assert len(exported) == 1  # reused while the content is the same
-    import torch
-
-    with torch.no_grad():
-        model.score_fr.bias.fill_(1.0)
-    onnx_time = os.stat(tmp_path / "m.onnx").st_mtime
-    save_checkpoint(tmp_path / "m", model, info)
-    os.utime(ckpt, (onnx_time - 100, onnx_time - 100))  # a new checkpoint that looks older than the cache
-    cache.cached_onnx(ckpt, model)
-    assert len(exported) == 2
-
-
 def _fuzz_bytes(rng: np.random.Generator, seeds: list[bytes]) -> bytes:
     base = bytearray(seeds[int(rng.integers(len(seeds)))])
     for _ in range(int(rng.integers(1, 8))):

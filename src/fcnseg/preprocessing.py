@@ -8,9 +8,10 @@ checkpoints and data transforms carry one of these records, so a net is never fe
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:  # torch is imported where images are converted: the presets table loads without it
+    from torch import Tensor
 
 __all__ = ["CAFFE_NYUD", "CAFFE_SIFTFLOW", "CAFFE_VOC", "IMAGENET", "PRESETS", "Preprocessing", "preset"]
 
@@ -33,6 +34,8 @@ class Preprocessing:
 
     def __call__(self, image: Tensor) -> Tensor:
         """``(…, 3, H, W)`` uint8 or float RGB in 0–255 → float network input."""
+        import torch
+
         x = image.float()
         if self.bgr:
             x = x.flip(-3)
@@ -42,6 +45,8 @@ class Preprocessing:
 
     def invert(self, x: Tensor) -> Tensor:
         """Network input → uint8 RGB (for pictures)."""
+        import torch
+
         mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
         std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
         img = (x * std + mean) / self.scale

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from fcnseg.cli.main import build_parser
+from fcnseg.cli.main import full_parser
 
 #: the commands that run a model
 RUNS_A_MODEL = ("train", "eval", "predict", "export", "serve", "bench", "demo", "experiment miniature")
@@ -22,7 +22,7 @@ def _commands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, ar
     return found
 
 
-COMMANDS = _commands(build_parser())
+COMMANDS = _commands(full_parser())
 
 
 def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:

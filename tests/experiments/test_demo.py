@@ -15,8 +15,9 @@ from safetensors.torch import load_file, save_file
 
 from fcnseg.data import SyntheticShapes
 from fcnseg.errors import ConfigError
-from fcnseg.experiments.demo import CLASSIFIER, CLASSIFIER_SCALE, DEMO, pretrain_demo_classifier, run_demo, table
+from fcnseg.experiments.demo import pretrain_demo_classifier, run_demo, table
 from fcnseg.experiments.miniature import VGGClassifier
+from fcnseg.experiments.scale import CLASSIFIER, CLASSIFIER_SCALE, DEMO
 from fcnseg.pretrained import pretrained_path
 
 TINY = replace(DEMO, seg_size=32, seg_images=8, seg_steps=2, val_images=2, test_images=2, eval_every=1)

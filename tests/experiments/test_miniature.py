@@ -8,8 +8,7 @@ import pytest
 import torch
 
 import fcnseg
-from fcnseg.experiments import run_miniature
-from fcnseg.experiments.miniature import NETS, VGGClassifier, stages
+from fcnseg.experiments.miniature import NETS, VGGClassifier, run_miniature, stages
 from fcnseg.experiments.miniature.report import _findings
 
 

@@ -10,11 +10,11 @@ import pytest
 
 from fcnseg.cli.main import main
 from fcnseg.config import TrainConfig, load_config
-from fcnseg.experiments.paper import PART_NAMES, REFERENCE_LR, SCALES, reference_lr, run_paper, splice
+from fcnseg.experiments.paper import PART_NAMES, REFERENCE_LR, SCALES, reference_lr, run_paper
 from fcnseg.experiments.paper import parts as parts_mod
 from fcnseg.experiments.paper.probe import solver_probe
-from fcnseg.experiments.paper.report import BEGIN, END
 from fcnseg.experiments.paper.runs import Trainer, config_digest
+from fcnseg.experiments.results_md import BEGIN, END, splice
 from fcnseg.experiments.seeds import INCONCLUSIVE, NO, YES, seeded_verdict, spread
 
 ROOT = Path(__file__).resolve().parents[2]

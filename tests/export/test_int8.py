@@ -48,7 +48,7 @@ def test_int8_model_agrees_with_fp32_and_is_four_times_smaller(tmp_path) -> None
     assert np.mean(agree) > 0.9, agree
 
 
-def test_cli_export_int8_and_predict_int8(tmp_path, capsys) -> None:
+def test_cli_export_int8_and_predict_int8(tmp_path, capsys, fcnseg_home) -> None:
     model = _model()
     info = CheckpointInfo(arch="fcn8s_vgg16", model_kwargs=model_kwargs(model),
                           classes=[f"c{i}" for i in range(9)], preprocessing=IMAGENET.to_dict())  # fmt: skip
@@ -63,7 +63,9 @@ def test_cli_export_int8_and_predict_int8(tmp_path, capsys) -> None:
     assert main(args) == 0 and out.is_file()
     assert main(["predict", "--checkpoint", str(ckpt), "--int8", "--calibration", str(photos), str(photos),
                  "--out", str(tmp_path / "pred")]) == 0  # fmt: skip
-    assert (tmp_path / "ck.int8.onnx").is_file() and len(list((tmp_path / "pred").glob("p*.png"))) >= 4
+    assert len(list((tmp_path / "pred").glob("p*.png"))) >= 4
+    assert sorted(p.name for p in tmp_path.glob("ck*")) == ["ck.safetensors"]  # nothing beside the checkpoint
+    assert list(fcnseg_home.glob("engines/*/onnx-int8/record.json"))  # the int8 graph lives in FCNSEG_HOME
     empty = tmp_path / "empty"
     empty.mkdir()
     args = ["export", "--checkpoint", str(ckpt), "--int8", "--calibration", str(empty), "--out", str(tmp_path / "x")]
@@ -71,7 +73,7 @@ def test_cli_export_int8_and_predict_int8(tmp_path, capsys) -> None:
     assert "no images to calibrate on" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
-def test_predict_with_the_onnxruntime_engine_matches_torch(tmp_path) -> None:
+def test_predict_with_the_onnxruntime_engine_matches_torch(tmp_path, fcnseg_home) -> None:
     model = _model()
     info = CheckpointInfo(arch="fcn8s_vgg16", model_kwargs=model_kwargs(model),
                           classes=[f"c{i}" for i in range(9)], preprocessing=IMAGENET.to_dict())  # fmt: skip
@@ -81,7 +83,7 @@ def test_predict_with_the_onnxruntime_engine_matches_torch(tmp_path) -> None:
     for engine in ("torch", "onnxruntime"):
         args = ["predict", "--checkpoint", str(ckpt), "--engine", engine, str(tmp_path / "a.png"), "--out"]
         assert main([*args, str(tmp_path / engine)]) == 0
-    assert (tmp_path / "ck.onnx").is_file()
+    assert not (tmp_path / "ck.onnx").exists() and list(fcnseg_home.glob("engines/*/onnx/model.onnx"))
     a = np.asarray(Image.open(tmp_path / "torch" / "a.png"))
     b = np.asarray(Image.open(tmp_path / "onnxruntime" / "a.png"))
     assert (a == b).mean() > 0.999

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import fcnseg
-from fcnseg.cli.main import build_parser, main
+from fcnseg.cli.main import full_parser, main
 from fcnseg.inference import Segmenter
 from fcnseg.inference.fast import FastModel, bucket_size, optimize_for_inference
 from fcnseg.preprocessing import IMAGENET
@@ -29,7 +29,7 @@ COMMANDS = {
 
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_every_command_takes_a_device(command) -> None:
-    args = build_parser().parse_args([*COMMANDS[command], "--device", "cuda:1"])
+    args = full_parser().parse_args([*COMMANDS[command], "--device", "cuda:1"])
     assert args.device == "cuda:1"
 
 

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import warnings
 from typing import NoReturn
 
 from ..errors import DataWarning, FCNError
-from .commands import (
-    bench_cmd,
-    convert_cmd,
-    data_cmd,
-    demo_cmd,
-    eval_cmd,
-    experiment_cmd,
-    export_cmd,
-    models_cmd,
-    predict_cmd,
-    serve_cmd,
-    train_cmd,
-)
+from .commands import COMMANDS
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "full_parser", "main"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -32,25 +21,31 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported and registers its arguments (the others are listed)."""
     parser = Parser(prog="fcnseg", description="Fully Convolutional Networks for semantic segmentation.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands = (
-        demo_cmd,
-        train_cmd,
-        eval_cmd,
-        predict_cmd,
-        export_cmd,
-        convert_cmd,
-        data_cmd,
-        models_cmd,
-        serve_cmd,
-        bench_cmd,
-        experiment_cmd,
-    )
-    for module in commands:
-        module.register(sub)
+    module = COMMANDS[command][0] if command in COMMANDS else None
+    if module is not None:  # registers every command it holds (list and info share one)
+        importlib.import_module(f".commands.{module}", __package__).register(sub)
+    for name, (owner, help_text) in COMMANDS.items():
+        if owner != module:
+            sub.add_parser(name, help=help_text, add_help=False)
     return parser
+
+
+def full_parser() -> argparse.ArgumentParser:
+    """The parser with every command's arguments (for tests and docs: every command module is imported)."""
+    parser = Parser(prog="fcnseg", description="Fully Convolutional Networks for semantic segmentation.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in dict.fromkeys(owner for owner, _ in COMMANDS.values()):
+        importlib.import_module(f".commands.{module}", __package__).register(sub)
+    return parser
+
+
+def _command(argv: list[str]) -> str | None:
+    """The command word of ``argv`` (its first argument not starting with ``-``)."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def _format_warning(message, category, filename, lineno, line=None, _default=warnings.formatwarning) -> str:
@@ -60,10 +55,25 @@ def _format_warning(message, category, filename, lineno, line=None, _default=war
     return _default(message, category, filename, lineno, line)
 
 
+def _show_library_messages() -> None:
+    """The ``fcnseg`` logger's messages (the library's: engine decisions, fallbacks, notes) on stderr as
+    ``fcnseg: …`` lines, INFO and up. A library user's own program decides for itself (warnings only, by default)."""
+    import logging
+
+    log = logging.getLogger("fcnseg")
+    if not any(getattr(h, "_fcnseg_cli", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("fcnseg: %(message)s"))
+        handler._fcnseg_cli = True  # type: ignore[attr-defined]
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _format_warning
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    _show_library_messages()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command(argv)).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except FCNError as e:

@@ -12,6 +12,7 @@ from typing import Any
 from ..registry import Registry
 from .ade20k import ADE20K
 from .base import IGNORE_INDEX, SegmentationDataset, voc_palette
+from .bounds import upper_bounds
 from .cityscapes import Cityscapes
 from .coco import COCOSegmentation
 from .context import PASCALContext
@@ -20,6 +21,7 @@ from .nyud import NYUDv2
 from .sbd import SBDSegmentation
 from .siftflow import SIFTFlow
 from .synthetic import SyntheticShapes
+from .transforms import eval_transforms, train_transforms
 from .voc import VOCSegmentation
 
 __all__ = [
@@ -36,8 +38,11 @@ __all__ = [
     "SegmentationFolder",
     "SyntheticShapes",
     "VOCSegmentation",
+    "eval_transforms",
     "get_dataset",
     "list_datasets",
+    "train_transforms",
+    "upper_bounds",
     "voc_palette",
 ]
 

@@ -31,29 +31,15 @@ from ..errors import ConfigError
 from ..io import atomic_write
 from ..metrics import named
 from ..pretrained import PREFIX, pretrained_path
-from ..runtime.checkpoint import load_checkpoint
-from ..runtime.hardware import resolve_device
-from ..train.logging import read_log
-from ..train.trainer import fit
+from ..runtime import load_checkpoint, resolve_device
+from ..train import fit, read_log
 from .demo_report import write_outputs
-from .miniature import Scale, _overrides, evaluate_held_out, pretrain_classifier
+from .heldout import evaluate_held_out
+from .miniature.classifier import pretrain_classifier
+from .scale import CLASSIFIER, CLASSIFIER_SCALE, DEMO, FINE_TUNE, Scale, overrides
 
-__all__ = [
-    "CLASSIFIER", "CLASSIFIER_SCALE", "DEMO", "FINE_TUNE", "STAGES", "pretrain_demo_classifier", "run_demo", "table",
-    "write_classifier",
-]  # fmt: skip
+__all__ = ["STAGES", "pretrain_demo_classifier", "run_demo", "table", "write_classifier"]
 
-#: the shipped classifier's recipe (1/16 width: 0.53M parameters, 1.1 MB in float16)
-CLASSIFIER_SCALE = Scale(width=0.0625, pad100=False, cls_size=224, cls_images=6000, cls_epochs=3, cls_batch=32,
-                         cls_lr=3e-3, seg_size=224, seg_images=0, seg_steps=0, seg_batch=8, optimizer="adamw",
-                         seg_lr=1e-3, val_images=0, test_images=0, eval_every=0, band=3)  # fmt: skip
-#: shipped name of that classifier (``model.backbone_weights: fcnseg:…``)
-CLASSIFIER = "shapes-vgg16-w1_16"
-#: the demo's fine-tuning: 160-px scenes, AdamW steps of 8 images at lr 3e-3 (FCN-32s after 1600 steps, held-out
-#: mean IU: 0.163 at 1e-3, 0.197 at 3e-3, 1e-2 diverged to all-background); ``seg_steps`` is FCN-32s's count.
-#: 6000 training scenes, not 2000: FCN-8s's 1600 steps from the same FCN-16s reached 0.489 on 4000, 0.442 on 2000
-DEMO = replace(CLASSIFIER_SCALE, seg_size=160, seg_images=6000, seg_steps=1500, seg_lr=3e-3, val_images=40,
-               test_images=100, eval_every=250)  # fmt: skip
 #: (key, registry name, label, initialised from, steps in units of ``seg_steps``): FCN-8s, the net the demo
 #: ends with, gets the longest stage (held-out FCN-8s: 1600 / 1600 / 3200 steps 0.521; 1500 / 1500 / 4500 0.536
 #: and 0.562 in two fp32 runs, 5 min 34 s on a quiet 2-core CPU; 0.528 in bf16, the AMX default: docs/results/demo.txt)
@@ -62,9 +48,6 @@ STAGES = (
     ("fcn16s", "fcn16s_vgg16", "FCN-16s", "fcn32s", 1),
     ("fcn8s", "fcn8s_vgg16", "FCN-8s", "fcn16s", 3),
 )
-#: fine-tuning overrides beyond the miniature experiment's: no dropout (a net of 256-channel fc6/fc7 fine-tuned
-#: for minutes learns faster without it: FCN-32s at 3e-3 0.238 vs 0.197 held-out mean IU after 1600 steps)
-FINE_TUNE = ("model.dropout=0",)
 
 
 def pretrain_demo_classifier(
@@ -75,7 +58,7 @@ def pretrain_demo_classifier(
     Runs on the CPU with 2 threads whatever the machine, so that the same torch build on the same CPU
     type writes the same bytes (``fcnseg experiment classifier`` calls this; the shipped file came from it).
     """
-    from ..runtime.checkpoint import load_state_dict_file
+    from ..runtime import load_state_dict_file
 
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -151,7 +134,7 @@ def run_demo(
         t = time.perf_counter()
         extra = [f"model.backbone_weights={weights}"] if init == "classifier" else [
             f"model.init_from={out / init / 'checkpoints' / 'best.safetensors'}"]  # fmt: skip
-        cfg = load_config(None, [*_overrides(stage, str(dev), name), *FINE_TUNE, *extra])
+        cfg = load_config(None, [*overrides(stage, str(dev), name), *FINE_TUNE, *extra])
         fit(cfg, out / key, progress=not quiet)
         train_s = time.perf_counter() - t
         t = time.perf_counter()

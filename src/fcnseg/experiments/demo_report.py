@@ -10,7 +10,7 @@ import numpy as np
 
 from ..data import SyntheticShapes
 from ..io import atomic_write
-from .miniature import Scale
+from .scale import Scale
 
 __all__ = ["report_markdown", "save_examples", "save_stage_curves", "write_outputs"]
 

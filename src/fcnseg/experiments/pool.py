@@ -35,7 +35,7 @@ def fit_job(job: Job, threads: int = 0) -> str | None:
     import torch
 
     from ..config import load_config
-    from ..train.trainer import TrainingDiverged, fit
+    from ..train import TrainingDiverged, fit
 
     if threads > 0:
         torch.set_num_threads(threads)

@@ -19,7 +19,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["INCONCLUSIVE", "NO", "YES", "fixed_verdict", "pts", "pts_sd", "seeded_verdict", "spread"]
+__all__ = ["INCONCLUSIVE", "NO", "YES", "fixed_verdict", "pts", "pts_sd", "seeded_verdict", "spread", "verdict_line"]
 
 YES, NO, INCONCLUSIVE = "reproduces", "does not reproduce", "inconclusive at this scale"
 
@@ -72,3 +72,14 @@ def pts_sd(s: dict[str, Any] | None) -> str:
     if not s or s.get("mean") is None:
         return "n/a"
     return pts(s["mean"]) if len(s["values"]) < 2 else f"{pts(s['mean'])} ± {100 * s['sd']:.1f}"
+
+
+def verdict_line(v: dict[str, Any]) -> str:
+    """``* **Reproduces**: claim. detail (per seed: …).`` — the per-seed values of the deciding quantity."""
+    seeds = ""
+    if "per_seed" in v:
+        vals = ", ".join("n/a" if x is None else f"{100 * x:+.1f}" for x in v["per_seed"]["values"])
+        side = {">": "above", "<": "below", "|<|": "within ±"}[v["side"]]
+        need = f"needs every seed {side} {100 * v['threshold']:g}"
+        seeds = f" Decided by {v['quantity']}, per seed: {vals} points ({need})"
+    return f"* **{v['verdict'][0].upper() + v['verdict'][1:]}**: {v['claim']}. {v['detail']}.{seeds}"

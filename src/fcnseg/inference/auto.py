@@ -1,33 +1,27 @@
-"""``--engine auto``: the fastest engine × precision for this machine, model and image size, measured once.
+"""``--engine auto``: PyTorch at once, another engine only when the work in hand repays building it.
 
-On the first input of a size bucket (images of about the same pixel count, :func:`size_bucket`) the
-eligible engines (:func:`fcnseg.inference.engines.eligible`: fp32 everywhere; bf16 where the CPU has bf16
-units; int8 where it has VNNI/AMX) are built, warmed up and timed side by side on that input, round
-robin (a noisy machine slows every engine alike), and the fastest wins. A reduced precision is eligible
-only if its label maps agree with fp32 on at least :data:`AGREEMENT` of the pixels of the calibration
-images (the checkpoint's own training images, else the images being segmented).
+The first image of a size bucket (images of about the same pixel count, :func:`size_bucket`) runs on fp32
+PyTorch — the user's first mask does not wait for any export — and its time decides the rest
+(:func:`~fcnseg.inference.costs.tuning_pays`): when the images still to come (:meth:`AutoEngine.expect`; unknown
+in a server, where the PyTorch time already spent counts instead) would save more than building, checking and
+timing the engine expected to be fastest here costs, that engine is built (in a child process: a crash or an
+out-of-memory there cannot end this one), held to the accuracy guard (reduced precisions must give fp32's label on
+≥ :data:`AGREEMENT` of the calibration pixels) and timed against PyTorch on the image at hand; the faster one
+runs the rest. Forward passes under :data:`MIN_FORWARD_S` never tune. ``fcnseg tune`` (:meth:`AutoEngine.tune`)
+measures every eligible engine for given sizes on request.
 
-The decision is cached beside the checkpoint in ``CKPT.engine.json`` under a key made of the
-checkpoint's SHA-256 (its content, not its mtime), this machine's fingerprint
-(:func:`fcnseg.runtime.hardware.fingerprint`: CPU, threads, library versions) and the bucket; the exported
-graphs lie beside it too (``CKPT.onnx``, ``CKPT.int8.onnx``, ``CKPT.openvino/``). Another machine, a
-retrained checkpoint or an upgrade decides again.
-
-Small work is not worth a decision: when fp32 PyTorch takes under :data:`MIN_FORWARD_S` per image,
-``auto`` runs it (no export, no reduced precision, nothing written): a faster engine would save
-milliseconds per image at the price of an export and an accuracy risk.
+A measured decision is kept in ``FCNSEG_HOME`` with the model file's cache entry, keyed by this machine's
+fingerprint and the bucket, so later processes start on it (when their own work repays loading it). An engine that
+fails on an input falls back to PyTorch for that input with one warning, and the decision is revised. Messages go
+to the ``fcnseg`` logger.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
-import json
+import logging
 import math
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,16 +29,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import FCNError, first_line
-from ..io import atomic_write
+from ..errors import ConfigError, FCNError, first_line
 from ..runtime.hardware import fingerprint
-from .engines import ENGINES, PRECISION, build_runner, default_engine, eligible
+from .costs import Estimate, estimate, record, tuning_pays
+from .engines import ENGINES, build_runner, default_engine, eligible
 
 __all__ = ["AGREEMENT", "MIN_FORWARD_S", "AutoEngine", "Decision", "agreement", "size_bucket"]
 
+log = logging.getLogger("fcnseg")
+
 #: a reduced precision must give fp32's label on at least this share of calibration pixels
 AGREEMENT = 0.995
-#: below this fp32 PyTorch time per forward pass ``auto`` keeps fp32 PyTorch without measuring
+#: below this fp32 PyTorch time per forward pass ``auto`` keeps fp32 PyTorch without tuning
 MIN_FORWARD_S = {"cpu": 0.05, "cuda": 0.002}
 #: timed rounds per engine (after one warm-up call each); the fastest round counts
 ROUNDS = 3
@@ -57,7 +53,7 @@ def size_bucket(h: int, w: int) -> int:
 
 @dataclass
 class Decision:
-    """What ``auto`` chose for one bucket, and the measurements behind it."""
+    """What ``auto`` runs for one bucket, and the measurements behind it."""
 
     engine: str
     bucket: int
@@ -65,6 +61,7 @@ class Decision:
     seconds: dict[str, float] = field(default_factory=dict)  # fastest timed round per engine
     agreement: dict[str, float] = field(default_factory=dict)  # label agreement with fp32 (reduced precisions)
     skipped: dict[str, str] = field(default_factory=dict)  # engines not tried, and why
+    build_s: dict[str, float] = field(default_factory=dict)  # seconds to have each tried engine ready
     reason: str = ""
 
     def summary(self) -> str:
@@ -91,34 +88,31 @@ class AutoEngine(nn.Module):
     Args:
         model: the FCN (in eval mode, on ``device``).
         device: where the PyTorch engines run.
-        source: the checkpoint file (exported graphs and the decision cache go beside it); None: PyTorch
-            engines only, decisions kept in memory.
-        calibration: the checkpoint's calibration images (preprocessed ``(C, H, W)``), called at most once;
-            None or a failure: the images being segmented calibrate.
+        source: the file the model's weights came from (a checkpoint, or bare weights): exported engines are made
+            from it and cached under ``FCNSEG_HOME`` by its content; None: PyTorch engines only.
+        calibration: calibration images (preprocessed ``(C, H, W)``), called at most once; None or a failure: the
+            images being segmented calibrate.
         engine: ``"auto"`` or one name of :data:`~fcnseg.inference.engines.ENGINES`; None: ``FCNSEG_ENGINE``,
             else ``"auto"``.
-        log: where the one line per decision goes (stderr by default).
-        reloadable: ``model``'s weights are exactly ``source``'s tensors (it was loaded from that file). Then,
-            once every decided size runs on an exported engine, the fp32 weights are dropped (``model`` moves
-            to the meta device: 0.54 GB for fcn8s_vgg16) and read back from ``source`` when a PyTorch engine
-            is needed again — a new size to decide, or ``runner("torch")``.
+        reloadable: ``model``'s weights are exactly ``source``'s tensors: while only exported engines run, the fp32
+            weights are dropped (the model moves to the meta device) and read back when PyTorch is needed again.
     """
 
     def __init__(self, model: nn.Module, *, device: torch.device, source: Path | None = None,
                  calibration: Callable[[], list[torch.Tensor]] | None = None, engine: str | None = None,
-                 log: Callable[[str], Any] | None = None, reloadable: bool = False) -> None:  # fmt: skip
+                 reloadable: bool = False) -> None:  # fmt: skip
         super().__init__()
         engine = engine or default_engine()
         if engine != "auto" and engine not in ENGINES:
-            from ..errors import ConfigError
-
             raise ConfigError(f"--engine {engine}: choose auto or one of {', '.join(ENGINES)}")
         self.model, self.device, self.source, self.engine = model, device, source, engine
         self._calibration_fn = calibration
         self._calibration: list[torch.Tensor] | None = None
         self._runners: dict[str, nn.Module] = {}
+        self._store: Any = None
         self.decisions: dict[int, Decision] = {}
-        self._log = log or (lambda line: print(line, file=sys.stderr))
+        self.images_left: int | None = None  # forward passes still to come (expect()); None: unknown
+        self._spent: dict[int, float] = {}  # PyTorch seconds spent per undecided bucket
         self.reloadable, self.released = reloadable and source is not None, False
         for attr in ("arch", "heads", "multi_head", "in_channels", "build_args"):
             if hasattr(model, attr):
@@ -128,42 +122,274 @@ class AutoEngine(nn.Module):
     def num_classes(self) -> int:
         return self.model.num_classes  # type: ignore[return-value]
 
+    def expect(self, forward_passes: int | None) -> None:
+        """Say how many forward passes are still to come (a batch job's images): what a faster engine could save."""
+        self.images_left = forward_passes
+
+    @property
+    def store(self) -> Any:
+        """The model file's cache entry (:class:`~fcnseg.inference.store.GraphStore`), or None without a file."""
+        if self._store is None and self.source is not None:
+            from .store import GraphStore
+
+            self._store = GraphStore(self.source)
+        return self._store
+
     def runner(self, engine: str) -> nn.Module:
         """The module that runs ``engine`` (built once)."""
         if engine not in self._runners:
             self._restore()
-            self._runners[engine] = build_runner(engine, self.model, device=self.device, source=self.source,
+            store = self.store if ENGINES[engine].exported else None
+            if ENGINES[engine].exported and store is None:
+                raise ConfigError(f"--engine {engine}: runs a graph exported from a checkpoint file; this model "
+                                  "came without one")  # fmt: skip
+            self._runners[engine] = build_runner(engine, self.model, device=self.device, store=store,
                                                  calibration=self.calibration)  # fmt: skip
         return self._runners[engine]
 
     def calibration(self) -> list[torch.Tensor]:
-        """The checkpoint's calibration images (empty when it has none that load)."""
+        """The calibration images (empty when there are none that load)."""
         if self._calibration is None:
             try:
                 self._calibration = list(self._calibration_fn()) if self._calibration_fn else []
-            except (FCNError, OSError, KeyError, ValueError):
+            except (FCNError, OSError, KeyError, ValueError) as e:
+                log.debug("no calibration images (%s); the images being segmented calibrate", first_line(e))
                 self._calibration = []
         return self._calibration
 
-    def engine_for(self, x: torch.Tensor) -> str:
-        """The engine that runs inputs shaped like ``x`` (deciding now if ``auto`` has not yet)."""
+    # -- running --------------------------------------------------------------------------------------------------
+
+    def forward(self, x: torch.Tensor) -> Any:
         if self.engine != "auto":
-            return self.engine
+            return self.runner(self.engine)(x)
+        if self.images_left is not None:
+            self.images_left = max(0, self.images_left - 1)
         bucket = size_bucket(*x.shape[-2:])
         if bucket not in self.decisions:
-            self.decisions[bucket] = self._decide(x, bucket)
-            if self.decisions[bucket].reason != "small":
-                self._log(self.decisions[bucket].summary())
-            self._release_if_unused()
-        return self.decisions[bucket].engine
+            return self._undecided(x, bucket)
+        engine = self.decisions[bucket].engine
+        try:
+            return self.runner(engine)(x)
+        except Exception as e:  # never worse than PyTorch: this input falls back, the decision is revised
+            if engine == "torch":
+                raise
+            self._fell_back(bucket, engine, e)
+            return self.runner("torch")(x)
+
+    def engine_for(self, x: torch.Tensor) -> str:
+        """The engine that runs the next input shaped like ``x`` (PyTorch until a bucket has a decision)."""
+        if self.engine != "auto":
+            return self.engine
+        decision = self.decisions.get(size_bucket(*x.shape[-2:]))
+        return decision.engine if decision else "torch"
+
+    def _timed_torch(self, x: torch.Tensor) -> tuple[Any, float]:
+        self._restore()
+        _sync(self.device)
+        t = time.perf_counter()
+        out = self.runner("torch")(x)
+        _sync(self.device)
+        return out, time.perf_counter() - t
+
+    def _undecided(self, x: torch.Tensor, bucket: int) -> Any:
+        """A bucket without a decision: PyTorch runs this input (nothing waits for an engine), and its time says
+        whether the rest is worth more: a cached decision whose engine repays loading, or tuning that repays itself.
+        A job with nothing left to come touches no cache at all."""
+        out, seconds = self._timed_torch(x)
+        self._spent[bucket] = self._spent.get(bucket, 0.0) + seconds
+        if seconds < MIN_FORWARD_S.get(self.device.type, 0.0):
+            self.decisions[bucket] = Decision("torch", bucket, list(x.shape[-2:]), {"torch": seconds}, reason="small")
+            return out
+        if self.images_left == 0 or self._use_cached(bucket, seconds):
+            return out
+        best = self._best_estimate()
+        if best is None:
+            return out
+        pays, why = tuning_pays(best, seconds, self.images_left, self._spent[bucket])
+        log.debug("engine auto at ~%dpx: %s: %s", bucket, "tuning" if pays else "PyTorch", why)
+        if pays:
+            self._tune(x, bucket, [best.engine], reason=why)
+        return out
+
+    def _best_estimate(self) -> Estimate | None:
+        """The engine expected to save the most here (None: PyTorch is the only one eligible)."""
+        exportable = self.source is not None
+        names = [e for e in ENGINES if e != "torch" and eligible(e, self.device, exportable=exportable) is None]
+        if not names:
+            return None
+        gb = sum(p.numel() * p.element_size() for p in self.model.parameters()) / 1e9
+        fid = fingerprint(self.device)["id"]
+        built = set(self._built_graphs())
+        estimates = [estimate(e, gb, fid, built=e in built) for e in names]
+        return max(estimates, key=lambda e: (e.speedup, -e.build_s))
+
+    def _built_graphs(self) -> list[str]:
+        """Exported engines whose graph is already in the cache (loading them costs little)."""
+        store = self.store
+        if store is None or not store.root.is_dir():
+            return []
+        kinds = {p.name for p in store.root.iterdir() if (p / "record.json").is_file()}
+        want = {"onnxruntime": "onnx", "openvino": "onnx", "openvino-bf16": "onnx", "onnxruntime-int8": "onnx-int8",
+                "openvino-int8": "openvino-int8"}  # fmt: skip
+        return [e for e, kind in want.items() if kind in kinds]
+
+    # -- measuring ------------------------------------------------------------------------------------------------
+
+    def tune(self, sizes: list[tuple[int, int]], engines: list[str] | None = None) -> list[Decision]:
+        """Measure ``engines`` (default: every eligible one) at each of ``sizes`` and keep the decisions
+        (``fcnseg tune``): the work of many later jobs, paid now."""
+        out = []
+        for h, w in sizes:
+            x = torch.zeros(1, getattr(self.model, "in_channels", 3), h, w, device=self.device)
+            if self.calibration():
+                x = torch.nn.functional.interpolate(self.calibration()[0][None].to(self.device), size=(h, w))
+            names = engines or [e for e in ENGINES if e != "torch"]
+            out.append(self._tune(x, size_bucket(h, w), names, reason="fcnseg tune"))
+        return out
+
+    def _tune(self, x: torch.Tensor, bucket: int, names: list[str], *, reason: str) -> Decision:
+        """Build, guard and time ``names`` against PyTorch on ``x``; keep the fastest as the bucket's decision."""
+        store = self.store
+        with store.lock("decide") if store is not None else _nothing():
+            cached = self._cached(bucket)
+            if cached is not None and reason != "fcnseg tune":
+                self.decisions[bucket] = cached
+                return cached
+            decision = self._measure(x, bucket, names)
+            decision.reason = f"{reason}; " + ", ".join(f"{k} {v:.3f}s" for k, v in decision.seconds.items())
+            self.decisions[bucket] = decision
+            self._remember(decision)
+        log.info(decision.summary())
+        self._release_if_unused()
+        return decision
+
+    def _measure(self, x: torch.Tensor, bucket: int, names: list[str]) -> Decision:
+        decision = Decision("torch", bucket, list(x.shape[-2:]))
+        images = self.calibration()[:4] or [x[i].detach().cpu() for i in range(x.shape[0])]
+        with torch.inference_mode():
+            refs = [self.runner("torch")(im.unsqueeze(0).to(self.device)) for im in images]
+        candidates = ["torch"]
+        for name in names:
+            reason = eligible(name, self.device, exportable=self.source is not None)
+            try:  # an engine that fails to build, load or run is left out, saying why, never fatal
+                if reason is None:
+                    t = time.perf_counter()
+                    self.runner(name)
+                    decision.build_s[name] = round(time.perf_counter() - t, 3)
+                    if ENGINES[name].precision != "fp32" and not self._agrees(name, refs, images, decision):
+                        continue
+            except Exception as e:
+                reason = first_line(e) if isinstance(e, FCNError) else f"{type(e).__name__}: {first_line(e)}"
+                self._runners.pop(name, None)
+            if reason is not None:
+                decision.skipped[name] = reason
+                continue
+            candidates.append(name)
+        decision.seconds = self._time(candidates, x)
+        decision.engine = min(decision.seconds, key=decision.seconds.__getitem__)
+        self._record_costs(decision)
+        self._runners = {e: r for e, r in self._runners.items() if e in ("torch", decision.engine)}
+        return decision
+
+    def _agrees(self, engine: str, refs: list[Any], images: list[torch.Tensor], decision: Decision) -> bool:
+        """The accuracy guard: ``engine``'s labels agree with fp32's on ≥ AGREEMENT of the calibration pixels."""
+        with torch.inference_mode():
+            outs = [self.runner(engine)(im.unsqueeze(0).to(self.device)) for im in images]
+        share = sum(agreement(r, o) for r, o in zip(refs, outs, strict=True)) / len(images)
+        decision.agreement[engine] = round(share, 5)
+        if share >= AGREEMENT:
+            return True
+        decision.skipped[engine] = f"label agreement with fp32 {share:.4f} < {AGREEMENT}"
+        self._runners.pop(engine, None)
+        return False
+
+    def _time(self, engines: list[str], x: torch.Tensor, rounds: int = ROUNDS) -> dict[str, float]:
+        """The fastest of ``rounds`` round-robin timings per engine, after a warm-up call of each (compiles,
+        prepacked weights): a noisy machine slows every engine alike."""
+        best = {e: math.inf for e in engines}
+        with torch.inference_mode():
+            for e in engines:
+                self.runner(e)(x)
+            for _ in range(rounds):
+                for e in engines:
+                    _sync(self.device)
+                    t = time.perf_counter()
+                    self.runner(e)(x)
+                    _sync(self.device)
+                    best[e] = min(best[e], time.perf_counter() - t)
+        return {e: round(s, 5) for e, s in best.items()}
+
+    def _record_costs(self, decision: Decision) -> None:
+        torch_s = decision.seconds.get("torch")
+        if not torch_s:
+            return
+        gb = sum(p.numel() * p.element_size() for p in self.model.parameters()) / 1e9
+        fid = fingerprint(self.device)["id"]
+        for name, seconds in decision.seconds.items():
+            if name != "torch" and seconds > 0:
+                record(name, fid, speedup=torch_s / seconds, build_s=decision.build_s.get(name, 0.0), weights_gb=gb)
+
+    # -- decisions kept in FCNSEG_HOME ----------------------------------------------------------------------------
+
+    def _key(self, bucket: int) -> str:
+        return f"{fingerprint(self.device)['id']}/{bucket}"
+
+    def _cached(self, bucket: int) -> Decision | None:
+        store = self.store
+        if store is None:
+            return None
+        entry = store.read("decisions.json").get(self._key(bucket))
+        try:
+            decision = Decision(**entry)  # type: ignore[arg-type]
+        except TypeError:
+            return None
+        return decision if decision.engine in ENGINES else None
+
+    def _use_cached(self, bucket: int, torch_s: float) -> bool:
+        """Take the cached decision for ``bucket`` when one exists and the work left repays loading its engine."""
+        cached = self._cached(bucket) if self.source is not None else None
+        if cached is None:
+            return False
+        if cached.engine != "torch":
+            engine_s = cached.seconds.get(cached.engine, torch_s)
+            load = cached.build_s.get(cached.engine, 0.0) / 10 + 2 * engine_s
+            left, spent = self.images_left, self._spent.get(bucket, 0.0)
+            if (left is not None and left * (torch_s - engine_s) <= load) or (left is None and spent < load):
+                return False  # too little work (yet) to load it: PyTorch for now; the cached decision stays
+        self.decisions[bucket] = cached
+        log.debug(cached.summary() + " (cached)")
+        self._release_if_unused()
+        return True
+
+    def _remember(self, decision: Decision) -> None:
+        store = self.store
+        if store is None:
+            return
+        try:
+            with store.update("decisions.json") as entries:
+                entries[self._key(decision.bucket)] = asdict(decision)
+        except OSError as e:
+            log.warning("engine auto: cannot keep the decision in %s (%s); it stays in this process", store.root,
+                        e.strerror)  # fmt: skip
+
+    def _fell_back(self, bucket: int, engine: str, error: BaseException) -> None:
+        why = first_line(error) if isinstance(error, FCNError) else f"{type(error).__name__}: {first_line(error)}"
+        log.warning("engine %s failed on a %s-px input (%s); PyTorch runs it, and auto uses PyTorch for such "
+                    "inputs from now on", engine, bucket, why[:200])  # fmt: skip
+        old = self.decisions[bucket]
+        self.decisions[bucket] = Decision("torch", bucket, old.measured_at, old.seconds, old.agreement,
+                                          {**old.skipped, engine: f"failed at run time: {why[:200]}"}, old.build_s,
+                                          reason=f"{engine} failed")  # fmt: skip
+        self._runners.pop(engine, None)
+        self._remember(self.decisions[bucket])
 
     # -- the fp32 weights, dropped while only exported engines run ----------------------------------------
 
     def _release_if_unused(self) -> None:
-        if not self.reloadable or self.released:
+        if not self.reloadable or self.released or not self.decisions:
             return
         chosen = {d.engine for d in self.decisions.values()}
-        if any(e.startswith("torch") for e in chosen):
+        if any(not ENGINES[e].exported for e in chosen):
             return
         for engine in chosen:  # built (exported, compiled lazily) while the weights are still here
             self.runner(engine)
@@ -181,153 +407,10 @@ class AutoEngine(nn.Module):
         self.model.to(self.device)
         self.released = False
 
-    def forward(self, x: torch.Tensor) -> Any:
-        return self.runner(self.engine_for(x))(x)
 
-    # -- deciding -------------------------------------------------------------------------------------------
-
-    def _decide(self, x: torch.Tensor, bucket: int) -> Decision:
-        """A cached decision (no model run at all: a later process starts straight on its engine), else
-        "small" (fp32 PyTorch under MIN_FORWARD_S, not cached), else a measured one, cached."""
-        key = self._key(bucket)
-        path = self.cache_path()
-        if key and path is not None:  # written atomically: read without the lock
-            cached = _decision_of(_read_entries(path).get(key))
-            if cached is not None:
-                return cached
-        self._restore()  # not cached: PyTorch is timed
-        limit = MIN_FORWARD_S.get(self.device.type, 0.0)
-        first = self._time(["torch"], x, rounds=ROUNDS, stop_above=10 * limit)["torch"]
-        if first < limit:
-            return Decision("torch", bucket, list(x.shape[-2:]), {"torch": first}, reason="small")
-        with self._cache() as cache:  # locked while measuring: other ranks / processes wait, then read it
-            decision = _decision_of(cache.get(key)) if key else None
-            if decision is None:
-                decision = self._measure(x, bucket)
-                if key:
-                    cache[key] = {"decision": asdict(decision), "machine": fingerprint(self.device)}
-        return decision
-
-    def _measure(self, x: torch.Tensor, bucket: int) -> Decision:
-        decision = Decision("torch", bucket, list(x.shape[-2:]))
-        if not self.calibration():  # no checkpoint data: the images being segmented calibrate
-            self._calibration = [x[i].detach().cpu() for i in range(x.shape[0])]
-        images = self.calibration()[:4]
-        with torch.inference_mode():
-            refs = [self.runner("torch")(im.unsqueeze(0).to(self.device)) for im in images]
-        candidates = ["torch"]
-        for engine in ENGINES[1:]:
-            reason = eligible(engine, self.device, source=self.source)
-            try:  # an optional engine that fails to build or run is left out, saying why, never fatal
-                if reason is None and PRECISION[engine] != "fp32" and not self._agrees(engine, refs, images, decision):
-                    continue
-                if reason is None:
-                    self.runner(engine)
-            except Exception as e:
-                reason = first_line(e) if isinstance(e, FCNError) else f"{type(e).__name__}: {first_line(e)}"
-                self._runners.pop(engine, None)
-            if reason is not None:
-                decision.skipped[engine] = reason
-                continue
-            candidates.append(engine)
-        decision.seconds = self._time(candidates, x)
-        decision.engine = min(decision.seconds, key=decision.seconds.__getitem__)
-        # the losers' sessions and compiled graphs go (a VGG16 FCN holds ~0.5 GB per engine)
-        self._runners = {e: r for e, r in self._runners.items() if e in ("torch", decision.engine)}
-        return decision
-
-    def _agrees(self, engine: str, refs: list[Any], images: list[torch.Tensor], decision: Decision) -> bool:
-        """The accuracy guard: ``engine``'s labels agree with fp32's on ≥ AGREEMENT of the calibration pixels."""
-        with torch.inference_mode():
-            outs = [self.runner(engine)(im.unsqueeze(0).to(self.device)) for im in images]
-        share = sum(agreement(r, o) for r, o in zip(refs, outs, strict=True)) / len(images)
-        decision.agreement[engine] = round(share, 5)
-        if share >= AGREEMENT:
-            return True
-        decision.skipped[engine] = f"label agreement with fp32 {share:.4f} < {AGREEMENT}"
-        return False
-
-    def _time(self, engines: list[str], x: torch.Tensor, *, rounds: int = ROUNDS,
-              stop_above: float = math.inf) -> dict[str, float]:  # fmt: skip
-        """The fastest of ``rounds`` round-robin timings per engine, after a warm-up call of each (compiles,
-        prepacked weights); stops early once every engine's best exceeds ``stop_above`` seconds."""
-        best = {e: math.inf for e in engines}
-        with torch.inference_mode():
-            for e in engines:
-                self.runner(e)(x)
-            for _ in range(rounds):
-                for e in engines:
-                    _sync(self.device)
-                    t = time.perf_counter()
-                    self.runner(e)(x)
-                    _sync(self.device)
-                    best[e] = min(best[e], time.perf_counter() - t)
-                if min(best.values()) > stop_above:
-                    break
-        return {e: round(s, 5) for e, s in best.items()}
-
-    # -- the cache beside the checkpoint ----------------------------------------------------------------------
-
-    def cache_path(self) -> Path | None:
-        """``CKPT.engine.json`` beside the checkpoint, or None without one."""
-        return None if self.source is None else self.source.with_name(self.source.stem + ".engine.json")
-
-    def _key(self, bucket: int) -> str | None:
-        if self.source is None:
-            return None
-        from ..export.cache import file_sha256
-
-        if not hasattr(self, "_source_sha"):
-            self._source_sha = file_sha256(self.source)
-        raw = json.dumps([self._source_sha, fingerprint(self.device)["id"], bucket])
-        return hashlib.sha256(raw.encode()).hexdigest()[:24]
-
-    @contextlib.contextmanager
-    def _cache(self) -> Iterator[dict[str, Any]]:
-        """The cache's entries, locked against other processes deciding for the same checkpoint, written back."""
-        path = self.cache_path()
-        if path is None:
-            yield {}
-            return
-        try:
-            lock = open(path.with_name(path.name + ".lock"), "a")  # held for the block below
-        except OSError as e:
-            self._log(f"engine auto: cannot cache the decision beside {self.source} ({e.strerror}); deciding in memory")
-            yield {}
-            return
-        with lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            entries = _read_entries(path)
-            before = dict(entries)
-            yield entries
-            if entries != before:
-                try:
-                    with atomic_write(path, "w") as f:
-                        json.dump({"entries": entries}, f, indent=1, sort_keys=True)
-                except OSError as e:
-                    self._log(f"engine auto: cannot write {path} ({e.strerror}); the decision stays in memory")
-
-
-def _decision_of(entry: Any) -> Decision | None:
-    """The cached entry's decision, or None when it is missing or not a valid decision."""
-    try:
-        decision = Decision(**entry["decision"])
-    except (TypeError, KeyError):
+class _nothing:
+    def __enter__(self) -> None:
         return None
-    return decision if decision.engine in ENGINES else None
 
-
-#: a cache file larger than this is not read (it holds a few hundred bytes per decision)
-MAX_CACHE_BYTES = 1 << 20
-
-
-def _read_entries(path: Path) -> dict[str, Any]:
-    """The cache's entries; an unreadable, oversized or malformed file counts as empty (and is rewritten)."""
-    try:
-        if path.stat().st_size > MAX_CACHE_BYTES:
-            return {}
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    entries = data.get("entries") if isinstance(data, dict) else None
-    return entries if isinstance(entries, dict) else {}
+    def __exit__(self, *exc: object) -> None:
+        return None

@@ -156,6 +156,7 @@ def predict_batch(
             summary.skipped += 1
         else:
             todo.append(job)
+    seg.expect(len(todo) * (2 if opts.flip else 1) * len(opts.scales))
     with open(out / f".manifest.rank{rank}.jsonl", "a", encoding="utf-8") as manifest:
         bar = tqdm(total=len(todo), desc="predict", disable=not progress or len(todo) < 2)
         for records in _records(seg, todo, out, opts, classes):

@@ -1,88 +1,87 @@
-"""The inference engines × precisions fcnseg can run a model on, and what each needs.
+"""The inference engines × precisions fcnseg can run a model on: one record per engine, read by ``--engine``'s
+choices and help, ``auto``, ``fcnseg bench`` and the docs (a test checks the docs' table against it).
 
-=====================  =========  ===========================================================================
-engine                 precision  what runs
-=====================  =========  ===========================================================================
-``torch``              fp32       the model as given (PyTorch eager; the reference numerics)
-``torch-bf16``         bf16       PyTorch, channels_last: a bf16 copy of the weights on CPUs (oneDNN:
-                                  AMX/AVX512-BF16), bf16 autocast on GPUs (tensor cores)
-``torch-fp16``         fp16       PyTorch fp16 autocast (CUDA only: GPUs without bf16)
-``onnxruntime``        fp32       the exported graph (``CKPT.onnx``), onnxruntime's CPU provider
-``onnxruntime-int8``   int8       onnxruntime static QDQ quantization (``CKPT.int8.onnx``), CPU
-``openvino``           fp32       the exported graph compiled by OpenVINO (the ``openvino`` extra), CPU
-``openvino-bf16``      bf16       the same with OpenVINO's bf16 precision hint (CPUs with bf16 units)
-=====================  =========  ===========================================================================
-
-Exported engines need the checkpoint's file (their graphs are kept beside it, keyed by its SHA-256).
-Every runner takes ``(N, C, H, W)`` float tensors and returns fp32 scores like the model (a dict per head
-for multi-head nets).
+Plain data, no torch: the command line lists the engines without importing it. Each record names the module and
+function that builds its runner (:mod:`fcnseg.inference.runners`); every runner takes ``(N, C, H, W)`` float
+tensors and returns fp32 scores like the model (a dict per head for multi-head nets). Exported engines run a graph
+exported from a checkpoint file and kept in ``FCNSEG_HOME`` (:mod:`fcnseg.inference.store`).
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..runtime.hardware import has_bf16_units, has_int8_units
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "ENGINES",
-    "EXPORTED",
-    "PRECISION",
+    "Engine",
     "build_runner",
     "default_engine",
     "eligible",
+    "engine_names",
     "missing_extra",
     "unavailable",
 ]
 
-#: every engine a user can force with ``--engine NAME`` (``auto`` chooses among them)
-ENGINES = ("torch", "torch-bf16", "torch-fp16", "onnxruntime", "onnxruntime-int8", "openvino", "openvino-bf16")
-#: each engine's arithmetic
-PRECISION = {"torch": "fp32", "torch-bf16": "bf16", "torch-fp16": "fp16", "onnxruntime": "fp32",
-             "onnxruntime-int8": "int8", "openvino": "fp32", "openvino-bf16": "bf16"}  # fmt: skip
-#: engines that run an exported graph (CPU only; they need the checkpoint's file)
-EXPORTED = ("onnxruntime", "onnxruntime-int8", "openvino", "openvino-bf16")
-#: the extra that installs each exported engine's libraries
-_EXTRA = {"onnxruntime": ("onnx", ("onnx", "onnxruntime", "onnxscript")),
-          "openvino": ("openvino", ("onnx", "onnxscript", "openvino"))}  # fmt: skip
+
+@dataclass(frozen=True)
+class Engine:
+    """One engine: its name, arithmetic, what it runs, where, and what it needs."""
+
+    name: str
+    precision: str  # fp32 | bf16 | fp16 | int8
+    summary: str  # one line for --help and the docs
+    builder: str  # "function" in fcnseg.inference.runners that builds its runner
+    devices: tuple[str, ...] = ("cpu",)
+    extra: str | None = None  # the fcnseg extra that installs its libraries
+    modules: tuple[str, ...] = ()  # the libraries it imports
+    exported: bool = False  # runs a graph exported from a checkpoint file
+
+    def build(self, *args: Any, **kwargs: Any) -> Any:
+        """Its runner (:mod:`fcnseg.inference.runners`, imported here, not before)."""
+        function: Callable[..., Any] = getattr(importlib.import_module(".runners", __package__), self.builder)
+        return function(*args, **kwargs)
 
 
-class CastModel(nn.Module):
-    """A copy of ``model`` with its weights in ``dtype`` and channels_last, scores returned in fp32.
+_ORT = ("onnx", "onnxruntime", "onnxscript")
+_OV = ("onnx", "onnxscript", "openvino")
+ENGINES: dict[str, Engine] = {e.name: e for e in (
+    Engine("torch", "fp32", "the model as given (PyTorch eager): the reference numerics", "build_torch",
+           devices=("cpu", "cuda", "mps")),
+    Engine("torch-bf16", "bf16", "PyTorch in bf16: a bf16 channels-last copy on CPUs with bf16 units, autocast on GPUs",
+           "build_torch_bf16", devices=("cpu", "cuda")),
+    Engine("torch-fp16", "fp16", "PyTorch fp16 autocast (GPUs without bf16)", "build_torch_fp16", devices=("cuda",)),
+    Engine("onnxruntime", "fp32", "the exported graph on onnxruntime's CPU provider", "build_onnxruntime",
+           extra="onnx", modules=_ORT, exported=True),
+    Engine("onnxruntime-int8", "int8", "onnxruntime static int8 quantization (QDQ, per-channel weights)",
+           "build_onnxruntime_int8", extra="onnx", modules=_ORT, exported=True),
+    Engine("openvino", "fp32", "the exported graph compiled by OpenVINO", "build_openvino", extra="openvino",
+           modules=_OV, exported=True),
+    Engine("openvino-bf16", "bf16", "OpenVINO with its bf16 precision hint (CPUs with bf16 units)",
+           "build_openvino_bf16", extra="openvino", modules=_OV, exported=True),
+    Engine("openvino-int8", "int8", "OpenVINO with NNCF post-training int8 quantization (CPUs with VNNI/AMX)",
+           "build_openvino_int8", extra="openvino", modules=(*_OV, "nncf"), exported=True),
+)}  # fmt: skip
 
-    On the CPU this beats autocast (measured 1.58 against 2.02 s for fcn8s_vgg16 at 500×500 on a 2-core
-    Xeon with AMX, same labels): autocast casts every weight to bf16 on every call. The fixed bilinear
-    upsampling stays fp32 (its kernel values are not all exact in bf16, and it runs in fp32 anyway), and so
-    does local response normalization (AlexNet, GoogLeNet: PyTorch has no bf16 CPU kernel for it).
-    The fp32 model is left as it was (``auto`` compares against it).
-    """
 
-    def __init__(self, model: nn.Module, dtype: torch.dtype) -> None:
-        super().__init__()
-        import copy
+def engine_names() -> tuple[str, ...]:
+    """Every engine a user can force with ``--engine NAME`` (``auto`` chooses among them)."""
+    return tuple(ENGINES)
 
-        from ..models import BilinearUpsample
 
-        self.dtype = dtype
-        self.model = copy.deepcopy(model).eval().to(dtype).to(memory_format=torch.channels_last)
-        for m in self.model.modules():
-            if isinstance(m, BilinearUpsample):
-                m.float()
-            elif isinstance(m, nn.LocalResponseNorm):  # AlexNet's LRN: no bf16 CPU kernel (avg_pool3d); fp32 inside
-                m.register_forward_pre_hook(lambda _m, args: tuple(a.float() for a in args))
-                m.register_forward_hook(lambda _m, _args, out: out.to(dtype))
-
-    def forward(self, x: torch.Tensor) -> Any:
-        out = self.model(x.to(self.dtype).contiguous(memory_format=torch.channels_last))
-        return {k: v.float() for k, v in out.items()} if isinstance(out, dict) else out.float()
+def _checked(name: str) -> Engine:
+    if name not in ENGINES:
+        raise ConfigError(f"engine {name!r}: choose auto or one of {', '.join(ENGINES)}")
+    return ENGINES[name]
 
 
 def default_engine() -> str:
@@ -93,76 +92,54 @@ def default_engine() -> str:
     return name
 
 
-def missing_extra(engine: str) -> str | None:
-    """Which libraries an exported engine lacks, with the extra that installs them; None when all are there."""
-    family = "openvino" if engine.startswith("openvino") else "onnxruntime"
-    extra, modules = _EXTRA[family]
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    return f"needs {', '.join(missing)}: pip install 'fcnseg[{extra}]'" if missing else None
+def missing_extra(name: str) -> str | None:
+    """Which libraries an engine lacks, with the extra that installs them; None when all are there."""
+    engine = _checked(name)
+    missing = [m for m in engine.modules if importlib.util.find_spec(m) is None]
+    return f"needs {', '.join(missing)}: pip install 'fcnseg[{engine.extra}]'" if missing else None
 
 
-def unavailable(engine: str, device: torch.device, *, source: Path | None) -> str | None:
-    """Why ``engine`` cannot run here (one phrase), or None when it can (forced use; no speed judgement)."""
-    if engine not in ENGINES:
-        raise ConfigError(f"engine {engine!r}: choose auto or one of {', '.join(ENGINES)}")
-    if engine == "torch-fp16" and device.type != "cuda":
-        return "fp16 autocast is a CUDA path"
-    if engine == "torch-bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return "this GPU has no bf16"
-    if engine in EXPORTED:
-        if device.type != "cpu":
-            return f"a CPU engine (the device is {device})"
-        if source is None:
-            return "runs an exported graph kept beside a checkpoint file; this model came without one"
-        return missing_extra(engine)
-    return None
+def unavailable(name: str, device: torch.device, *, exportable: bool) -> str | None:
+    """Why engine ``name`` cannot run here (one phrase), or None when it can (forced use; no speed judgement).
+
+    ``exportable``: the model came from a file its graph can be exported from (a checkpoint or weights file).
+    """
+    engine = _checked(name)
+    if device.type not in engine.devices:
+        return f"runs on {' or '.join(engine.devices)}, not {device.type}"
+    if engine.name == "torch-bf16" and device.type == "cuda":
+        import torch
+
+        if not torch.cuda.is_bf16_supported():
+            return "this GPU has no bf16"
+    if engine.exported and not exportable:
+        return "runs a graph exported from a checkpoint file; this model came without one"
+    return missing_extra(name)
 
 
-def eligible(engine: str, device: torch.device, *, source: Path | None) -> str | None:
-    """Why ``auto`` does not try ``engine`` here, or None: it also needs the precision's hardware units."""
-    reason = unavailable(engine, device, source=source)
+def eligible(name: str, device: torch.device, *, exportable: bool) -> str | None:
+    """Why ``auto`` does not try engine ``name`` here, or None: it also needs its precision's hardware units."""
+    from ..runtime.hardware import has_bf16_units, has_int8_units
+
+    reason = unavailable(name, device, exportable=exportable)
     if reason or device.type != "cpu":
         return reason
-    if PRECISION[engine] == "bf16" and not has_bf16_units():
+    precision = ENGINES[name].precision
+    if precision == "bf16" and not has_bf16_units():
         return "no bf16 units on this CPU (emulated bf16 is slower than fp32)"
-    if PRECISION[engine] == "int8" and not has_int8_units():
+    if precision == "int8" and not has_int8_units():
         return "no int8 dot-product units (VNNI/AMX) on this CPU"
     return None
 
 
-def build_runner(
-    engine: str,
-    model: nn.Module,
-    *,
-    device: torch.device,
-    source: Path | None,
-    calibration: Callable[[], list[torch.Tensor]] | None = None,
-) -> nn.Module:
-    """A module running ``model`` on ``engine`` (exports or loads the graph it needs beside ``source``).
+def build_runner(name: str, model: Any, *, device: torch.device, store: Any = None,
+                 calibration: Callable[[], list[Any]] | None = None) -> Any:  # fmt: skip
+    """A module running ``model`` on engine ``name`` (exported graphs come from ``store``).
 
     Raises:
         ConfigError: the engine cannot run here (the reason, with the extra to install when one is missing).
     """
-    reason = unavailable(engine, device, source=source)
+    reason = unavailable(name, device, exportable=store is not None)
     if reason:
-        raise ConfigError(f"--engine {engine}: {reason}")
-    if engine == "torch":
-        return model
-    if engine == "torch-bf16" and device.type == "cpu":
-        return CastModel(model, torch.bfloat16)
-    if engine in ("torch-bf16", "torch-fp16"):
-        from .fast import optimize_for_inference
-
-        return optimize_for_inference(model, device=device, dtype="bfloat16" if engine == "torch-bf16" else "float16")
-    from ..export.cache import cached_onnx
-
-    assert source is not None
-    path = cached_onnx(source, model, int8=engine == "onnxruntime-int8", calibration=calibration)
-    if engine.startswith("onnxruntime"):
-        from ..export.int8 import OnnxModule
-
-        return OnnxModule(path, model)
-    from ..export.openvino import OpenVinoModule
-
-    precision = "bf16" if engine == "openvino-bf16" else "f32"
-    return OpenVinoModule(path, model, precision=precision, cache_dir=source.with_name(source.stem + ".openvino"))
+        raise ConfigError(f"--engine {name}: {reason}")
+    return ENGINES[name].build(model, device=device, store=store, calibration=calibration)

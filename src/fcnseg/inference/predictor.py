@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,76 +13,100 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from ..errors import DataError
+from ..data.classes import default_classes
+from ..errors import ConfigError, DataError
 from ..io import read_image
-from ..preprocessing import CAFFE_VOC, Preprocessing
+from ..preprocessing import CAFFE_VOC, Preprocessing, preset
+from ..runtime.checkpoint import CheckpointInfo, preprocessing_of
+from ..runtime.model_source import ModelSpec, open_model
 
-__all__ = ["Segmenter"]
+__all__ = ["Segmenter", "SegmenterOptions"]
+
+
+@dataclass(frozen=True)
+class SegmenterOptions:
+    """How a :class:`Segmenter` runs, as a record the command line and Ray workers pass: ``Segmenter(spec,
+    **asdict(options))``. ``dtype``: ``auto`` (the engine's choice), ``fp32``, ``bf16`` or ``fp16`` (PyTorch with
+    that autocast); ``calibration``: a folder of images for int8 and the accuracy guard (default: the checkpoint's
+    training images)."""
+
+    device: str = "auto"
+    engine: str | None = None
+    dtype: str = "auto"
+    calibration: str | None = None
+    calibration_count: int = 32
 
 
 class Segmenter:
-    """Segment images with a model or a checkpoint.
+    """Segment images with a model, a checkpoint, or a registry name with weights.
 
     Args:
-        model_or_checkpoint: an FCN, or the path of an fcnseg ``.safetensors`` checkpoint.
-        preprocessing: overrides the checkpoint's (default for a bare model: the reference's Caffe VOC).
-        device: where to run.
-        dtype: autocast dtype of PyTorch forward passes (``torch.bfloat16`` …; ``torch.float32``: none):
-            forces the ``torch`` engine with that autocast; None (default) leaves the choice to ``engine``.
-        engine: ``"auto"`` (the default, unless the environment variable ``FCNSEG_ENGINE`` names another):
-            the fastest engine × precision for this machine and image size, measured on first use and
-            cached beside the checkpoint (:mod:`fcnseg.inference.auto`); or one name of
-            :data:`fcnseg.inference.engines.ENGINES` (``"torch"`` is fp32 PyTorch, the reference).
-        source: the checkpoint file exported engines keep their graphs beside (default: the checkpoint
-            this Segmenter loaded; None for a bare model: PyTorch engines only).
-        calibration: preprocessed ``(C, H, W)`` images for int8 calibration and the accuracy guard of
-            reduced precisions (default: the checkpoint's own training images when they load).
-        reloadable: the model's weights are ``source``'s own tensors (always so when this Segmenter loaded the
-            checkpoint): while only exported engines run, the fp32 weights are dropped and read back when
-            needed (:class:`~fcnseg.inference.auto.AutoEngine`).
+        source: an FCN; the path of an fcnseg ``.safetensors`` checkpoint; a registry name with ``weights``; or a
+            :class:`~fcnseg.runtime.model_source.ModelSpec`. A checkpoint brings its classes, preprocessing and
+            training config (:attr:`info`); a bare model has numbered classes.
+        weights: with a registry name: its weights file (``num_classes`` read from it unless given).
+        preprocessing: a :class:`~fcnseg.preprocessing.Preprocessing` or preset name; overrides the checkpoint's
+            (default for a bare model or bare weights: the reference's Caffe VOC).
+        device: ``auto`` (CUDA when present, the command line's default too), ``cpu``, ``cuda`` or ``cuda:N``.
+        dtype: autocast of PyTorch forward passes (``torch.bfloat16`` or ``"bf16"`` …; ``"auto"``/None: the
+            engine's choice): a set dtype forces the ``torch`` engine with that autocast.
+        engine: ``"auto"`` (the default, unless the environment variable ``FCNSEG_ENGINE`` names another), or one
+            name of :data:`fcnseg.inference.engines.ENGINES` (``"torch"`` is fp32 PyTorch, the reference).
+        calibration: a folder of images, or a callable returning preprocessed ``(C, H, W)`` tensors, for int8
+            calibration and the accuracy guard of reduced precisions (default: the checkpoint's training images).
+        calibration_count: how many images to take from the folder or the training set.
 
     Example:
         >>> import fcnseg
-        >>> seg = Segmenter(fcnseg.get_model("fcn8s_vgg16", num_classes=3, width=1 / 16))
+        >>> seg = Segmenter(fcnseg.get_model("fcn8s_vgg16", num_classes=3, width=1 / 16), device="cpu")
         >>> seg.predict(np.zeros((37, 41, 3), np.uint8)).shape
         (37, 41)
     """
 
     def __init__(
         self,
-        model_or_checkpoint: nn.Module | str | Path,
+        source: nn.Module | str | Path | ModelSpec,
         *,
-        preprocessing: Preprocessing | None = None,
-        device: str | torch.device = "cpu",
-        dtype: torch.dtype | None = None,
+        weights: str | Path | None = None,
+        num_classes: int | None = None,
+        preprocessing: Preprocessing | str | None = None,
+        device: str | torch.device = "auto",
+        dtype: torch.dtype | str | None = None,
         engine: str | None = None,
-        source: str | Path | None = None,
-        calibration: Callable[[], list[torch.Tensor]] | None = None,
-        reloadable: bool = False,
+        calibration: str | Path | Callable[[], list[torch.Tensor]] | None = None,
+        calibration_count: int = 32,
     ) -> None:
-        self.device = torch.device(device)
-        self.dtype = dtype
-        self.classes: list[str] = []
-        self.info: Any = None  # the checkpoint's CheckpointInfo (what it was trained on), when loaded from one
-        if isinstance(model_or_checkpoint, nn.Module):
-            self.model = model_or_checkpoint
-            pre = preprocessing or CAFFE_VOC
-        else:
-            from ..runtime.checkpoint import load_checkpoint, preprocessing_of
+        from ..runtime.hardware import resolve_device
 
-            self.model, info = load_checkpoint(model_or_checkpoint)
-            self.classes, self.info = info.classes, info
-            pre = preprocessing or preprocessing_of(info)
-            reloadable = source is None or Path(source) == Path(model_or_checkpoint)
-            source = model_or_checkpoint if source is None else source
-            calibration = calibration or _training_images(info)
-        self.preprocessing = pre
+        self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
+        self.dtype = _dtype(dtype)
+        self.info: CheckpointInfo | None = None  # what the checkpoint says it was trained on (None: a bare model)
+        file: Path | None = None
+        if isinstance(source, nn.Module):
+            self.model, self.classes = source, list(default_classes(int(getattr(source, "num_classes", 0) or 0)))
+        else:
+            spec = source if isinstance(source, ModelSpec) else ModelSpec.of(source, weights, num_classes=num_classes)
+            opened = open_model(spec)
+            self.model, self.info, file = opened.model, opened.info, opened.file
+            self.classes = list(opened.info.classes)
+        if isinstance(preprocessing, str):
+            preprocessing = preset(preprocessing)
+        self.preprocessing = preprocessing or (preprocessing_of(self.info) if self.info else CAFFE_VOC)
         self.model = self.model.to(self.device).eval()
         from .auto import AutoEngine
 
-        self.engine = AutoEngine(self.model, device=self.device, source=Path(source) if source else None,
-                                 calibration=calibration, engine="torch" if dtype is not None else engine,
-                                 reloadable=reloadable)  # fmt: skip
+        self.engine = AutoEngine(self.model, device=self.device, source=file,
+                                 calibration=_calibration(calibration, self.info, calibration_count,
+                                                          self.preprocessing),
+                                 engine="torch" if self.dtype is not None else engine,
+                                 reloadable=file is not None)  # fmt: skip
+
+    def expect(self, forward_passes: int | None) -> None:
+        """Say how many forward passes are still to come (a batch job's images, × 2 with mirror TTA …): the
+        ``auto`` engine builds a faster engine only when they repay it (None: unknown, as in a server)."""
+        expect = getattr(self.engine, "expect", None)
+        if expect is not None:
+            expect(forward_passes)
 
     def _as_rgb(self, image: Any) -> np.ndarray:
         if isinstance(image, (str, Path)):
@@ -214,12 +239,28 @@ class Segmenter:
         return s.argmax(0).to(torch.uint8).cpu().numpy()
 
 
-def _training_images(info: Any) -> Callable[[], list[torch.Tensor]]:
-    """Eight of the checkpoint's training images, loaded when first asked for (int8 calibration, accuracy guard)."""
+def _dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """``"bf16"`` … → the torch dtype; ``"auto"``/None → None (the engine's choice)."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    words = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if dtype not in words:
+        raise ConfigError(f"dtype {dtype!r}: one of {', '.join(words)}")
+    return words[dtype]
+
+
+def _calibration(calibration: Any, info: CheckpointInfo | None, n: int,
+                 pre: Preprocessing) -> Callable[[], list[torch.Tensor]] | None:  # fmt: skip
+    """The calibration images, loaded when first asked for: a folder's, a callable's, or the checkpoint's training
+    set (int8 calibration and the accuracy guard of reduced precisions)."""
+    if callable(calibration):
+        return calibration
+    if calibration is None and (info is None or not info.config):
+        return None
 
     def load() -> list[torch.Tensor]:
-        from ..runtime.calibration import training_images
+        from ..runtime.calibration import calibration_images
 
-        return training_images(info, 8)
+        return calibration_images(info, calibration, n, pre=pre)
 
     return load

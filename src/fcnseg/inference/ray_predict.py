@@ -21,18 +21,20 @@ Two entry points:
 
 from __future__ import annotations
 
-import argparse
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError, FCNError
+from ..runtime.model_source import ModelSpec
 from .batch import BatchOptions, BatchSummary, is_complete, merge_manifest, predict_job, write_grid
 from .layout import Job, refuse_overwriting_inputs
+from .predictor import SegmenterOptions
 
-__all__ = ["RAY_BATCH", "SegmentBatch", "predict_with_ray", "require_ray"]
+__all__ = ["RAY_BATCH", "RayOptions", "SegmentBatch", "predict_with_ray", "require_ray"]
 
 #: jobs per Ray task: enough to amortise Ray's per-task cost (about 10 ms), few enough to balance the workers
 RAY_BATCH = 4
@@ -92,18 +94,28 @@ class SegmentBatch:
         return result
 
 
+@dataclass(frozen=True)
+class RayOptions:
+    """Where ``fcnseg predict --ray`` runs: ``address`` (``local``: a Ray instance on this machine, or a cluster's
+    address), ``workers`` model replicas (one GPU each when CUDA is present), and whether to redo finished jobs."""
+
+    address: str = "local"
+    workers: int = 2
+    overwrite: bool = False
+
+
 class _WriteOutputs:
     """The ``--ray`` worker: segment each job and write its files exactly as one process would."""
 
-    def __init__(self, args: argparse.Namespace, out: str, opts: BatchOptions, threads: int) -> None:
+    def __init__(self, spec: ModelSpec, options: SegmenterOptions, out: str, opts: BatchOptions,
+                 threads: int) -> None:  # fmt: skip
         import torch
 
-        from ..runtime.hardware import resolve_device
-        from .source import open_segmenter, options_of
+        from .predictor import Segmenter
 
         torch.set_num_threads(threads)
-        device = str(resolve_device(getattr(args, "device", "auto")))
-        self.segmenter, self.classes = open_segmenter(**options_of(args), device=device)
+        self.segmenter = Segmenter(spec, **asdict(options))
+        self.classes = self.segmenter.classes
         self.out, self.opts = Path(out), opts
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -123,27 +135,28 @@ class _WriteOutputs:
         return {"record": np.array(records, dtype=object), "error": np.array(errors, dtype=object)}
 
 
-def predict_with_ray(args: argparse.Namespace, jobs: list[Job], out: Path, opts: BatchOptions) -> BatchSummary:
-    """Run ``jobs`` on Ray Data (``args.ray`` = ``local`` or a cluster address) with ``args.num_workers``."""
+def predict_with_ray(spec: ModelSpec, options: SegmenterOptions, ray_options: RayOptions, jobs: list[Job], out: Path,
+                     opts: BatchOptions) -> BatchSummary:  # fmt: skip
+    """Run ``jobs`` with ``spec``'s model on Ray Data (``ray_options``: where, how many replicas)."""
     ray = require_ray()
     import torch
 
-    probe, classes = _probe(args)
+    probe, classes = _probe(spec)
     refuse_overwriting_inputs(jobs, out, probe, probs=opts.probs, grid=opts.grid)
     summary = BatchSummary()
-    todo = [j for j in jobs if args.overwrite or not is_complete(j, out, probe, opts)]
+    todo = [j for j in jobs if ray_options.overwrite or not is_complete(j, out, probe, opts)]
     summary.skipped = len(jobs) - len(todo)
     out.mkdir(parents=True, exist_ok=True)
     if todo:
         gpus = 1 if torch.cuda.is_available() else 0
-        threads = max(1, (os.cpu_count() or 1) // args.num_workers)
-        _init_ray(ray, args.ray, args.num_workers)
+        threads = max(1, (os.cpu_count() or 1) // ray_options.workers)
+        _init_ray(ray, ray_options.address, ray_options.workers)
         ds = ray.data.from_items([{"source": str(j.source), "stem": j.stem} for j in todo])
         ds = ds.map_batches(
             _WriteOutputs,
-            fn_constructor_args=(args, str(out), opts, threads),
+            fn_constructor_args=(spec, options, str(out), opts, threads),
             batch_size=RAY_BATCH,
-            compute=ray.data.ActorPoolStrategy(size=args.num_workers),
+            compute=ray.data.ActorPoolStrategy(size=ray_options.workers),
             num_cpus=0 if gpus else threads,
             num_gpus=gpus,
             batch_format="numpy",
@@ -163,12 +176,11 @@ def predict_with_ray(args: argparse.Namespace, jobs: list[Job], out: Path, opts:
     return summary
 
 
-def _probe(args: argparse.Namespace) -> tuple[list[str], list[str]]:
-    """The heads of the model ``args`` name, and its classes."""
+def _probe(spec: ModelSpec) -> tuple[list[str], list[str]]:
+    """The heads of the model ``spec`` names, and its classes."""
     from ..runtime.model_source import load_model
 
-    model, info = load_model(args.checkpoint, name=args.model, weights=args.weights, num_classes=args.num_classes,
-                          preprocessing=args.preprocessing)  # fmt: skip
+    model, info = load_model(spec)
     return (list(model.heads) if getattr(model, "multi_head", False) else [""]), list(info.classes)
 
 

@@ -2,6 +2,7 @@
 
 from . import zoo  # noqa: F401  (registers every model)
 from ._factory import get_model, list_models, register_model
+from .backbones import vgg16_trunk
 from .fcn import FCN
 from .freeze import freeze
 from .layers import BilinearUpsample, bilinear_kernel, set_upsampling
@@ -19,4 +20,5 @@ __all__ = [
     "load_backbone_weights",
     "register_model",
     "set_upsampling",
+    "vgg16_trunk",
 ]

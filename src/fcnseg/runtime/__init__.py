@@ -10,8 +10,9 @@ The layer under both :mod:`fcnseg.train` and :mod:`fcnseg.inference` (neither im
 * :mod:`.calibration` — calibration images for reduced precisions.
 """
 
-from .checkpoint import CheckpointInfo, load_checkpoint, read_info, save_checkpoint
+from .checkpoint import CheckpointInfo, load_checkpoint, load_state_dict_file, read_info, save_checkpoint
 from .evaluate import evaluate, predict_batch, write_grid
+from .hardware import resolve_device
 from .heads import FOUR, head_classes, main_scores, report, write_metrics
 
 __all__ = [
@@ -20,10 +21,12 @@ __all__ = [
     "evaluate",
     "head_classes",
     "load_checkpoint",
+    "load_state_dict_file",
     "main_scores",
     "predict_batch",
     "read_info",
     "report",
+    "resolve_device",
     "save_checkpoint",
     "write_grid",
     "write_metrics",

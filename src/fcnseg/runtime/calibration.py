@@ -14,6 +14,7 @@ import torch
 from ..data import get_dataset
 from ..data.transforms import eval_transforms
 from ..errors import ConfigError
+from ..preprocessing import Preprocessing
 from .checkpoint import CheckpointInfo, preprocessing_of
 
 __all__ = ["calibration_images", "training_images"]
@@ -36,8 +37,10 @@ def training_images(info: Any, n: int) -> list[torch.Tensor]:
     return [train[i][0] for i in range(0, len(train), step)][:n]
 
 
-def calibration_images(info: CheckpointInfo, folder: str | Path | None = None, n: int = 32) -> list[torch.Tensor]:
-    """``n`` preprocessed calibration tensors: the images of ``folder``, or the checkpoint's training set."""
+def calibration_images(info: CheckpointInfo | None, folder: str | Path | None = None, n: int = 32, *,
+                       pre: Preprocessing | None = None) -> list[torch.Tensor]:  # fmt: skip
+    """``n`` calibration tensors: the images of ``folder`` (preprocessed with ``pre``, default the checkpoint's), or
+    the checkpoint's training set."""
     n = max(1, n)
     if folder:
         from ..data.folder import IMAGE_SUFFIXES
@@ -46,6 +49,8 @@ def calibration_images(info: CheckpointInfo, folder: str | Path | None = None, n
         files = sorted(p for p in Path(folder).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:n]
         if not files:
             raise ConfigError(f"{folder}: no images to calibrate on")
-        pre = preprocessing_of(info)
+        pre = pre or preprocessing_of(info)  # type: ignore[arg-type]
         return [pre(torch.from_numpy(read_image(f).transpose(2, 0, 1).copy())) for f in files]
+    if info is None:
+        raise ConfigError("a bare model has no training set to calibrate on: give a folder of images")
     return training_images(info, n)

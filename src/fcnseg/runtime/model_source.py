@@ -1,17 +1,24 @@
-"""The model a command names: an fcnseg checkpoint, or a registry name with a weights file."""
+"""The model a command or a user names: an fcnseg checkpoint, or a registry name with weights.
+
+:class:`ModelSpec` is the one record of that choice (the command line builds it from ``--checkpoint`` or
+``--model NAME --weights W``; Ray workers receive it); :func:`open_model` turns it into the model, what it knows
+about itself (:class:`~fcnseg.runtime.checkpoint.CheckpointInfo`: classes, preprocessing, training config) and
+the file its tensors came from.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..data.classes import default_classes
 from ..errors import ConfigError
 from ..models import FCN, get_model
-from ..preprocessing import CAFFE_VOC, PRESETS
+from ..preprocessing import preset
 from .checkpoint import CheckpointInfo, load_checkpoint, load_into, load_state_dict_file, model_kwargs
 
-__all__ = ["infer_num_classes", "load_model"]
+__all__ = ["ModelSpec", "OpenedModel", "infer_num_classes", "load_model", "open_model"]
 
 
 def infer_num_classes(state: dict[str, Any]) -> int:
@@ -22,29 +29,58 @@ def infer_num_classes(state: dict[str, Any]) -> int:
     raise ConfigError("cannot tell the number of classes from the weights; pass --num-classes")
 
 
-def load_model(
-    checkpoint: str | Path | None = None,
-    *,
-    name: str | None = None,
-    weights: str | Path | None = None,
-    num_classes: int | None = None,
-    preprocessing: str = "caffe_voc",
-) -> tuple[FCN, CheckpointInfo]:
-    """The model and its metadata: ``checkpoint``'s, or, for ``name`` with bare ``weights``, synthesised (the
-    classes numbered, ``preprocessing`` as given, ``num_classes`` read from the weights unless given).
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model to open: ``checkpoint`` (an fcnseg ``.safetensors``), or ``model`` (a registry name) with ``weights``
+    (a ``.safetensors``/``.pt`` state dict, e.g. from ``fcnseg convert``); ``num_classes`` and ``preprocessing``
+    (a preset name) apply to bare weights, which carry neither."""
+
+    checkpoint: str | None = None
+    model: str | None = None
+    weights: str | None = None
+    num_classes: int | None = None
+    preprocessing: str | None = None
+
+    @classmethod
+    def of(cls, source: str | Path, weights: str | Path | None = None, **kw: Any) -> ModelSpec:
+        """``source`` as a checkpoint, or as a registry name when ``weights`` are given."""
+        if weights is not None:
+            return cls(model=str(source), weights=str(weights), **kw)
+        return cls(checkpoint=str(source), **kw)
+
+
+@dataclass
+class OpenedModel:
+    """An opened model: the net (on the CPU), what it knows about itself, and the file of its tensors."""
+
+    model: FCN
+    info: CheckpointInfo
+    file: Path
+
+
+def open_model(spec: ModelSpec) -> OpenedModel:
+    """Open ``spec``: a checkpoint's model and metadata, or a registry net with bare weights (the classes numbered,
+    ``spec.preprocessing`` or the reference's Caffe VOC convention, the class count read from the weights).
 
     Raises:
         ConfigError: neither a checkpoint nor a name with weights; no class count to be read.
         CheckpointError: a file that is not a checkpoint or does not fit the net.
     """
-    if checkpoint:
-        return load_checkpoint(checkpoint)
-    if not (name and weights):
+    if spec.checkpoint:
+        model, info = load_checkpoint(spec.checkpoint)
+        return OpenedModel(model, info, Path(spec.checkpoint))
+    if not (spec.model and spec.weights):
         raise ConfigError("give --checkpoint CKPT, or --model NAME with --weights FILE")
-    state = load_state_dict_file(weights)
-    model = get_model(name, num_classes=num_classes or infer_num_classes(state))
-    load_into(model, state, weights)
-    pre = PRESETS.get(preprocessing, CAFFE_VOC)
-    info = CheckpointInfo(arch=name, model_kwargs=model_kwargs(model), classes=default_classes(model.num_classes),
+    state = load_state_dict_file(spec.weights)
+    model = get_model(spec.model, num_classes=spec.num_classes or infer_num_classes(state))
+    load_into(model, state, spec.weights)
+    pre = preset(spec.preprocessing or "caffe_voc")
+    info = CheckpointInfo(arch=spec.model, model_kwargs=model_kwargs(model), classes=default_classes(model.num_classes),
                           preprocessing=pre.to_dict())  # fmt: skip
-    return model, info
+    return OpenedModel(model, info, Path(spec.weights))
+
+
+def load_model(spec: ModelSpec) -> tuple[FCN, CheckpointInfo]:
+    """The model and metadata of ``spec`` (:func:`open_model` without the file)."""
+    opened = open_model(spec)
+    return opened.model, opened.info

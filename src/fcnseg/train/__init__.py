@@ -4,9 +4,11 @@ Training only: what inference shares with it (checkpoints, evaluation, heads, th
 :mod:`fcnseg.runtime`, and nothing here imports :mod:`fcnseg.inference`.
 """
 
+from .build import build_datasets, build_model, init_backbone, init_from
 from .early_stop import Plateau
 from .logging import read_log
 from .schedule import lr_at
 from .trainer import TrainingDiverged, fit
 
-__all__ = ["Plateau", "TrainingDiverged", "fit", "lr_at", "read_log"]
+__all__ = ["Plateau", "TrainingDiverged", "build_datasets", "build_model", "fit", "init_backbone", "init_from", "lr_at",
+           "read_log"]  # fmt: skip

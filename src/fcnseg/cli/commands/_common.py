@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ...models import FCN
 from ...preprocessing import PRESETS
-from ...runtime.checkpoint import CheckpointInfo
-from ...runtime.model_source import load_model
 
 
 def number_in(lo: float, hi: float, *, kind: type = float, open_low: bool = False) -> Any:
@@ -44,14 +41,13 @@ def add_device_arg(p: argparse.ArgumentParser, default: str = "auto") -> None:
 
 
 def add_engine_arg(p: argparse.ArgumentParser) -> None:
-    """``--engine``: auto (the fastest engine × precision here, measured once and cached) or one engine."""
+    """``--engine``: auto (PyTorch, or another engine when the work repays building it) or one forced engine."""
     from ...inference.engines import ENGINES
 
-    p.add_argument("--engine", choices=["auto", *ENGINES], default=None,
-                   help="auto (default; FCNSEG_ENGINE overrides): the fastest engine × precision on this machine "
-                   "for the model and image size, timed once with an accuracy guard and cached beside the "
-                   "checkpoint; or force one: torch (fp32, the reference), torch-bf16, onnxruntime, "
-                   "onnxruntime-int8, openvino, openvino-bf16")  # fmt: skip
+    forced = "; ".join(f"{e.name} ({e.precision}: {e.summary})" for e in ENGINES.values())
+    p.add_argument("--engine", choices=["auto", *ENGINES], default=None, metavar="ENGINE",
+                   help="auto (default; FCNSEG_ENGINE overrides): PyTorch at once, another engine only when this job's "
+                   f"images repay building it (cached in FCNSEG_HOME); or force one: {forced}")  # fmt: skip
 
 
 def device_of(args: argparse.Namespace) -> Any:
@@ -68,13 +64,23 @@ def add_model_args(p: argparse.ArgumentParser, checkpoint_help: str = "an fcnseg
     g.add_argument("--model", help="registry name, with --weights")
     g.add_argument("--weights", help=".safetensors or state-dict file (e.g. from 'fcnseg convert')")
     g.add_argument("--num-classes", type=COUNT, help="with --model; default: read from the weights")
-    g.add_argument("--preprocessing", choices=sorted(PRESETS), default="caffe_voc", help="with --model")
+    g.add_argument("--preprocessing", choices=sorted(PRESETS), default=None,
+                   help="with --model: the weights' input convention (default caffe_voc)")  # fmt: skip
 
 
-def load_model_args(args: argparse.Namespace) -> tuple[FCN, CheckpointInfo]:
-    """The model named by the command line, with its metadata (synthesised for bare weights)."""
-    return load_model(args.checkpoint, name=args.model, weights=args.weights, num_classes=args.num_classes,
-                      preprocessing=args.preprocessing)  # fmt: skip
+def spec_of(args: argparse.Namespace) -> Any:
+    """The :class:`~fcnseg.runtime.model_source.ModelSpec` the command line names."""
+    from ...runtime.model_source import ModelSpec
+
+    return ModelSpec(checkpoint=args.checkpoint, model=args.model, weights=args.weights, num_classes=args.num_classes,
+                     preprocessing=args.preprocessing)  # fmt: skip
+
+
+def load_model_args(args: argparse.Namespace) -> Any:
+    """The model named by the command line, with its metadata (synthesised for bare weights), and its file."""
+    from ...runtime.model_source import open_model
+
+    return open_model(spec_of(args))
 
 
 def add_int8_args(p: argparse.ArgumentParser) -> None:
@@ -92,7 +98,7 @@ def add_int8_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def calibration_images(args: argparse.Namespace, info: CheckpointInfo) -> list:
+def calibration_images(args: argparse.Namespace, info: Any) -> list:
     """Preprocessed calibration tensors: ``--calibration DIR``, or the checkpoint's training set (8 images for
     commands without ``--num-calibration-images``)."""
     from ...runtime.calibration import calibration_images as images

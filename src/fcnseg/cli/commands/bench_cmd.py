@@ -5,25 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 
-from ...io import atomic_write
+from . import COMMANDS
 from ._common import add_device_arg, device_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ...bench import MODELS, PATHS
+    from ...bench import DEFAULT_PATHS, MODELS, PATHS
+    from ...inference.engines import ENGINES
 
-    p = sub.add_parser(
-        "bench", help="inference speed against this machine's GEMM floor per precision (docs/PERFORMANCE.md)"
-    )
+    p = sub.add_parser("bench", help=COMMANDS["bench"][1])
     p.add_argument("--models", nargs="+", default=list(MODELS), help=f"default: {' '.join(MODELS)}")
-    p.add_argument(
-        "--paths",
-        nargs="+",
-        choices=PATHS,
-        default=["eager", "bf16", "fast", "int8", "auto"],
-        help="eager, channels_last, compiled, bf16 (PyTorch); fast (fp32 onnxruntime), int8 (onnxruntime); "
-        "openvino, openvino-bf16; auto (what --engine auto chooses here). Default: eager bf16 fast int8 auto",
-    )
+    p.add_argument("--paths", nargs="+", choices=PATHS, default=list(DEFAULT_PATHS), metavar="PATH",
+                   help=f"the inference engines ({', '.join(ENGINES)}), "
+                   "the PyTorch variants channels_last and compiled, and auto (what --engine auto runs here once "
+                   f"tuned). Default: {' '.join(DEFAULT_PATHS)}")  # fmt: skip
     p.add_argument("--size", type=int, default=500, help="square input side in pixels (default 500)")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per path, the median reported (default 5)")
     p.add_argument("--json", help="also write the results as JSON")
@@ -38,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     results = run_bench(tuple(args.models), tuple(args.paths), args.size, args.repeats, device=str(device_of(args)))
     print(table(results))
     if args.json:
+        from ...io import atomic_write
+
         with atomic_write(args.json, "w") as f:
             json.dump(results, f, indent=2)
     return 0

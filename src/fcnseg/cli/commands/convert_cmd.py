@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from ...data.classes import default_classes
 from ...errors import CheckpointError, first_line
-from ...models import get_model
-from ...preprocessing import CAFFE_VOC
-from ...runtime.checkpoint import CheckpointInfo, load_into, model_kwargs, save_checkpoint
-from ...weights import convert_torchfcn
+from . import COMMANDS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("convert", help="convert weights of other FCN implementations to an fcnseg checkpoint")
+    p = sub.add_parser("convert", help=COMMANDS["convert"][1])
     csub = p.add_subparsers(dest="source", required=True, metavar="SOURCE")
     t = csub.add_parser("torchfcn", help="a torchfcn state dict or checkpoint (.pth), loaded with weights_only")
     t.add_argument("path", help="the torchfcn .pth file")
@@ -24,11 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--out", required=True, help="output .safetensors checkpoint")
     t.set_defaults(func=run_torchfcn)
-    from ...convert import BACKBONE_NETS, REFERENCE_NETS
-
     c = csub.add_parser("caffe", help="a reference .caffemodel (read without Caffe)")
     c.add_argument("path", help="the .caffemodel file")
-    c.add_argument("--net", required=True, choices=[*REFERENCE_NETS, *BACKBONE_NETS], help="which reference net it is")
+    c.add_argument("--net", required=True, help="which reference net it is: voc-fcn32s, voc-fcn16s, voc-fcn8s, "
+                   "voc-fcn8s-atonce, voc-fcn-alexnet, siftflow-fcn{32,16,8}s, nyud-fcn32s-{color,hha,color-hha}, "
+                   "pascalcontext-fcn{32,16,8}s, or the ILSVRC trunks vgg16-ilsvrc, caffenet")
     c.add_argument("--out", required=True, help="output .safetensors (checkpoint, or backbone weights for ILSVRC nets)")
     c.add_argument("--width", type=float, default=1.0, help=argparse.SUPPRESS)  # scaled-down test files
     c.set_defaults(func=run_caffe)
@@ -39,6 +33,7 @@ def run_caffe(args: argparse.Namespace) -> int:
 
     from ...convert import BACKBONE_NETS, convert_caffe, convert_caffe_backbone
     from ...io import atomic_write
+    from ...runtime.checkpoint import save_checkpoint
 
     if args.net in BACKBONE_NETS:
         state = convert_caffe_backbone(args.path)
@@ -62,6 +57,14 @@ def torchfcn_net(state: dict) -> str:
 
 
 def run_torchfcn(args: argparse.Namespace) -> int:
+    import torch
+
+    from ...data.classes import default_classes
+    from ...models import get_model
+    from ...preprocessing import CAFFE_VOC
+    from ...runtime.checkpoint import CheckpointInfo, load_into, model_kwargs, save_checkpoint
+    from ...weights import convert_torchfcn
+
     try:
         raw = torch.load(args.path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

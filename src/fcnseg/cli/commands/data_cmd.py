@@ -6,20 +6,19 @@ import argparse
 import warnings
 from typing import Any
 
-from ...data import get_dataset, list_datasets
-from ...data.bounds import METHODS, upper_bounds
-from ...data.check import check_dataset, class_names, write_folder_layout, write_voc_layout
 from ...errors import ConfigError, DataWarning
-from ...yaml_safe import load_yaml
+from . import COMMANDS
 from ._common import COUNT, NON_NEGATIVE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="check a dataset on disk, import annotation-tool exports, write the synthetic set")
+    p = sub.add_parser("data", help=COMMANDS["data"][1])
     dsub = p.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
     c = dsub.add_parser("check", help="validate every sample; print counts, class frequencies and warnings")
     c.add_argument("root", help="the dataset's folder")
-    c.add_argument("--dataset", required=True, choices=list_datasets(), help="which dataset format ROOT holds")
+    c.add_argument("--dataset", required=True, metavar="NAME",
+                   help="which dataset format ROOT holds: voc, sbd, siftflow, nyudv2, pascal_context, cityscapes, "
+                   "ade20k, coco, folder or synthetic")
     c.add_argument("--split", default="train", help="the split to check (default train)")
     c.add_argument(
         "--option", "-o", action="append", default=[], metavar="KEY=VALUE",
@@ -36,10 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = dsub.add_parser("bound", help="upper bounds of coarse output: mean IU of the ground truth taken down to "
                         "each output stride and back (the paper's Appendix A)")  # fmt: skip
     b.add_argument("root", help="the dataset's folder (ignored by synthetic)")
-    b.add_argument("--dataset", required=True, choices=list_datasets(), help="which dataset format ROOT holds")
+    b.add_argument("--dataset", required=True, metavar="NAME",
+                   help="which dataset format ROOT holds: voc, sbd, siftflow, nyudv2, pascal_context, cityscapes, "
+                   "ade20k, coco, folder or synthetic")
     b.add_argument("--split", default="val", help="the split to bound (default val)")
     b.add_argument("--strides", type=COUNT, nargs="+", default=[32, 16, 8], help="output strides (default 32 16 8)")
-    b.add_argument("--method", choices=METHODS, default="bilinear",
+    b.add_argument("--method", choices=("bilinear", "nearest"), default="bilinear",
                    help="bilinear (default: class fractions per cell, upsampled bilinearly, as an FCN does) or "
                    "nearest (majority per cell, repeated)")  # fmt: skip
     b.add_argument("--max-images", type=COUNT, help="bound only the first N label maps (default: all)")
@@ -58,6 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
     """``["k=v", …]`` → ``{k: yaml(v)}``; a malformed pair is a one-line error."""
+    from ...yaml_safe import load_yaml
+
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -68,6 +71,9 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from ...data import get_dataset
+    from ...data.check import check_dataset, class_names
+
     try:
         with warnings.catch_warnings():  # the report below says the same, with the other warnings
             warnings.simplefilter("ignore", DataWarning)
@@ -101,6 +107,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    from ...data.check import write_folder_layout, write_voc_layout
+
     if args.layout == "folder":
         base = write_folder_layout(args.out, n=args.num_images, size=args.size, seed=args.seed)
         from ...data.synthetic import SHAPE_CLASSES
@@ -132,6 +140,8 @@ def run_import_labelme(args: argparse.Namespace) -> int:
 
 
 def run_bound(args: argparse.Namespace) -> int:
+    from ...data import get_dataset, upper_bounds
+
     """Print (and with ``--json`` write) the mean IU bound of each stride."""
     import json
 

@@ -9,14 +9,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from . import COMMANDS
 from ._common import add_device_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "demo",
-        help="the paper in five CPU minutes: a pretrained classifier fine-tuned as FCN-32s → 16s → 8s, evaluated",
-    )
+    p = sub.add_parser("demo", help=COMMANDS["demo"][1])
     p.add_argument("--out", default="runs/demo", help="run folder: checkpoints, pictures, report (default runs/demo)")
     p.add_argument("--steps", type=int, default=None,
                    help="fine-tuning steps of FCN-32s and of FCN-16s, FCN-8s 3x (default 1500, batch 8)")  # fmt: skip
@@ -32,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ...errors import ConfigError
-    from ...experiments.demo import DEMO, run_demo, table
+    from ...experiments.demo import run_demo, table
+    from ...experiments.scale import DEMO
 
     scale = DEMO
     if args.steps is not None:

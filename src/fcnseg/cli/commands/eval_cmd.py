@@ -5,16 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
-from ...data import get_dataset
-from ...data.transforms import eval_transforms
-from ...inference.auto import AutoEngine
-from ...runtime.checkpoint import preprocessing_of
-from ...runtime.evaluate import evaluate, write_grid
-from ...runtime.hardware import inference_dtype
-from ...runtime.heads import head_classes, report, write_metrics
-from ...train.data_path import auto_workers
+from . import COMMANDS
 from ._common import (
     COUNT,
     NON_NEGATIVE,
@@ -29,7 +20,7 @@ from ._common import (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="the four metrics of a checkpoint on a dataset")
+    p = sub.add_parser("eval", help=COMMANDS["eval"][1])
     add_model_args(p)
     p.add_argument("--dataset", help="dataset name (default: the checkpoint's training dataset)")
     p.add_argument("--root", help="the dataset's folder (default: the checkpoint's training data root)")
@@ -51,7 +42,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, info = load_model_args(args)
+    import torch
+
+    from ...data import eval_transforms, get_dataset
+    from ...inference.auto import AutoEngine
+    from ...runtime.checkpoint import preprocessing_of
+    from ...runtime.evaluate import evaluate, write_grid
+    from ...runtime.hardware import inference_dtype
+    from ...runtime.heads import head_classes, report, write_metrics
+    from ...train.data_path import auto_workers
+
+    opened = load_model_args(args)
+    model, info = opened.model, opened.info
     data_cfg = info.config.get("data", {})
     name = args.dataset or data_cfg.get("name", "synthetic")
     options = {**data_cfg.get("options", {}), **(data_cfg.get("val_options") or {})} if not args.dataset else {}
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     model = model.to(device)
     workers = auto_workers(device) if args.num_workers is None else args.num_workers
     dtype = (inference_dtype(device) or torch.bfloat16) if args.amp else None
-    runner = model if args.amp else AutoEngine(model, device=device, source=Path(args.checkpoint or args.weights),
+    runner = model if args.amp else AutoEngine(model, device=device, source=opened.file, reloadable=False,
                                                calibration=lambda: calibration_images(args, info),
                                                engine=args.engine)  # fmt: skip
     metrics = evaluate(runner, ds, dict(model.heads), device=device, max_images=args.max_images, progress=True,

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import argparse
 
+from . import COMMANDS
 from ._common import COUNT, NON_NEGATIVE, add_device_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("experiment", help="reproduce the paper's findings (Table 2 in miniature)")
+    p = sub.add_parser("experiment", help=COMMANDS["experiment"][1])
     esub = p.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
     m = esub.add_parser(
         "miniature",
@@ -39,8 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _register_paper(esub: argparse._SubParsersAction) -> None:
-    from ...experiments.paper.recipe import SCALES
-    from ...experiments.paper.run import PART_NAMES
+    from ...experiments.paper.recipe import PART_NAMES, SCALES
 
     p = esub.add_parser(
         "paper",
@@ -91,7 +91,7 @@ def run_classifier(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...experiments import run_miniature
+    from ...experiments.miniature import run_miniature
     from ...experiments.seeds import pts_sd
     from ._common import device_of
 

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from ...export import export_onnx
-from ...models.layers import UPSAMPLING_MODES
+from . import COMMANDS
 from ._common import add_device_arg, add_int8_args, add_model_args, calibration_images, device_of, load_model_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export to ONNX (dynamic batch, height, width), checked with onnxruntime")
+    p = sub.add_parser("export", help=COMMANDS["export"][1])
     add_model_args(p)
     p.add_argument("--format", choices=["onnx"], default="onnx", help="file format (ONNX, the one there is)")
     p.add_argument("--out", required=True, help="the .onnx file to write (large weights go beside it)")
-    p.add_argument(
-        "--upsampling",
-        choices=UPSAMPLING_MODES,
-        default="auto",
-        help="how fixed bilinear upsampling is written: grouped ConvTranspose (auto), Caffe's dense one, or "
-        "Pad+Resize+Slice where exact (fastest in many deployment runtimes); all checked equal",
-    )
+    p.add_argument("--upsampling", default="auto", metavar="MODE",
+                   help="how fixed bilinear upsampling is written: auto or grouped (grouped ConvTranspose), dense "
+                   "(Caffe's), resize (Pad+Resize+Slice where exact: fastest in many deployment runtimes); all "
+                   "checked equal")  # fmt: skip
     p.add_argument("--int8", action="store_true", help="write the int8 (static QDQ) model, calibrated on images")
     add_int8_args(p)
     add_device_arg(p, default="cpu")
@@ -28,7 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, info = load_model_args(args)
+    from ...export import export_onnx
+
+    opened = load_model_args(args)
+    model, info = opened.model, opened.info
     model = model.to(device_of(args))  # traced, and checked against onnxruntime, on this device
     if args.int8:
         from ...export.int8 import quantize_int8

@@ -3,30 +3,35 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-import torch
-
-from ...models import get_model, list_models
+from . import COMMANDS
 from ._common import COUNT
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("list", help="list the registered models")
+    p = sub.add_parser("list", help=COMMANDS["list"][1])
     p.add_argument("pattern", nargs="?", help="glob, e.g. 'fcn8s*'")
     p.set_defaults(func=run_list)
-    p = sub.add_parser("info", help="parameters, strides, crop offsets and kernels of a model or a checkpoint")
+    p = sub.add_parser("info", help=COMMANDS["info"][1])
     p.add_argument("name", help="a registry name, or an fcnseg .safetensors checkpoint")
     p.add_argument("--num-classes", type=COUNT, default=21, help="for a registry name: classes (default 21)")
     p.set_defaults(func=run_info)
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from ...models import list_models
+
     for name in list_models(args.pattern):
         print(name)
     return 0
 
 
 def run_info(args: argparse.Namespace) -> int:
+    import torch
+
+    from ...models import get_model
+
     if args.name.endswith(".safetensors"):
         return _checkpoint_info(args.name)
     with torch.device("meta"):
@@ -36,6 +41,9 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def _checkpoint_info(path: str) -> int:
+    import torch
+
+    from ...models import get_model
     from ...runtime.checkpoint import read_info
 
     info = read_info(path)
@@ -50,7 +58,7 @@ def _checkpoint_info(path: str) -> int:
     return 0
 
 
-def _describe(name: str, model: torch.nn.Module) -> None:
+def _describe(name: str, model: Any) -> None:
     params = sum(p.numel() for p in model.parameters())
     dense = getattr(model, "output_stride", 32)
     shown = f", output stride {dense} (dilated: shift-and-stitch)" if dense != 32 else ""

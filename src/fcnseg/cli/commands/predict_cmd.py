@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import DataError
-from ...inference import Segmenter
-from ...inference.batch import BatchOptions, heads_of, merge_manifest, predict_batch, shard
-from ...inference.layout import collect_inputs, plan_jobs, refuse_overwriting_inputs
+from . import COMMANDS
 from ._common import (
     COUNT,
     FRACTION,
@@ -25,13 +23,14 @@ from ._common import (
     add_engine_arg,
     add_int8_args,
     add_model_args,
+    spec_of,
 )
 
 DEFAULT_OUT = "predictions"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="segment images (files, folders, globs); resumable, torchrun- and Ray-ready")
+    p = sub.add_parser("predict", help=COMMANDS["predict"][1])
     add_model_args(p)
     p.add_argument("inputs", nargs="+", help="image files, folders (searched recursively) and globs")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder, mirroring the inputs (default {DEFAULT_OUT}/)")
@@ -57,11 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="score up to N same-size images per forward pass (plain scoring: not with --tile, --flip, "
                    "--scales or --probs; default 1)")  # fmt: skip
     add_engine_arg(p)
-    p.add_argument(
-        "--int8",
-        action="store_true",
-        help="the same as --engine onnxruntime-int8: the int8 graph kept beside the checkpoint as CKPT.int8.onnx",
-    )
+    p.add_argument("--int8", action="store_true", help="the same as --engine onnxruntime-int8")
     p.add_argument(
         "--ray",
         nargs="?",
@@ -74,34 +69,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def options(args: argparse.Namespace) -> BatchOptions:
+def options(args: argparse.Namespace) -> Any:
+    from ...inference.batch import BatchOptions
+
     if args.tile and args.overlap >= args.tile:
         raise DataError(f"--overlap {args.overlap}: must be smaller than --tile {args.tile}")
     if args.batch_size > 1 and (args.tile or args.flip or args.probs or tuple(args.scales) != (1.0,)):
         raise DataError(f"--batch-size {args.batch_size}: batches plain scoring only; drop --tile, --flip, --scales "
                         "and --probs, or use --batch-size 1")  # fmt: skip
-    return BatchOptions(
-        alpha=args.alpha,
-        probs=args.probs,
-        grid=args.grid,
-        tile=args.tile,
-        overlap=args.overlap,
-        flip=args.flip,
-        scales=tuple(args.scales),
-        batch_size=args.batch_size,
-    )
+    return BatchOptions(alpha=args.alpha, probs=args.probs, grid=args.grid, tile=args.tile, overlap=args.overlap,
+                        flip=args.flip, scales=tuple(args.scales), batch_size=args.batch_size)  # fmt: skip
+
+
+def segmenter_options(args: argparse.Namespace, device: str) -> Any:
+    """The typed record of how the Segmenter runs (what a Ray worker gets too)."""
+    from ...inference.predictor import SegmenterOptions
+
+    return SegmenterOptions(device=device, engine="onnxruntime-int8" if args.int8 else args.engine, dtype=args.dtype,
+                            calibration=args.calibration, calibration_count=args.calibration_count)  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
+    from ...inference.batch import heads_of, merge_manifest, predict_batch, shard
+    from ...inference.layout import refuse_overwriting_inputs
+    from ...runtime.hardware import world_size
+
     opts = options(args)
     out = Path(args.out)
     if args.ray:
-        from ...inference.ray_predict import predict_with_ray
+        from ...inference.ray_predict import RayOptions, predict_with_ray
 
         jobs = _jobs(args, out)
-        return _report(predict_with_ray(args, jobs, out, opts), out, len(jobs))
-    from ...runtime.hardware import world_size
-
+        ray_options = RayOptions(address=args.ray, workers=args.num_workers, overwrite=args.overwrite)
+        summary = predict_with_ray(spec_of(args), segmenter_options(args, args.device), ray_options, jobs, out, opts)
+        return _report(summary, out, len(jobs))
     world = world_size()  # a stale WORLD_SIZE is refused before anything is loaded
     rank = 0
     if world > 1:
@@ -109,13 +110,12 @@ def run(args: argparse.Namespace) -> int:
 
         dist.init_process_group("gloo")  # for the counts and the barrier only: models run on their own device
         rank = dist.get_rank()
-    seg, classes = _segmenter(args, rank_device(args.device, world))
+    seg = _segmenter(args, rank_device(args.device, world))
     jobs = _jobs(args, out)
     refuse_overwriting_inputs(jobs, out, heads_of(seg), probs=opts.probs, grid=opts.grid)
     mine = shard(jobs, rank, world)
-    summary = predict_batch(
-        seg, mine, out, opts, classes=classes, overwrite=args.overwrite, rank=rank, after_each=_fault_hook()
-    )
+    summary = predict_batch(seg, mine, out, opts, classes=seg.classes, overwrite=args.overwrite, rank=rank,
+                            after_each=_fault_hook())  # fmt: skip
     if world > 1:
         summary = _gather(summary)
     if rank == 0:
@@ -129,12 +129,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _jobs(args: argparse.Namespace, out: Path) -> list:
+    from ...inference.layout import collect_inputs, plan_jobs
+
     inputs, folders = collect_inputs(args.inputs)
     if not inputs:
         raise DataError(f"no images found in {' '.join(args.inputs)}")
     return plan_jobs(inputs, folders, out)
-
-
 def _report(summary: Any, out: Path, total: int) -> int:
     parts = [f"wrote {summary.done} prediction(s) to {out}"]
     if summary.skipped:
@@ -152,10 +152,12 @@ def rank_device(name: str, world: int) -> str:
     return str(local_device(name, world))
 
 
-def _segmenter(args: argparse.Namespace, device: str) -> tuple[Segmenter, list[str]]:
-    from ...inference.source import open_segmenter, options_of
+def _segmenter(args: argparse.Namespace, device: str) -> Any:
+    from dataclasses import asdict
 
-    return open_segmenter(**options_of(args), device=device)
+    from ...inference.predictor import Segmenter
+
+    return Segmenter(spec_of(args), **asdict(segmenter_options(args, device)))
 
 
 def _gather(summary: Any) -> Any:

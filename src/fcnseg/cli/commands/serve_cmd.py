@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 from ...errors import ConfigError
-from ._common import PORT, add_device_arg, add_engine_arg, add_model_args, device_of, load_model_args, number_in
+from . import COMMANDS
+from ._common import PORT, add_device_arg, add_engine_arg, add_model_args, device_of, number_in, spec_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="a web page to try a model, and an HTTP API (POST /api/segment)")
+    p = sub.add_parser("serve", help=COMMANDS["serve"][1])
     add_model_args(p, checkpoint_help="an fcnseg .safetensors checkpoint (default: the quick start's model)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--port", type=PORT, default=8000, help="TCP port (default 8000)")
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"warning: listening on {args.host}: anyone who can reach this machine can use the model", file=sys.stderr
         )
-    segmenter = _from_weights(args, device) if bare else Segmenter(checkpoint, device=device, engine=args.engine)
+    source = spec_of(args) if bare else checkpoint
+    segmenter = Segmenter(source, device=device, engine=args.engine)
     app = create_app(segmenter, max_upload_bytes=int(args.max_upload_mb * 2**20))
     print(f"serving {checkpoint} on http://{args.host}:{args.port}/  (API docs: /api/docs; Ctrl-C stops)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
@@ -59,17 +61,6 @@ def _checkpoint(given: str | None, default: Path) -> Path:
             "`fcnseg demo` first (it trains one in a few minutes), or pass --checkpoint CKPT.safetensors"
         )
     return checkpoint
-
-
-def _from_weights(args: argparse.Namespace, device: object) -> object:
-    from ...inference import Segmenter
-    from ...runtime.checkpoint import preprocessing_of
-
-    model, info = load_model_args(args)
-    segmenter = Segmenter(model, preprocessing=preprocessing_of(info), device=device, engine=args.engine,
-                          source=Path(args.weights))  # fmt: skip
-    segmenter.classes, segmenter.info = list(info.classes), info
-    return segmenter
 
 
 def _loopback(host: str) -> bool:

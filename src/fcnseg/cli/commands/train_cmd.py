@@ -10,15 +10,12 @@ import argparse
 import os
 from pathlib import Path
 
-from ...config import load_config
-from ...runtime.heads import head_classes, report
-from ...train.resume import has_checkpoint
-from ...train.trainer import fit
+from . import COMMANDS
 from ._common import add_device_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train from a YAML config (works under torchrun for DDP)")
+    p = sub.add_parser("train", help=COMMANDS["train"][1])
     p.add_argument("config", nargs="?", help="YAML config (configs/*.yaml); omitted with --resume")
     p.add_argument("--out", help="run folder (default runs/<config name>)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides, e.g. train.lr=1e-4")
@@ -41,6 +38,11 @@ def load_classes(run_dir: Path) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ...config import load_config
+    from ...runtime.heads import head_classes, report
+    from ...train.resume import has_checkpoint
+    from ...train.trainer import fit
+
     overrides = [*args.set, f"train.device={args.device}"] if args.device != "auto" else list(args.set)
     resume = bool(args.resume)
     if args.resume and args.resume != "auto":

@@ -18,12 +18,12 @@ Steps (each with fcnseg's public API; ``--scale paper`` runs the same code at fu
    ``results/miniature.json``, learning curves and a qualitative grid (image | truth | 32s | 16s | 8s).
 """
 
+from ..heldout import evaluate_held_out, skip_effect
+from ..scale import Scale, overrides
 from .classifier import VGGClassifier, pretrain_classifier
-from .recipe import NETS, PAPER, SCALES, Scale, overrides, stages
+from .recipe import NETS, PAPER, SCALES, stages
 from .report import results_markdown, write_report
-from .run import evaluate_held_out, run_miniature, skip_effect
-
-_overrides = overrides  # the name fcnseg.experiments.demo imports
+from .run import run_miniature
 
 __all__ = [
     "NETS",

@@ -11,9 +11,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ...data import SyntheticShapes
-from ...models.backbones.vgg16 import vgg16_trunk
+from ...models import vgg16_trunk
 from ...preprocessing import IMAGENET
-from .recipe import Scale
+from ..scale import Scale
 
 __all__ = ["VGGClassifier", "pretrain_classifier"]
 

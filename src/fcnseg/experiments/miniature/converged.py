@@ -20,14 +20,14 @@ import torch
 
 from ...errors import ConfigError
 from ...io import atomic_write
-from ...runtime.checkpoint import load_checkpoint
+from ...runtime import load_checkpoint
+from ..heldout import evaluate_held_out, skip_effect
 from ..paper.parts import aggregate, values
 from ..paper.recipe import SCALES as PAPER_SCALES
 from ..paper.recipe import PaperScale
 from ..paper.runs import Request, Trainer, held_out
 from ..pool import machine
 from ..seeds import pts_sd, seeded_verdict
-from .run import evaluate_held_out, skip_effect
 
 __all__ = ["TABLE2", "run_converged", "table2_verdicts"]
 

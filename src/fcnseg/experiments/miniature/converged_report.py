@@ -10,8 +10,8 @@ from typing import Any
 from ...data import SyntheticShapes
 from ...io import atomic_write
 from ..paper.recipe import PaperScale
-from ..paper.report import BEGIN, END, verdict_line
-from ..seeds import pts_sd
+from ..results_md import paper_section
+from ..seeds import pts_sd, verdict_line
 from .recipe import PAPER
 
 __all__ = ["converged_markdown", "write_converged_report"]
@@ -54,7 +54,7 @@ def write_converged_report(result: dict[str, Any], numbers: Path, report: Path, 
     save_grid(res / "miniature-grid.png", rows, titles=["image", "truth", "FCN-32s", "FCN-16s", "FCN-8s"],
               classes=list(SyntheticShapes.classes))  # fmt: skip
     old = (report / "RESULTS.md").read_text() if (report / "RESULTS.md").is_file() else ""
-    kept = old[old.index(BEGIN) : old.index(END) + len(END)] + "\n" if BEGIN in old and END in old else ""
+    kept = paper_section(old)
     with atomic_write(report / "RESULTS.md", "w") as f:  # the paper experiment's section stays as it was
         f.write(converged_markdown(result) + ("\n" + kept if kept else ""))
 

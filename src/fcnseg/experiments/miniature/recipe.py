@@ -1,35 +1,13 @@
-"""The miniature experiment's recipe: sizes and budgets (:class:`Scale`), the nets and how each starts, the
-paper's numbers to compare with, and the training config of one net."""
+"""The miniature experiment's recipe: its scales (:class:`~fcnseg.experiments.scale.Scale`), the nets and how each
+starts, and the paper's numbers to compare with."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 
-__all__ = ["NETS", "PAPER", "SCALES", "Scale", "overrides", "stages"]
+from ..scale import Scale
 
-
-@dataclass(frozen=True, kw_only=True)
-class Scale:
-    """Sizes and budgets of one run of the experiment (``cls_*``: classifier pretraining; ``seg_*``: fine-tuning)."""
-
-    width: float  # VGG16 channel multiplier
-    pad100: bool  # the reference's 100-px input padding (False: memory-lean mode, same alignment)
-    cls_size: int  # classifier input (≥ 193 gives VGG16's 7×7 pool5)
-    cls_images: int
-    cls_epochs: int
-    cls_batch: int
-    cls_lr: float
-    seg_size: int
-    seg_images: int
-    seg_steps: int  # per net (per stage for the staged nets)
-    seg_batch: int
-    optimizer: str  # fine-tuning solver: adamw (CPU budgets) | sgd (the reference)
-    seg_lr: float
-    val_images: int  # learning-curve validation scenes
-    test_images: int  # held-out evaluation scenes
-    eval_every: int
-    band: int  # boundary band half-width in px
+__all__ = ["NETS", "PAPER", "SCALES", "stages"]
 
 
 SCALES: dict[str, Scale] = {
@@ -76,21 +54,6 @@ PAPER: dict[str, dict[str, float] | str] = {
     "fcn8s_atonce_x3": "release: 65.4 (PAMI trains it as long as the staged nets together)",
     "fcn8s_scratch": "not reported (the paper fine-tunes classifiers)",
 }
-
-
-def overrides(scale: Scale, device: str, name: str) -> list[str]:
-    """The ``--set`` overrides that train net ``name`` at ``scale`` on ``device``."""
-    return [
-        f"model.name={name}", f"model.width={scale.width}", f"model.pad100={str(scale.pad100).lower()}",
-        "data.name=synthetic", f"data.options={{n: {scale.seg_images}, size: {scale.seg_size}, cache: true}}",
-        f"data.val_options={{n: {scale.val_images}}}", "data.preprocessing=imagenet", "data.flip=true",
-        f"data.batch_size={scale.seg_batch}", f"train.optimizer={scale.optimizer}", f"train.lr={scale.seg_lr}",
-        "train.momentum=0.9",
-        "train.weight_decay=0.0005", "train.schedule=poly", "train.normalize=true",
-        f"train.max_iter={scale.seg_steps}", f"train.eval_every={scale.eval_every}",
-        f"train.checkpoint_every={scale.seg_steps}", f"train.log_every={max(1, scale.eval_every // 5)}",
-        f"train.device={device}", "eval.grid_images=0",
-    ]  # fmt: skip
 
 
 def stages(key: str) -> int:

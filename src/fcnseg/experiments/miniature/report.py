@@ -8,7 +8,9 @@ from typing import Any
 
 from ...data import SyntheticShapes
 from ...io import atomic_write
-from .recipe import NETS, PAPER, Scale, stages
+from ..results_md import paper_section
+from ..scale import Scale
+from .recipe import NETS, PAPER, stages
 
 __all__ = ["results_markdown", "write_report"]
 
@@ -42,10 +44,8 @@ def write_report(result: dict[str, Any], numbers: Path, report: Path, preds: dic
                      preds["fcn8s"][i]])  # fmt: skip
     save_grid(res / "miniature-grid.png", rows, titles=["image", "truth", "FCN-32s", "FCN-16s", "FCN-8s"],
               classes=list(SyntheticShapes.classes))  # fmt: skip
-    from ..paper.report import BEGIN, END
-
     old = (report / "RESULTS.md").read_text() if (report / "RESULTS.md").is_file() else ""
-    kept = old[old.index(BEGIN) : old.index(END) + len(END)] + "\n" if BEGIN in old and END in old else ""
+    kept = paper_section(old)
     with atomic_write(report / "RESULTS.md", "w") as f:  # the paper experiment's section stays as it was
         f.write(results_markdown(result) + ("\n" + kept if kept else ""))
 

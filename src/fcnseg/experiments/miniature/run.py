@@ -9,42 +9,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from ...config import load_config
-from ...data import SyntheticShapes
-from ...data.transforms import eval_transforms
 from ...errors import ConfigError
 from ...io import atomic_write
-from ...preprocessing import IMAGENET
-from ...runtime.checkpoint import load_checkpoint
-from ...runtime.evaluate import evaluate, predict_batch
-from ...runtime.heads import FOUR, main_scores
-from ...train.logging import read_log
-from ...train.trainer import fit
+from ...runtime import FOUR, load_checkpoint
+from ...train import fit, read_log
+from ..heldout import evaluate_held_out, skip_effect
 from ..pool import machine
+from ..scale import Scale, overrides
 from .classifier import pretrain_classifier
-from .recipe import NETS, SCALES, Scale, overrides
+from .recipe import NETS, SCALES
 from .report import write_report
 
-__all__ = ["CONVERGED_SCALES", "evaluate_held_out", "run_miniature", "skip_effect"]
+__all__ = ["CONVERGED_SCALES", "run_miniature"]
 
 #: ``--scale`` names of Table 2 at convergence → the paper experiment's scale they train at
 CONVERGED_SCALES = {"converged": "converged", "converged-smoke": "smoke"}
-
-
-def evaluate_held_out(model: nn.Module, scale: Scale, device: torch.device, *, mask_cue: str = "none",
-                      grid: int = 4) -> tuple[dict[str, Any], list[Any]]:  # fmt: skip
-    """The four metrics and boundary mean IU of ``model`` on the held-out scenes (the engine's evaluator), with
-    ``mask_cue`` hidden in them (``data.mask_cue``); the predictions for the first ``grid`` scenes (the report's
-    grid)."""
-    model = model.to(device).eval()
-    ds = SyntheticShapes(scale.test_images, scale.seg_size, "test", cache=True,
-                         transforms=eval_transforms(IMAGENET, mask_cue=mask_cue))  # fmt: skip
-    result = main_scores(evaluate(model, ds, len(ds.classes), device=device, band=scale.band))
-    preds = [predict_batch(model, ds[i][0][None].float().to(device))[0].cpu().numpy()
-             for i in range(min(grid, len(ds)))]  # fmt: skip
-    return result, preds
 
 
 def run_miniature(
@@ -121,17 +102,3 @@ def run_miniature(
         write_report(result, out / "miniature.json", Path(report), grid_preds, sc)
     log(f"done in {result['wall_s'] / 60:.1f} min")
     return result
-
-
-def skip_effect(model: nn.Module) -> dict[str, float]:
-    """Per skip score layer, mean |weight| times the constant its tap is multiplied by before scoring.
-
-    How strongly each skip can move the output: the at-once net's pool4/pool3 taps are scaled by
-    0.01/0.0001, so its score layers need weights 100×/10 000× larger to act as much as FCN-8s's.
-    """
-    out = {}
-    for stride, name in ((16, "score_pool4"), (8, "score_pool3")):
-        layer = getattr(model, name, None)
-        if isinstance(layer, nn.Conv2d):
-            out[name] = float(layer.weight.detach().abs().mean()) * model.skip_scales.get(stride, 1.0)
-    return out

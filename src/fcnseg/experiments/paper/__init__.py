@@ -16,12 +16,27 @@ Each part writes its numbers and computed verdicts into ``paper.json``; :mod:`.r
 paper's numbers in ``docs/RESULTS.md``. ``--scale smoke`` runs every part in about a minute (CI).
 """
 
-from .parts import PART_FUNCTIONS, aggregate
-from .recipe import PAPER_NUMBERS, PARTS, REFERENCE_LR, RUNS, SCALES, PaperScale, Run, reference_lr
-from .report import paper_markdown, splice
-from .run import PART_NAMES, run_paper
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .recipe import PAPER_NUMBERS, PART_NAMES, PARTS, REFERENCE_LR, RUNS, SCALES, PaperScale, Run, reference_lr
+
+if TYPE_CHECKING:
+    from .parts import PART_FUNCTIONS, aggregate
+    from .report import paper_markdown
+    from .run import run_paper
 
 __all__ = [
     "PAPER_NUMBERS", "PARTS", "PART_FUNCTIONS", "PART_NAMES", "REFERENCE_LR", "RUNS", "SCALES", "PaperScale", "Run",
-    "aggregate", "paper_markdown", "reference_lr", "run_paper", "splice",
+    "aggregate", "paper_markdown", "reference_lr", "run_paper",
 ]  # fmt: skip
+
+_LAZY = {"PART_FUNCTIONS": ".parts", "aggregate": ".parts", "paper_markdown": ".report", "run_paper": ".run"}
+
+
+def __getattr__(name: str) -> Any:  # the parts import torch: loaded when first used, not when the CLI lists them
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name], __name__), name)

@@ -12,12 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ...bench import model_gflop
-from ...data import SyntheticShapes
-from ...data.bounds import upper_bounds
-from ...runtime.checkpoint import load_checkpoint
-from ...runtime.heads import FOUR
+from ...data import SyntheticShapes, upper_bounds
+from ...runtime import FOUR, load_checkpoint
 from ..seeds import fixed_verdict, pts, pts_sd, seeded_verdict, spread
-from .recipe import PAPER_NUMBERS, RUNS, reference_lr
+from .recipe import PAPER_NUMBERS, PART_NAMES, RUNS, reference_lr
 from .runs import Request, Trainer, foreground_mean_iu, forward_seconds, held_out
 
 __all__ = ["PART_FUNCTIONS", "aggregate", "requests_of"]
@@ -291,3 +289,4 @@ PART_FUNCTIONS: dict[str, Part] = {
     "loss_sampling": loss_sampling_part,
     "reference_sgd": reference_part,
 }
+assert tuple(PART_FUNCTIONS) == PART_NAMES, "recipe.PARTS and PART_FUNCTIONS name the same parts in one order"

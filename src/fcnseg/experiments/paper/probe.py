@@ -19,11 +19,10 @@ from typing import Any
 import torch
 
 from ...config import load_config
-from ...data import SyntheticShapes
-from ...data.transforms import eval_transforms
+from ...data import SyntheticShapes, eval_transforms
 from ...losses import pixel_loss_terms
 from ...preprocessing import IMAGENET
-from ...train.build import build_model, init_backbone
+from ...train import build_model, init_backbone
 from .recipe import PaperScale
 
 __all__ = ["solver_probe"]

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ..demo import CLASSIFIER, DEMO
-from ..miniature.recipe import Scale
+from ..scale import CLASSIFIER, DEMO, Scale
 
-__all__ = ["CONVERGED", "PAPER_NUMBERS", "PARTS", "REFERENCE_LR", "RUNS", "SCALES", "PaperScale", "Run", "reference_lr"]
+__all__ = [
+    "CONVERGED", "PAPER_NUMBERS", "PARTS", "PART_NAMES", "REFERENCE_LR", "RUNS", "SCALES", "PaperScale", "Run",
+    "reference_lr",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,6 +140,8 @@ PARTS: dict[str, tuple[str, ...]] = {
     "loss_sampling": ("whole", "sample_50", "sample_25", "balanced", "jitter"),
     "reference_sgd": ("ref16", "ref8", "ref_atonce"),  # after the sweep
 }
+#: the parts in the order they run (``--part`` choices)
+PART_NAMES = tuple(PARTS)
 
 #: the paper's numbers each part is compared with (mean IU, %)
 PAPER_NUMBERS: dict[str, object] = {

@@ -11,23 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from ...io import atomic_write
-from ..seeds import pts, pts_sd
+from ..results_md import splice
+from ..seeds import pts, pts_sd, verdict_line
 from .recipe import PAPER_NUMBERS
 
-__all__ = ["BEGIN", "END", "paper_markdown", "splice", "write_report"]
-
-BEGIN = "<!-- fcnseg experiment paper: begin -->"
-END = "<!-- fcnseg experiment paper: end -->"
-
-
-def splice(text: str, section: str) -> str:
-    """``text`` with its paper section (between :data:`BEGIN` and :data:`END`) replaced by ``section``, or appended."""
-    block = f"{BEGIN}\n{section.rstrip()}\n{END}\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        return head + block + rest.split(END, 1)[1].lstrip("\n")
-    return (text.rstrip() + "\n\n" if text.strip() else "") + block
-
+__all__ = ["paper_markdown", "write_report"]
 
 def write_report(result: dict[str, Any], numbers: Path, report: Path, run_dir: Path) -> None:
     """``report/RESULTS.md``'s paper section, ``report/results/paper.json`` and ``report/results/paper-*.png``."""
@@ -94,17 +82,6 @@ def paper_markdown(result: dict[str, Any], figures: list[str]) -> str:
         lines += [*_TABLES[part](result[part]), ""]
         lines += [verdict_line(v) for v in result[part]["verdicts"]] + [""]
     return "\n".join(lines + figures) + "\n"
-
-
-def verdict_line(v: dict[str, Any]) -> str:
-    """``* **Reproduces**: claim. detail (per seed: …).`` — the per-seed values of the deciding quantity."""
-    seeds = ""
-    if "per_seed" in v:
-        vals = ", ".join("n/a" if x is None else f"{100 * x:+.1f}" for x in v["per_seed"]["values"])
-        side = {">": "above", "<": "below", "|<|": "within ±"}[v["side"]]
-        need = f"needs every seed {side} {100 * v['threshold']:g}"
-        seeds = f" Decided by {v['quantity']}, per seed: {vals} points ({need})"
-    return f"* **{v['verdict'][0].upper() + v['verdict'][1:]}**: {v['claim']}. {v['detail']}.{seeds}"
 
 
 def _setup(meta: dict[str, Any], result: dict[str, Any]) -> list[str]:

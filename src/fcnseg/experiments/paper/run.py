@@ -15,13 +15,12 @@ from ...io import atomic_write
 from ..pool import machine
 from .parts import PART_FUNCTIONS
 from .progress import progress_line
-from .recipe import SCALES, PaperScale
+from .recipe import PART_NAMES, SCALES, PaperScale
 from .report import write_report
 from .runs import Trainer
 
 __all__ = ["PART_NAMES", "run_paper"]
 
-PART_NAMES = tuple(PART_FUNCTIONS)
 
 
 def run_paper(

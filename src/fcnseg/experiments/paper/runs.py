@@ -24,13 +24,11 @@ from torch import nn
 
 from ...config import RunConfig, load_config
 from ...io import atomic_write
-from ...runtime.checkpoint import load_checkpoint
-from ...runtime.heads import FOUR
-from ...train.logging import read_log
-from ..demo import FINE_TUNE
-from ..miniature.recipe import overrides
-from ..miniature.run import evaluate_held_out
+from ...runtime import FOUR, load_checkpoint
+from ...train import read_log
+from ..heldout import evaluate_held_out
 from ..pool import Job, fit_all
+from ..scale import FINE_TUNE, overrides
 from .recipe import RUNS, PaperScale, Run, reference_lr
 
 __all__ = ["Request", "Trainer", "config_digest", "foreground_mean_iu", "held_out", "run_overrides"]

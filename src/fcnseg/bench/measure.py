@@ -1,25 +1,15 @@
 """Inference benchmark against the machine's own limit: FLOPs, GEMM floor, latency, peak memory.
 
 For each model: FLOPs of one forward pass (``torch.utils.flop_counter``, multiply-add = 2 FLOPs), the
-machine's fp32 GEMM rate measured in the same run (large square ``torch.mm``, the best a convolution
-lowered to GEMM can do), the floor ``FLOPs / GEMM rate``, the median latency over repeated runs, the
-achieved GFLOP/s, the ratio to the floor and the peak RSS. Each model runs in its own child process,
-so its peak RSS is its own and one model's allocations do not slow the next. The onnxruntime paths are
-measured in a process that imports onnxruntime and NumPy only, as a deployment process runs the exported
-graph (importing torch alone costs about 0.5 GB of RSS).
+machine's GEMM rate per precision measured in the same run (:mod:`fcnseg.floors`), the floor ``FLOPs / GEMM
+rate``, the median latency over repeated runs, the achieved GFLOP/s, the ratio to the floor and the peak RSS. Each
+model × path runs in its own child process, so its peak RSS is its own and one model's allocations do not slow
+the next. Exported engines are measured in a process that imports NumPy and their runtime only (:mod:`.child`),
+as a deployment process runs the graph (importing torch alone costs about 0.5 GB of RSS). ``auto`` is measured
+as a user meets it after ``fcnseg tune``: one process decides (every eligible engine timed, the decision kept in a
+temporary ``FCNSEG_HOME``), a second reads the decision and times the chosen engine.
 
-Paths: ``eager`` (PyTorch eager, NCHW fp32, the baseline); ``channels_last`` and ``compiled``
-(:func:`fcnseg.inference.optimize_for_inference` without and with ``torch.compile``); ``bf16`` (PyTorch
-bf16 autocast, channels_last: oneDNN's AMX / AVX512-BF16 kernels); ``fast`` (the exported graph, grouped
-bilinear upsampling, run by onnxruntime in fp32, which prepacks every weight once and fuses bias and ReLU
-into its GEMMs); ``int8`` (onnxruntime static quantization, :mod:`fcnseg.export.int8`); ``openvino`` and
-``openvino-bf16`` (the exported graph compiled by OpenVINO, fp32 / bf16 hint); ``auto`` (what
-``--engine auto`` chooses here, :mod:`fcnseg.inference.auto`, timed in a fresh process that reads the
-cached decision, as a second run of ``fcnseg predict`` does).
-
-Each path's ratio is against the floor of its own precision (:mod:`fcnseg.floors`: the best fp32, bf16
-or int8 GEMM rate of the installed libraries, measured in the same run). A path whose optional
-dependency is missing is skipped with one line naming the extra to install.
+A path whose optional dependency is missing is skipped with one line naming the extra to install.
 """
 
 from __future__ import annotations
@@ -37,12 +27,11 @@ from typing import Any
 
 import torch
 
-from .errors import FCNError, ModelError
+from ..errors import FCNError, ModelError
+from ..inference.engines import ENGINES
+from . import MODELS, PRECISION, VARIANTS
 
 __all__ = [
-    "MODELS",
-    "PATHS",
-    "PRECISION",
     "build",
     "count_gflop",
     "gemm_gflops",
@@ -51,28 +40,24 @@ __all__ = [
     "measure_auto",
     "missing_extra",
     "model_gflop",
+    "peak_rss_mb",
     "prepare",
     "run",
     "table",
-]  # fmt: skip
+]
 
-#: the models of ``fcnseg bench`` by default (``tv_fcn_resnet50`` = torchvision's own FCN, for comparison)
-MODELS = ("fcn8s_vgg16", "fcn32s_vgg16", "fcn32s_alexnet", "fcn8s_resnet50", "tv_fcn_resnet50")
-PATHS = ("eager", "channels_last", "compiled", "bf16", "fast", "int8", "openvino", "openvino-bf16", "auto")
-#: each path's arithmetic (``auto``: that of the engine it chose)
-PRECISION = {"eager": "fp32", "channels_last": "fp32", "compiled": "fp32", "bf16": "bf16", "fast": "fp32",
-             "int8": "int8", "openvino": "fp32", "openvino-bf16": "bf16"}  # fmt: skip
-_TORCH_PATHS = ("eager", "channels_last", "compiled", "bf16")
-#: the engine (fcnseg.inference.engines) each exported path runs
-_ENGINE_OF = {"fast": "onnxruntime", "int8": "onnxruntime-int8", "openvino": "openvino",
-              "openvino-bf16": "openvino-bf16"}  # fmt: skip
+#: paths measured in a PyTorch process (the variants and the PyTorch engines)
+_TORCH_PATHS = (*VARIANTS, *(n for n, e in ENGINES.items() if not e.exported))
+#: the exported graph each exported engine runs
+_GRAPH_OF = {"onnxruntime": "onnx", "openvino": "onnx", "openvino-bf16": "onnx", "onnxruntime-int8": "onnx-int8",
+             "openvino-int8": "openvino-int8"}  # fmt: skip
 
 
 def missing_extra(path: str) -> str | None:
     """``"needs X: pip install 'fcnseg[extra]'"`` when a path's optional dependency is missing, else None."""
-    from .inference.engines import missing_extra as engine_missing
+    from ..inference.engines import missing_extra as engine_missing
 
-    return engine_missing(_ENGINE_OF[path]) if path in _ENGINE_OF else None
+    return engine_missing(path) if path in ENGINES else None
 
 
 def gemm_rates(n: int = 2048, repeats: int = 9) -> dict[str, float]:
@@ -81,7 +66,7 @@ def gemm_rates(n: int = 2048, repeats: int = 9) -> dict[str, float]:
     They differ by up to 2× on one machine: MKL's x86 dispatch runs well below the hardware's peak on AMD
     CPUs (measured on a 2-core AMD EPYC: torch.mm 217, oneDNN 418, onnxruntime 472 GFLOP/s).
     """
-    from .floors import gemm_rates as rates
+    from ..floors import gemm_rates as rates
 
     return rates(n, repeats, "fp32")
 
@@ -118,28 +103,39 @@ def build(name: str, num_classes: int = 21) -> torch.nn.Module:
                 return self.net(x)["out"]
 
         return _Out().eval()
-    import fcnseg
+    from ..models import get_model
 
-    return fcnseg.get_model(name, num_classes=num_classes).eval()
+    return get_model(name, num_classes=num_classes).eval()
 
 
-def prepare(name: str, path: str, out: str, size: int) -> None:
-    """Write the ONNX file the ``fast`` (fp32) or ``int8`` path runs (in its own process: the export's
-    memory must not count in the measured process's peak); print the model's GFLOP."""
+def prepare(name: str, kind: str, out: str, size: int, onnx: str = "") -> None:
+    """Write the graph ``kind`` (``onnx``, ``onnx-int8``, ``openvino-int8`` from the fp32 ``onnx``) an exported path
+    runs, in its own process (the export's memory must not count in the measured process's peak); print the model's
+    GFLOP."""
     print(json.dumps({"gflop": count_gflop(name, size)}))
-    model = build(name)
-    if path == "int8":
-        from .data import SyntheticShapes
-        from .data.transforms import eval_transforms
-        from .export.int8 import quantize_int8
-        from .preprocessing import CAFFE_VOC
+    if kind == "openvino-int8":
+        from ..export.openvino_int8 import quantize_openvino
 
-        calib = SyntheticShapes(8, size, "train", transforms=eval_transforms(CAFFE_VOC))
-        quantize_int8(model, out, (calib[i][0] for i in range(4)))
+        quantize_openvino(onnx, out, _calibration(size))
+        return
+    model = build(name)
+    if kind == "onnx-int8":
+        from ..export.int8 import quantize_int8
+
+        quantize_int8(model, out, _calibration(size))
     else:
-        from .export import export_onnx
+        from ..export import export_onnx
 
         export_onnx(model, out, check_sizes=((64, 64),), external_data=True)
+
+
+def _calibration(size: int) -> list[torch.Tensor]:
+    """Four synthetic scenes of ``size`` px, preprocessed as the reference nets take them (int8 calibration)."""
+    from ..data import SyntheticShapes, eval_transforms
+    from ..preprocessing import CAFFE_VOC
+
+    calib = SyntheticShapes(8, size, "train", transforms=eval_transforms(CAFFE_VOC))
+    return [calib[i][0] for i in range(4)]
 
 
 def count_gflop(name: str, size: int) -> float:
@@ -158,54 +154,9 @@ def model_gflop(model: torch.nn.Module, size: int) -> float:
     return counter.get_total_flops() / 1e9
 
 
-#: the end of each runtime-only child: ``compiled(x)`` timed ``repeats`` times after a warm-up, median and peak RSS
-_TIMED_TAIL = """
-times = []
-for _ in range(repeats):
-    t = time.perf_counter()
-    compiled(x)
-    times.append(time.perf_counter() - t)
-hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-print(json.dumps({"latency_s": statistics.median(times), "peak_rss_mb": hwm / 1024}))
-"""
-
-#: the ``fast``/``int8`` measurement: onnxruntime and NumPy only, as a deployment process runs the graph
-#: (importing torch alone adds ~0.5 GB of RSS here, which is not the model's)
-_ORT_CHILD = (
-    """
-import json, resource, statistics, sys, time
-import numpy as np, onnxruntime as ort
-path, size, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-opts = ort.SessionOptions()
-opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-x = {session.get_inputs()[0].name: np.random.default_rng(0).standard_normal((1, 3, size, size), np.float32)}
-compiled = lambda feed: session.run(None, feed)
-compiled(x)
-"""
-    + _TIMED_TAIL
-)
-
-#: the ``openvino`` / ``openvino-bf16`` measurement: OpenVINO and NumPy only
-_OV_CHILD = (
-    """
-import json, statistics, sys, time
-import numpy as np, openvino as ov
-path, size, repeats, hint, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
-core = ov.Core()
-model = core.read_model(path)
-model.reshape({model.inputs[0].any_name: [1, 3, size, size]})
-compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY",
-                                             "INFERENCE_NUM_THREADS": threads})
-x = np.random.default_rng(0).standard_normal((1, 3, size, size), np.float32)
-compiled(x)
-"""
-    + _TIMED_TAIL
-)
-
-
-def measure(name: str, path: str = "eager", size: int = 500, repeats: int = 5, device: str = "cpu") -> dict[str, float]:
-    """A PyTorch path (eager, channels_last, compiled, bf16) in this process (``run`` isolates it in a child).
+def measure(name: str, path: str = "torch", size: int = 500, repeats: int = 5, device: str = "cpu") -> dict[str, float]:
+    """A PyTorch path (torch, torch-bf16, torch-fp16, channels_last, compiled) in this process (``run`` isolates it in
+    a child).
 
     On CUDA each timed call ends with ``torch.cuda.synchronize()`` (the GPU's time, not the launch's).
     """
@@ -216,14 +167,15 @@ def measure(name: str, path: str = "eager", size: int = 500, repeats: int = 5, d
     x = torch.randn(1, 3, size, size, device=dev)
     model = build(name).to(dev)
     forward: Callable[[], Any] = lambda: model(x)  # noqa: E731
-    if path != "eager":  # what the torch / torch-bf16 engines run: channels_last (+ torch.compile, frozen)
-        from .inference.engines import build_runner
-        from .inference.fast import optimize_for_inference
+    if path in VARIANTS:  # channels_last (+ torch.compile, frozen)
+        from ..inference.fast import optimize_for_inference
 
-        if path == "bf16":
-            fast: Any = build_runner("torch-bf16", model, device=dev, source=None)  # a bf16 copy on CPUs
-        else:
-            fast = optimize_for_inference(model, device=dev, dtype=None, compile=path == "compiled")
+        fast: Any = optimize_for_inference(model, device=dev, dtype=None, compile=path == "compiled")
+        forward = lambda: fast(x)  # noqa: E731
+    elif path != "torch":
+        from ..inference.engines import build_runner
+
+        fast = build_runner(path, model, device=dev)  # torch-bf16: a bf16 copy on CPUs
         forward = lambda: fast(x)  # noqa: E731
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     step = lambda: (forward(), sync())  # noqa: E731
@@ -246,8 +198,12 @@ def peak_rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _child(code: str, *argv: str) -> str:
-    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+def _child(module: str, *argv: str, env: dict[str, str] | None = None) -> str:
+    """Run ``python -m module ARGV`` (a benchmark process of its own); its standard output."""
+    import os
+
+    proc = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})  # fmt: skip
     if proc.returncode:
         raise FCNError(f"a benchmark process failed (exit {proc.returncode}): {proc.stderr.strip()[-1500:]}")
     return proc.stdout
@@ -266,14 +222,14 @@ def cuda_gemm_gflops(device: torch.device, n: int = 8192, repeats: int = 9) -> f
 
 
 def measure_auto(name: str, size: int, repeats: int, weights: str, phase: str = "run") -> dict[str, Any]:
-    """The ``auto`` path in two processes, as a user meets it: ``phase="decide"`` writes the model's weights
-    to ``weights`` and the decision (with the exported graphs) beside them; ``phase="run"`` reads the cached
-    decision, then times the chosen engine (its peak RSS is the steady state's, not the decision's)."""
+    """The ``auto`` path in two processes, as a user meets it after ``fcnseg tune``: ``phase="decide"`` writes the
+    model's weights to ``weights`` and times every eligible engine (the decision kept in ``FCNSEG_HOME``);
+    ``phase="run"`` reads the cached decision, then times the chosen engine (its peak RSS is the steady state's)."""
     from dataclasses import asdict
 
     from safetensors.torch import load_file, save_file
 
-    from .inference.auto import AutoEngine, size_bucket
+    from ..inference.auto import AutoEngine
 
     torch.manual_seed(0)
     path = Path(weights)
@@ -286,13 +242,13 @@ def measure_auto(name: str, size: int, repeats: int, weights: str, phase: str = 
         with torch.device("meta"):
             model = build(name)
         model.load_state_dict(load_file(str(path)), assign=True)
-    auto = AutoEngine(model, device=torch.device("cpu"), source=path, engine="auto", log=lambda line: None,
-                      reloadable=True)
+    auto = AutoEngine(model, device=torch.device("cpu"), source=path, engine="auto", reloadable=True)
     x = torch.randn(1, 3, size, size)
     with torch.inference_mode():
-        engine = auto.engine_for(x)
         if phase == "decide":
-            return {"engine": engine, "decision": asdict(auto.decisions[size_bucket(size, size)])}
+            (decision,) = auto.tune([(size, size)])
+            return {"engine": decision.engine, "decision": asdict(decision)}
+        engine = auto.engine_for(x)
         runner = auto.runner(engine)
         latency = statistics.median(_timings(lambda: runner(x), repeats))
     gflop = count_gflop(name, size)
@@ -301,10 +257,12 @@ def measure_auto(name: str, size: int, repeats: int, weights: str, phase: str = 
 
 
 def _skip_reason(name: str, path: str, device: torch.device) -> str | None:
-    if name == "tv_fcn_resnet50" and path in ("int8", "auto", "openvino", "openvino-bf16"):
-        return "torchvision's own FCN runs the PyTorch paths and fast only (the comparison baseline)"
+    if name == "tv_fcn_resnet50" and path not in (*_TORCH_PATHS, "onnxruntime"):
+        return "torchvision's own FCN runs the PyTorch paths and onnxruntime only (the comparison baseline)"
     if device.type == "cuda" and path not in _TORCH_PATHS:
         return "a CPU path (benchmarks/bench_gpu.py measures bf16, TF32 and batch 16 on GPUs)"
+    if path in ENGINES and device.type not in ENGINES[path].devices:
+        return f"runs on {' or '.join(ENGINES[path].devices)}"
     return missing_extra(path)
 
 
@@ -312,41 +270,49 @@ def _last_json(out: str) -> dict[str, Any]:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def _call(function: str, *args: Any, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """``fcnseg.bench.measure.FUNCTION(*ARGS)`` in a process of its own; the JSON it prints."""
+    return _last_json(_child(__name__, function, json.dumps(args), env=env))
+
+
 def _measure_path(name: str, path: str, size: int, repeats: int, dev: torch.device, tmp: str) -> dict[str, Any]:
     """One model × path in child processes (export, then the runtime's own process)."""
     if path in _TORCH_PATHS:
-        return _last_json(_child(f"import json, fcnseg.bench as b; print(json.dumps(b.measure({name!r}, {path!r}, "
-                                 f"{size}, {repeats}, {str(dev)!r})))"))  # fmt: skip
+        return _call("measure", name, path, size, repeats, str(dev))
     if path == "auto":
         weights = str(Path(tmp) / f"{name}-auto.safetensors")
-        call = (f"import json, fcnseg.bench as b; "
-                f"print(json.dumps(b.measure_auto({name!r}, {size}, {repeats}, {weights!r}")  # fmt: skip
-        decided = _last_json(_child(call + ', "decide")))'))
-        r = _last_json(_child(call + ', "run")))'))
+        env = {"FCNSEG_HOME": str(Path(tmp) / "home")}
+        decided = _call("measure_auto", name, size, repeats, weights, "decide", env=env)
+        r = _call("measure_auto", name, size, repeats, weights, "run", env=env)
         r["decision"] = decided["decision"]
-        from .inference.engines import PRECISION as ENGINE_PRECISION
-
-        r["precision"] = ENGINE_PRECISION[r["engine"]]
+        r["precision"] = ENGINES[r["engine"]].precision
         return r
-    kind = "int8" if path == "int8" else "fast"  # the openvino paths compile the fp32 graph
-    onnx = str(Path(tmp) / f"{name}-{kind}.onnx")
-    if Path(onnx).is_file():  # exported for an earlier path of this run
-        prep = json.dumps({"gflop": count_gflop(name, size)})
-    else:
-        prep = _child(f"import fcnseg.bench as b; b.prepare({name!r}, {kind!r}, {onnx!r}, {size})")
+    kind = _GRAPH_OF[path]
+    graph = _graph(name, kind, size, tmp)
     if path.startswith("openvino"):
         hint = "bf16" if path == "openvino-bf16" else "f32"
-        r = _last_json(_child(_OV_CHILD, onnx, str(size), str(repeats), hint, str(torch.get_num_threads())))
+        r = _last_json(_child("fcnseg.bench.child", "openvino", graph, str(size), str(repeats), hint,
+                              str(torch.get_num_threads())))  # fmt: skip
     else:
-        r = _last_json(_child(_ORT_CHILD, onnx, str(size), str(repeats)))
-    r["gflop"] = json.loads(prep.strip().splitlines()[0])["gflop"]
+        r = _last_json(_child("fcnseg.bench.child", "onnxruntime", graph, str(size), str(repeats)))
+    r["gflop"] = count_gflop(name, size)
     r["gflops_per_s"] = r["gflop"] / r["latency_s"]
     return r
 
 
+def _graph(name: str, kind: str, size: int, tmp: str) -> str:
+    """The graph ``kind`` of ``name``, exported (once per run) in a process of its own."""
+    suffix = {"onnx": ".onnx", "onnx-int8": ".int8.onnx", "openvino-int8": ".int8.xml"}[kind]
+    out = str(Path(tmp) / f"{name}{suffix}")
+    if not Path(out).is_file():
+        onnx = _graph(name, "onnx", size, tmp) if kind == "openvino-int8" else ""
+        _child(__name__, "prepare", json.dumps([name, kind, out, size, onnx]))
+    return out
+
+
 def run(
     models: tuple[str, ...] = MODELS,
-    paths: tuple[str, ...] = ("eager", "fast"),
+    paths: tuple[str, ...] = ("torch", "onnxruntime"),
     size: int = 500,
     repeats: int = 5,
     device: str = "cpu",
@@ -357,9 +323,9 @@ def run(
     On a CUDA ``device`` the PyTorch paths run there against the GPU's fp32 GEMM rate; CPU-only paths and
     paths whose optional dependency is missing are listed in ``results["skipped"]`` with the reason.
     """
-    from .floors import floors
-    from .models import list_models
-    from .runtime.hardware import cpu_features, isa_summary
+    from ..floors import floors
+    from ..models import list_models
+    from ..runtime.hardware import cpu_features, isa_summary
 
     unknown = [m for m in models if m not in (*list_models(), "tv_fcn_resnet50")]
     if unknown:
@@ -412,3 +378,16 @@ def table(results: dict[str, Any]) -> str:
                      f"{r['peak_rss_mb']:.0f} |")  # fmt: skip
     lines += [f"skipped {key}: {why}" for key, why in results.get("skipped", {}).items()]
     return "\n".join(lines)
+
+
+def _main(argv: list[str]) -> int:
+    """``python -m fcnseg.bench.measure FUNCTION ARGS_JSON``: one measurement in a process of its own."""
+    function, args = argv[0], json.loads(argv[1])
+    result = globals()[function](*args)
+    if result is not None:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))

@@ -1,0 +1,131 @@
+"""Building and probing exported engines in a child process, where a crash cannot take the user's job down.
+
+``python -m fcnseg.inference.build_child TASK SPEC_JSON`` with ``TASK``:
+
+* ``export`` — rebuild the model from its file (``spec``: arch, build arguments, file), export it to ONNX with its
+  weights beside it (``model.onnx`` + ``model.onnx.data`` in ``spec["out"]``);
+* ``onnx-int8`` — the same, quantized by onnxruntime (static QDQ) on the calibration images in ``spec["calibration"]``
+  (an ``.npz`` of ``(C, H, W)`` arrays);
+* ``openvino-int8`` — the fp32 graph at ``spec["onnx"]`` quantized by NNCF into OpenVINO IR (``model.xml``/``.bin``);
+* ``probe`` — load ``spec["graph"]`` in engine ``spec["engine"]``'s runtime and run it once on zeros of
+  ``spec["shape"]`` (torch is not imported), compiling into ``spec["cache_dir"]`` when given.
+
+Exit 0 and one JSON line on success; otherwise the error on stderr. Out of memory, an address-space limit or a
+crash inside a runtime ends this process, not the caller's (:func:`run_child` reports it).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["run_child"]
+
+
+def _model(spec: dict[str, Any]) -> Any:
+    from ..models import get_model
+    from ..runtime.checkpoint import load_into, load_state_dict_file
+
+    model = get_model(spec["arch"], **{k: v for k, v in spec["kwargs"].items() if v is not None})
+    load_into(model, load_state_dict_file(spec["file"]), spec["file"])
+    return model.eval()
+
+
+def _calibration(spec: dict[str, Any]) -> list[Any]:
+    import numpy as np
+    import torch
+
+    with np.load(spec["calibration"]) as images:
+        return [torch.from_numpy(images[k]) for k in images.files]
+
+
+def export(spec: dict[str, Any]) -> dict[str, Any]:
+    from ..export.onnx import export_onnx
+
+    out = Path(spec["out"]) / "model.onnx"
+    export_onnx(_model(spec), out, check_sizes=((64, 64),), external_data=True)
+    return {"main": out.name}
+
+
+def onnx_int8(spec: dict[str, Any]) -> dict[str, Any]:
+    from ..export.int8 import quantize_int8
+
+    out = Path(spec["out"]) / "model.int8.onnx"
+    quantize_int8(_model(spec), out, _calibration(spec))
+    return {"main": out.name}
+
+
+def openvino_int8(spec: dict[str, Any]) -> dict[str, Any]:
+    from ..export.openvino_int8 import quantize_openvino
+
+    out = Path(spec["out"]) / "model.xml"
+    agreement = quantize_openvino(spec["onnx"], out, _calibration(spec), spec.get("ignored", []))
+    return {"main": out.name, **agreement}
+
+
+def probe(spec: dict[str, Any]) -> dict[str, Any]:
+    """Load and run the graph once (NumPy and the engine's runtime only)."""
+    import numpy as np
+
+    x = np.zeros(spec["shape"], np.float32)
+    if spec["engine"].startswith("onnxruntime"):
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(spec["graph"], providers=["CPUExecutionProvider"])
+        session.run(None, {session.get_inputs()[0].name: x})
+        return {}
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(spec["graph"])
+    model.reshape({model.inputs[0].any_name: list(x.shape)})
+    config = {"INFERENCE_PRECISION_HINT": spec.get("hint", "f32"), "PERFORMANCE_HINT": "LATENCY"}
+    if spec.get("cache_dir"):
+        config["CACHE_DIR"] = spec["cache_dir"]
+    core.compile_model(model, "CPU", config)(x)
+    return {}
+
+
+TASKS = {"export": export, "onnx-int8": onnx_int8, "openvino-int8": openvino_int8, "probe": probe}
+
+
+def run_child(task: str, spec: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
+    """Run ``task`` in a child process; its JSON result plus ``seconds``.
+
+    Raises:
+        ExportError: the child failed, was killed (out of memory, a signal) or timed out — with its last words.
+    """
+    from ..errors import ExportError
+
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, "-m", __name__, task, json.dumps(spec)], capture_output=True,
+                              text=True, timeout=timeout)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise ExportError(f"{task}: took over {timeout:.0f} s; stopped") from None
+    if proc.returncode != 0:
+        how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}"
+        last = [line for line in proc.stderr.strip().splitlines() if line.strip()][-1:] or ["no message"]
+        raise ExportError(f"{task} failed in its own process ({how}): {last[0][:300]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**result, "seconds": time.perf_counter() - started}
+
+
+def main(argv: list[str]) -> int:
+    import logging
+    import warnings
+
+    logging.disable(logging.WARNING)  # the libraries' own chatter stays in this process
+    warnings.simplefilter("ignore")
+    task, spec = argv[0], json.loads(argv[1])
+    result = TASKS[task](spec)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

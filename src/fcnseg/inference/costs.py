@@ -1,0 +1,110 @@
+"""What building an engine costs and what it saves, on this machine: the numbers behind ``auto``'s choice to tune.
+
+Before anything was measured here, each engine's speed-up over fp32 PyTorch and its build time come from a
+conservative prior (:data:`PRIOR`: the speed-ups are below the ratios ``docs/PERFORMANCE.md`` measured, the build
+times above them). Every measured decision records the engine's real speed-up and build seconds per GB of
+weights in ``FCNSEG_HOME/engines/costs-MACHINE.json``; later estimates use the median of the last records, so
+the rule learns this machine's numbers.
+
+:func:`tuning_pays` is the rule: tune when the images still to come would save more than the tuning costs —
+building the engine (nothing when its graph is already cached: only loading it), the accuracy guard, and the
+side-by-side timing.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+from ..home import home
+from ..io import atomic_write
+
+__all__ = ["PRIOR", "Estimate", "estimate", "record", "tuning_pays"]
+
+#: engine → (speed-up over fp32 PyTorch, build seconds fixed, build seconds per GB of weights) before any
+#: measurement on this machine; reduced precisions only count where the CPU has their units (engines.eligible)
+PRIOR: dict[str, tuple[float, float, float]] = {
+    "torch": (1.0, 0.0, 0.0),
+    "torch-bf16": (1.5, 0.5, 1.0),
+    "torch-fp16": (1.5, 0.5, 1.0),
+    "onnxruntime": (1.2, 10.0, 30.0),
+    "onnxruntime-int8": (1.8, 20.0, 60.0),
+    "openvino": (1.2, 12.0, 30.0),
+    "openvino-bf16": (2.0, 15.0, 35.0),
+    "openvino-int8": (2.5, 25.0, 70.0),
+}
+#: records kept per engine
+_KEEP = 8
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """An engine's expected speed-up over fp32 PyTorch and the seconds it takes to have it ready."""
+
+    engine: str
+    speedup: float
+    build_s: float
+
+
+def _path(fingerprint_id: str) -> Any:
+    return home() / "engines" / f"costs-{fingerprint_id}.json"
+
+
+def _records(fingerprint_id: str) -> dict[str, list[dict[str, float]]]:
+    try:
+        data = json.loads(_path(fingerprint_id).read_text())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def estimate(engine: str, weights_gb: float, fingerprint_id: str, *, built: bool = False) -> Estimate:
+    """``engine``'s estimate for a model of ``weights_gb`` on this machine (``built``: its graph is cached, so
+    only loading it costs: a tenth of a build)."""
+    speedup, fixed, per_gb = PRIOR.get(engine, (1.0, 30.0, 60.0))
+    rows = [r for r in _records(fingerprint_id).get(engine, []) if isinstance(r, dict)]
+    speeds = [float(r["speedup"]) for r in rows if isinstance(r.get("speedup"), (int, float))]
+    builds = [float(r["build_s_per_gb"]) for r in rows if isinstance(r.get("build_s_per_gb"), (int, float))]
+    if speeds:
+        speedup = statistics.median(speeds)
+    build = fixed + per_gb * weights_gb
+    if builds:
+        build = fixed / 2 + statistics.median(builds) * weights_gb
+    return Estimate(engine, max(speedup, 1e-3), build / 10 if built else build)
+
+
+def record(engine: str, fingerprint_id: str, *, speedup: float, build_s: float, weights_gb: float) -> None:
+    """Remember a measured speed-up and build time (a read-only cache just does not remember)."""
+    data = _records(fingerprint_id)
+    rows = [r for r in data.get(engine, []) if isinstance(r, dict)][-(_KEEP - 1) :]
+    rows.append({"speedup": round(speedup, 4), "build_s_per_gb": round(build_s / max(weights_gb, 1e-3), 3)})
+    data[engine] = rows
+    try:
+        _path(fingerprint_id).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(_path(fingerprint_id), "w") as f:
+            json.dump(data, f, indent=1)
+    except OSError:
+        pass
+
+
+def tuning_pays(est: Estimate, torch_s: float, images_left: int | None, spent_s: float,
+                guard_images: int = 4, rounds: int = 3) -> tuple[bool, str]:  # fmt: skip
+    """Whether tuning ``est.engine`` now repays itself, and the arithmetic that says so (one phrase).
+
+    Tuning costs the build, the accuracy guard (``guard_images`` through both engines) and the timing (``rounds``
+    of each, one warm-up). With ``images_left`` known it pays when they save more than that; unknown (a server,
+    a library call), it pays once the PyTorch time ``spent_s`` already spent on such images reaches the cost
+    (the rent-or-buy rule: never more than twice the best choice in hindsight).
+    """
+    engine_s = torch_s / est.speedup
+    cost = est.build_s + guard_images * (torch_s + engine_s) + (rounds + 1) * engine_s + rounds * torch_s
+    if images_left is None:
+        ok = spent_s >= cost
+        return ok, (f"{spent_s:.1f} s spent in PyTorch vs {cost:.1f} s to tune {est.engine} (×{est.speedup:.2f} "
+                    "expected)")
+    saving = images_left * (torch_s - engine_s)
+    ok = saving > cost
+    return ok, (f"{images_left} image(s) × {torch_s:.2f} s would save {saving:.1f} s on {est.engine} "
+                f"(×{est.speedup:.2f} expected) against {cost:.1f} s to tune it")  # fmt: skip
