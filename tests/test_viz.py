@@ -102,12 +102,10 @@ def test_curves_have_labelled_axes_with_units(tmp_path) -> None:
 
     (tmp_path / "log.csv").write_text("step,loss,lr,images_per_s,pixel_accuracy,mean_accuracy,mean_iu,fw_iu\n"
                                       "10,2.0,0.1,5,,,,\n20,1.0,0.1,5,0.9,0.5,0.4,0.8\n")  # fmt: skip
-    (tmp_path / "config.yaml").write_text("train:\n  loss: ce\n  normalize: true\n")
-    loss_ax, miu_ax = curves_figure(tmp_path).axes
+    loss_ax, miu_ax = curves_figure(tmp_path, "ce", True).axes
     assert loss_ax.get_ylabel() == "cross-entropy (nats), mean per pixel"
     assert "mean IU" in miu_ax.get_ylabel() and loss_ax.get_xlabel() == "optimizer step"
-    (tmp_path / "config.yaml").write_text("train:\n  loss: focal\n")
-    assert curves_figure(tmp_path).axes[0].get_ylabel() == "focal loss, summed over pixels"
+    assert curves_figure(tmp_path, "focal", False).axes[0].get_ylabel() == "focal loss, summed over pixels"
 
 
 def test_importing_fcnseg_leaves_matplotlibs_backend_alone(tmp_path) -> None:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from .errors import ConfigError
+from .losses import LOSSES
 from .yaml_safe import load_yaml
 
 __all__ = [
@@ -35,8 +36,10 @@ __all__ = [
     "load_config",
 ]
 
-#: the words ``train.class_weights`` takes instead of a list (``engine/class_weights.py``)
+#: the words ``train.class_weights`` takes instead of a list (``train/class_weights.py``)
 Weighting = Literal["inverse_frequency", "median_frequency"]
+#: the names ``train.loss`` takes: the losses registry's (:data:`fcnseg.losses.LOSSES`), not a second list
+LossName = Literal[tuple(LOSSES)]  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ class TrainConfig:
     iter_size: int = 1  # gradient accumulation (FCN-AlexNet: 20)
     normalize: bool = False  # reference: summed loss ("normalize: false")
     class_weights: list[float] | Weighting | None = None  # per class, or inverse_frequency | median_frequency
-    loss: Literal["ce", "focal", "ce+dice", "focal+dice"] = "ce"  # Dice needs normalize: true
+    loss: LossName = "ce"  # fcnseg.losses.LOSSES; the Dice ones need normalize: true
     focal_gamma: float = 2.0
     loss_sampling: float = 1.0  # keep each final-layer (stride-32) cell in the loss with this probability
     dice_weight: float = 1.0
@@ -352,7 +355,7 @@ def _validate(cfg: RunConfig, source: str) -> None:
     """Checks across keys that the types alone cannot express."""
     _check_ranges(cfg, source)
     t = cfg.train
-    if "dice" in t.loss and not t.normalize:
+    if LOSSES[t.loss].dice and not t.normalize:
         raise ConfigError(
             f"train.loss: {t.loss} in {source} needs train.normalize: true (Dice is a ratio; adding it to the "
             "summed reference loss with its 1e-10 learning rate would make it vanish)"

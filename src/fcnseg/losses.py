@@ -8,6 +8,7 @@ fp32 whatever the autocast dtype of the scores, and void pixels (255) never coun
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +17,7 @@ from torch import Tensor, nn
 __all__ = [
     "LOSSES",
     "CrossEntropy2d",
+    "Loss",
     "cross_entropy2d",
     "dice_loss2d",
     "focal_loss2d",
@@ -23,8 +25,23 @@ __all__ = [
     "pixel_loss_terms",
 ]
 
-#: the values of ``train.loss``
-LOSSES = ("ce", "focal", "ce+dice", "focal+dice")
+@dataclass(frozen=True)
+class Loss:
+    """One value of ``train.loss``: its per-pixel term, whether the soft Dice term is added, and what it is."""
+
+    name: str
+    pixel: str  # "ce" | "focal": the per-pixel term (summed or averaged by train.normalize)
+    dice: bool  # adds train.dice_weight × soft Dice (per image; needs train.normalize: true)
+    summary: str
+
+
+#: every ``train.loss``, by name: the config's choices and the trainer read this table
+LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
+    Loss("ce", "ce", False, "softmax cross-entropy over labelled pixels (the reference's)"),
+    Loss("focal", "focal", False, "focal loss (train.focal_gamma; 0 is cross-entropy)"),
+    Loss("ce+dice", "ce", True, "cross-entropy plus train.dice_weight × soft Dice"),
+    Loss("focal+dice", "focal", True, "focal loss plus train.dice_weight × soft Dice"),
+)}  # fmt: skip
 
 
 def cross_entropy2d(
@@ -119,7 +136,8 @@ def pixel_loss_terms(
     gamma: float = 2.0,
     ignore_index: int = 255,
 ) -> tuple[Tensor, Tensor]:
-    """The per-pixel term of ``train.loss`` (``ce`` or ``focal``) as ``(sum, denominator)``.
+    """The per-pixel term of ``train.loss`` (any name of :data:`LOSSES`, or ``ce`` / ``focal``) as
+    ``(sum, denominator)``.
 
     ``sum`` is the loss summed over labelled pixels (the reference's ``normalize: false``); ``denominator``
     is the number of labelled pixels, class-weighted when ``weight`` is given (as ``F.cross_entropy``
@@ -137,7 +155,7 @@ def pixel_loss_terms(
     else:
         denominator = valid.sum()
     denominator = denominator.to(torch.float32)  # on the device: no host sync
-    if kind.startswith("focal"):
+    if (LOSSES[kind].pixel if kind in LOSSES else kind) == "focal":
         total = focal_loss2d(logits, target, gamma=gamma, ignore_index=ignore_index, normalize=False, weight=weight)
     else:
         total = cross_entropy2d(logits, target, ignore_index=ignore_index, normalize=False, weight=weight)

@@ -24,12 +24,14 @@ def preprocessing(cfg: RunConfig) -> Preprocessing:
     return preset(cfg.data.preprocessing)
 
 
-def build_datasets(cfg: RunConfig, *, normalize: bool = True) -> tuple[SegmentationDataset, SegmentationDataset]:
-    """The training and validation sets; ``normalize=False`` leaves images uint8 (normalised on the device)."""
+def build_datasets(cfg: RunConfig, pre: Preprocessing | None = None, *,
+                   normalize: bool = True) -> tuple[SegmentationDataset, SegmentationDataset]:  # fmt: skip
+    """The training and validation sets, images preprocessed with ``pre`` (default: the config's);
+    ``normalize=False`` leaves images uint8 (normalised on the device)."""
     d = cfg.data
     if d.preprocessing == "nyud":  # per-modality reference means, applied by the dataset itself
         return _nyud_datasets(cfg)
-    pre = preprocessing(cfg)
+    pre = pre or preprocessing(cfg)
     if d.mask_cue != "none" and cfg.model.heads:
         raise ConfigError("data.mask_cue needs a single-head net (one label map to say what is background)")
     if normalize:

@@ -65,17 +65,18 @@ def read_log(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def plot_curves(run_dir: Path) -> Path:
-    """``curves.png``: :func:`curves_figure` of the run, written atomically."""
-    fig = curves_figure(run_dir)
+def plot_curves(run_dir: Path, loss: str = "ce", normalize: bool = False) -> Path:
+    """``curves.png``: :func:`curves_figure` of the run (``train.loss`` and ``train.normalize``), written atomically."""
+    fig = curves_figure(run_dir, loss, normalize)
     out = run_dir / "curves.png"
     with atomic_write(out) as f:
         fig.savefig(f, format="png", dpi=100)
     return out
 
 
-def curves_figure(run_dir: Path) -> Any:
-    """Training loss and validation mean IU against the optimizer step, both axes labelled with units."""
+def curves_figure(run_dir: Path, loss_kind: str = "ce", normalize: bool = False) -> Any:
+    """Training loss and validation mean IU against the optimizer step, both axes labelled with units (the loss's
+    from the run's ``train.loss`` and ``train.normalize``, which the caller has: nothing is read back from disk)."""
     rows = read_log(run_dir / "log.csv")
     loss = [(int(r["step"]), float(r["loss"])) for r in rows if r["loss"]]
     miu = [(int(r["step"]), float(r["mean_iu"])) for r in rows if r["mean_iu"]]
@@ -85,7 +86,7 @@ def curves_figure(run_dir: Path) -> Any:
     ax = fig.subplots(1, 2)
     if loss:
         ax[0].plot(*zip(*loss, strict=True), lw=1)
-    ax[0].set(title="training loss", xlabel="optimizer step", ylabel=loss_label(run_dir / "config.yaml"))
+    ax[0].set(title="training loss", xlabel="optimizer step", ylabel=loss_label(loss_kind, normalize))
     if miu:
         ax[1].plot(*zip(*miu, strict=True), marker="o")
     ax[1].set(title="validation mean IU", xlabel="optimizer step", ylabel="mean IU (0 = none, 1 = perfect)",
@@ -96,14 +97,7 @@ def curves_figure(run_dir: Path) -> Any:
     return fig
 
 
-def loss_label(config: Path) -> str:
-    """The loss axis's label with its unit, from the run's ``config.yaml`` (loss kind, mean or sum per pixel)."""
-    kind, normalize = "ce", False
-    if config.is_file():
-        from ..yaml_safe import load_yaml
-
-        loaded = load_yaml(config.read_text(encoding="utf-8"), str(config)) or {}
-        train = loaded.get("train", {}) if isinstance(loaded, dict) else {}
-        kind, normalize = str(train.get("loss", kind)), bool(train.get("normalize", normalize))
+def loss_label(kind: str, normalize: bool) -> str:
+    """The loss axis's label with its unit: the loss, and whether it is a mean or a sum over pixels."""
     name = "cross-entropy (nats)" if kind == "ce" else f"{kind} loss"
     return f"{name}, {'mean per pixel' if normalize else 'summed over pixels'}"

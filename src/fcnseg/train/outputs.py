@@ -27,8 +27,10 @@ def write_run_outputs(
     pre: Any,
     grid_images: int,
     device: torch.device,
+    loss: tuple[str, bool] = ("ce", False),
 ) -> None:
-    """``metrics.json`` and confusion pictures (each head with its classes), ``curves.png`` and ``grid.png``."""
+    """``metrics.json`` and confusion pictures (each head with its classes), ``curves.png`` (``loss``: the run's
+    ``train.loss`` and ``train.normalize``, which label its loss axis) and ``grid.png``."""
     write_metrics(run_dir, metrics, names)
-    plot_curves(run_dir)
+    plot_curves(run_dir, *loss)
     write_grid(model, val_ds, run_dir / "grid.png", pre, list(next(iter(names.values()), [])), grid_images, device)

@@ -29,7 +29,7 @@ from ..config import RunConfig, dump_config
 from ..data.transforms import pad_collate
 from ..errors import ConfigError, FCNError
 from ..io import atomic_write
-from ..losses import dice_loss2d, pixel_loss_terms
+from ..losses import LOSSES, dice_loss2d, pixel_loss_terms
 from ..models import FCN, freeze
 from ..preprocessing import Preprocessing
 from ..runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
@@ -88,7 +88,8 @@ class RunState:
     weight: torch.Tensor | None  # per-class loss weights
     dtype: torch.dtype | None  # autocast
     scaler: torch.amp.GradScaler | None  # fp16: measured on the first batch unless restored
-    pre: Preprocessing | None  # set when images are normalised on the device
+    pre: Preprocessing  # the run's input preprocessing (computed once, here)
+    on_device: bool  # images leave the workers as uint8 and are normalised on the device
     workers: int
     batches: Iterator[Any]
     info: CheckpointInfo
@@ -139,7 +140,8 @@ def prepare(cfg: RunConfig, run_dir: Path, device: torch.device, dist: DistInfo,
     random stream of a resumed run equal to the uninterrupted one's."""
     seed_run(cfg.train.seed, dist.rank, device)
     on_device = normalize_on_device(cfg, device)
-    train_ds, val_ds = build_datasets(cfg, normalize=not on_device)
+    pre = preprocessing(cfg)
+    train_ds, val_ds = build_datasets(cfg, pre, normalize=not on_device)
     model = build_model(cfg, train_ds).to(device)
     if not resume:
         _begin(cfg, run_dir, model, dist)
@@ -168,10 +170,10 @@ def prepare(cfg: RunConfig, run_dir: Path, device: torch.device, dist: DistInfo,
     if resume:
         logger.truncate_after(start)
     info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model), classes=list(train_ds.classes),
-                          preprocessing=preprocessing(cfg).to_dict(), config=cfg.to_dict(),
+                          preprocessing=pre.to_dict(), config=cfg.to_dict(),
                           train_dtype=dtype_name(dtype), best_mean_iu=state.get("best_mean_iu"))  # fmt: skip
     return RunState(cfg, run_dir, device, dist, model, ddp_model, optimizer, train_ds, val_ds, weight, dtype,
-                    restored_scaler(state, dtype, device), preprocessing(cfg) if on_device else None, workers,
+                    restored_scaler(state, dtype, device), pre, on_device, workers,
                     batches, info, logger, start, best, plateau)  # fmt: skip
 
 
@@ -233,7 +235,7 @@ def _loss(out: Any, y: Any, cfg: RunConfig, dist: DistInfo, weight: torch.Tensor
             torch.distributed.all_reduce(denominator)
         loss = loss / denominator.clamp(min=1e-12)
     loss = loss * dist.world
-    if "dice" in tc.loss:
+    if LOSSES[tc.loss].dice:
         heads = out.items() if isinstance(out, dict) else [("", out)]
         loss = loss + tc.dice_weight * sum(dice_loss2d(o, y[h] if isinstance(y, dict) else y) for h, o in heads)
     return loss
@@ -241,7 +243,7 @@ def _loss(out: Any, y: Any, cfg: RunConfig, dist: DistInfo, weight: torch.Tensor
 
 def _next_batch(run: RunState) -> tuple[torch.Tensor, Any]:
     item = next(run.batches)
-    if run.pre is not None:  # uint8 from the workers: normalised on the device
+    if run.on_device:  # uint8 from the workers: normalised on the device
         x, y, sizes = item
         return to_device(x, y, run.device, run.pre, sizes)
     return to_device(*item, run.device)
@@ -370,20 +372,24 @@ def _evaluate(run: RunState) -> dict[str, Any]:
     dtype = (inference_dtype(run.device) or torch.bfloat16) if e.amp else None
     return evaluate(run.model, run.val_ds, run.heads, device=run.device, rank=run.dist.rank, world=run.dist.world,
                     max_images=e.max_images, batch_size=e.batch_size, workers=run.workers, dtype=dtype,
-                    normalize=run.pre)  # fmt: skip
+                    normalize=run.pre if run.on_device else None)  # fmt: skip
 
 
 def _finish(run: RunState, metrics: dict[str, Any]) -> None:
-    """metrics.json, curves, confusion pictures and the grid (rank 0)."""
+    """metrics.json, curves, confusion pictures and the grid (rank 0); each head's class names go into the
+    returned metrics (``classes``), so that callers need not read them back from the checkpoint."""
     if run.dist.main:
         write_summary(run.run_dir, run.plateau, steps=run.plateau.stopped_at or run.cfg.train.max_iter,
                       max_iter=run.cfg.train.max_iter, metric=selection_metric(run.cfg), best=run.best)
         if run.plateau.stopped_at is not None:
             print(f"note: {run.plateau.reason(run.cfg.train.max_iter)}", file=sys.stderr)
+    names = head_classes(metrics, run.train_ds, run.info.classes)
     if run.dist.main and metrics:
-        write_run_outputs(run.run_dir, metrics, head_classes(metrics, run.train_ds), model=run.model,
-                          val_ds=run.val_ds, pre=preprocessing(run.cfg), grid_images=run.cfg.eval.grid_images,
-                          device=run.device)  # fmt: skip
+        write_run_outputs(run.run_dir, metrics, names, model=run.model, val_ds=run.val_ds, pre=run.pre,
+                          grid_images=run.cfg.eval.grid_images, device=run.device,
+                          loss=(run.cfg.train.loss, run.cfg.train.normalize))  # fmt: skip
+    for head, scores in metrics.items():
+        scores["classes"] = list(names.get(head, []))
 
 
 def _save(run: RunState, step: int, path: Path, training_state: dict[str, Any] | None = None) -> None:

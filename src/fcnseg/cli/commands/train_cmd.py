@@ -30,16 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def load_classes(run_dir: Path) -> list[str]:
-    from ...runtime.checkpoint import read_info
-
-    path = run_dir / "checkpoints" / "last.safetensors"
-    return read_info(path).classes if path.is_file() else []
-
-
 def run(args: argparse.Namespace) -> int:
     from ...config import load_config
-    from ...runtime.heads import head_classes, report
+    from ...runtime.heads import report
     from ...train.resume import has_checkpoint
     from ...train.trainer import fit
 
@@ -58,6 +51,6 @@ def run(args: argparse.Namespace) -> int:
     metrics = fit(cfg, run_dir, resume=resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") != "0":
         return 0  # only rank 0 prints
-    print(report(metrics, head_classes(metrics, classes=load_classes(run_dir))))
+    print(report(metrics, {head: scores.get("classes", []) for head, scores in metrics.items()}))
     print(f"run folder: {run_dir}")
     return 0

@@ -192,7 +192,7 @@ def test_gradient_accumulation_all_reduces_on_the_last_micro_step_only(monkeypat
     batch = (torch.randn(2, 3, 32, 32), torch.randint(0, 9, (2, 32, 32)))
     monkeypatch.setattr(torch.distributed, "all_reduce", lambda t, **kw: None)  # a world of 2 without peers
     run = types.SimpleNamespace(cfg=cfg, dist=DistInfo(0, 2, 0), model=model, ddp_model=_Recorder(model),
-                                batches=iter([batch] * 3), pre=None, device=torch.device("cpu"), dtype=None,
+                                batches=iter([batch] * 3), pre=None, on_device=False, device=torch.device("cpu"), dtype=None,
                                 scaler=None, weight=None)  # fmt: skip
     total, images = trainer._accumulate(run)
     assert (run.ddp_model.unsynced, run.ddp_model.synced) == (2, 1)
