@@ -44,6 +44,17 @@ def fcnseg_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     return home
 
 
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4-class FCN-8s checkpoint at 1/16 width (classes bg, a, b, c); modules may define their own."""
+    import fcnseg
+    from fcnseg.runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
+
+    model = fcnseg.get_model("fcn8s_vgg16", num_classes=4, width=1 / 16)
+    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model), classes=["bg", "a", "b", "c"])
+    return save_checkpoint(tmp_path_factory.mktemp("ck") / "m", model, info)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``@pytest.mark.cuda`` tests run where CUDA is present and are skipped, saying why, elsewhere."""
     if torch.cuda.is_available():

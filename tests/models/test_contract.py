@@ -30,7 +30,8 @@ def _sizes(n: int = 20, seed: int = 0) -> list[tuple[int, int]]:
 
 def test_required_names_registered() -> None:
     assert set(REQUIRED) <= set(MODELS)
-    assert fcnseg.models.list_models is fcnseg.list_models or fcnseg.models.list_models() == MODELS
+    assert fcnseg.list_models is fcnseg.models.list_models  # one registry behind both names
+    assert fcnseg.models.list_models() == MODELS and len(MODELS) == len(set(MODELS))
 
 
 def test_unknown_name_lists_choices() -> None:

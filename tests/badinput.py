@@ -1,0 +1,126 @@
+"""Bad-input builders shared by the tests next to each module: forged images and checkpoints, the one-line check."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def bomb() -> bytes:
+    """A valid PNG header declaring 50000×50000 pixels (2.5 G) in a few bytes."""
+    ihdr = struct.pack(">IIBBBBB", 50000, 50000, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(b""))
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def jpeg(rgb=(10, 200, 30), size=(6, 4), mode="RGB", exif_orientation=None) -> bytes:
+    img = Image.new(mode, size, rgb if mode == "RGB" else (0, 0, 0, 0))
+    buf = io.BytesIO()
+    kwargs = {}
+    if exif_orientation:
+        exif = Image.Exif()
+        exif[0x0112] = exif_orientation
+        kwargs["exif"] = exif
+    img.save(buf, format="JPEG", quality=95, **kwargs)
+    return buf.getvalue()
+
+
+def png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def palette_image() -> Image.Image:
+    img = Image.new("P", (7, 5), 3)
+    img.putpalette([0, 0, 0] * 3 + [10, 20, 30] + [0, 0, 0] * 252)
+    return img
+
+
+GOOD_JPEG = jpeg()
+
+
+IMAGE_CASES = {
+    "truncated.jpg": (GOOD_JPEG[: len(GOOD_JPEG) // 2], "truncated"),
+    "corrupt.png": (png(Image.new("RGB", (5, 5)))[:30] + b"\x00" * 40, "not an image"),
+    "zero-byte.jpg": (b"", "not an image"),
+    "text.jpg": (b"just some text, not a photo\n", "not an image"),
+    "bomb.png": (bomb(), "too large"),
+    "grey.png": (png(Image.new("L", (7, 5), 100)), "ok"),
+    "rgba.png": (png(Image.new("RGBA", (7, 5), (200, 100, 50, 255))), "ok"),
+    "16bit.png": (png(Image.fromarray(np.full((5, 7), 65535, np.uint16))), "ok"),
+    "cmyk.jpg": (jpeg(mode="CMYK", size=(7, 5)), "ok"),
+    "palette.png": (png(palette_image()), "ok"),
+    "exif-rotated.jpg": (jpeg(size=(6, 4), exif_orientation=6), "ok"),
+    "one-pixel.png": (png(Image.new("RGB", (1, 1), (1, 2, 3))), "ok"),
+    "ünïcødé-名前.png": (png(Image.new("RGB", (9, 3), (9, 9, 9))), "ok"),
+}
+
+
+def no_traceback(err: str, code: int) -> None:
+    assert "Traceback" not in err
+    if code == 2:
+        assert len(err.strip().splitlines()) == 1, err
+
+
+def png_with(width: int, height: int, *, extra: bytes = b"", depth: int = 8, colour: int = 0) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + extra
+        + png_chunk(b"IDAT", zlib.compress(b""))
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def png16(values: np.ndarray, sbit: int | None = None) -> bytes:
+    raw = png(Image.fromarray(values.astype(np.uint16)))
+    if sbit is None:
+        return raw
+    cut = raw.index(b"IDAT") - 4  # insert sBIT before the first IDAT chunk
+    return raw[:cut] + png_chunk(b"sBIT", bytes([sbit])) + raw[cut:]
+
+
+def forge(path: Path, checkpoint: Path, **changes) -> Path:
+    """A copy of ``checkpoint`` whose fcnseg metadata has ``changes`` (dotted keys reach into model_kwargs)."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(checkpoint), framework="pt") as f:
+        meta = json.loads(f.metadata()["fcnseg"])
+    for key, value in changes.items():
+        target = meta
+        *parents, leaf = key.split("__")
+        for p in parents:
+            target = target[p]
+        target[leaf] = value
+    tensors = load_file(str(checkpoint))
+    save_file(tensors, str(path), metadata={"fcnseg": json.dumps(meta)})
+    return path
+
+
+def fuzz_bytes(rng: np.random.Generator, seeds: list[bytes]) -> bytes:
+    base = bytearray(seeds[int(rng.integers(len(seeds)))])
+    for _ in range(int(rng.integers(1, 8))):
+        if base and rng.random() < 0.7:
+            base[int(rng.integers(len(base)))] = int(rng.integers(256))
+        else:
+            cut = int(rng.integers(len(base) + 1))
+            base = base[:cut] + bytes(rng.integers(0, 256, int(rng.integers(0, 64)), dtype=np.uint8))
+    return bytes(base)
