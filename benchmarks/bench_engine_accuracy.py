@@ -63,16 +63,28 @@ def main() -> None:
                 agree[e].append(agreement(ref, scores))
                 cms[e].update(scores.argmax(1)[0], torch.as_tensor(y))
     base = cms["torch"].compute()["mean_iu"]
-    result = {"checkpoint": str(args.checkpoint), "machine": isa_summary(), "test_images": len(test), "size": size,
-              "engines": {e: {"mean_iu": cms[e].compute()["mean_iu"], "latency_s": statistics.median(times[e]),
-                              "label_agreement": statistics.fmean(agree[e]),
-                              "mean_iu_points_lost": 100 * (base - cms[e].compute()["mean_iu"])}
-                          for e in engines}}  # fmt: skip
+    result = {
+        "checkpoint": str(args.checkpoint),
+        "machine": isa_summary(),
+        "test_images": len(test),
+        "size": size,
+        "engines": {
+            e: {
+                "mean_iu": cms[e].compute()["mean_iu"],
+                "latency_s": statistics.median(times[e]),
+                "label_agreement": statistics.fmean(agree[e]),
+                "mean_iu_points_lost": 100 * (base - cms[e].compute()["mean_iu"]),
+            }
+            for e in engines
+        },
+    }
     print(f"{args.checkpoint}: {len(test)} held-out {size}×{size} scenes; {result['machine']}")
     print(f"  {'engine':<18} {'mean IU':>8} {'points lost':>12} {'agreement':>10} {'ms/image':>9}")
     for e, r in result["engines"].items():
-        print(f"  {e:<18} {100 * r['mean_iu']:8.2f} {r['mean_iu_points_lost']:+12.2f} "
-              f"{100 * r['label_agreement']:9.2f}% {1e3 * r['latency_s']:9.1f}")  # fmt: skip
+        print(
+            f"  {e:<18} {100 * r['mean_iu']:8.2f} {r['mean_iu_points_lost']:+12.2f} "
+            f"{100 * r['label_agreement']:9.2f}% {1e3 * r['latency_s']:9.1f}"
+        )
     skipped = [e for e in args.engines if e not in engines]
     if skipped:
         print("  not available here: " + ", ".join(skipped))

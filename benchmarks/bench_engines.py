@@ -47,11 +47,17 @@ print(json.dumps({"latency_s": statistics.median(times), "peak_rss_mb": hwm / 10
 def torchfcn(size: int, repeats: int) -> dict | None:
     hits = sorted((REPO / ".cache" / "torchfcn").glob("**/torchfcn/models/__init__.py"))
     if not hits:
-        print("skipped torchfcn: its source is not in .cache/torchfcn (pip download --no-deps --no-binary :all: "
-              "torchfcn==1.9.7, then untar there)")  # fmt: skip
+        print(
+            "skipped torchfcn: its source is not in .cache/torchfcn (pip download --no-deps --no-binary :all: "
+            "torchfcn==1.9.7, then untar there)"
+        )
         return None
-    out = subprocess.run([sys.executable, "-c", _TORCHFCN_CHILD, str(hits[0]), str(size), str(repeats)],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", _TORCHFCN_CHILD, str(hits[0]), str(size), str(repeats)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -59,9 +65,12 @@ def ratios(results: dict, ref: dict | None) -> dict[str, float]:
     m = {k.split("/", 1)[1]: v for k, v in results["models"].items()}
     auto = m["auto"]["latency_s"]
     singles = {k: v["latency_s"] for k, v in m.items() if k != "auto"}
-    out = {"auto_over_best_single": auto / min(singles.values()), "best_single": min(singles, key=singles.get),
-           "auto_over_its_floor": m["auto"]["ratio_to_floor"],
-           "auto_peak_rss_mb": m["auto"]["peak_rss_mb"]}  # fmt: skip
+    out = {
+        "auto_over_best_single": auto / min(singles.values()),
+        "best_single": min(singles, key=singles.get),
+        "auto_over_its_floor": m["auto"]["ratio_to_floor"],
+        "auto_peak_rss_mb": m["auto"]["peak_rss_mb"],
+    }
     if "fast" in m:
         out["fast_over_auto"] = m["fast"]["latency_s"] / auto
         out["fast_over_fp32_floor"] = m["fast"]["ratio_to_floor"]
@@ -86,8 +95,10 @@ def main() -> int:
     if ref:
         print(f"torchfcn FCN8s eager: {ref['latency_s']:.3f} s, peak RSS {ref['peak_rss_mb']:.0f} MB")
     decision = results["models"][f"{args.model}/auto"].get("decision", {})
-    print("auto decided: " + ", ".join(f"{k} {v:.3f}s" for k, v in sorted(decision.get("seconds", {}).items(),
-                                                                            key=lambda kv: kv[1])))  # fmt: skip
+    print(
+        "auto decided: "
+        + ", ".join(f"{k} {v:.3f}s" for k, v in sorted(decision.get("seconds", {}).items(), key=lambda kv: kv[1]))
+    )
     for k, v in results["ratios"].items():
         print(f"{k}: {v if isinstance(v, str) else round(v, 3)}")
     if args.json:

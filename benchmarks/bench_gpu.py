@@ -52,8 +52,19 @@ class Scale(NamedTuple):
 
 
 FULL = Scale()
-SMOKE = Scale(width=1 / 16, size=64, batches=(1, 2), repeats=1, predict_images=4, train_images=6, train_steps=4,
-              warmup=1, crop=48, modern_batch=2, compile=False)  # fmt: skip
+SMOKE = Scale(
+    width=1 / 16,
+    size=64,
+    batches=(1, 2),
+    repeats=1,
+    predict_images=4,
+    train_images=6,
+    train_steps=4,
+    warmup=1,
+    crop=48,
+    modern_batch=2,
+    compile=False,
+)
 
 
 def _sync(device: torch.device) -> None:
@@ -111,8 +122,12 @@ def _checkpoint(folder: Path, scale: Scale) -> Path:
     from fcnseg.runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 
     model = fcnseg.get_model("fcn8s_vgg16", num_classes=21, width=scale.width)
-    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model),
-                          classes=[f"class_{i}" for i in range(21)], preprocessing=IMAGENET.to_dict())  # fmt: skip
+    info = CheckpointInfo(
+        arch=model.arch,
+        model_kwargs=model_kwargs(model),
+        classes=[f"class_{i}" for i in range(21)],
+        preprocessing=IMAGENET.to_dict(),
+    )
     return save_checkpoint(folder / "bench", model, info)
 
 
@@ -125,8 +140,21 @@ def predict(device: torch.device, scale: Scale, tmp: Path) -> dict[str, Any]:
     for i in range(scale.predict_images):
         Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(images / f"{i:05d}.jpg", quality=90)
     ckpt = _checkpoint(tmp, scale)
-    cmd = [sys.executable, "-m", "fcnseg", "predict", "--checkpoint", str(ckpt), str(images), "--out",
-           str(tmp / "masks"), "--device", str(device), "--batch-size", str(max(scale.batches))]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "fcnseg",
+        "predict",
+        "--checkpoint",
+        str(ckpt),
+        str(images),
+        "--out",
+        str(tmp / "masks"),
+        "--device",
+        str(device),
+        "--batch-size",
+        str(max(scale.batches)),
+    ]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t
@@ -151,16 +179,34 @@ def make_folder_data(root: Path, n: int, size: int, seed: int = 0) -> Path:
 
 def recipe(name: str, scale: Scale, data: Path, device: torch.device) -> list[str]:
     """``--set`` overrides of the reference or the modern recipe on the generated folder data."""
-    common = [f"model.width={scale.width}", "data.name=folder", f"data.root={data}",
-              f"data.options={{classes: [{', '.join(f'c{i}' for i in range(21))}]}}", "data.preprocessing=imagenet",
-              f"train.max_iter={scale.train_steps}", f"train.log_every={scale.train_steps}",
-              f"train.eval_every={10**9}", f"train.checkpoint_every={10**9}", "eval.max_images=1", "eval.grid_images=0",
-              f"train.device={device}"]  # fmt: skip
+    common = [
+        f"model.width={scale.width}",
+        "data.name=folder",
+        f"data.root={data}",
+        f"data.options={{classes: [{', '.join(f'c{i}' for i in range(21))}]}}",
+        "data.preprocessing=imagenet",
+        f"train.max_iter={scale.train_steps}",
+        f"train.log_every={scale.train_steps}",
+        f"train.eval_every={10**9}",
+        f"train.checkpoint_every={10**9}",
+        "eval.max_images=1",
+        "eval.grid_images=0",
+        f"train.device={device}",
+    ]
     if name == "reference":  # batch 1, whole images of varying sizes, summed loss
         return [*common, "data.batch_size=1", "train.lr=1e-10", "train.momentum=0.99"]
-    return [*common, f"data.batch_size={scale.modern_batch}", f"data.crop_size={scale.crop}", "data.flip=true",
-            "data.scale_range=[0.5, 2.0]", "train.normalize=true", "train.lr=0.01", "train.momentum=0.9",
-            "train.schedule=poly", f"train.amp={str(device.type == 'cuda').lower()}"]  # fmt: skip
+    return [
+        *common,
+        f"data.batch_size={scale.modern_batch}",
+        f"data.crop_size={scale.crop}",
+        "data.flip=true",
+        "data.scale_range=[0.5, 2.0]",
+        "train.normalize=true",
+        "train.lr=0.01",
+        "train.momentum=0.9",
+        "train.schedule=poly",
+        f"train.amp={str(device.type == 'cuda').lower()}",
+    ]
 
 
 def train(name: str, scale: Scale, data: Path, device: torch.device, tmp: Path) -> dict[str, Any]:
@@ -189,8 +235,12 @@ def train(name: str, scale: Scale, data: Path, device: torch.device, tmp: Path) 
     k = scale.warmup
     span = stamps[-1] - stamps[k]
     images = (len(stamps) - 1 - k) * cfg.data.batch_size * world
-    return {"batch_per_process": cfg.data.batch_size, "processes": world, "images_per_s": images / span,
-            "data_wait_share": sum(waits[k + 1 :]) / span}  # fmt: skip
+    return {
+        "batch_per_process": cfg.data.batch_size,
+        "processes": world,
+        "images_per_s": images / span,
+        "data_wait_share": sum(waits[k + 1 :]) / span,
+    }
 
 
 def evaluation(scale: Scale, data: Path, device: torch.device) -> dict[str, Any]:
@@ -201,8 +251,9 @@ def evaluation(scale: Scale, data: Path, device: torch.device) -> dict[str, Any]
     from fcnseg.runtime.hardware import inference_dtype
     from fcnseg.train.data_path import auto_workers
 
-    ds = get_dataset("folder", str(data), "train", transforms=eval_transforms(IMAGENET),
-                     classes=[f"c{i}" for i in range(21)])  # fmt: skip
+    ds = get_dataset(
+        "folder", str(data), "train", transforms=eval_transforms(IMAGENET), classes=[f"c{i}" for i in range(21)]
+    )
     model = fcnseg.get_model("fcn8s_vgg16", num_classes=21, width=scale.width).to(device)
     kwargs = {"device": device, "batch_size": 8, "workers": auto_workers(device), "dtype": inference_dtype(device)}
     evaluate(model, ds, 21, max_images=2, **kwargs)  # warm-up
@@ -218,9 +269,20 @@ def two_processes(scale_name: str, data: Path, device: torch.device) -> dict[str
     if device.type != "cuda" or torch.cuda.device_count() < 2:
         return {"skipped": f"needs 2 CUDA devices; this machine has {torch.cuda.device_count()}"}
     out = Path(tempfile.mkdtemp()) / "ddp.json"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", __file__,
-           "--only-train", str(data), "--json", str(out), "--device", "cuda"] + (["--smoke"] if scale_name == "smoke"
-                                                                                 else [])  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        __file__,
+        "--only-train",
+        str(data),
+        "--json",
+        str(out),
+        "--device",
+        "cuda",
+    ] + (["--smoke"] if scale_name == "smoke" else [])
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
         return {"failed": proc.stderr.strip()[-1500:]}
@@ -228,16 +290,22 @@ def two_processes(scale_name: str, data: Path, device: torch.device) -> dict[str
 
 
 def table(r: dict[str, Any]) -> str:
-    lines = [f"{r['device_name']}, torch {r['torch']}, {'smoke' if r['smoke'] else 'full'} scale", "",
-             "| measurement | images/s | note |", "|---|---:|---|"]  # fmt: skip
+    lines = [
+        f"{r['device_name']}, torch {r['torch']}, {'smoke' if r['smoke'] else 'full'} scale",
+        "",
+        "| measurement | images/s | note |",
+        "|---|---:|---|",
+    ]
     for k, v in r["inference"].items():
         lines.append(f"| inference {k} | {v:.1f} | |" if isinstance(v, float) else f"| inference {k} | | {v} |")
     p = r["predict"]
     lines.append(f"| fcnseg predict end to end | {p['images_per_s']:.1f} | {p['images']} JPEGs {p['size']} |")
     for key, t in [(k, v) for k, v in r.items() if k.startswith("train")] + list(r.get("two_processes", {}).items()):
         if isinstance(t, dict) and "images_per_s" in t:
-            lines.append(f"| {key} ({t['processes']} proc, batch {t['batch_per_process']}) | {t['images_per_s']:.1f} | "
-                         f"data wait {100 * t['data_wait_share']:.1f}% of step time |")  # fmt: skip
+            lines.append(
+                f"| {key} ({t['processes']} proc, batch {t['batch_per_process']}) | {t['images_per_s']:.1f} | "
+                f"data wait {100 * t['data_wait_share']:.1f}% of step time |"
+            )
     e = r["evaluation"]
     lines.append(f"| evaluation | {e['images_per_s']:.1f} | {e['images']} images, {e['dtype']} |")
     if "skipped" in r.get("two_processes", {}):
@@ -267,8 +335,12 @@ def main() -> None:
             return
         data = make_folder_data(tmp / "data", scale.train_images, scale.size)
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
-        r: dict[str, Any] = {"device": str(device), "device_name": name, "torch": torch.__version__,
-                             "smoke": args.smoke}  # fmt: skip
+        r: dict[str, Any] = {
+            "device": str(device),
+            "device_name": name,
+            "torch": torch.__version__,
+            "smoke": args.smoke,
+        }
         r["inference"] = inference(device, scale)
         r["predict"] = predict(device, scale, tmp)
         r["train reference"] = train("reference", scale, data, device, tmp)

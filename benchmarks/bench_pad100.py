@@ -68,16 +68,32 @@ def main() -> None:
         return
     results: dict[str, dict[str, float]] = {}
     for mode in ("ref", "lean"):
-        cmd = [sys.executable, __file__, "--child", mode, "--model", args.model, "--size", str(args.size),
-               "--repeats", str(args.repeats)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            mode,
+            "--model",
+            args.model,
+            "--size",
+            str(args.size),
+            "--repeats",
+            str(args.repeats),
+        ]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         results[mode] = json.loads(out.strip().splitlines()[-1])
     ref, lean = results["ref"], results["lean"]
     print(f"{args.model} at {args.size}×{args.size}, batch 1, fp32 inference, median of {args.repeats}")
     print(f"{'':<22}{'pad100=True':>14}{'pad100=False':>14}{'lean/ref':>10}")
-    rows = (("gflop", "GFLOP"), ("latency_s", "time (s)"), ("peak_rss_mb", "peak RSS (MB)"),
-            ("activation_peak_mb", "activation peak (MB)"), ("train_step_s", "train step (s)"),
-            ("train_peak_rss_mb", "train peak RSS (MB)"), ("train_extra_mb", "train extra (MB)"))  # fmt: skip
+    rows = (
+        ("gflop", "GFLOP"),
+        ("latency_s", "time (s)"),
+        ("peak_rss_mb", "peak RSS (MB)"),
+        ("activation_peak_mb", "activation peak (MB)"),
+        ("train_step_s", "train step (s)"),
+        ("train_peak_rss_mb", "train peak RSS (MB)"),
+        ("train_extra_mb", "train extra (MB)"),
+    )
     for key, label in rows:
         print(f"{label:<22}{ref[key]:>14.2f}{lean[key]:>14.2f}{lean[key] / ref[key]:>10.2f}")
     if args.json:

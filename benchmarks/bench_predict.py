@@ -132,8 +132,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     print(f"{args.images} JPEGs 500×375, {result['model']}, {result['machine']}")
     print(f"{'run':24} {'images/s':>9} {'ratio':>6} {'steady/s':>9} {'ratio':>6} {'wall s':>7}")
     for name, r in rows.items():
-        print(f"{name:24} {r['images_per_s']:9.2f} {r['ratio']:6.2f} {r['steady_images_per_s']:9.2f} "
-              f"{r['steady_ratio']:6.2f} {r['wall_s']:7.1f}")  # fmt: skip
+        print(
+            f"{name:24} {r['images_per_s']:9.2f} {r['ratio']:6.2f} {r['steady_images_per_s']:9.2f} "
+            f"{r['steady_ratio']:6.2f} {r['wall_s']:7.1f}"
+        )
     print("one process, per image (median ms): " + ", ".join(f"{k} {v:.1f}" for k, v in split.items()))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

@@ -57,8 +57,15 @@ LOOPS = ("plain", "fcnseg", "amp")
 
 def _loader(batch: int, size: int, workers: int) -> Any:
     ds = SyntheticShapes(10_000, size, "train", transforms=eval_transforms(IMAGENET))
-    return DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, persistent_workers=workers > 0,
-                      pin_memory=torch.cuda.is_available(), drop_last=True)  # fmt: skip
+    return DataLoader(
+        ds,
+        batch_size=batch,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=True,
+    )
 
 
 def _fixed(shape: tuple[int, int, int, int], classes: int, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -100,8 +107,9 @@ def _steps(model: torch.nn.Module, batches: Any, n: int, *, loop: str, normalize
         opt = make_optimizer(model, HP)
     else:
         model = model.to(memory_format=torch.contiguous_format)
-        opt = torch.optim.SGD(param_groups(model, HP.lr, HP.weight_decay, HP.bias_lr_mult), lr=HP.lr,
-                              momentum=HP.momentum, foreach=False)  # fmt: skip
+        opt = torch.optim.SGD(
+            param_groups(model, HP.lr, HP.weight_decay, HP.bias_lr_mult), lr=HP.lr, momentum=HP.momentum, foreach=False
+        )
     model.train()
     times = []
     it = iter(batches)
@@ -147,9 +155,15 @@ def _compare(workload: str, n: int, rounds: int) -> dict[str, Any]:
             peak[loop] = max(peak[loop], out["peak_rss_mb"])
     label, _, _, batch, _ = WORKLOADS[workload]
     p, f, a = (statistics.median(times[loop]) for loop in LOOPS)
-    return {"workload": label, "plain_images_per_s": batch / p, "fcnseg_images_per_s": batch / f, "ratio": p / f,
-            "amp_images_per_s": batch / a, "amp_ratio": p / a,
-            **{f"{loop}_peak_rss_mb": peak[loop] for loop in LOOPS}}  # fmt: skip
+    return {
+        "workload": label,
+        "plain_images_per_s": batch / p,
+        "fcnseg_images_per_s": batch / f,
+        "ratio": p / f,
+        "amp_images_per_s": batch / a,
+        "amp_ratio": p / a,
+        **{f"{loop}_peak_rss_mb": peak[loop] for loop in LOOPS},
+    }
 
 
 def main() -> None:

@@ -71,9 +71,14 @@ def summarize(runs: dict[str, list[dict[str, float]]]) -> dict[str, float | str]
     wall = {k: statistics.fmean(r["wall_s"] for r in v) for k, v in runs.items()}
     spread = max(statistics.stdev(v) if len(v) > 1 else 0.0 for v in iu.values())
     diff = statistics.fmean(iu["fp32"]) - statistics.fmean(iu["bf16"])
-    return {"fp32_mean_iu": statistics.fmean(iu["fp32"]), "bf16_mean_iu": statistics.fmean(iu["bf16"]),
-            "difference": diff, "seed_spread": spread, "within_spread": "yes" if abs(diff) <= spread else "no",
-            "speedup_bf16": wall["fp32"] / wall["bf16"]}  # fmt: skip
+    return {
+        "fp32_mean_iu": statistics.fmean(iu["fp32"]),
+        "bf16_mean_iu": statistics.fmean(iu["bf16"]),
+        "difference": diff,
+        "seed_spread": spread,
+        "within_spread": "yes" if abs(diff) <= spread else "no",
+        "speedup_bf16": wall["fp32"] / wall["bf16"],
+    }
 
 
 def main() -> None:
@@ -84,21 +89,31 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=100, help="held-out scenes (default 100)")
     ap.add_argument("--json")
     args = ap.parse_args()
-    result: dict = {"machine": isa_summary(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-                    "steps": args.steps, "seeds": args.seeds, "workloads": {}}  # fmt: skip
+    result: dict = {
+        "machine": isa_summary(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "steps": args.steps,
+        "seeds": args.seeds,
+        "workloads": {},
+    }
     for workload in args.workloads:
         runs: dict[str, list[dict[str, float]]] = {"fp32": [], "bf16": []}
         for seed in args.seeds:
             for precision in ("fp32", "bf16"):  # interleaved: a machine slowing down slows both alike
                 r = one_run(workload, seed, precision == "bf16", args.steps, args.test)
                 runs[precision].append({**r, "seed": seed})
-                print(f"{workload} seed {seed} {precision}: held-out mean IU {r['mean_iu']:.4f}, {r['wall_s']:.0f} s",
-                      flush=True)  # fmt: skip
+                print(
+                    f"{workload} seed {seed} {precision}: held-out mean IU {r['mean_iu']:.4f}, {r['wall_s']:.0f} s",
+                    flush=True,
+                )
         result["workloads"][workload] = {"runs": runs, **summarize(runs)}
         s = result["workloads"][workload]
-        print(f"{workload}: fp32 {s['fp32_mean_iu']:.4f}, bf16 {s['bf16_mean_iu']:.4f}, difference "
-              f"{s['difference']:+.4f}, seed spread {s['seed_spread']:.4f} (within: {s['within_spread']}); "
-              f"bf16 {s['speedup_bf16']:.2f}× the fp32 speed")  # fmt: skip
+        print(
+            f"{workload}: fp32 {s['fp32_mean_iu']:.4f}, bf16 {s['bf16_mean_iu']:.4f}, difference "
+            f"{s['difference']:+.4f}, seed spread {s['seed_spread']:.4f} (within: {s['within_spread']}); "
+            f"bf16 {s['speedup_bf16']:.2f}× the fp32 speed"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
 

@@ -15,8 +15,12 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gpu.py"
 @pytest.mark.slow
 def test_gpu_benchmark_smoke_run_on_the_cpu(tmp_path) -> None:
     out = tmp_path / "gpu.json"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--device", "cpu", "--json", str(out)],
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--smoke", "--device", "cpu", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     r = json.loads(out.read_text())
     for variant in ("fp32", "tf32", "bf16", "bf16+channels_last"):

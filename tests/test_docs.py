@@ -85,8 +85,15 @@ def run_page(page: str, cwd: Path, edit=lambda line: line) -> list[str]:
 @pytest.mark.slow
 def test_train_on_your_own_data(tmp_path) -> None:
     ran = run_page("train-your-own-data.md", tmp_path)
-    assert [c.split()[1] for c in ran] == ["data", "mydata/train/class_names.txt", "data", "data", "train", "eval",
-                                           "predict"]  # fmt: skip
+    assert [c.split()[1] for c in ran] == [
+        "data",
+        "mydata/train/class_names.txt",
+        "data",
+        "data",
+        "train",
+        "eval",
+        "predict",
+    ]
     run = tmp_path / "runs" / "mydata"
     info = read_info(run / "checkpoints" / "best.safetensors")
     assert info.classes == list(SyntheticShapes.classes) and info.step > 0  # the names data synth wrote, in order

@@ -36,9 +36,22 @@ FORBIDDEN: dict[str, set[str]] = {
     "experiments": {"inference", "export", "convert", "serve", "cli"},
 }
 #: what the experiments may import from outside their package: public packages' ``__all__`` names only
-PUBLIC = ("fcnseg", "fcnseg.config", "fcnseg.data", "fcnseg.models", "fcnseg.metrics", "fcnseg.losses",
-          "fcnseg.preprocessing", "fcnseg.io", "fcnseg.viz", "fcnseg.errors", "fcnseg.train", "fcnseg.runtime",
-          "fcnseg.bench", "fcnseg.pretrained")  # fmt: skip
+PUBLIC = (
+    "fcnseg",
+    "fcnseg.config",
+    "fcnseg.data",
+    "fcnseg.models",
+    "fcnseg.metrics",
+    "fcnseg.losses",
+    "fcnseg.preprocessing",
+    "fcnseg.io",
+    "fcnseg.viz",
+    "fcnseg.errors",
+    "fcnseg.train",
+    "fcnseg.runtime",
+    "fcnseg.bench",
+    "fcnseg.pretrained",
+)
 
 
 def module_name(path: Path) -> str:
@@ -52,8 +65,12 @@ def imports(path: Path) -> list[tuple[str, list[str], int]]:
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     found = []
     tree = ast.parse(path.read_text())
-    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(
-        block.test) for n in ast.walk(block)}  # for type checkers only: never imported at run time
+    typing_only = {
+        id(n)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+        for n in ast.walk(block)
+    }  # for type checkers only: never imported at run time
     for node in ast.walk(tree):
         if id(node) in typing_only:
             continue
@@ -90,8 +107,12 @@ def _edges() -> list[tuple[str, str, int]]:
     for path in PACKAGE.rglob("*.py"):
         src = module_name(path)
         for target, names, line in imports(path):
-            subs = [f"{target}.{n}" for n in names if (PACKAGE.parent / f"{target}.{n}".replace(".", "/")).exists()
-                    or (PACKAGE.parent / (f"{target}.{n}".replace(".", "/") + ".py")).exists()]  # fmt: skip
+            subs = [
+                f"{target}.{n}"
+                for n in names
+                if (PACKAGE.parent / f"{target}.{n}".replace(".", "/")).exists()
+                or (PACKAGE.parent / (f"{target}.{n}".replace(".", "/") + ".py")).exists()
+            ]
             edges += [(src, t, line) for t in (subs or [target])]
     return edges
 
@@ -100,16 +121,19 @@ def test_no_import_crosses_a_layer_the_wrong_way() -> None:
     assert violations(_edges()) == []
 
 
-@pytest.mark.parametrize("edge", [
-    ("fcnseg.train.amp", "fcnseg.inference.isa"),  # training climbing into inference (the 2026-12 review)
-    ("fcnseg.inference.source", "fcnseg.train.checkpoint"),  # inference reaching into the training package
-    ("fcnseg.convert.caffe", "fcnseg.train.checkpoint"),
-    ("fcnseg.export.cache", "fcnseg.inference.auto"),
-    ("fcnseg.models.fcn", "fcnseg.data.base"),  # models never import data
-    ("fcnseg.runtime.checkpoint", "fcnseg.train.build"),
-    ("fcnseg.inference.batch", "fcnseg.cli.commands._common"),  # the library never sees the command line
-    ("fcnseg.errors", "fcnseg.models"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "edge",
+    [
+        ("fcnseg.train.amp", "fcnseg.inference.isa"),  # training climbing into inference (the 2026-12 review)
+        ("fcnseg.inference.source", "fcnseg.train.checkpoint"),  # inference reaching into the training package
+        ("fcnseg.convert.caffe", "fcnseg.train.checkpoint"),
+        ("fcnseg.export.cache", "fcnseg.inference.auto"),
+        ("fcnseg.models.fcn", "fcnseg.data.base"),  # models never import data
+        ("fcnseg.runtime.checkpoint", "fcnseg.train.build"),
+        ("fcnseg.inference.batch", "fcnseg.cli.commands._common"),  # the library never sees the command line
+        ("fcnseg.errors", "fcnseg.models"),
+    ],
+)
 def test_the_rule_catches_the_imports_the_review_found(edge: tuple[str, str]) -> None:
     assert violations([(*edge, 1)])
 
@@ -161,8 +185,11 @@ def test_experiments_use_only_the_public_api() -> None:
                 bad.append(f"{module_name(path)}:{line} imports {target}")
                 continue
             exported = getattr(importlib.import_module(target), "__all__", [])
-            bad += [f"{module_name(path)}:{line} imports {target}.{n}" for n in names
-                    if n.startswith("_") or n not in exported]  # fmt: skip
+            bad += [
+                f"{module_name(path)}:{line} imports {target}.{n}"
+                for n in names
+                if n.startswith("_") or n not in exported
+            ]
     assert bad == []
 
 
@@ -170,8 +197,10 @@ def test_help_and_argument_errors_do_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = ("import sys\nfrom fcnseg.cli.main import main\nfor argv in (['--help'], ['predict', '--help'], "
-            "['train', '--help'], ['predict', '--alpha', '2', 'x']):\n    try:\n        main(argv)\n"
-            "    except SystemExit:\n        pass\nprint('torch' in sys.modules, 'torchvision' in sys.modules)")  # fmt: skip
+    code = (
+        "import sys\nfrom fcnseg.cli.main import main\nfor argv in (['--help'], ['predict', '--help'], "
+        "['train', '--help'], ['predict', '--alpha', '2', 'x']):\n    try:\n        main(argv)\n"
+        "    except SystemExit:\n        pass\nprint('torch' in sys.modules, 'torchvision' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "False False", out.stderr[-1000:]

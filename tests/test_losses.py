@@ -56,4 +56,5 @@ def test_loss_terms_are_the_sum_and_the_labelled_pixels_weighted(kind: str) -> N
     assert averaged.item() == pytest.approx(reference.item(), rel=1e-5)
     heads_sum, heads_den = pixel_loss_terms(kind, {"a": logits, "b": logits}, {"a": target, "b": target})
     assert heads_den.item() == 2 * labelled.numel() and heads_sum.item() == pytest.approx(
-        2 * pixel_loss_terms(kind, logits, target)[0].item(), rel=1e-6)
+        2 * pixel_loss_terms(kind, logits, target)[0].item(), rel=1e-6
+    )

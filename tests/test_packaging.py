@@ -19,8 +19,14 @@ def test_import_beside_a_folder_named_fcnseg_gets_the_package(tmp_path: Path) ->
     clone.mkdir()
     (clone / "README.md").write_text("a clone of the repository, not the package\n")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-c", "import fcnseg; print(fcnseg.__file__); fcnseg.get_model"],
-                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", "import fcnseg; print(fcnseg.__file__); fcnseg.get_model"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert Path(proc.stdout.strip()).resolve() == Path(fcnseg.__file__).resolve()
 

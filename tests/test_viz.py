@@ -39,8 +39,12 @@ def test_grid_png(tmp_path) -> None:
     image = np.zeros((16, 16, 3), np.uint8)
     truth = np.zeros((16, 16), np.int64)
     truth[4:8, 4:8] = 2
-    path = save_grid(tmp_path / "g.png", [[image, truth, truth], [image, truth, np.zeros_like(truth)]],
-                     titles=["image", "truth", "prediction"], classes=["background", "a", "b"])  # fmt: skip
+    path = save_grid(
+        tmp_path / "g.png",
+        [[image, truth, truth], [image, truth, np.zeros_like(truth)]],
+        titles=["image", "truth", "prediction"],
+        classes=["background", "a", "b"],
+    )
     img = Image.open(path)
     assert img.format == "PNG" and img.size[0] > 200 and img.size[1] > 200
 
@@ -61,8 +65,9 @@ def test_grid_legend_lies_inside_the_figure_and_names_void(n_cols: int) -> None:
     from fcnseg.viz import VOID_LABEL, grid_figure
 
     image, mask = np.zeros((54, 54, 3), np.uint8), _all_labels_mask()
-    fig = grid_figure([[image, *[mask] * (n_cols - 1)]] * 2, titles=["image", *["m"] * (n_cols - 1)],
-                      classes=SyntheticShapes.classes)  # fmt: skip
+    fig = grid_figure(
+        [[image, *[mask] * (n_cols - 1)]] * 2, titles=["image", *["m"] * (n_cols - 1)], classes=SyntheticShapes.classes
+    )
     fig.canvas.draw()
     (legend,) = fig.legends
     box, page = legend.get_window_extent(), fig.bbox
@@ -100,8 +105,10 @@ def test_confusion_picture_has_a_colour_bar_and_counts() -> None:
 def test_curves_have_labelled_axes_with_units(tmp_path) -> None:
     from fcnseg.train.logging import curves_figure
 
-    (tmp_path / "log.csv").write_text("step,loss,lr,images_per_s,pixel_accuracy,mean_accuracy,mean_iu,fw_iu\n"
-                                      "10,2.0,0.1,5,,,,\n20,1.0,0.1,5,0.9,0.5,0.4,0.8\n")  # fmt: skip
+    (tmp_path / "log.csv").write_text(
+        "step,loss,lr,images_per_s,pixel_accuracy,mean_accuracy,mean_iu,fw_iu\n"
+        "10,2.0,0.1,5,,,,\n20,1.0,0.1,5,0.9,0.5,0.4,0.8\n"
+    )
     loss_ax, miu_ax = curves_figure(tmp_path, "ce", True).axes
     assert loss_ax.get_ylabel() == "cross-entropy (nats), mean per pixel"
     assert "mean IU" in miu_ax.get_ylabel() and loss_ax.get_xlabel() == "optimizer step"

@@ -20,7 +20,14 @@ if TYPE_CHECKING:
 
 __all__ = ["ConfusionMatrix", "Segmenter", "__version__", "get_model", "list_models", "load_checkpoint", "scores"]
 
-__getattr__, __dir__ = lazy_attributes(__name__, {
-    "get_model": ".models", "list_models": ".models", "load_checkpoint": ".runtime.checkpoint",
-    "Segmenter": ".inference", "ConfusionMatrix": ".metrics", "scores": ".metrics",
-})  # fmt: skip
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {
+        "get_model": ".models",
+        "list_models": ".models",
+        "load_checkpoint": ".runtime.checkpoint",
+        "Segmenter": ".inference",
+        "ConfusionMatrix": ".metrics",
+        "scores": ".metrics",
+    },
+)

@@ -227,8 +227,10 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     key, raw = text.split("=", 1)
     parts = key.strip().split(".")
     if len(parts) not in (2, 3) or not all(parts):
-        raise ConfigError(f"override {text!r}: key must be section.key (e.g. train.lr=1e-4) or section.key.field "
-                          "(e.g. train.early_stop.patience=5)")  # fmt: skip
+        raise ConfigError(
+            f"override {text!r}: key must be section.key (e.g. train.lr=1e-4) or section.key.field "
+            "(e.g. train.early_stop.patience=5)"
+        )
     return parts, load_yaml(raw, f"override {text!r}") if raw.strip() else None
 
 

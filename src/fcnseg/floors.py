@@ -72,10 +72,13 @@ def _onnxruntime_rate(n: int, precision: str, repeats: int) -> dict[str, float]:
     else:
         node, a_type, c_type = "MatMul", TensorProto.FLOAT, TensorProto.FLOAT
         a, b = rng.standard_normal((n, n), np.float32), rng.standard_normal((n, n), np.float32)
-    graph = helper.make_graph([helper.make_node(node, ["A", "B"], ["C"])], "gemm",
-                              [helper.make_tensor_value_info("A", a_type, [n, n])],
-                              [helper.make_tensor_value_info("C", c_type, [n, n])],
-                              [numpy_helper.from_array(b, "B")])  # fmt: skip
+    graph = helper.make_graph(
+        [helper.make_node(node, ["A", "B"], ["C"])],
+        "gemm",
+        [helper.make_tensor_value_info("A", a_type, [n, n])],
+        [helper.make_tensor_value_info("C", c_type, [n, n])],
+        [numpy_helper.from_array(b, "B")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return {"onnxruntime": 2 * n**3 / _best(lambda: session.run(None, {"A": a}), repeats) / 1e9}
@@ -92,8 +95,15 @@ def _openvino_rate(n: int, precision: str, repeats: int) -> dict[str, float]:
     a = ops.parameter([n, n], np.float32, name="A")
     model = ov.Model([ops.matmul(a, ops.constant(rng.standard_normal((n, n), np.float32)), False, False)], [a])
     hint = "bf16" if precision == "bf16" else "f32"
-    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY",
-                                                      "INFERENCE_NUM_THREADS": torch.get_num_threads()})  # fmt: skip
+    compiled = ov.Core().compile_model(
+        model,
+        "CPU",
+        {
+            "INFERENCE_PRECISION_HINT": hint,
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+        },
+    )
     feed = rng.standard_normal((n, n), np.float32)
     return {"openvino": 2 * n**3 / _best(lambda: compiled(feed), repeats) / 1e9}
 

@@ -109,7 +109,6 @@ def _regular_file(path: Path) -> Path:
     return path
 
 
-
 def to_rgb(img: Image.Image, label: str = "image", bits: int | None = None) -> np.ndarray:
     """``(H, W, 3)`` uint8 RGB: EXIF rotation applied, high bit depths and floats converted by meaning.
 

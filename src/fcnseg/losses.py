@@ -25,6 +25,7 @@ __all__ = [
     "pixel_loss_terms",
 ]
 
+
 @dataclass(frozen=True)
 class Loss:
     """One value of ``train.loss``: its per-pixel term, whether the soft Dice term is added, and what it is."""
@@ -36,12 +37,15 @@ class Loss:
 
 
 #: every ``train.loss``, by name: the config's choices and the trainer read this table
-LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
-    Loss("ce", "ce", False, "softmax cross-entropy over labelled pixels (the reference's)"),
-    Loss("focal", "focal", False, "focal loss (train.focal_gamma; 0 is cross-entropy)"),
-    Loss("ce+dice", "ce", True, "cross-entropy plus train.dice_weight × soft Dice"),
-    Loss("focal+dice", "focal", True, "focal loss plus train.dice_weight × soft Dice"),
-)}  # fmt: skip
+LOSSES: dict[str, Loss] = {
+    loss.name: loss
+    for loss in (
+        Loss("ce", "ce", False, "softmax cross-entropy over labelled pixels (the reference's)"),
+        Loss("focal", "focal", False, "focal loss (train.focal_gamma; 0 is cross-entropy)"),
+        Loss("ce+dice", "ce", True, "cross-entropy plus train.dice_weight × soft Dice"),
+        Loss("focal+dice", "focal", True, "focal loss plus train.dice_weight × soft Dice"),
+    )
+}
 
 
 def cross_entropy2d(

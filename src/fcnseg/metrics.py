@@ -123,8 +123,10 @@ def named(metrics: dict[str, Any], classes: Sequence[str]) -> dict[str, Any]:
         return dict(metrics)
     names = [classes[i] if i < len(classes) else f"class_{i}" for i in range(len(metrics["iu"]))]
     clean = lambda v: None if v != v else float(v)  # noqa: E731  (NaN: class absent)
-    per = {n: {"iu": clean(iu), "accuracy": clean(acc)}
-           for n, iu, acc in zip(names, metrics["iu"], metrics["accuracy"], strict=True)}  # fmt: skip
+    per = {
+        n: {"iu": clean(iu), "accuracy": clean(acc)}
+        for n, iu, acc in zip(names, metrics["iu"], metrics["accuracy"], strict=True)
+    }
     return {**metrics, "per_class": per}
 
 

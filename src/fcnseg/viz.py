@@ -35,13 +35,30 @@ __all__ = [
 #: background black, then 20 colours chosen to be far apart (Sasha Trubetskoy's list), most distinct first
 DISTINCT_COLOURS = np.array(
     [
-        (0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-        (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255),
-        (170, 110, 40), (255, 250, 200), (128, 0, 0), (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128),
+        (0, 0, 0),
+        (230, 25, 75),
+        (60, 180, 75),
+        (255, 225, 25),
+        (0, 130, 200),
+        (245, 130, 48),
+        (145, 30, 180),
+        (70, 240, 240),
+        (240, 50, 230),
+        (210, 245, 60),
+        (250, 190, 212),
+        (0, 128, 128),
+        (220, 190, 255),
+        (170, 110, 40),
+        (255, 250, 200),
+        (128, 0, 0),
+        (170, 255, 195),
+        (128, 128, 0),
+        (255, 215, 180),
+        (0, 0, 128),
         (128, 128, 128),
     ],
     np.uint8,
-)  # fmt: skip
+)
 #: what the legend calls label 255
 VOID_LABEL = "void (not scored)"
 _VOID_DISTINCT = (255, 255, 255)
@@ -124,8 +141,15 @@ def _fit_legend(fig: Figure, handles: list[Patch]) -> None:
         fig.tight_layout()
         return
     for ncol in range(min(len(handles), 8), 0, -1):
-        legend = fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=7, frameon=False,
-                            handlelength=1.2, columnspacing=1.0)  # fmt: skip
+        legend = fig.legend(
+            handles=handles,
+            loc="lower center",
+            ncol=ncol,
+            fontsize=7,
+            frameon=False,
+            handlelength=1.2,
+            columnspacing=1.0,
+        )
         fig.canvas.draw()
         box = legend.get_window_extent()
         if (box.x0 >= 0 and box.x1 <= fig.bbox.width) or ncol == 1:
@@ -176,8 +200,15 @@ def confusion_figure(hist: np.ndarray, classes: Sequence[str], *, counts: bool |
         for i in range(n):
             for j in range(n):
                 if hist[i, j]:
-                    ax.text(j, i, _compact(int(hist[i, j])), ha="center", va="center", fontsize=5.5,
-                            color="white" if norm[i, j] > 0.5 else "black")  # fmt: skip
+                    ax.text(
+                        j,
+                        i,
+                        _compact(int(hist[i, j])),
+                        ha="center",
+                        va="center",
+                        fontsize=5.5,
+                        color="white" if norm[i, j] > 0.5 else "black",
+                    )
     fig.tight_layout()
     return fig
 

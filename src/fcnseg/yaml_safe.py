@@ -42,7 +42,6 @@ class _BoundedLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
-
     def compose_document(self) -> Any:
         node = super().compose_document()
         if node is not None and _expanded_size(node, {}) > MAX_NODES:

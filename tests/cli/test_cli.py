@@ -101,7 +101,14 @@ def test_demo_smoke(tmp_path, capsys) -> None:
     assert main(["demo", "--out", str(tmp_path / "demo"), "--steps", "4", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "mean IU" in out and "next:" in out
-    for name in ("metrics.json", "curves.png", "grid.png", "confusion.png", "report.md", "checkpoints/best.safetensors"):
+    for name in (
+        "metrics.json",
+        "curves.png",
+        "grid.png",
+        "confusion.png",
+        "report.md",
+        "checkpoints/best.safetensors",
+    ):
         assert (tmp_path / "demo" / name).is_file(), name
     assert len(list((tmp_path / "demo" / "predictions").glob("example_*_overlay.jpg"))) == 4
 
@@ -111,8 +118,11 @@ def test_info_names_a_dilated_checkpoints_output_stride(tmp_path, capsys) -> Non
     from fcnseg.runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
 
     model = fcnseg.get_model("fcn32s_vgg16", num_classes=3, width=1 / 16, pad100=False, output_stride=16)
-    path = save_checkpoint(tmp_path / "dil", model, CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model),
-                                                                   classes=["a", "b", "c"]))  # fmt: skip
+    path = save_checkpoint(
+        tmp_path / "dil",
+        model,
+        CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model), classes=["a", "b", "c"]),
+    )
     assert main(["info", str(path)]) == 0
     assert "output stride 16 (dilated: shift-and-stitch)" in capsys.readouterr().out
     assert main(["info", "fcn32s_vgg16"]) == 0

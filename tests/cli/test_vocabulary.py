@@ -30,8 +30,12 @@ def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 
 
 def test_every_flag_and_argument_has_help() -> None:
-    missing = [f"{name} {opt}" for name, p in COMMANDS.items() for opt, a in _options(p).items()
-               if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction)) and not a.help]  # fmt: skip
+    missing = [
+        f"{name} {opt}"
+        for name, p in COMMANDS.items()
+        for opt, a in _options(p).items()
+        if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction)) and not a.help
+    ]
     assert missing == []
 
 

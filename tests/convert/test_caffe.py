@@ -48,15 +48,18 @@ def _write_new_layout(path, layers: dict[str, list[np.ndarray]], extra: dict[str
     path.write_bytes(net.SerializeToString())
 
 
-@pytest.mark.parametrize("net, arch, kwargs", [
-    ("voc-fcn8s", "fcn8s_vgg16", {"num_classes": 21}),
-    ("voc-fcn8s-atonce", "fcn8s_atonce_vgg16", {"num_classes": 21}),
-    ("voc-fcn-alexnet", "fcn32s_alexnet", {"num_classes": 21}),
-    ("siftflow-fcn16s", "fcn16s_vgg16", {"heads": {"sem": 33, "geo": 3}}),
-    ("nyud-fcn32s-color-hha", "fcn32s_vgg16", {"num_classes": 40, "streams": {"color": 3, "hha": 3}}),
-    ("nyud-fcn32s-color-d", "fcn32s_vgg16", {"num_classes": 40, "in_channels": 4}),
-    ("pascalcontext-fcn32s", "fcn32s_vgg16", {"num_classes": 60}),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "net, arch, kwargs",
+    [
+        ("voc-fcn8s", "fcn8s_vgg16", {"num_classes": 21}),
+        ("voc-fcn8s-atonce", "fcn8s_atonce_vgg16", {"num_classes": 21}),
+        ("voc-fcn-alexnet", "fcn32s_alexnet", {"num_classes": 21}),
+        ("siftflow-fcn16s", "fcn16s_vgg16", {"heads": {"sem": 33, "geo": 3}}),
+        ("nyud-fcn32s-color-hha", "fcn32s_vgg16", {"num_classes": 40, "streams": {"color": 3, "hha": 3}}),
+        ("nyud-fcn32s-color-d", "fcn32s_vgg16", {"num_classes": 40, "in_channels": 4}),
+        ("pascalcontext-fcn32s", "fcn32s_vgg16", {"num_classes": 60}),
+    ],
+)
 def test_reference_layout_every_tensor_in_place_and_same_output(tmp_path, net, arch, kwargs) -> None:
     direct = fcnseg.get_model(arch, width=W, **kwargs).eval()
     layers = _layers_of(direct)

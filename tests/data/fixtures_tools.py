@@ -40,8 +40,10 @@ CITYSCAPES_TRAIN_IDS = np.array([255, 255, 255, 255, 0, 1, 255, 2, 5, 10, 11, 13
 def make_cityscapes(root: Path, coarse: bool = False) -> dict[str, np.ndarray]:
     """``leftImg8bit/{train,val}/<city>/…`` + ``gtFine`` (and ``gtCoarse``); returns the label ids by stem."""
     ids = {}
-    frames = {"train": [("aachen", "000000", "000019"), ("bochum", "000000", "001097")],
-              "val": [("frankfurt", "000000", "000294")]}  # fmt: skip
+    frames = {
+        "train": [("aachen", "000000", "000019"), ("bochum", "000000", "001097")],
+        "val": [("frankfurt", "000000", "000294")],
+    }
     rng = np.random.default_rng(0)
     for split, items in frames.items():
         for n, (city, seq, frame) in enumerate(items):
@@ -116,11 +118,23 @@ def make_coco(root: Path, split: str = "val2017") -> dict[str, np.ndarray]:
     images = []
     for i, name in enumerate(names):
         rgb(root / split / name, h, w, seed=i)
-        images.append({"license": 4, "file_name": name, "coco_url": f"http://images.cocodataset.org/{split}/{name}",
-                       "height": h, "width": w, "date_captured": "2013-11-21 01:34:01", "flickr_url": "", "id": i + 1})
-    cats = [{"supercategory": "person", "id": 1, "name": "person"},
-            {"supercategory": "vehicle", "id": 3, "name": "car"},
-            {"supercategory": "indoor", "id": 90, "name": "toothbrush"}]  # fmt: skip
+        images.append(
+            {
+                "license": 4,
+                "file_name": name,
+                "coco_url": f"http://images.cocodataset.org/{split}/{name}",
+                "height": h,
+                "width": w,
+                "date_captured": "2013-11-21 01:34:01",
+                "flickr_url": "",
+                "id": i + 1,
+            }
+        )
+    cats = [
+        {"supercategory": "person", "id": 1, "name": "person"},
+        {"supercategory": "vehicle", "id": 3, "name": "car"},
+        {"supercategory": "indoor", "id": 90, "name": "toothbrush"},
+    ]
     # image 1: a person box (x 2..11, y 2..9) as a polygon, a car box (x 8..19, y 5..14) overlapping it
     person = [2, 2, 12, 2, 12, 10, 2, 10]
     car = [8, 5, 20, 5, 20, 15, 8, 15]
@@ -136,15 +150,43 @@ def make_coco(root: Path, split: str = "val2017") -> dict[str, np.ndarray]:
     e2[tooth] = 3
     e2[crowd] = 255
     anns = [
-        {"segmentation": [person], "area": 80.0, "iscrowd": 0, "image_id": 1, "bbox": [2, 2, 10, 8],
-         "category_id": 1, "id": 101},
-        {"segmentation": [car], "area": 120.0, "iscrowd": 0, "image_id": 1, "bbox": [8, 5, 12, 10],
-         "category_id": 3, "id": 102},
-        {"segmentation": _rle(tooth), "area": 40.0, "iscrowd": 0, "image_id": 2, "bbox": [20, 3, 8, 5],
-         "category_id": 90, "id": 103},
-        {"segmentation": _uncompressed_rle(crowd), "area": 60.0, "iscrowd": 1, "image_id": 2, "bbox": [0, 12, 10, 6],
-         "category_id": 1, "id": 104},
-    ]  # fmt: skip
+        {
+            "segmentation": [person],
+            "area": 80.0,
+            "iscrowd": 0,
+            "image_id": 1,
+            "bbox": [2, 2, 10, 8],
+            "category_id": 1,
+            "id": 101,
+        },
+        {
+            "segmentation": [car],
+            "area": 120.0,
+            "iscrowd": 0,
+            "image_id": 1,
+            "bbox": [8, 5, 12, 10],
+            "category_id": 3,
+            "id": 102,
+        },
+        {
+            "segmentation": _rle(tooth),
+            "area": 40.0,
+            "iscrowd": 0,
+            "image_id": 2,
+            "bbox": [20, 3, 8, 5],
+            "category_id": 90,
+            "id": 103,
+        },
+        {
+            "segmentation": _uncompressed_rle(crowd),
+            "area": 60.0,
+            "iscrowd": 1,
+            "image_id": 2,
+            "bbox": [0, 12, 10, 6],
+            "category_id": 1,
+            "id": 104,
+        },
+    ]
     (root / "annotations").mkdir(parents=True, exist_ok=True)
     (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(coco_json(images, anns, cats)))
     return {names[0]: e1, names[1]: e2, names[2]: np.zeros((h, w), np.uint8)}
@@ -154,8 +196,15 @@ def make_coco(root: Path, split: str = "val2017") -> dict[str, np.ndarray]:
 
 
 def labelme_shape(label: str, points: list, shape_type: str = "polygon") -> dict:
-    return {"label": label, "points": points, "group_id": None, "description": "", "shape_type": shape_type,
-            "flags": {}, "mask": None}  # fmt: skip
+    return {
+        "label": label,
+        "points": points,
+        "group_id": None,
+        "description": "",
+        "shape_type": shape_type,
+        "flags": {},
+        "mask": None,
+    }
 
 
 def labelme_file(path: Path, image: Path, shapes: list[dict], h: int, w: int, embed: bool = False) -> None:
@@ -182,13 +231,19 @@ def make_labelme(root: Path) -> None:
     (root / "labels.txt").write_text(LABELME_LABELS)
     a = root / "photos" / "a.jpg"
     rgb(a, 40, 48, seed=1)
-    labelme_file(root / "json" / "a.json", a, [
-        labelme_shape("cat", [[2, 3], [10, 8]], "rectangle"),
-        labelme_shape("dog", [[6, 4], [20, 4], [20, 12], [6, 12]]),  # drawn over the cat where they overlap
-        labelme_shape("dog", [[30, 20], [30, 25]], "circle"),
-        labelme_shape("cat", [[0, 34], [47, 34]], "line"),
-        labelme_shape("__ignore__", [[40, 6]], "point"),
-    ], 40, 48)  # fmt: skip
+    labelme_file(
+        root / "json" / "a.json",
+        a,
+        [
+            labelme_shape("cat", [[2, 3], [10, 8]], "rectangle"),
+            labelme_shape("dog", [[6, 4], [20, 4], [20, 12], [6, 12]]),  # drawn over the cat where they overlap
+            labelme_shape("dog", [[30, 20], [30, 25]], "circle"),
+            labelme_shape("cat", [[0, 34], [47, 34]], "line"),
+            labelme_shape("__ignore__", [[40, 6]], "point"),
+        ],
+        40,
+        48,
+    )
     b = root / "photos" / "b.png"
     rgb(b, 16, 16, seed=2, fmt="PNG")
     labelme_file(root / "json" / "b.json", b, [labelme_shape("cat", [[1, 1], [14, 1], [14, 14]])], 16, 16, embed=True)

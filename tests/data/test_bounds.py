@@ -56,8 +56,22 @@ def test_bad_labels_and_strides_are_one_line_errors() -> None:
 
 def test_data_bound_prints_and_writes_json(tmp_path, capsys) -> None:
     out = tmp_path / "b.json"
-    argv = ["data", "bound", str(tmp_path), "--dataset", "synthetic", "-o", "n=6", "-o", "size=64", "--strides",
-            "32", "8", "--json", str(out)]  # fmt: skip
+    argv = [
+        "data",
+        "bound",
+        str(tmp_path),
+        "--dataset",
+        "synthetic",
+        "-o",
+        "n=6",
+        "-o",
+        "size=64",
+        "--strides",
+        "32",
+        "8",
+        "--json",
+        str(out),
+    ]
     assert main(argv) == 0
     assert "mean IU" in capsys.readouterr().out
     data = json.loads(out.read_text())

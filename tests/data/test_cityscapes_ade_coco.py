@@ -34,7 +34,12 @@ def test_cityscapes_label_ids_become_the_19_train_ids(tmp_path) -> None:
     assert len(get_dataset("cityscapes", tmp_path, "val")) == 1
     coarse = get_dataset("cityscapes", tmp_path, "train", annotations="gtCoarse")
     assert coarse.mask_paths[0].name.endswith("_gtCoarse_labelIds.png")
-    assert tuple(cityscapes_palette()[[0, 13, 18, 255]].tolist()) == ([128, 64, 128], [0, 0, 142], [119, 11, 32], [0, 0, 0])
+    assert tuple(cityscapes_palette()[[0, 13, 18, 255]].tolist()) == (
+        [128, 64, 128],
+        [0, 0, 142],
+        [119, 11, 32],
+        [0, 0, 0],
+    )
     assert len(CITYSCAPES_CLASSES) == 19
 
 
@@ -92,8 +97,10 @@ def test_coco_stuff_style_categories_and_tool_exports(tmp_path) -> None:
     make_coco(tmp_path, split="default")
     path = tmp_path / "annotations" / "instances_default.json"
     data = json.loads(path.read_text())
-    data["categories"] += [{"supercategory": "other", "id": 183, "name": "other"},
-                           {"supercategory": "textile", "id": 92, "name": "banner"}]  # fmt: skip
+    data["categories"] += [
+        {"supercategory": "other", "id": 183, "name": "other"},
+        {"supercategory": "textile", "id": 92, "name": "banner"},
+    ]
     path.write_text(json.dumps(data))
     ds = get_dataset("coco", tmp_path, "default")
     assert ds.classes == ("background", "person", "car", "toothbrush", "banner", "other")
@@ -160,7 +167,9 @@ def test_data_check_runs_on_each(tmp_path, capsys, name: str) -> None:
 
 def test_data_check_reports_image_and_mask_sizes_that_differ(tmp_path, capsys) -> None:
     make_ade20k(tmp_path)
-    grey_png(tmp_path / "ADEChallengeData2016" / "annotations" / "training" / "ADE_train_00000002.png", np.ones((12, 20)))
+    grey_png(
+        tmp_path / "ADEChallengeData2016" / "annotations" / "training" / "ADE_train_00000002.png", np.ones((12, 20))
+    )
     assert main(["data", "check", str(tmp_path), "--dataset", "ade20k", "--split", "training"]) == 1
     out = capsys.readouterr().out
     assert "1/2 samples readable, 1 problem(s)" in out

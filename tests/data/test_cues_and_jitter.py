@@ -40,8 +40,15 @@ def test_mask_cue_sets_the_hidden_pixels_to_the_mean_colour(pre) -> None:
 
 def test_preprocessed_masked_pixels_are_zero() -> None:
     """After normalisation the hidden pixels carry (almost) no signal: the mean colour maps to ~0."""
-    cfg = load_config(None, ["data.name=synthetic", "data.options={n: 2, size: 48}", "data.preprocessing=imagenet",
-                             "data.mask_cue=foreground"])  # fmt: skip
+    cfg = load_config(
+        None,
+        [
+            "data.name=synthetic",
+            "data.options={n: 2, size: 48}",
+            "data.preprocessing=imagenet",
+            "data.mask_cue=foreground",
+        ],
+    )
     train, val = build_datasets(cfg)
     for ds in (train, val):
         x, y = ds[0]
@@ -61,9 +68,11 @@ def test_random_translate_moves_image_and_mask_together() -> None:
             for dx in range(-2, 3):
                 shifted = torch.roll(mask, (dy, dx), (0, 1))
                 inside = m != 255
-                if torch.equal(m[inside], shifted[inside]) and torch.equal(
-                    out[:, inside], torch.roll(image, (dy, dx), (1, 2))[:, inside]
-                ) and bool((m == 255).sum() >= (mask == 255).sum()):
+                if (
+                    torch.equal(m[inside], shifted[inside])
+                    and torch.equal(out[:, inside], torch.roll(image, (dy, dx), (1, 2))[:, inside])
+                    and bool((m == 255).sum() >= (mask == 255).sum())
+                ):
                     seen.add((dy, dx))
     assert len(seen) > 5  # several different shifts, each consistent between image and mask
     assert RandomTranslate(0)(image, mask)[0] is image

@@ -18,9 +18,19 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 @pytest.mark.parametrize("name", ["cityscapes", pytest.param("ade20k", marks=pytest.mark.slow)])
 def test_recipe_runs_on_the_real_layout(tmp_path, capsys, name: str) -> None:
     {"cityscapes": make_cityscapes, "ade20k": make_ade20k}[name](tmp_path / "data")
-    overrides = [f"data.root={tmp_path / 'data'}", "model.backbone_weights=null", "model.width=0.0625",
-                 "data.crop_size=16", "data.batch_size=2", "data.workers=0", "train.amp=false", "train.max_iter=2",
-                 "train.eval_every=2", "train.checkpoint_every=2", "eval.grid_images=1"]  # fmt: skip
+    overrides = [
+        f"data.root={tmp_path / 'data'}",
+        "model.backbone_weights=null",
+        "model.width=0.0625",
+        "data.crop_size=16",
+        "data.batch_size=2",
+        "data.workers=0",
+        "train.amp=false",
+        "train.max_iter=2",
+        "train.eval_every=2",
+        "train.checkpoint_every=2",
+        "eval.grid_images=1",
+    ]
     run = tmp_path / "run"
     assert main(["train", str(CONFIGS / f"{name}-fcn8s.yaml"), "--out", str(run), "--quiet", "--set", *overrides]) == 0
     capsys.readouterr()

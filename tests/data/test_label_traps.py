@@ -45,7 +45,9 @@ def test_binary_masks_are_refused_when_classes_come_from_the_labels(tmp_path) ->
     with pytest.raises(DataError) as e:  # was: one class, "class_0", and the foreground ignored
         get_dataset("folder", tmp_path)
     msg = str(e.value)
-    assert "masks: every mask holds only the values 0 and 255 (e.g. " in msg and "m0.png" in msg and "binary=True" in msg
+    assert (
+        "masks: every mask holds only the values 0 and 255 (e.g. " in msg and "m0.png" in msg and "binary=True" in msg
+    )
     ds = get_dataset("folder", tmp_path, binary=True)
     assert ds.classes == ("class_0", "class_1")
     assert sorted(np.unique(ds[0][1].numpy()).tolist()) == [0, 1]
@@ -114,11 +116,33 @@ def test_eval_reports_labels_the_model_cannot_predict(tmp_path, capsys) -> None:
     _masks(tmp_path / "data", masks)
     torch.manual_seed(0)
     model = fcnseg.get_model("fcn8s_resnet18", num_classes=3, width=1 / 16)
-    info = CheckpointInfo(arch="fcn8s_resnet18", model_kwargs=model_kwargs(model), classes=["a", "b", "c"],
-                          preprocessing=IMAGENET.to_dict())  # fmt: skip
+    info = CheckpointInfo(
+        arch="fcn8s_resnet18",
+        model_kwargs=model_kwargs(model),
+        classes=["a", "b", "c"],
+        preprocessing=IMAGENET.to_dict(),
+    )
     ckpt = save_checkpoint(tmp_path / "model", model, info)
-    assert main(["eval", "--checkpoint", str(ckpt), "--dataset", "folder", "--root", str(tmp_path / "data"),
-                 "--split", "val", "--out", str(tmp_path / "ev"), "--grid", "0"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "--checkpoint",
+                str(ckpt),
+                "--dataset",
+                "folder",
+                "--root",
+                str(tmp_path / "data"),
+                "--split",
+                "val",
+                "--out",
+                str(tmp_path / "ev"),
+                "--grid",
+                "0",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "warning: 133 labelled pixels carry values [3, 4] that this model (3 classes, 0..2) cannot predict" in out
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
@@ -147,7 +171,9 @@ def test_masks_are_only_ever_resampled_with_nearest_neighbour(seed: int) -> None
     values = set(torch.unique(out_mask).tolist())
     assert out_mask.shape == (40, 40) and values <= {0, 7, 20, 255} and len(values - {255}) >= 2, values
     kept = out_mask != 255
-    np.testing.assert_array_equal(out_mask[kept].numpy(), out_img[0][kept].numpy())  # labels moved with the pixels (nearest, as the image here)
+    np.testing.assert_array_equal(
+        out_mask[kept].numpy(), out_img[0][kept].numpy()
+    )  # labels moved with the pixels (nearest, as the image here)
 
 
 def test_masks_with_many_labels_keep_their_values_when_scaled() -> None:

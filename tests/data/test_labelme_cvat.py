@@ -37,8 +37,21 @@ def test_labels_txt_in_labelmes_convention(tmp_path) -> None:
 def test_import_renders_every_shape_type_later_over_earlier(tmp_path, capsys) -> None:
     make_labelme(tmp_path)
     out = tmp_path / "ds"
-    assert main(["data", "import", "labelme", str(tmp_path / "json"), "--labels", str(tmp_path / "labels.txt"),
-                 "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "data",
+                "import",
+                "labelme",
+                str(tmp_path / "json"),
+                "--labels",
+                str(tmp_path / "labels.txt"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "wrote 2 image(s)" in capsys.readouterr().out
     assert (out / "class_names.txt").read_text().split() == ["_background_", "cat", "dog"]
     assert (out / "images" / "a.jpg").read_bytes() == (tmp_path / "photos" / "a.jpg").read_bytes()  # not re-encoded
@@ -91,8 +104,21 @@ def test_bad_labelme_input_leaves_no_output(tmp_path, capsys) -> None:
     data["shapes"].append(labelme_shape("bird", [[1, 1], [5, 5]], "rectangle"))
     (tmp_path / "json" / "b.json").write_text(json.dumps(data))
     out = tmp_path / "ds"
-    assert main(["data", "import", "labelme", str(tmp_path / "json"), "--labels", str(tmp_path / "labels.txt"),
-                 "--out", str(out)]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "data",
+                "import",
+                "labelme",
+                str(tmp_path / "json"),
+                "--labels",
+                str(tmp_path / "labels.txt"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "b.json: shape 1 has label 'bird', which is not in the labels file" in err[0]
     assert not out.exists() and not list(tmp_path.glob(".ds.partial-*"))  # a.json's files were not left behind

@@ -38,7 +38,16 @@ def _contract(image, mask) -> None:
 
 def test_registry_names() -> None:
     assert set(list_datasets()) == {
-        "voc", "sbd", "siftflow", "nyudv2", "pascal_context", "cityscapes", "ade20k", "coco", "folder", "synthetic"
+        "voc",
+        "sbd",
+        "siftflow",
+        "nyudv2",
+        "pascal_context",
+        "cityscapes",
+        "ade20k",
+        "coco",
+        "folder",
+        "synthetic",
     }
     with pytest.raises(ModelError, match=r"Unknown dataset 'vocc'.*Did you mean 'voc'"):
         get_dataset("vocc", ".")

@@ -42,8 +42,11 @@ def test_demo_trains_the_three_stages_and_writes_table_pictures_and_report(tmp_p
 
     def keep(fig, path):  # the pictures as drawn, to check their layout
         fig.canvas.draw()
-        figures[Path(path).name] = (fig.bbox.frozen(), [(lg.get_window_extent(), [t.get_text() for t in lg.get_texts()])
-                                                        for lg in fig.legends], [a.get_ylabel() for a in fig.axes])
+        figures[Path(path).name] = (
+            fig.bbox.frozen(),
+            [(lg.get_window_extent(), [t.get_text() for t in lg.get_texts()]) for lg in fig.legends],
+            [a.get_ylabel() for a in fig.axes],
+        )
         return save(fig, path)
 
     monkeypatch.setattr(fcnseg.viz, "_save", keep)
@@ -64,9 +67,16 @@ def test_demo_trains_the_three_stages_and_writes_table_pictures_and_report(tmp_p
     assert list(fcn8s["per_class"]) == list(SyntheticShapes.classes)
     assert 0 <= fcn8s["mean_iu"] <= 1 and 0 <= fcn8s["boundary_mean_iu"] <= 1 and fcn8s["train_s"] > 0
     assert sum(map(sum, fcn8s["confusion"])) == 2 * 32 * 32 - sum(  # every scored pixel of the held-out scenes
-        int((SyntheticShapes(2, 32, "test").generate(i)[1] == 255).sum()) for i in range(2))
-    for name in ("grid.png", "curves.png", "confusion.png", "checkpoints/best.safetensors", "predictions/example_1.png",
-                 "predictions/example_1_overlay.jpg"):
+        int((SyntheticShapes(2, 32, "test").generate(i)[1] == 255).sum()) for i in range(2)
+    )
+    for name in (
+        "grid.png",
+        "curves.png",
+        "confusion.png",
+        "checkpoints/best.safetensors",
+        "predictions/example_1.png",
+        "predictions/example_1_overlay.jpg",
+    ):
         assert (tmp_path / name).is_file(), name
     report = (tmp_path / "report.md").read_text()
     for picture in ("](grid.png)", "](curves.png)", "](confusion.png)"):
@@ -74,7 +84,10 @@ def test_demo_trains_the_three_stages_and_writes_table_pictures_and_report(tmp_p
     assert f"{100 * fcn8s['mean_iu']:.1f}" in report
     lines = table(result).splitlines()
     assert lines[0].split()[:3] == ["net", "steps", "mean"] and [ln.split()[0] for ln in lines[1:]] == [
-        "FCN-32s", "FCN-16s", "FCN-8s"]  # fmt: skip
+        "FCN-32s",
+        "FCN-16s",
+        "FCN-8s",
+    ]
 
 
 def test_demo_refuses_a_missing_classifier_file(tmp_path) -> None:
@@ -116,8 +129,13 @@ def test_regenerating_the_shipped_classifier_gives_the_same_bytes(tmp_path) -> N
     assert hashlib.sha256(again.read_bytes()).hexdigest() == hashlib.sha256(shipped.read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize(("args", "words"), [(["--steps", "0"], "--steps 0: needs at least 1 step"),
-                                             (["--classifier", "fcnseg:nope"], "no such shipped weights")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--steps", "0"], "--steps 0: needs at least 1 step"),
+        (["--classifier", "fcnseg:nope"], "no such shipped weights"),
+    ],
+)
 def test_demo_cli_refuses_bad_arguments_in_one_line(tmp_path, capsys, args, words) -> None:
     from fcnseg.cli.main import main
 

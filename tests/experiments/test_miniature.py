@@ -23,8 +23,9 @@ def test_folded_classifier_is_the_fcn_trunk_exactly() -> None:
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.2, 0.2)
     clf.eval()
-    fcn = fcnseg.get_model("fcn32s_vgg16", num_classes=9, width=0.0625, pad100=False,
-                           backbone_weights=clf.vgg_state_dict()).eval()  # fmt: skip
+    fcn = fcnseg.get_model(
+        "fcn32s_vgg16", num_classes=9, width=0.0625, pad100=False, backbone_weights=clf.vgg_state_dict()
+    ).eval()
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         feats = x
@@ -57,7 +58,9 @@ def test_smoke_run_writes_the_report(tmp_path) -> None:
     verdicts = [line for line in findings.splitlines() if line.startswith("* **") and "**:" in line]
     assert len(verdicts) == 5  # a verdict for every claim, computed from the numbers
     saved = json.loads((tmp_path / "docs" / "results" / "miniature.json").read_text())
-    assert (tmp_path / "docs" / "results" / "miniature.json").read_bytes() == (tmp_path / "run" / "miniature.json").read_bytes()
+    assert (tmp_path / "docs" / "results" / "miniature.json").read_bytes() == (
+        tmp_path / "run" / "miniature.json"
+    ).read_bytes()
     assert set(saved["nets"]) == set(NETS) and saved["wall_s"] > 0
     for png in ("miniature-curves.png", "miniature-grid.png"):
         assert (tmp_path / "docs" / "results" / png).stat().st_size > 1000
@@ -70,8 +73,16 @@ def _nets(**miu: float) -> dict[str, dict[str, float]]:
 def test_verdicts_compare_at_an_equal_budget() -> None:
     """A skip net that only beats the one-stage FCN-32s, not the step-matched control, does not reproduce."""
     assert [stages(k) for k in NETS] == [1, 1, 2, 3, 2, 3, 1, 2, 3, 1]
-    base = dict(fcn32s_fixed=0.1, fcn32s=0.4, fcn16s=0.6, fcn8s=0.65, fcn8s_atonce=0.4, fcn8s_atonce_x2=0.55,
-                fcn8s_atonce_x3=0.64, fcn8s_scratch=0.2)  # fmt: skip
+    base = dict(
+        fcn32s_fixed=0.1,
+        fcn32s=0.4,
+        fcn16s=0.6,
+        fcn8s=0.65,
+        fcn8s_atonce=0.4,
+        fcn8s_atonce_x2=0.55,
+        fcn8s_atonce_x3=0.64,
+        fcn8s_scratch=0.2,
+    )
     good = _findings(_nets(**base, fcn32s_x2=0.5, fcn32s_x3=0.55))
     assert [v.split("**")[1] for v in good] == ["Reproduces"] * 5
     slow_atonce = _findings(_nets(**(base | {"fcn8s_atonce_x3": 0.5}), fcn32s_x2=0.5, fcn32s_x3=0.55))

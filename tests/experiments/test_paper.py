@@ -12,6 +12,7 @@ from fcnseg.cli.main import main
 from fcnseg.config import TrainConfig, load_config
 from fcnseg.experiments.paper import PART_NAMES, REFERENCE_LR, SCALES, reference_lr, run_paper
 from fcnseg.experiments.paper import parts as parts_mod
+from fcnseg.experiments.paper import scoring as scoring_mod
 from fcnseg.experiments.paper.probe import solver_probe
 from fcnseg.experiments.paper.runs import Trainer, config_digest
 from fcnseg.experiments.results_md import BEGIN, END, splice
@@ -49,8 +50,9 @@ def test_every_run_is_trained_to_its_plateau(smoke) -> None:
     """Each run's folder says why it ended; the smoke scale's patience of 1 ends every run before its 3-step cap."""
     _, out, _ = smoke
     summaries = [json.loads(p.read_text()) for p in out.glob("*/seed0/summary.json")]
-    assert len(summaries) >= 20 and all(s["early_stop"] == {"patience": 1, "min_delta": 0.0, "metric": "mean_iu"}
-                                        for s in summaries)  # fmt: skip
+    assert len(summaries) >= 20 and all(
+        s["early_stop"] == {"patience": 1, "min_delta": 0.0, "metric": "mean_iu"} for s in summaries
+    )
     assert all(s["end"] in ("early_stop", "max_iter") for s in summaries)
 
 
@@ -77,8 +79,15 @@ def test_a_second_run_reuses_finished_runs_and_merges_parts(smoke) -> None:
 def test_another_seed_trains_only_that_seed_and_reports_the_spread(smoke, tmp_path) -> None:
     _, out, _ = smoke
     said: list[str] = []
-    again = run_paper(out, parts=["upsampling"], scale="smoke", seeds=[0, 1], jobs=2, report=None,
-                      log=lambda *a: said.append(" ".join(map(str, a))))  # fmt: skip
+    again = run_paper(
+        out,
+        parts=["upsampling"],
+        scale="smoke",
+        seeds=[0, 1],
+        jobs=2,
+        report=None,
+        log=lambda *a: said.append(" ".join(map(str, a))),
+    )
     assert again["meta"]["history"][-1]["runs_trained"] == 4  # seed 1 of the 4 runs; seed 0 reused
     assert any("4 run(s), 2 at a time" in s for s in said)
     run = again["upsampling"]["runs"]["fcn32s"]
@@ -104,16 +113,43 @@ def test_verdicts_are_computed_from_the_numbers(monkeypatch) -> None:
         ps, device, seeds = SCALES["smoke"], "cpu", (0, 1)
 
         def train_many(self, reqs):
-            return {(r.saved_as, r.seed): {"dir": f"{r.key}/{r.seed}", "label": r.key, "arch": "a", "cap": 3,
-                                           "batch": 2, "lr": 1.0, "seed": r.seed, "steps": 2, "end": "early_stop",
-                                           "train_s": 1.0, "train_s_to_best": 1.0, "curve": [], "diverged": None}
-                    for r in reqs}  # fmt: skip
+            return {
+                (r.saved_as, r.seed): {
+                    "dir": f"{r.key}/{r.seed}",
+                    "label": r.key,
+                    "arch": "a",
+                    "cap": 3,
+                    "batch": 2,
+                    "lr": 1.0,
+                    "seed": r.seed,
+                    "steps": 2,
+                    "end": "early_stop",
+                    "train_s": 1.0,
+                    "train_s_to_best": 1.0,
+                    "curve": [],
+                    "diverged": None,
+                }
+                for r in reqs
+            }
 
     for learned, expected in (((0.41, 0.39), True), ((0.55, 0.56), False), ((0.41, 0.55), None)):
-        scores = {"fcn32s/0": 0.40, "fcn32s/1": 0.40, "fcn32s_learned/0": learned[0], "fcn32s_learned/1": learned[1],
-                  "fcn8s/0": 0.5, "fcn8s/1": 0.5, "fcn8s_learned/0": 0.5, "fcn8s_learned/1": 0.5}  # fmt: skip
-        monkeypatch.setattr(parts_mod, "held_out", lambda d, ps, dev, s=scores, **kw: {
-            **{k: s[d] for k in ("mean_iu", "pixel_accuracy", "mean_accuracy", "fw_iu", "boundary_mean_iu")}})
+        scores = {
+            "fcn32s/0": 0.40,
+            "fcn32s/1": 0.40,
+            "fcn32s_learned/0": learned[0],
+            "fcn32s_learned/1": learned[1],
+            "fcn8s/0": 0.5,
+            "fcn8s/1": 0.5,
+            "fcn8s_learned/0": 0.5,
+            "fcn8s_learned/1": 0.5,
+        }
+        monkeypatch.setattr(
+            scoring_mod,
+            "held_out",
+            lambda d, ps, dev, s=scores, **kw: {
+                **{k: s[d] for k in ("mean_iu", "pixel_accuracy", "mean_accuracy", "fw_iu", "boundary_mean_iu")}
+            },
+        )
         v = parts_mod.upsampling_part(Fake())["verdicts"]
         assert v[0]["reproduces"] is expected and v[1]["reproduces"] is True
 
@@ -136,8 +172,12 @@ def test_the_reference_configs_are_the_solver_the_experiment_trains() -> None:
     """configs/voc-*.yaml: summed loss, SGD momentum 0.99, batch 1, fixed rate, the release's rates — and those are
     fcnseg's defaults, which the experiment's reference runs use (only the rate and budget set)."""
     defaults = TrainConfig()
-    for name, arch in (("voc-fcn32s", "fcn32s_vgg16"), ("voc-fcn16s", "fcn16s_vgg16"), ("voc-fcn8s", "fcn8s_vgg16"),
-                       ("voc-fcn8s-atonce", "fcn8s_atonce_vgg16")):  # fmt: skip
+    for name, arch in (
+        ("voc-fcn32s", "fcn32s_vgg16"),
+        ("voc-fcn16s", "fcn16s_vgg16"),
+        ("voc-fcn8s", "fcn8s_vgg16"),
+        ("voc-fcn8s-atonce", "fcn8s_atonce_vgg16"),
+    ):
         cfg = load_config(ROOT / "configs" / f"{name}.yaml")
         t = cfg.train
         assert cfg.model.name == arch and t.lr == pytest.approx(REFERENCE_LR[arch], rel=1e-9)
@@ -171,8 +211,23 @@ def test_background_only_nets_are_named() -> None:
 
 def test_a_damaged_paper_json_is_one_line_and_a_damaged_done_json_retrains(tmp_path, capsys) -> None:
     (tmp_path / "paper.json").write_text("{not json")
-    assert main(["experiment", "paper", "--scale", "smoke", "--part", "upper_bounds", "--out", str(tmp_path),
-                 "--report", "-"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "experiment",
+                "paper",
+                "--scale",
+                "smoke",
+                "--part",
+                "upper_bounds",
+                "--out",
+                str(tmp_path),
+                "--report",
+                "-",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "paper.json" in err[0] and "Traceback" not in err[0]
     out = tmp_path / "again"

@@ -48,9 +48,7 @@ def test_multi_head_export_has_one_output_per_head(tmp_path) -> None:
 
 def _checkpoint(tmp_path):
     model = _random(fcnseg.get_model("fcn8s_vgg16", num_classes=21, width=1 / 16))
-    info = CheckpointInfo(
-        arch="fcn8s_vgg16", model_kwargs=model_kwargs(model), classes=[str(i) for i in range(21)]
-    )
+    info = CheckpointInfo(arch="fcn8s_vgg16", model_kwargs=model_kwargs(model), classes=[str(i) for i in range(21)])
     return model, save_checkpoint(tmp_path / "ck", model, info)
 
 
@@ -63,8 +61,10 @@ def test_cli_export(tmp_path, capsys) -> None:
 def test_convert_torchfcn_then_predict_with_the_checkpoint(tmp_path, capsys) -> None:
     """A torchfcn-format file (same keys as torchfcn writes) → fcnseg checkpoint with the same scores."""
     model = _random(fcnseg.get_model("fcn16s_vgg16"))
-    torch.save({"epoch": 3, "iteration": 100, "arch": "FCN16s", "model_state_dict": model.state_dict(), "best_mean_iu": 0.6},
-               tmp_path / "model_best.pth.tar")  # fmt: skip
+    torch.save(
+        {"epoch": 3, "iteration": 100, "arch": "FCN16s", "model_state_dict": model.state_dict(), "best_mean_iu": 0.6},
+        tmp_path / "model_best.pth.tar",
+    )
     out = tmp_path / "w.safetensors"
     assert main(["convert", "torchfcn", str(tmp_path / "model_best.pth.tar"), "--out", str(out)]) == 0
     assert "fcn16s_vgg16, 21 classes" in capsys.readouterr().out

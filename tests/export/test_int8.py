@@ -50,8 +50,12 @@ def test_int8_model_agrees_with_fp32_and_is_four_times_smaller(tmp_path) -> None
 
 def test_cli_export_int8_and_predict_int8(tmp_path, capsys, fcnseg_home) -> None:
     model = _model()
-    info = CheckpointInfo(arch="fcn8s_vgg16", model_kwargs=model_kwargs(model),
-                          classes=[f"c{i}" for i in range(9)], preprocessing=IMAGENET.to_dict())  # fmt: skip
+    info = CheckpointInfo(
+        arch="fcn8s_vgg16",
+        model_kwargs=model_kwargs(model),
+        classes=[f"c{i}" for i in range(9)],
+        preprocessing=IMAGENET.to_dict(),
+    )
     ckpt = save_checkpoint(tmp_path / "ck", model, info)
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -61,8 +65,22 @@ def test_cli_export_int8_and_predict_int8(tmp_path, capsys, fcnseg_home) -> None
     out = tmp_path / "q.onnx"
     args = ["export", "--checkpoint", str(ckpt), "--int8", "--calibration", str(photos), "--out", str(out)]
     assert main(args) == 0 and out.is_file()
-    assert main(["predict", "--checkpoint", str(ckpt), "--int8", "--calibration", str(photos), str(photos),
-                 "--out", str(tmp_path / "pred")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(ckpt),
+                "--int8",
+                "--calibration",
+                str(photos),
+                str(photos),
+                "--out",
+                str(tmp_path / "pred"),
+            ]
+        )
+        == 0
+    )
     assert len(list((tmp_path / "pred").glob("p*.png"))) >= 4
     assert sorted(p.name for p in tmp_path.glob("ck*")) == ["ck.safetensors"]  # nothing beside the checkpoint
     assert list(fcnseg_home.glob("engines/*/onnx-int8/record.json"))  # the int8 graph lives in FCNSEG_HOME
@@ -75,8 +93,12 @@ def test_cli_export_int8_and_predict_int8(tmp_path, capsys, fcnseg_home) -> None
 
 def test_predict_with_the_onnxruntime_engine_matches_torch(tmp_path, fcnseg_home) -> None:
     model = _model()
-    info = CheckpointInfo(arch="fcn8s_vgg16", model_kwargs=model_kwargs(model),
-                          classes=[f"c{i}" for i in range(9)], preprocessing=IMAGENET.to_dict())  # fmt: skip
+    info = CheckpointInfo(
+        arch="fcn8s_vgg16",
+        model_kwargs=model_kwargs(model),
+        classes=[f"c{i}" for i in range(9)],
+        preprocessing=IMAGENET.to_dict(),
+    )
     ckpt = save_checkpoint(tmp_path / "ck", model, info)
     image, _, _ = SyntheticShapes(1, 56, "val").generate(0)
     Image.fromarray(image).save(tmp_path / "a.png")

@@ -117,9 +117,7 @@ def test_a_large_job_tunes_keeps_the_decision_in_fcnseg_home_and_nothing_beside_
     assert (labels == reference).mean() >= auto_mod.AGREEMENT
 
 
-def test_a_cached_decision_is_reused_and_a_changed_checkpoint_or_machine_decides_again(
-    checkpoint, monkeypatch
-) -> None:
+def test_a_cached_decision_is_reused_and_a_changed_checkpoint_or_machine_decides_again(checkpoint, monkeypatch) -> None:
     _tune_with(monkeypatch, "torch-bf16")
     measured: list[int] = []
     real = AutoEngine._measure
@@ -139,7 +137,9 @@ def test_a_cached_decision_is_reused_and_a_changed_checkpoint_or_machine_decides
     model = _model()
     with torch.no_grad():
         model.score_fr.weight.mul_(2)
-    save_checkpoint(checkpoint.with_suffix(""), model, CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model)))
+    save_checkpoint(
+        checkpoint.with_suffix(""), model, CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model))
+    )
     os.utime(checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     run()
     assert measured == [64, 256, 64]
@@ -158,8 +158,9 @@ def test_the_accuracy_guard_refuses_a_fast_precision_that_changes_labels(checkpo
             return out
 
     real_build = auto_mod.build_runner
-    monkeypatch.setattr(auto_mod, "build_runner",
-                        lambda e, m, **kw: FastButWrong() if e == "torch-bf16" else real_build(e, m, **kw))  # fmt: skip
+    monkeypatch.setattr(
+        auto_mod, "build_runner", lambda e, m, **kw: FastButWrong() if e == "torch-bf16" else real_build(e, m, **kw)
+    )
     seg = Segmenter(checkpoint, engine="auto", device="cpu")
     seg.expect(5)
     seg.predict(_image())
@@ -168,8 +169,9 @@ def test_the_accuracy_guard_refuses_a_fast_precision_that_changes_labels(checkpo
     assert "label agreement" in decision.skipped["torch-bf16"]
 
 
-def test_an_engine_that_fails_at_run_time_falls_back_to_pytorch_with_one_warning(checkpoint, monkeypatch,
-                                                                                 caplog) -> None:  # fmt: skip
+def test_an_engine_that_fails_at_run_time_falls_back_to_pytorch_with_one_warning(
+    checkpoint, monkeypatch, caplog
+) -> None:
     _tune_with(monkeypatch, "torch-bf16")
 
     class Breaks(torch.nn.Module):
@@ -182,11 +184,13 @@ def test_an_engine_that_fails_at_run_time_falls_back_to_pytorch_with_one_warning
             return torch.zeros(x.shape[0], 4, *x.shape[-2:]) - 1e9 * (torch.arange(4) != 0).view(1, 4, 1, 1)
 
     real_build = auto_mod.build_runner
-    monkeypatch.setattr(auto_mod, "build_runner",
-                        lambda e, m, **kw: Breaks() if e == "torch-bf16" else real_build(e, m, **kw))  # fmt: skip
+    monkeypatch.setattr(
+        auto_mod, "build_runner", lambda e, m, **kw: Breaks() if e == "torch-bf16" else real_build(e, m, **kw)
+    )
     monkeypatch.setattr(auto_mod, "agreement", lambda ref, out: 1.0)
-    monkeypatch.setattr(AutoEngine, "_time", lambda self, engines, x, rounds=3: {e: 1.0 if e == "torch" else 0.1
-                                                                                  for e in engines})  # fmt: skip
+    monkeypatch.setattr(
+        AutoEngine, "_time", lambda self, engines, x, rounds=3: {e: 1.0 if e == "torch" else 0.1 for e in engines}
+    )
     seg = Segmenter(checkpoint, engine="auto", device="cpu")
     seg.expect(10)
     reference = Segmenter(checkpoint, engine="torch", device="cpu").predict_many([_image(i) for i in range(4)])
@@ -244,8 +248,10 @@ def test_reduced_precisions_need_their_units(monkeypatch) -> None:
 
 
 @needs_ort
-@pytest.mark.parametrize("engine", ["onnxruntime", pytest.param("openvino", marks=pytest.mark.skipif(
-    not HAS_OV, reason="needs the openvino extra"))])  # fmt: skip
+@pytest.mark.parametrize(
+    "engine",
+    ["onnxruntime", pytest.param("openvino", marks=pytest.mark.skipif(not HAS_OV, reason="needs the openvino extra"))],
+)
 def test_forced_fp32_engines_give_torch_labels(checkpoint, engine) -> None:
     images = [_image(i) for i in range(2)]
     want = Segmenter(checkpoint, engine="torch", device="cpu").predict_many(images)
@@ -278,18 +284,37 @@ def test_fcnseg_engine_variable_is_checked(monkeypatch) -> None:
     assert Segmenter(_model()).engine.engine == "auto"
 
 
-def test_eval_and_predict_take_the_engine_and_a_bad_variable_is_one_line(checkpoint, tmp_path, monkeypatch,
-                                                                          capsys) -> None:  # fmt: skip
+def test_eval_and_predict_take_the_engine_and_a_bad_variable_is_one_line(
+    checkpoint, tmp_path, monkeypatch, capsys
+) -> None:
     from PIL import Image
 
     from fcnseg.cli.main import main
 
-    assert main(["eval", "--checkpoint", str(checkpoint), "--engine", "torch-bf16", "--max-images", "2",
-                 "--num-workers", "0", "--device", "cpu"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "--checkpoint",
+                str(checkpoint),
+                "--engine",
+                "torch-bf16",
+                "--max-images",
+                "2",
+                "--num-workers",
+                "0",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert "mean IU" in capsys.readouterr().out
     Image.fromarray(_image()).save(tmp_path / "x.png")
     monkeypatch.setenv("FCNSEG_ENGINE", "fastest")
-    assert main(["predict", "--checkpoint", str(checkpoint), str(tmp_path / "x.png"), "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(["predict", "--checkpoint", str(checkpoint), str(tmp_path / "x.png"), "--out", str(tmp_path / "o")]) == 2
+    )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "FCNSEG_ENGINE='fastest'" in err
 
@@ -335,8 +360,9 @@ def test_fp32_weights_are_dropped_while_only_an_exported_engine_runs_and_read_ba
     it back from the file, unchanged, for a PyTorch engine."""
     reference = Segmenter(checkpoint, engine="torch", device="cpu").predict(_image())
     _tune_with(monkeypatch, "onnxruntime")
-    monkeypatch.setattr(AutoEngine, "_time", lambda self, engines, x, rounds=3: {e: 1.0 if e == "torch" else 0.1
-                                                                                  for e in engines})  # fmt: skip
+    monkeypatch.setattr(
+        AutoEngine, "_time", lambda self, engines, x, rounds=3: {e: 1.0 if e == "torch" else 0.1 for e in engines}
+    )
     seg = Segmenter(checkpoint, engine="auto", device="cpu")
     seg.expect(10)
     seg.predict(_image())  # PyTorch's; then tuned

@@ -133,10 +133,28 @@ def test_torchrun_shards_union_equals_one_process(tmp_path, checkpoint) -> None:
     one = _cli("predict", "--checkpoint", str(checkpoint), str(tmp_path / "in"), "--out", str(tmp_path / "one"))
     assert one.returncode == 0, one.stderr
     two = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-         "-m", "fcnseg", "predict", "--checkpoint", str(checkpoint), str(tmp_path / "in"), "--out", str(tmp_path / "two")],
-        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29517",
+            "-m",
+            "fcnseg",
+            "predict",
+            "--checkpoint",
+            str(checkpoint),
+            str(tmp_path / "in"),
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert two.returncode == 0, two.stderr[-2000:]
     assert "wrote 7 prediction(s)" in two.stdout  # rank 0 reports the sum over ranks
     assert _masks(tmp_path / "two") == _masks(tmp_path / "one") and len(_masks(tmp_path / "one")) == 7
@@ -149,8 +167,18 @@ def test_ray_two_workers_equal_one_process(tmp_path, checkpoint) -> None:
     pytest.importorskip("ray.data", reason="fcnseg[ray] is not installed")
     _photos(tmp_path / "in", [f"{i:02d}.png" for i in range(5)])
     one = _cli("predict", "--checkpoint", str(checkpoint), str(tmp_path / "in"), "--out", str(tmp_path / "one"))
-    ray = _cli("predict", "--checkpoint", str(checkpoint), str(tmp_path / "in"), "--out", str(tmp_path / "ray"),
-               "--ray", "--num-workers", "2", env={"RAY_ADDRESS": ""})  # fmt: skip
+    ray = _cli(
+        "predict",
+        "--checkpoint",
+        str(checkpoint),
+        str(tmp_path / "in"),
+        "--out",
+        str(tmp_path / "ray"),
+        "--ray",
+        "--num-workers",
+        "2",
+        env={"RAY_ADDRESS": ""},
+    )
     assert one.returncode == 0 and ray.returncode == 0, ray.stderr[-2000:]
     assert _masks(tmp_path / "ray") == _masks(tmp_path / "one") and len(_masks(tmp_path / "one")) == 5
     assert len((tmp_path / "ray" / "manifest.jsonl").read_text().splitlines()) == 5

@@ -44,8 +44,9 @@ def _model() -> torch.nn.Module:
 @pytest.fixture
 def checkpoint(tmp_path):
     model = _model()
-    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model), classes=list("abcd"),
-                          preprocessing=IMAGENET.to_dict())  # fmt: skip
+    info = CheckpointInfo(
+        arch=model.arch, model_kwargs=model_kwargs(model), classes=list("abcd"), preprocessing=IMAGENET.to_dict()
+    )
     return save_checkpoint(tmp_path / "ckpt", model, info)
 
 
@@ -53,9 +54,11 @@ def test_a_cuda_device_where_there_is_none_is_one_line_and_exit_2(checkpoint, tm
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     (tmp_path / "in").mkdir()
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "in" / "a.png")
-    for argv in (["eval", "--checkpoint", str(checkpoint), "--dataset", "synthetic", "--split", "val"],
-                 ["predict", "--checkpoint", str(checkpoint), str(tmp_path / "in"), "--out", str(tmp_path / "o")],
-                 ["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "m.onnx")]):  # fmt: skip
+    for argv in (
+        ["eval", "--checkpoint", str(checkpoint), "--dataset", "synthetic", "--split", "val"],
+        ["predict", "--checkpoint", str(checkpoint), str(tmp_path / "in"), "--out", str(tmp_path / "o")],
+        ["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "m.onnx")],
+    ):
         assert main([*argv, "--device", "cuda"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "no CUDA device is available here" in err[0], argv
@@ -80,8 +83,23 @@ def test_predict_batch_size_writes_the_same_masks_as_one_at_a_time(checkpoint, t
     outs = {}
     for batch in (1, 4):
         out = tmp_path / f"out{batch}"
-        assert main(["predict", "--checkpoint", str(checkpoint), str(folder), "--out", str(out), "--device", "cpu",
-                     "--batch-size", str(batch)]) == 1  # fmt: skip  (1: the broken input failed, the rest written)
+        assert (
+            main(
+                [
+                    "predict",
+                    "--checkpoint",
+                    str(checkpoint),
+                    str(folder),
+                    "--out",
+                    str(out),
+                    "--device",
+                    "cpu",
+                    "--batch-size",
+                    str(batch),
+                ]
+            )
+            == 1
+        )  # fmt: skip  (1: the broken input failed, the rest written)
         outs[batch] = {p.name: p.read_bytes() for p in sorted(out.glob("img*.png"))}
     assert len(outs[1]) == 6 and outs[4] == outs[1]
 
@@ -125,7 +143,14 @@ def test_benchmark_mode_is_set_around_a_call_and_never_left_behind() -> None:
         return torch.zeros(x.shape[0], 2, *x.shape[-2:])
 
     before = torch.backends.cudnn.benchmark
-    fast = FastModel(torch.nn.Identity(), runner, device=torch.device("cpu"), dtype=None, channels_last=False,
-                     buckets=(32,), benchmark=True)  # fmt: skip
+    fast = FastModel(
+        torch.nn.Identity(),
+        runner,
+        device=torch.device("cpu"),
+        dtype=None,
+        channels_last=False,
+        buckets=(32,),
+        benchmark=True,
+    )
     assert fast(torch.zeros(1, 3, 20, 20)).shape == (1, 2, 20, 20)
     assert seen == [True] and torch.backends.cudnn.benchmark == before

@@ -27,8 +27,12 @@ def net() -> torch.nn.Module:
 
 
 def test_a_checkpoint_and_its_bare_weights_segment_alike(tmp_path, net) -> None:
-    info = CheckpointInfo(arch=net.arch, model_kwargs=model_kwargs(net), classes=["bg", "a", "b"],
-                          preprocessing=fcnseg.preprocessing.CAFFE_VOC.to_dict())  # fmt: skip
+    info = CheckpointInfo(
+        arch=net.arch,
+        model_kwargs=model_kwargs(net),
+        classes=["bg", "a", "b"],
+        preprocessing=fcnseg.preprocessing.CAFFE_VOC.to_dict(),
+    )
     ckpt = save_checkpoint(tmp_path / "m", net, info)
     bare = tmp_path / "w.safetensors"
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(bare))

@@ -25,8 +25,16 @@ from tests.helpers import tiny
 def trained(tmp_path_factory) -> str:
     """A small FCN-8s fitted for a few seconds on synthetic scenes (predictions with structure)."""
     run = tmp_path_factory.mktemp("trained")
-    cfg = tiny("model.width=0.25", "data.options={n: 60, size: 64}", "data.val_options={n: 2}", "data.batch_size=8",
-               "train.max_iter=300", "train.eval_every=300", "train.checkpoint_every=300", "train.lr=0.05")  # fmt: skip
+    cfg = tiny(
+        "model.width=0.25",
+        "data.options={n: 60, size: 64}",
+        "data.val_options={n: 2}",
+        "data.batch_size=8",
+        "train.max_iter=300",
+        "train.eval_every=300",
+        "train.checkpoint_every=300",
+        "train.lr=0.05",
+    )
     fit(cfg, run, progress=False)
     return str(run / "checkpoints" / "last.safetensors")
 

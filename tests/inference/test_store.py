@@ -46,7 +46,9 @@ def test_a_graph_is_made_once_per_content_and_lives_in_fcnseg_home(checkpoint, f
     model = fcnseg.get_model("fcn8s_vgg16", num_classes=3, width=1 / 16)
     with torch.no_grad():
         model.score_fr.bias.fill_(1.0)
-    save_checkpoint(checkpoint.with_suffix(""), model, CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model)))
+    save_checkpoint(
+        checkpoint.with_suffix(""), model, CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model))
+    )
     os.utime(checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     other = GraphStore(checkpoint).graph("onnx", INTERFACE, _make(calls))
     assert calls == [1, 1] and other.parent.parent != first.parent.parent

@@ -14,10 +14,20 @@ from tests.conftest import tiny_width
 
 MODELS = fcnseg.list_models()
 REQUIRED = [
-    "fcn32s_vgg16", "fcn16s_vgg16", "fcn8s_vgg16", "fcn8s_atonce_vgg16", "fcn32s_alexnet", "fcn32s_googlenet",
-    "fcn16s_googlenet", "fcn8s_googlenet", "fcn32s_resnet50", "fcn16s_resnet50", "fcn8s_resnet50",
-    "fcn8s_resnet101", "fcn8s_mobilenet_v3_large",
-]  # fmt: skip
+    "fcn32s_vgg16",
+    "fcn16s_vgg16",
+    "fcn8s_vgg16",
+    "fcn8s_atonce_vgg16",
+    "fcn32s_alexnet",
+    "fcn32s_googlenet",
+    "fcn16s_googlenet",
+    "fcn8s_googlenet",
+    "fcn32s_resnet50",
+    "fcn16s_resnet50",
+    "fcn8s_resnet50",
+    "fcn8s_resnet101",
+    "fcn8s_mobilenet_v3_large",
+]
 
 
 def _sizes(n: int = 20, seed: int = 0) -> list[tuple[int, int]]:
@@ -141,8 +151,14 @@ def test_four_channel_early_fusion(name: str) -> None:
 def test_late_fusion_sums_stream_scores_before_upsampling() -> None:
     model = fcnseg.get_model("fcn32s_vgg16", streams={"color": 3, "hha": 3}, num_classes=40, width=1 / 16).eval()
     keys = model.state_dict().keys()
-    assert {"conv1_1color.weight", "conv1_1hha.weight", "fc7color.weight", "score_frcolor.weight", "score_frhha.weight",
-            "upscore.weight"} <= set(keys)  # fmt: skip
+    assert {
+        "conv1_1color.weight",
+        "conv1_1hha.weight",
+        "fc7color.weight",
+        "score_frcolor.weight",
+        "score_frhha.weight",
+        "upscore.weight",
+    } <= set(keys)
     assert model.conv1_1color.padding == (100, 100)
     with torch.no_grad():
         for p in model.parameters():

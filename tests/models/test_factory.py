@@ -12,9 +12,12 @@ from fcnseg.runtime.checkpoint import CheckpointInfo, load_checkpoint, model_kwa
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"num_classes": 5, "width": 1 / 16, "pad100": False}, {"heads": {"sem": 4, "geo": 3}, "width": 1 / 16},
-     {"streams": {"color": 3, "hha": 3}, "num_classes": 5, "width": 1 / 16, "learn_upsampling": True}],
-)  # fmt: skip
+    [
+        {"num_classes": 5, "width": 1 / 16, "pad100": False},
+        {"heads": {"sem": 4, "geo": 3}, "width": 1 / 16},
+        {"streams": {"color": 3, "hha": 3}, "num_classes": 5, "width": 1 / 16, "learn_upsampling": True},
+    ],
+)
 def test_build_args_rebuild_the_same_net(kwargs) -> None:
     model = fcnseg.get_model("fcn16s_vgg16", **kwargs)
     assert {k: v for k, v in model.build_args.items() if k in kwargs} == kwargs

@@ -9,11 +9,20 @@ from torch import nn
 import fcnseg
 
 VGG_CONVS = {
-    "conv1_1": (64, 3), "conv1_2": (64, 64), "conv2_1": (128, 64), "conv2_2": (128, 128),
-    "conv3_1": (256, 128), "conv3_2": (256, 256), "conv3_3": (256, 256), "conv4_1": (512, 256),
-    "conv4_2": (512, 512), "conv4_3": (512, 512), "conv5_1": (512, 512), "conv5_2": (512, 512),
+    "conv1_1": (64, 3),
+    "conv1_2": (64, 64),
+    "conv2_1": (128, 64),
+    "conv2_2": (128, 128),
+    "conv3_1": (256, 128),
+    "conv3_2": (256, 256),
+    "conv3_3": (256, 256),
+    "conv4_1": (512, 256),
+    "conv4_2": (512, 512),
+    "conv4_3": (512, 512),
+    "conv5_1": (512, 512),
+    "conv5_2": (512, 512),
     "conv5_3": (512, 512),
-}  # fmt: skip
+}
 VGG_TRUNK = {f"{n}.weight": (o, i, 3, 3) for n, (o, i) in VGG_CONVS.items()} | {
     f"{n}.bias": (o,) for n, (o, _) in VGG_CONVS.items()
 }
@@ -27,31 +36,59 @@ K = 21
 HEADS = {
     "fcn32s_vgg16": {"score_fr.weight": (K, 4096, 1, 1), "score_fr.bias": (K,), "upscore.weight": (K, K, 64, 64)},
     "fcn16s_vgg16": {
-        "score_fr.weight": (K, 4096, 1, 1), "score_fr.bias": (K,), "score_pool4.weight": (K, 512, 1, 1),
-        "score_pool4.bias": (K,), "upscore2.weight": (K, K, 4, 4), "upscore16.weight": (K, K, 32, 32),
+        "score_fr.weight": (K, 4096, 1, 1),
+        "score_fr.bias": (K,),
+        "score_pool4.weight": (K, 512, 1, 1),
+        "score_pool4.bias": (K,),
+        "upscore2.weight": (K, K, 4, 4),
+        "upscore16.weight": (K, K, 32, 32),
     },
     "fcn8s_vgg16": {
-        "score_fr.weight": (K, 4096, 1, 1), "score_fr.bias": (K,), "score_pool4.weight": (K, 512, 1, 1),
-        "score_pool4.bias": (K,), "score_pool3.weight": (K, 256, 1, 1), "score_pool3.bias": (K,),
-        "upscore2.weight": (K, K, 4, 4), "upscore_pool4.weight": (K, K, 4, 4), "upscore8.weight": (K, K, 16, 16),
+        "score_fr.weight": (K, 4096, 1, 1),
+        "score_fr.bias": (K,),
+        "score_pool4.weight": (K, 512, 1, 1),
+        "score_pool4.bias": (K,),
+        "score_pool3.weight": (K, 256, 1, 1),
+        "score_pool3.bias": (K,),
+        "upscore2.weight": (K, K, 4, 4),
+        "upscore_pool4.weight": (K, K, 4, 4),
+        "upscore8.weight": (K, K, 16, 16),
     },
-}  # fmt: skip
+}
 HEADS["fcn8s_atonce_vgg16"] = HEADS["fcn8s_vgg16"]
 ALEXNET = {
-    "conv1.weight": (96, 3, 11, 11), "conv1.bias": (96,), "conv2.weight": (256, 48, 5, 5), "conv2.bias": (256,),
-    "conv3.weight": (384, 256, 3, 3), "conv3.bias": (384,), "conv4.weight": (384, 192, 3, 3), "conv4.bias": (384,),
-    "conv5.weight": (256, 192, 3, 3), "conv5.bias": (256,), "fc6.weight": (4096, 256, 6, 6), "fc6.bias": (4096,),
-    "fc7.weight": (4096, 4096, 1, 1), "fc7.bias": (4096,), "score_fr.weight": (K, 4096, 1, 1), "score_fr.bias": (K,),
+    "conv1.weight": (96, 3, 11, 11),
+    "conv1.bias": (96,),
+    "conv2.weight": (256, 48, 5, 5),
+    "conv2.bias": (256,),
+    "conv3.weight": (384, 256, 3, 3),
+    "conv3.bias": (384,),
+    "conv4.weight": (384, 192, 3, 3),
+    "conv4.bias": (384,),
+    "conv5.weight": (256, 192, 3, 3),
+    "conv5.bias": (256,),
+    "fc6.weight": (4096, 256, 6, 6),
+    "fc6.bias": (4096,),
+    "fc7.weight": (4096, 4096, 1, 1),
+    "fc7.bias": (4096,),
+    "score_fr.weight": (K, 4096, 1, 1),
+    "score_fr.bias": (K,),
     "upscore.weight": (K, K, 63, 63),
-}  # fmt: skip
+}
 
 OFFSETS = {
     "fcn32s_vgg16": ({"score": 19}, {"upscore": 64}),
     "fcn16s_vgg16": ({"score_pool4": 5, "score": 27}, {"upscore2": 4, "upscore16": 32}),
-    "fcn8s_vgg16": ({"score_pool4": 5, "score_pool3": 9, "score": 31}, {"upscore2": 4, "upscore_pool4": 4, "upscore8": 16}),
-    "fcn8s_atonce_vgg16": ({"score_pool4": 5, "score_pool3": 9, "score": 31}, {"upscore2": 4, "upscore_pool4": 4, "upscore8": 16}),
+    "fcn8s_vgg16": (
+        {"score_pool4": 5, "score_pool3": 9, "score": 31},
+        {"upscore2": 4, "upscore_pool4": 4, "upscore8": 16},
+    ),
+    "fcn8s_atonce_vgg16": (
+        {"score_pool4": 5, "score_pool3": 9, "score": 31},
+        {"upscore2": 4, "upscore_pool4": 4, "upscore8": 16},
+    ),
     "fcn32s_alexnet": ({"score": 18}, {"upscore": 63}),
-}  # fmt: skip
+}
 
 
 def _meta(name: str, **kw: object) -> nn.Module:

@@ -131,9 +131,13 @@ def test_torchvision_alexnet_goes_into_the_tv_layout_not_caffenet() -> None:
     [
         ("fcn8s_resnet50", lambda: torchvision.models.resnet50(weights=None), {"fc.weight", "fc.bias"}),
         ("fcn8s_mobilenet_v3_large", lambda: torchvision.models.mobilenet_v3_large(weights=None), "classifier."),
-        ("fcn32s_googlenet", lambda: torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True), {"fc.weight", "fc.bias"}),
+        (
+            "fcn32s_googlenet",
+            lambda: torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True),
+            {"fc.weight", "fc.bias"},
+        ),
     ],
-)  # fmt: skip
+)
 def test_torchvision_backbones_transplant_completely(name: str, factory, dropped) -> None:
     clf = factory().eval()
     with torch.no_grad():

@@ -48,8 +48,13 @@ def test_two_head_eval_labels_each_head_with_its_own_classes(tmp_path, monkeypat
     make_siftflow(tmp_path / "sf")
     model = fcnseg.get_model("fcn8s_vgg16", heads={"sem": 33, "geo": 3}, width=1 / 16)
     config = {"data": {"name": "siftflow", "root": str(tmp_path / "sf"), "val_split": "test"}}
-    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model), classes=list(SIFTFLOW_SEMANTIC_CLASSES),
-                          preprocessing=CAFFE_SIFTFLOW.to_dict(), config=config)  # fmt: skip
+    info = CheckpointInfo(
+        arch=model.arch,
+        model_kwargs=model_kwargs(model),
+        classes=list(SIFTFLOW_SEMANTIC_CLASSES),
+        preprocessing=CAFFE_SIFTFLOW.to_dict(),
+        config=config,
+    )
     ckpt = save_checkpoint(tmp_path / "ck", model, info)
     pictures: dict[str, list[str]] = {}
     real = fcnseg.viz.save_confusion
@@ -59,13 +64,17 @@ def test_two_head_eval_labels_each_head_with_its_own_classes(tmp_path, monkeypat
         return real(path, hist, classes)
 
     monkeypatch.setattr(fcnseg.viz, "save_confusion", recording)
-    assert main(["eval", "--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), "--grid", "0", "--device", "cpu"]) == 0
+    assert (
+        main(["eval", "--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), "--grid", "0", "--device", "cpu"]) == 0
+    )
     printed = capsys.readouterr().out
     sem_table, geo_table = printed.split("[geo]")
     assert "[sem]" in sem_table and "awning" in sem_table and "horizontal" not in sem_table
     assert all(name in geo_table for name in SIFTFLOW_GEOMETRIC_CLASSES) and "awning" not in geo_table
-    assert pictures == {"confusion_sem.png": list(SIFTFLOW_SEMANTIC_CLASSES),
-                        "confusion_geo.png": list(SIFTFLOW_GEOMETRIC_CLASSES)}  # fmt: skip
+    assert pictures == {
+        "confusion_sem.png": list(SIFTFLOW_SEMANTIC_CLASSES),
+        "confusion_geo.png": list(SIFTFLOW_GEOMETRIC_CLASSES),
+    }
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert list(saved["geo"]["per_class"]) == list(SIFTFLOW_GEOMETRIC_CLASSES)
     assert list(saved["sem"]["per_class"]) == list(SIFTFLOW_SEMANTIC_CLASSES)
@@ -74,8 +83,15 @@ def test_two_head_eval_labels_each_head_with_its_own_classes(tmp_path, monkeypat
 
 @pytest.mark.parametrize("multi", [False, True])
 def test_metrics_json_is_flat_for_one_head_and_per_head_for_several(tmp_path, multi) -> None:
-    scores = {"pixel_accuracy": 1.0, "mean_accuracy": 1.0, "mean_iu": 1.0, "fw_iu": 1.0, "iu": [1.0, float("nan")],
-              "accuracy": [1.0, float("nan")], "confusion": torch.eye(2, dtype=torch.int64).tolist()}  # fmt: skip
+    scores = {
+        "pixel_accuracy": 1.0,
+        "mean_accuracy": 1.0,
+        "mean_iu": 1.0,
+        "fw_iu": 1.0,
+        "iu": [1.0, float("nan")],
+        "accuracy": [1.0, float("nan")],
+        "confusion": torch.eye(2, dtype=torch.int64).tolist(),
+    }
     metrics = {"a": scores, "b": scores} if multi else {"": scores}
     heads.write_metrics(tmp_path, metrics, {h: ["x", "y"] for h in metrics})
     saved = json.loads((tmp_path / "metrics.json").read_text())

@@ -24,8 +24,14 @@ def _client(tmp_path, data: dict) -> TestClient:
     torch.manual_seed(0)
     classes = list(SyntheticShapes.classes)
     model = fcnseg.get_model("fcn8s_resnet18", num_classes=len(classes), width=1 / 16)
-    info = CheckpointInfo(arch="fcn8s_resnet18", model_kwargs=model_kwargs(model), classes=classes,
-                          preprocessing=IMAGENET.to_dict(), config={"data": data}, step=7)  # fmt: skip
+    info = CheckpointInfo(
+        arch="fcn8s_resnet18",
+        model_kwargs=model_kwargs(model),
+        classes=classes,
+        preprocessing=IMAGENET.to_dict(),
+        config={"data": data},
+        step=7,
+    )
     return TestClient(create_app(Segmenter(save_checkpoint(tmp_path / "m", model, info))))
 
 

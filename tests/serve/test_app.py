@@ -43,8 +43,9 @@ def checkpoint(tmp_path_factory) -> Path:
     with torch.no_grad():  # random score layers: several classes show up in every image
         for n in model.score_layer_names():
             getattr(model, n).weight.normal_(0, 3.0)
-    info = CheckpointInfo(arch="fcn8s_resnet18", model_kwargs=model_kwargs(model), classes=CLASSES,
-                          preprocessing=IMAGENET.to_dict())  # fmt: skip
+    info = CheckpointInfo(
+        arch="fcn8s_resnet18", model_kwargs=model_kwargs(model), classes=CLASSES, preprocessing=IMAGENET.to_dict()
+    )
     return save_checkpoint(tmp_path_factory.mktemp("serve") / "model", model, info)
 
 
@@ -197,9 +198,11 @@ def test_fifty_concurrent_requests_on_loopback_all_answered_correctly(segmenter)
         assert np.array_equal(mask, exp)
     lat = sorted(r[0] for r in results)
     q = statistics.quantiles(lat, n=100, method="inclusive")
-    print(f"\n50 concurrent requests (128×96 PNG, fcn8s_resnet18 at 1/16 width): wall {wall:.2f} s, "
-          f"{50 / wall:.1f} req/s; latency p50 {q[49] * 1e3:.0f} ms, p90 {q[89] * 1e3:.0f} ms, "
-          f"p99 {q[98] * 1e3:.0f} ms, max {lat[-1] * 1e3:.0f} ms")  # fmt: skip
+    print(
+        f"\n50 concurrent requests (128×96 PNG, fcn8s_resnet18 at 1/16 width): wall {wall:.2f} s, "
+        f"{50 / wall:.1f} req/s; latency p50 {q[49] * 1e3:.0f} ms, p90 {q[89] * 1e3:.0f} ms, "
+        f"p99 {q[98] * 1e3:.0f} ms, max {lat[-1] * 1e3:.0f} ms"
+    )
 
 
 def _browser():
@@ -213,8 +216,7 @@ def _browser():
         )
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,820",
-                "--disable-gpu"):  # fmt: skip
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,820", "--disable-gpu"):
         options.add_argument(arg)
     service = webdriver.ChromeService(executable_path=driver_path)
     return webdriver.Chrome(options=options, service=service)
@@ -239,10 +241,12 @@ def test_page_in_a_real_browser_shows_overlay_and_legend(segmenter, tmp_path) ->
             link = browser.find_element(By.ID, "download")
             link_ok = link.is_displayed() and link.get_attribute("href").startswith("data:image/png;base64,")
             # the overlay changes with the opacity slider: the canvas differs between 0% and 100%
-            probe = ("const c = document.getElementById('view'), s = document.getElementById('opacity');"
-                     "s.value = arguments[0]; s.dispatchEvent(new Event('input'));"
-                     "return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data"
-                     ".filter((_, i) => i % 997 === 0));")  # fmt: skip
+            probe = (
+                "const c = document.getElementById('view'), s = document.getElementById('opacity');"
+                "s.value = arguments[0]; s.dispatchEvent(new Event('input'));"
+                "return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data"
+                ".filter((_, i) => i % 997 === 0));"
+            )
             plain, full = browser.execute_script(probe, 0), browser.execute_script(probe, 100)
             browser.execute_script(probe, 60)
             shot = tmp_path / "serve.png"
@@ -280,8 +284,18 @@ def _drive(app, headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> tupl
     async def send(message: dict) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/api/segment", "headers": headers, "query_string": b"",
-             "http_version": "1.1", "scheme": "http", "server": ("t", 80), "client": ("c", 1), "root_path": ""}  # fmt: skip
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/api/segment",
+        "headers": headers,
+        "query_string": b"",
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("t", 80),
+        "client": ("c", 1),
+        "root_path": "",
+    }
     asyncio.run(app(scope, receive, send))
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
@@ -298,7 +312,7 @@ def test_declared_oversized_body_is_refused_before_a_byte_is_read(segmenter) -> 
 
 def test_streamed_body_stops_being_read_at_the_limit(segmenter) -> None:
     app = create_app(segmenter, max_upload_bytes=100_000)
-    chunks = [b"--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n"] + [b"y" * 65536] * 100
+    chunks = [b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'] + [b"y" * 65536] * 100
     status, body, pulled = _drive(app, [(b"content-type", b"multipart/form-data; boundary=x")], chunks)
     assert status == 413 and "exceeds the limit of 100000 bytes" in body["detail"]
     assert pulled <= 4  # 100 kB + the 64 kB envelope allowance: the other ~6 MB are never read or spooled

@@ -97,10 +97,17 @@ def test_training_with_weights_and_modern_losses(tmp_path, loss: str) -> None:
 
 # --- mixed precision -------------------------------------------------------------------------------------------
 REFERENCE = [  # the reference solver: summed loss, tiny learning rate, momentum 0.99
-    "model.name=fcn8s_vgg16", "model.width=0.0625", "model.dropout=0.0", "data.preprocessing=caffe_voc",
-    "train.normalize=false", "train.lr=1e-6", "train.momentum=0.99", "train.max_iter=4", "train.eval_every=4",
+    "model.name=fcn8s_vgg16",
+    "model.width=0.0625",
+    "model.dropout=0.0",
+    "data.preprocessing=caffe_voc",
+    "train.normalize=false",
+    "train.lr=1e-6",
+    "train.momentum=0.99",
+    "train.max_iter=4",
+    "train.eval_every=4",
     "train.checkpoint_every=4",
-]  # fmt: skip
+]
 
 
 def test_calibrated_loss_scale_puts_the_largest_gradient_under_fp16_overflow() -> None:

@@ -14,10 +14,20 @@ import torch
 from fcnseg.runtime.checkpoint import load_checkpoint
 
 SET = [
-    "model.name=fcn8s_resnet18", "model.width=0.125", "data.options={n: 32, size: 32}", "data.val_options={n: 2}",
-    "data.preprocessing=imagenet", "data.batch_size=2", "train.lr=0.02", "train.momentum=0.9", "train.normalize=true",
-    "train.max_iter=30", "train.log_every=1", "train.eval_every=1000", "train.checkpoint_every=4",
-]  # fmt: skip
+    "model.name=fcn8s_resnet18",
+    "model.width=0.125",
+    "data.options={n: 32, size: 32}",
+    "data.val_options={n: 2}",
+    "data.preprocessing=imagenet",
+    "data.batch_size=2",
+    "train.lr=0.02",
+    "train.momentum=0.9",
+    "train.normalize=true",
+    "train.max_iter=30",
+    "train.log_every=1",
+    "train.eval_every=1000",
+    "train.checkpoint_every=4",
+]
 
 SLOW_WRITE = """
 import contextlib, sys, time
@@ -91,8 +101,13 @@ def uninterrupted(tmp_path_factory) -> dict[str, torch.Tensor]:
 
 
 def _resume(config: Path, run: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "fcnseg", "train", "--resume", str(run), "--quiet", "--set", "train.max_iter=30"],
-                          env=_env(), capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "fcnseg", "train", "--resume", str(run), "--quiet", "--set", "train.max_iter=30"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -100,8 +115,13 @@ def _killed_at_hook(tmp_path: Path, script: str, marker: str) -> Path:
     """Train under ``script``, whose hook prints ``marker`` and holds the run; SIGKILL it there (no race)."""
     (tmp_path / "c.yaml").write_text("model: {name: fcn8s_resnet18}\n")
     run = tmp_path / "run"
-    proc = subprocess.Popen(_cmd(tmp_path / "c.yaml", run, prefix=[sys.executable, "-c", script]),
-                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        _cmd(tmp_path / "c.yaml", run, prefix=[sys.executable, "-c", script]),
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == marker
     proc.send_signal(signal.SIGKILL)

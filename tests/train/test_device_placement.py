@@ -32,7 +32,12 @@ def two_gpu_node(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(torch.cuda, "set_device", lambda d: calls.append(torch.device(d)))
-    for k, v in {"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}.items():
+    for k, v in {
+        "WORLD_SIZE": "2",
+        "LOCAL_WORLD_SIZE": "2",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "29500",
+    }.items():
         monkeypatch.setenv(k, v)
     return calls
 
@@ -184,16 +189,26 @@ class _Recorder(nn.Module):
 
 
 def test_gradient_accumulation_all_reduces_on_the_last_micro_step_only(monkeypatch) -> None:
-    from fcnseg.train import trainer
+    from fcnseg.train import step as step_mod
     from tests.helpers import tiny
 
     cfg = tiny("train.iter_size=3", "train.normalize=false")
     model = fcnseg.get_model("fcn8s_resnet18", num_classes=9, width=1 / 16)
     batch = (torch.randn(2, 3, 32, 32), torch.randint(0, 9, (2, 32, 32)))
     monkeypatch.setattr(torch.distributed, "all_reduce", lambda t, **kw: None)  # a world of 2 without peers
-    run = types.SimpleNamespace(cfg=cfg, dist=DistInfo(0, 2, 0), model=model, ddp_model=_Recorder(model),
-                                batches=iter([batch] * 3), pre=None, on_device=False, device=torch.device("cpu"), dtype=None,
-                                scaler=None, weight=None)  # fmt: skip
-    total, images = trainer._accumulate(run)
+    run = types.SimpleNamespace(
+        cfg=cfg,
+        dist=DistInfo(0, 2, 0),
+        model=model,
+        ddp_model=_Recorder(model),
+        batches=iter([batch] * 3),
+        pre=None,
+        on_device=False,
+        device=torch.device("cpu"),
+        dtype=None,
+        scaler=None,
+        weight=None,
+    )
+    total, images = step_mod._accumulate(run)
     assert (run.ddp_model.unsynced, run.ddp_model.synced) == (2, 1)
     assert images == 2 * 2 * 3 and torch.isfinite(total)

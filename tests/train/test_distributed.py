@@ -15,8 +15,17 @@ from fcnseg.runtime.evaluate import evaluate
 from tests.helpers import TINY
 
 # VGG16 has no batch norm (whose statistics differ per rank); dropout off, so both runs draw the same numbers
-DDP = [*TINY, "model.name=fcn8s_vgg16", "model.width=0.0625", "model.dropout=0.0", "train.max_iter=4",
-       "train.eval_every=4", "train.checkpoint_every=4", "train.lr=0.01", "data.val_options={n: 7}"]  # fmt: skip
+DDP = [
+    *TINY,
+    "model.name=fcn8s_vgg16",
+    "model.width=0.0625",
+    "model.dropout=0.0",
+    "train.max_iter=4",
+    "train.eval_every=4",
+    "train.checkpoint_every=4",
+    "train.lr=0.01",
+    "data.val_options={n: 7}",
+]
 
 
 def _run(args: list[str], nproc: int, out, batch: int) -> subprocess.CompletedProcess:

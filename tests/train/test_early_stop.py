@@ -40,8 +40,12 @@ def test_plateau_state_round_trips_and_malformed_state_is_refused() -> None:
     q = Plateau(EarlyStop(patience=3))
     q.restore(p.state(), "ckpt")
     assert (q.best, q.best_step, q.stale, q.stopped_at) == (0.3, 5, 1, None)
-    for bad in ({"best": "x", "best_step": 0, "stale": 0}, {"best_step": -1, "stale": 0}, [1, 2],
-                {"best": float("nan"), "best_step": 0, "stale": 0}):  # fmt: skip
+    for bad in (
+        {"best": "x", "best_step": 0, "stale": 0},
+        {"best_step": -1, "stale": 0},
+        [1, 2],
+        {"best": float("nan"), "best_step": 0, "stale": 0},
+    ):
         with pytest.raises(CheckpointError, match="early_stop"):
             Plateau(EarlyStop()).restore(bad, "ckpt")
 
@@ -49,8 +53,13 @@ def test_plateau_state_round_trips_and_malformed_state_is_refused() -> None:
 def test_a_run_that_plateaus_stops_and_keeps_its_best_checkpoint(tmp_path) -> None:
     # lr 0: the validation score never changes, so only the first evaluation is a gain
     run = tmp_path / "run"
-    cfg = tiny("train.lr=0", "train.max_iter=40", "train.eval_every=2", "train.checkpoint_every=40",
-               "train.early_stop={patience: 2}")  # fmt: skip
+    cfg = tiny(
+        "train.lr=0",
+        "train.max_iter=40",
+        "train.eval_every=2",
+        "train.checkpoint_every=40",
+        "train.early_stop={patience: 2}",
+    )
     fit(cfg, run, progress=False)
     assert _evals(run) == [2, 4, 6]  # gain at 2, stale at 4 and 6: stopped at 6, not 40
     summary = json.loads((run / "summary.json").read_text())

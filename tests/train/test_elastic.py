@@ -52,7 +52,9 @@ def test_a_new_world_size_keeps_the_global_batch_or_is_refused() -> None:
     assert keep_global_batch(cfg, state, 4, "ckpt").data.batch_size == 1
     assert keep_global_batch(cfg, state, 1, "ckpt") is cfg
     assert keep_global_batch(cfg, {}, 3, "ckpt") is cfg  # a state from before the world was recorded
-    with pytest.raises(ConfigError, match=r"ckpt: trained with a global batch of 4 on 1 process.*world size of 1, 2, 4"):
+    with pytest.raises(
+        ConfigError, match=r"ckpt: trained with a global batch of 4 on 1 process.*world size of 1, 2, 4"
+    ):
         keep_global_batch(cfg, state, 3, "ckpt")
     two = tiny("data.batch_size=4", "train.iter_size=2")
     with pytest.raises(ConfigError, match=r"train\.iter_size 2 cannot make 8"):
@@ -65,10 +67,31 @@ def _torchrun(nproc: int, run_dir, extra: list[str]) -> subprocess.CompletedProc
     config = run_dir.parent / "base.yaml"
     config.write_text("model:\n  name: fcn8s_vgg16\n")
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
-    cmd = [*launcher, "-m", "fcnseg", "train", str(config), "--quiet", "--out", str(run_dir), "--resume", "auto",
-           "--set", *TINY, "model.name=fcn8s_vgg16", "model.dropout=0.0", "train.lr=0.01", *extra]  # fmt: skip
-    return subprocess.run(cmd if nproc > 1 else [sys.executable, *cmd[cmd.index("-m", 1) :]], env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    cmd = [
+        *launcher,
+        "-m",
+        "fcnseg",
+        "train",
+        str(config),
+        "--quiet",
+        "--out",
+        str(run_dir),
+        "--resume",
+        "auto",
+        "--set",
+        *TINY,
+        "model.name=fcn8s_vgg16",
+        "model.dropout=0.0",
+        "train.lr=0.01",
+        *extra,
+    ]
+    return subprocess.run(
+        cmd if nproc > 1 else [sys.executable, *cmd[cmd.index("-m", 1) :]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow
@@ -82,8 +105,9 @@ def test_resume_on_two_processes_keeps_the_global_batch_of_one(tmp_path) -> None
     assert two.returncode == 0, two.stderr[-2000:]
     assert "data.batch_size 4 → 2 keeps the global batch of 4" in two.stderr
     full, resumed = _losses(tmp_path / "a" / "run"), _losses(tmp_path / "b" / "run")
-    torch.testing.assert_close(torch.tensor([resumed[s] for s in (2, 4)]), torch.tensor([full[s] for s in (2, 4)]),
-                               rtol=1e-4, atol=1e-6)  # fmt: skip
+    torch.testing.assert_close(
+        torch.tensor([resumed[s] for s in (2, 4)]), torch.tensor([full[s] for s in (2, 4)]), rtol=1e-4, atol=1e-6
+    )
     assert load_training_state(tmp_path / "b" / "run" / "checkpoints" / "last")["world"] == 2
 
 
@@ -111,10 +135,22 @@ def test_an_error_on_one_rank_stops_every_rank_with_its_message(tmp_path) -> Non
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    base = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2",
-            "OMP_NUM_THREADS": "1"}  # fmt: skip
-    procs = [subprocess.Popen([sys.executable, "-c", _RANK], env={**base, "RANK": str(r), "LOCAL_RANK": str(r)},
-                              stderr=subprocess.PIPE, text=True) for r in range(2)]  # fmt: skip
+    base = {
+        **os.environ,
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "WORLD_SIZE": "2",
+        "OMP_NUM_THREADS": "1",
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RANK],
+            env={**base, "RANK": str(r), "LOCAL_RANK": str(r)},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in range(2)
+    ]
     # without the guard rank 0 would sleep for an hour after the collective: a timeout here fails the test
     errs = [p.communicate(timeout=300)[1] for p in procs]
     assert [p.returncode for p in procs] == [2, 2]

@@ -59,8 +59,13 @@ def test_freed_memory_is_kept_in_the_heap_inside_and_released_after() -> None:
     # after the block: the settings it found are back (asked of glibc by allocating again). Whether the freed
     # bytes left the heap is not asserted: malloc_trim returns pages with madvise and fordblks still counts
     # them when the chunk is not at the heap's top, so that read depended on the heap's layout (it failed in CI)
-    assert out == {"default_mmapped": True, "active": True, "inside_mmapped": False, "inside_kept_free": True,
-                   "after_mmapped": True}  # fmt: skip
+    assert out == {
+        "default_mmapped": True,
+        "active": True,
+        "inside_mmapped": False,
+        "inside_kept_free": True,
+        "after_mmapped": True,
+    }
 
 
 class _FakeLibc:
@@ -110,6 +115,7 @@ def test_fit_retains_the_heap_on_the_cpu_unless_told_not_to(tmp_path, monkeypatc
 
     monkeypatch.setattr(trainer, "retained_heap", spy)
     trainer.fit(tiny("train.max_iter=1", "train.device=cpu"), tmp_path / "a", progress=False)
-    trainer.fit(tiny("train.max_iter=1", "train.device=cpu", "train.retain_memory=false"), tmp_path / "b",
-                progress=False)  # fmt: skip
+    trainer.fit(
+        tiny("train.max_iter=1", "train.device=cpu", "train.retain_memory=false"), tmp_path / "b", progress=False
+    )
     assert seen == [True, False]

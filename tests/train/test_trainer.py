@@ -28,9 +28,18 @@ def test_tiny_model_learns_well_above_chance(tmp_path) -> None:
     Predicting background everywhere scores mean IU ≈ 0.10 here (background IU ≈ 0.9, eight shape classes 0);
     the loop reaches ≈ 0.6. Generalising to unseen scenes takes far longer from scratch (see README).
     """
-    cfg = tiny("train.max_iter=600", "train.eval_every=600", "train.checkpoint_every=600", "model.width=0.25",
-               "data.options={n: 60, size: 64}", "data.val_options={n: 30}", "data.val_split=train",
-               "data.batch_size=8", "train.lr=0.05", "train.schedule=poly")  # fmt: skip
+    cfg = tiny(
+        "train.max_iter=600",
+        "train.eval_every=600",
+        "train.checkpoint_every=600",
+        "model.width=0.25",
+        "data.options={n: 60, size: 64}",
+        "data.val_options={n: 30}",
+        "data.val_split=train",
+        "data.batch_size=8",
+        "train.lr=0.05",
+        "train.schedule=poly",
+    )
     metrics = fit(cfg, tmp_path / "run", progress=False)[""]
     assert metrics["pixel_accuracy"] > 0.95
     assert metrics["mean_iu"] > 0.4
@@ -39,8 +48,17 @@ def test_tiny_model_learns_well_above_chance(tmp_path) -> None:
 def test_outputs_written(tmp_path) -> None:
     run = tmp_path / "run"
     metrics = fit(tiny(), run, progress=False)[""]
-    for name in ("config.yaml", "log.csv", "metrics.json", "curves.png", "grid.png", "confusion.png", "checkpoints/last.safetensors",
-                 "checkpoints/last.state-00000006.pt", "checkpoints/best.safetensors"):  # fmt: skip
+    for name in (
+        "config.yaml",
+        "log.csv",
+        "metrics.json",
+        "curves.png",
+        "grid.png",
+        "confusion.png",
+        "checkpoints/last.safetensors",
+        "checkpoints/last.state-00000006.pt",
+        "checkpoints/best.safetensors",
+    ):
         assert (run / name).is_file(), name
     assert set(json.loads((run / "metrics.json").read_text())) >= {
         "pixel_accuracy",
@@ -138,9 +156,20 @@ def test_multi_task_and_late_fusion_runs(tmp_path) -> None:
     from tests.data.fixtures import make_siftflow
 
     make_siftflow(tmp_path / "sf")
-    cfg = tiny("model.name=fcn8s_vgg16", "model.heads={sem: 33, geo: 3}", "data.name=siftflow", f"data.root={tmp_path / 'sf'}",
-               "data.train_split=trainval", "data.val_split=test", "data.options={}", "data.val_options={}",
-               "data.preprocessing=caffe_siftflow", "train.max_iter=2", "train.eval_every=2", "train.checkpoint_every=2")  # fmt: skip
+    cfg = tiny(
+        "model.name=fcn8s_vgg16",
+        "model.heads={sem: 33, geo: 3}",
+        "data.name=siftflow",
+        f"data.root={tmp_path / 'sf'}",
+        "data.train_split=trainval",
+        "data.val_split=test",
+        "data.options={}",
+        "data.val_options={}",
+        "data.preprocessing=caffe_siftflow",
+        "train.max_iter=2",
+        "train.eval_every=2",
+        "train.checkpoint_every=2",
+    )
     metrics = fit(cfg, tmp_path / "run", progress=False)
     assert set(metrics) == {"sem", "geo"} and 0 <= metrics["geo"]["pixel_accuracy"] <= 1
 
@@ -165,8 +194,12 @@ def test_bf16_autocast_training_on_cpu_stays_finite_and_close_to_fp32(tmp_path) 
 def test_torchvision_weights_with_caffe_preprocessing_is_refused(tmp_path) -> None:
     from fcnseg.errors import ConfigError
 
-    cfg = tiny("model.name=fcn8s_resnet18", "model.width=1.0", "model.backbone_weights=ResNet18_Weights.IMAGENET1K_V1",
-               "data.preprocessing=caffe_voc")  # fmt: skip
+    cfg = tiny(
+        "model.name=fcn8s_resnet18",
+        "model.width=1.0",
+        "model.backbone_weights=ResNet18_Weights.IMAGENET1K_V1",
+        "data.preprocessing=caffe_voc",
+    )
     with pytest.raises(ConfigError, match=r"torchvision weights.*data\.preprocessing=imagenet"):
         fit(cfg, tmp_path / "run", progress=False)
 

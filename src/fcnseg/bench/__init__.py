@@ -42,10 +42,41 @@ PRECISION = {**{name: e.precision for name, e in ENGINES.items()}, **dict.fromke
 DEFAULT_PATHS = ("torch", "torch-bf16", "onnxruntime", "onnxruntime-int8", "openvino-bf16", "openvino-int8", "auto")
 
 __all__ = [
-    "DEFAULT_PATHS", "MODELS", "PATHS", "PRECISION", "VARIANTS", "build", "count_gflop", "gemm_gflops", "gemm_rates",
-    "measure", "measure_auto", "missing_extra", "model_gflop", "peak_rss_mb", "prepare", "run", "table",
-]  # fmt: skip
+    "DEFAULT_PATHS",
+    "MODELS",
+    "PATHS",
+    "PRECISION",
+    "VARIANTS",
+    "build",
+    "count_gflop",
+    "gemm_gflops",
+    "gemm_rates",
+    "measure",
+    "measure_auto",
+    "missing_extra",
+    "model_gflop",
+    "peak_rss_mb",
+    "prepare",
+    "run",
+    "table",
+]
 
-__getattr__, __dir__ = lazy_attributes(__name__, dict.fromkeys(
-    ("build", "count_gflop", "gemm_gflops", "gemm_rates", "measure", "measure_auto", "missing_extra", "model_gflop",
-     "peak_rss_mb", "prepare", "run", "table"), ".measure"))  # fmt: skip
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {"run": ".run", "table": ".run"}
+    | dict.fromkeys(
+        (
+            "build",
+            "count_gflop",
+            "gemm_gflops",
+            "gemm_rates",
+            "measure",
+            "measure_auto",
+            "missing_extra",
+            "model_gflop",
+            "peak_rss_mb",
+            "prepare",
+        ),
+        ".measure",
+    ),
+)

@@ -35,8 +35,11 @@ def _openvino(graph: str, x: Any, hint: str, threads: int) -> Callable[[], Any]:
     core = ov.Core()
     model = core.read_model(graph)
     model.reshape({model.inputs[0].any_name: list(x.shape)})
-    compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY",
-                                                 "INFERENCE_NUM_THREADS": threads})  # fmt: skip
+    compiled = core.compile_model(
+        model,
+        "CPU",
+        {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads},
+    )
     return lambda: compiled(x)
 
 

@@ -53,24 +53,46 @@ def _build_schema() -> dict[str, Any]:
     fdp = descriptor_pb2.FileDescriptorProto(name="fcnseg_caffe.proto", package="fcnseg_caffe", syntax="proto2")
     opt, rep = _F.LABEL_OPTIONAL, _F.LABEL_REPEATED
     _message(fdp, "BlobShape", [("dim", 1, _F.TYPE_INT64, rep, "")])
-    _message(fdp, "BlobProto", [
-        ("num", 1, _F.TYPE_INT32, opt, ""), ("channels", 2, _F.TYPE_INT32, opt, ""),
-        ("height", 3, _F.TYPE_INT32, opt, ""), ("width", 4, _F.TYPE_INT32, opt, ""),
-        ("data", 5, _F.TYPE_FLOAT, rep, ""), ("shape", 7, _F.TYPE_MESSAGE, opt, "BlobShape"),
-        ("double_data", 8, _F.TYPE_DOUBLE, rep, ""),
-    ])  # fmt: skip
-    _message(fdp, "LayerParameter", [
-        ("name", 1, _F.TYPE_STRING, opt, ""), ("type", 2, _F.TYPE_STRING, opt, ""),
-        ("blobs", 7, _F.TYPE_MESSAGE, rep, "BlobProto"),
-    ])  # fmt: skip
-    _message(fdp, "V1LayerParameter", [
-        ("name", 4, _F.TYPE_STRING, opt, ""), ("type", 5, _F.TYPE_INT32, opt, ""),
-        ("blobs", 6, _F.TYPE_MESSAGE, rep, "BlobProto"),
-    ])  # fmt: skip
-    _message(fdp, "NetParameter", [
-        ("name", 1, _F.TYPE_STRING, opt, ""), ("layers", 2, _F.TYPE_MESSAGE, rep, "V1LayerParameter"),
-        ("layer", 100, _F.TYPE_MESSAGE, rep, "LayerParameter"),
-    ])  # fmt: skip
+    _message(
+        fdp,
+        "BlobProto",
+        [
+            ("num", 1, _F.TYPE_INT32, opt, ""),
+            ("channels", 2, _F.TYPE_INT32, opt, ""),
+            ("height", 3, _F.TYPE_INT32, opt, ""),
+            ("width", 4, _F.TYPE_INT32, opt, ""),
+            ("data", 5, _F.TYPE_FLOAT, rep, ""),
+            ("shape", 7, _F.TYPE_MESSAGE, opt, "BlobShape"),
+            ("double_data", 8, _F.TYPE_DOUBLE, rep, ""),
+        ],
+    )
+    _message(
+        fdp,
+        "LayerParameter",
+        [
+            ("name", 1, _F.TYPE_STRING, opt, ""),
+            ("type", 2, _F.TYPE_STRING, opt, ""),
+            ("blobs", 7, _F.TYPE_MESSAGE, rep, "BlobProto"),
+        ],
+    )
+    _message(
+        fdp,
+        "V1LayerParameter",
+        [
+            ("name", 4, _F.TYPE_STRING, opt, ""),
+            ("type", 5, _F.TYPE_INT32, opt, ""),
+            ("blobs", 6, _F.TYPE_MESSAGE, rep, "BlobProto"),
+        ],
+    )
+    _message(
+        fdp,
+        "NetParameter",
+        [
+            ("name", 1, _F.TYPE_STRING, opt, ""),
+            ("layers", 2, _F.TYPE_MESSAGE, rep, "V1LayerParameter"),
+            ("layer", 100, _F.TYPE_MESSAGE, rep, "LayerParameter"),
+        ],
+    )
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
     names = ("BlobShape", "BlobProto", "LayerParameter", "V1LayerParameter", "NetParameter")
@@ -233,9 +255,12 @@ def convert_caffe(path: str | Path, net: str, *, width: float = 1.0) -> tuple[An
     fixed = {k: v for k, v in target.items() if k.split(".")[0].startswith("upscore") and k not in state}
     load_into(model, {**state, **fixed}, path)  # fixed bilinear kernels may be absent from old files
     info = CheckpointInfo(
-        arch=ref.arch, model_kwargs=model_kwargs(model), classes=list(ref.classes),
-        preprocessing=ref.preprocessing.to_dict(), config={"converted_from": str(path), "reference_net": net},
-    )  # fmt: skip
+        arch=ref.arch,
+        model_kwargs=model_kwargs(model),
+        classes=list(ref.classes),
+        preprocessing=ref.preprocessing.to_dict(),
+        config={"converted_from": str(path), "reference_net": net},
+    )
     return model, info
 
 

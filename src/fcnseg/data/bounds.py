@@ -47,8 +47,9 @@ def _fractions(label: torch.Tensor, factor: int, num_classes: int, ignore: int) 
     return F.avg_pool2d(onehot[None], factor)[0] * factor * factor
 
 
-def coarse_labels(label: Any, factor: int, num_classes: int, *, method: str = "bilinear",
-                  ignore_index: int = 255) -> np.ndarray:  # fmt: skip
+def coarse_labels(
+    label: Any, factor: int, num_classes: int, *, method: str = "bilinear", ignore_index: int = 255
+) -> np.ndarray:
     """``label`` ``(H, W)`` taken down to the stride-``factor`` grid and back up to ``(H, W)`` by ``method``."""
     if method not in METHODS:
         raise DataError(f"method {method!r}: one of {', '.join(METHODS)}")
@@ -68,9 +69,13 @@ def coarse_labels(label: Any, factor: int, num_classes: int, *, method: str = "b
 
 
 def upper_bounds(
-    labels: Iterable[Any], num_classes: int, factors: Sequence[int] = (32, 16, 8), *, method: str = "bilinear",
+    labels: Iterable[Any],
+    num_classes: int,
+    factors: Sequence[int] = (32, 16, 8),
+    *,
+    method: str = "bilinear",
     ignore_index: int = 255,
-) -> dict[int, dict[str, Any]]:  # fmt: skip
+) -> dict[int, dict[str, Any]]:
     """The four metrics of the coarse ground truth against the ground truth, per factor.
 
     Args:

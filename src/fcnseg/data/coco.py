@@ -85,8 +85,10 @@ class COCOSegmentation(SegmentationDataset):
             if not isinstance(a, dict) or "image_id" not in a or "category_id" not in a:
                 raise DataError(f"{self.json_path}: an annotation lacks image_id or category_id: {str(a)[:80]}")
             if a["category_id"] not in self.category_index:
-                raise DataError(f"{self.json_path}: annotation {a.get('id')} has category {a['category_id']}, "
-                                "which is not in 'categories'")  # fmt: skip
+                raise DataError(
+                    f"{self.json_path}: annotation {a.get('id')} has category {a['category_id']}, "
+                    "which is not in 'categories'"
+                )
             anns.setdefault(a["image_id"], []).append(a)
         if anns and not any(a.get("segmentation") for group in anns.values() for a in group):
             raise DataError(f"{self.json_path}: no annotation has a segmentation (a bounding-box-only export?)")
@@ -106,8 +108,9 @@ class COCOSegmentation(SegmentationDataset):
         ]
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
-            raise DataError(f"{self.root}: no COCO annotations (looked for {', '.join(map(str, candidates))}); "
-                            "pass annotations=")  # fmt: skip
+            raise DataError(
+                f"{self.root}: no COCO annotations (looked for {', '.join(map(str, candidates))}); pass annotations="
+            )
         return found
 
     def _index_categories(self, categories: list[Any]) -> None:
@@ -185,6 +188,8 @@ class COCOSegmentation(SegmentationDataset):
         image = read_image(path)
         mask = self.semantic_mask(index)
         if image.shape[:2] != mask.shape:
-            raise DataError(f"{path}: image is {image.shape[1]}×{image.shape[0]} but {self.json_path.name} says "
-                            f"{mask.shape[1]}×{mask.shape[0]}")  # fmt: skip
+            raise DataError(
+                f"{path}: image is {image.shape[1]}×{image.shape[0]} but {self.json_path.name} says "
+                f"{mask.shape[1]}×{mask.shape[0]}"
+            )
         return to_sample(image, mask)

@@ -64,8 +64,11 @@ class SegmentationFolder(SegmentationDataset):
             listed = set(ids)
             problems = [f"{self.images_dir}: no image for listed id {i!r}" for i in ids if i not in images]
             if problems:
-                raise DataError(problems[0] if len(problems) == 1 else f"{len(problems)} listed ids have no image; "
-                                f"first: {problems[0]}")  # fmt: skip
+                raise DataError(
+                    problems[0]
+                    if len(problems) == 1
+                    else f"{len(problems)} listed ids have no image; first: {problems[0]}"
+                )
             images = {s: p for s, p in images.items() if s in listed}
             masks = {s: p for s, p in masks.items() if s in listed}
         problems = [

@@ -153,8 +153,9 @@ def _convert(path: Path, values: dict[str, int], stage: Path) -> None:
     image = read_image(io.BytesIO(raw), name=f"{path} (image)")
     h, w = image.shape[:2]
     if (data.get("imageHeight"), data.get("imageWidth")) not in ((None, None), (h, w)):
-        raise DataError(f"{path}: imageHeight/imageWidth say {data['imageHeight']}×{data['imageWidth']}, "
-                        f"the image is {h}×{w}")  # fmt: skip
+        raise DataError(
+            f"{path}: imageHeight/imageWidth say {data['imageHeight']}×{data['imageWidth']}, the image is {h}×{w}"
+        )
     mask = render_shapes((h, w), data["shapes"], values, str(path))
     fmt = Image.open(io.BytesIO(raw), formats=list(_SUFFIX)).format  # already decoded once by read_image
     if fmt in _SUFFIX:

@@ -22,9 +22,16 @@ from ..preprocessing import Preprocessing
 from .base import IGNORE_INDEX
 
 __all__ = [
-    "CUES", "MaskCue", "ModalityNormalize", "Normalize", "RandomTranslate", "augmentations", "eval_transforms",
-    "pad_collate", "train_transforms",
-]  # fmt: skip
+    "CUES",
+    "MaskCue",
+    "ModalityNormalize",
+    "Normalize",
+    "RandomTranslate",
+    "augmentations",
+    "eval_transforms",
+    "pad_collate",
+    "train_transforms",
+]
 
 #: what :class:`MaskCue` can hide (``data.mask_cue``)
 CUES = ("none", "foreground", "background", "both")
@@ -147,7 +154,10 @@ def train_transforms(
 
 
 def augmentations(
-    *, crop_size: int | None = None, scale_range: tuple[float, float] = (1.0, 1.0), flip: bool = False,
+    *,
+    crop_size: int | None = None,
+    scale_range: tuple[float, float] = (1.0, 1.0),
+    flip: bool = False,
     jitter: int = 0,
 ) -> list[v2.Transform]:
     """The augmentation steps alone (jitter, random scale, mirror, crop with ignore padding), before any

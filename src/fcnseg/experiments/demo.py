@@ -78,9 +78,17 @@ def write_classifier(out: str | Path, state: dict[str, torch.Tensor], scale: Sca
     out = Path(out)
     tensors = {k: v.half().contiguous() for k, v in sorted(state.items())}
     # one metadata key: safetensors writes several in a random order, which would change the bytes run to run
-    meta = {"fcnseg": json.dumps({"recipe": asdict(scale), "val_accuracy": round(val_accuracy, 4),
-                                  "classes": list(SyntheticShapes.classes), "torch": torch.__version__},
-                                 sort_keys=True)}  # fmt: skip
+    meta = {
+        "fcnseg": json.dumps(
+            {
+                "recipe": asdict(scale),
+                "val_accuracy": round(val_accuracy, 4),
+                "classes": list(SyntheticShapes.classes),
+                "torch": torch.__version__,
+            },
+            sort_keys=True,
+        )
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=out.parent, suffix=".tmp", delete=False) as f:
         tmp_path = Path(f.name)
@@ -132,29 +140,46 @@ def run_demo(
         start = "pretrained classifier" if init == "classifier" else {k: lb for k, _, lb, *_ in STAGES}[init]
         log(f"[{i + 1}/{len(STAGES) + 1}] {label}: {stage.seg_steps} steps from the {start}")
         t = time.perf_counter()
-        extra = [f"model.backbone_weights={weights}"] if init == "classifier" else [
-            f"model.init_from={out / init / 'checkpoints' / 'best.safetensors'}"]  # fmt: skip
+        extra = (
+            [f"model.backbone_weights={weights}"]
+            if init == "classifier"
+            else [f"model.init_from={out / init / 'checkpoints' / 'best.safetensors'}"]
+        )
         cfg = load_config(None, [*overrides(stage, str(dev), name), *FINE_TUNE, *extra])
         fit(cfg, out / key, progress=not quiet)
         train_s = time.perf_counter() - t
         t = time.perf_counter()
         model, _ = load_checkpoint(out / key / "checkpoints" / "best.safetensors")
         metrics, preds[key] = evaluate_held_out(model, scale, dev)
-        nets[key] = {"label": label, "arch": name, "init": init, "steps": done, "stage_steps": stage.seg_steps,
-                     **named(metrics, SyntheticShapes.classes), "train_s": train_s,
-                     "eval_s": time.perf_counter() - t,
-                     "log": [dict(r) for r in read_log(out / key / "log.csv")]}  # fmt: skip
+        nets[key] = {
+            "label": label,
+            "arch": name,
+            "init": init,
+            "steps": done,
+            "stage_steps": stage.seg_steps,
+            **named(metrics, SyntheticShapes.classes),
+            "train_s": train_s,
+            "eval_s": time.perf_counter() - t,
+            "log": [dict(r) for r in read_log(out / key / "log.csv")],
+        }
         log(f"      held-out mean IU {nets[key]['mean_iu']:.3f}, boundary mean IU {nets[key]['boundary_mean_iu']:.3f}")
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(out / "fcn8s" / "checkpoints" / "best.safetensors", out / "checkpoints" / "best.safetensors")
-    result = {"classes": list(SyntheticShapes.classes), "classifier": source, "device": str(dev),
-              "scale": asdict(scale), "nets": nets, "wall_s": time.perf_counter() - t0}  # fmt: skip
+    result = {
+        "classes": list(SyntheticShapes.classes),
+        "classifier": source,
+        "device": str(dev),
+        "scale": asdict(scale),
+        "nets": nets,
+        "wall_s": time.perf_counter() - t0,
+    }
     log(f"[{len(STAGES) + 1}/{len(STAGES) + 1}] pictures and report")
     write_outputs(out, result, preds, scale)
     result["wall_s"] = time.perf_counter() - t0
     with atomic_write(out / "metrics.json", "w") as f:
-        json.dump({**result, "nets": {k: {a: b for a, b in v.items() if a != "log"} for k, v in nets.items()}}, f,
-                  indent=2)  # fmt: skip
+        json.dump(
+            {**result, "nets": {k: {a: b for a, b in v.items() if a != "log"} for k, v in nets.items()}}, f, indent=2
+        )
     return result
 
 
@@ -162,6 +187,8 @@ def table(result: dict[str, Any]) -> str:
     """The one table the demo prints: net, fine-tuning steps, held-out mean IU, boundary mean IU, time."""
     lines = [f"{'net':<8} {'steps':>6} {'mean IU':>8} {'boundary mean IU':>17} {'time':>7}"]
     for net in result["nets"].values():
-        lines.append(f"{net['label']:<8} {net['steps']:>6} {net['mean_iu']:>8.3f} {net['boundary_mean_iu']:>17.3f} "
-                     f"{net['train_s'] + net['eval_s']:>6.0f}s")  # fmt: skip
+        lines.append(
+            f"{net['label']:<8} {net['steps']:>6} {net['mean_iu']:>8.3f} {net['boundary_mean_iu']:>17.3f} "
+            f"{net['train_s'] + net['eval_s']:>6.0f}s"
+        )
     return "\n".join(lines)

@@ -67,10 +67,17 @@ def save_stage_curves(path: Path, result: dict[str, Any]) -> Path:
         if miu:
             ax[1].plot(*zip(*miu, strict=True), marker="o", ms=3, label=net["label"])
         offset = net["steps"]
-    ax[0].set(title="training loss", xlabel="optimizer step (batches of 8 scenes), stages end to end",
-              ylabel="cross-entropy (nats), mean per pixel")  # fmt: skip
-    ax[1].set(title="validation mean IU", xlabel="optimizer step, stages end to end",
-              ylabel="mean IU (0 = none, 1 = perfect)", ylim=(0, 1))  # fmt: skip
+    ax[0].set(
+        title="training loss",
+        xlabel="optimizer step (batches of 8 scenes), stages end to end",
+        ylabel="cross-entropy (nats), mean per pixel",
+    )
+    ax[1].set(
+        title="validation mean IU",
+        xlabel="optimizer step, stages end to end",
+        ylabel="mean IU (0 = none, 1 = perfect)",
+        ylim=(0, 1),
+    )
     for a in ax:
         a.grid(alpha=0.3)
         a.legend(fontsize=8)
@@ -104,8 +111,10 @@ def report_markdown(result: dict[str, Any], scale: Scale) -> str:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for n in nets:
-        lines.append(f"| {n['label']} | {n['steps']} | {pct(n['pixel_accuracy'])} | **{pct(n['mean_iu'])}** | "
-                     f"{pct(n['boundary_mean_iu'])} | {n['train_s'] + n['eval_s']:.0f} |")  # fmt: skip
+        lines.append(
+            f"| {n['label']} | {n['steps']} | {pct(n['pixel_accuracy'])} | **{pct(n['mean_iu'])}** | "
+            f"{pct(n['boundary_mean_iu'])} | {n['train_s'] + n['eval_s']:.0f} |"
+        )
     lines += [
         "",
         f"*Mean IU* is the paper's region metric; *boundary mean IU* scores only the pixels within {scale.band} px "
@@ -127,9 +136,11 @@ def report_markdown(result: dict[str, Any], scale: Scale) -> str:
         "",
         f"Left, the training loss of each stage; right, validation mean IU ({scale.val_images} validation scenes, "
         "a different split from the held-out ones). Each finer net starts from the coarser one's weights. "
-        + ("Each stage ends above the one before"
-           if all(b["mean_iu"] > a["mean_iu"] for a, b in pairwise(nets)) else
-           "Here a finer stage did *not* end above the one before it")
+        + (
+            "Each stage ends above the one before"
+            if all(b["mean_iu"] > a["mean_iu"] for a, b in pairwise(nets))
+            else "Here a finer stage did *not* end above the one before it"
+        )
         + "; part of a later stage's gain is its extra training, which `fcnseg experiment miniature` separates "
         "from the skips' with step-matched FCN-32s controls.",
         "",
@@ -140,8 +151,11 @@ def report_markdown(result: dict[str, Any], scale: Scale) -> str:
         "Rows are the true class, columns the predicted one; the colour is the share of the true class's pixels, "
         f"the number the pixel count. Best-segmented shape: **{best}** (IU {pct(present.get(best, {}).get('iu'))}); "
         f"hardest: **{worst}** (IU {pct(present.get(worst, {}).get('iu'))})"
-        + (" — a thin structure, which loses most to the output stride and to background."
-           if worst in ("ring", "line") else "."),
+        + (
+            " — a thin structure, which loses most to the output stride and to background."
+            if worst in ("ring", "line")
+            else "."
+        ),
         "",
         "Per-class IU of the FCN-8s: " + ", ".join(f"{k} {pct(v['iu'])}" for k, v in per.items()) + ".",
         "",

@@ -15,17 +15,20 @@ from .scale import Scale
 __all__ = ["evaluate_held_out", "skip_effect"]
 
 
-def evaluate_held_out(model: nn.Module, scale: Scale, device: torch.device, *, mask_cue: str = "none",
-                      grid: int = 4) -> tuple[dict[str, Any], list[Any]]:  # fmt: skip
+def evaluate_held_out(
+    model: nn.Module, scale: Scale, device: torch.device, *, mask_cue: str = "none", grid: int = 4
+) -> tuple[dict[str, Any], list[Any]]:
     """The four metrics and boundary mean IU of ``model`` on the held-out scenes (the engine's evaluator), with
     ``mask_cue`` hidden in them (``data.mask_cue``); the predictions for the first ``grid`` scenes (the report's
     grid)."""
     model = model.to(device).eval()
-    ds = SyntheticShapes(scale.test_images, scale.seg_size, "test", cache=True,
-                         transforms=eval_transforms(IMAGENET, mask_cue=mask_cue))  # fmt: skip
+    ds = SyntheticShapes(
+        scale.test_images, scale.seg_size, "test", cache=True, transforms=eval_transforms(IMAGENET, mask_cue=mask_cue)
+    )
     result = main_scores(evaluate(model, ds, len(ds.classes), device=device, band=scale.band))
-    preds = [predict_batch(model, ds[i][0][None].float().to(device))[0].cpu().numpy()
-             for i in range(min(grid, len(ds)))]  # fmt: skip
+    preds = [
+        predict_batch(model, ds[i][0][None].float().to(device))[0].cpu().numpy() for i in range(min(grid, len(ds)))
+    ]
     return result, preds
 
 

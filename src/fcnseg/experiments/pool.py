@@ -46,8 +46,9 @@ def fit_job(job: Job, threads: int = 0) -> str | None:
     return None
 
 
-def fit_all(jobs: Sequence[Job], *, workers: int = 1,
-            done: Callable[[Job, str | None], Any] | None = None) -> dict[str, str | None]:  # fmt: skip
+def fit_all(
+    jobs: Sequence[Job], *, workers: int = 1, done: Callable[[Job, str | None], Any] | None = None
+) -> dict[str, str | None]:
     """Train every job, ``workers`` at a time; ``done(job, diverged)`` is called as each one finishes.
 
     Returns ``{run_dir: divergence message or None}``. An error in a job (other than divergence) is raised once

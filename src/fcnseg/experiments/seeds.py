@@ -42,8 +42,9 @@ def _holds(value: float, threshold: float, side: str) -> bool:
     raise ValueError(f"side {side!r}: one of >, <, |<|")
 
 
-def seeded_verdict(claim: str, values: Sequence[float], threshold: float, side: str, detail: str,
-                   *, quantity: str) -> dict[str, Any]:  # fmt: skip
+def seeded_verdict(
+    claim: str, values: Sequence[float], threshold: float, side: str, detail: str, *, quantity: str
+) -> dict[str, Any]:
     """The verdict on ``claim`` from one value per seed of ``quantity`` compared with ``threshold`` (see the module).
 
     Returns ``{"claim", "verdict", "reproduces" (True, False or None when inconclusive), "detail", "quantity",
@@ -51,9 +52,17 @@ def seeded_verdict(claim: str, values: Sequence[float], threshold: float, side: 
     """
     holds = [_holds(v, threshold, side) for v in values]
     verdict = YES if holds and all(holds) else NO if holds and not any(holds) else INCONCLUSIVE
-    return {"claim": claim, "verdict": verdict, "reproduces": {YES: True, NO: False}.get(verdict), "detail": detail,
-            "quantity": quantity, "threshold": threshold, "side": side, "per_seed": spread(values),
-            "holds": holds}  # fmt: skip
+    return {
+        "claim": claim,
+        "verdict": verdict,
+        "reproduces": {YES: True, NO: False}.get(verdict),
+        "detail": detail,
+        "quantity": quantity,
+        "threshold": threshold,
+        "side": side,
+        "per_seed": spread(values),
+        "holds": holds,
+    }
 
 
 def fixed_verdict(ok: bool, claim: str, detail: str) -> dict[str, Any]:

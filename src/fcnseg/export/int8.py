@@ -68,11 +68,17 @@ def quantize_int8(
         out = Path(tmp) / "int8.onnx"
         try:
             quantize_static(
-                str(fp32), str(out), _Reader(graph.input[0].name, images),
-                quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
-                activation_type=QuantType.QUInt8, calibrate_method=CalibrationMethod.MinMax,
-                nodes_to_exclude=exclude, extra_options={"ActivationSymmetric": False},
-            )  # fmt: skip
+                str(fp32),
+                str(out),
+                _Reader(graph.input[0].name, images),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+                activation_type=QuantType.QUInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+                nodes_to_exclude=exclude,
+                extra_options={"ActivationSymmetric": False},
+            )
         except Exception as e:
             raise ExportError(f"int8 quantization failed: {type(e).__name__}: {e}") from None
         with atomic_write(path) as f:

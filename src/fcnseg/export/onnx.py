@@ -47,40 +47,11 @@ def export_onnx(
         ExportError: the exporter failed, or onnxruntime disagrees with PyTorch.
     """
     model = model.eval()
-    io = graph_io(model)
-    c = io.in_channels
-    device = next(model.parameters()).device  # traced where the model is (the graph is the same)
-    x = torch.randn(1, c, *sample_size, device=device)
-    dims = {0: torch.export.Dim("batch", min=1, max=64), 2: torch.export.Dim("height", min=1, max=8192),
-            3: torch.export.Dim("width", min=1, max=8192)}  # fmt: skip
-    from ..models.layers import BilinearUpsample, set_upsampling
-
-    layers = [m for m in model.modules() if isinstance(m, BilinearUpsample)]
-    before = [m.mode for m in layers]
-    # torch.export specializes on channels_last strides (guards batch ≤ 2, H ≥ 17 …): export the NCHW layout,
-    # and give the model back in the layout it came in (the torch-bf16 engine runs it channels_last)
-    nhwc = any(p.dim() == 4 and not p.is_contiguous() for p in model.parameters())
-    if nhwc:
-        model.to(memory_format=torch.contiguous_format)
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp) / Path(path).name  # with external data, torch names the weights NAME.data
-        try:
-            try:
-                set_upsampling(model, upsampling)
-            except ValueError as e:
-                raise ExportError(f"--upsampling {upsampling}: {e}") from None
-            program = torch.onnx.export(
-                model, (x,), dynamic_shapes={"x": dims}, input_names=["image"], output_names=io.output_names,
-                opset_version=opset, dynamo=True, external_data=False, verbose=False,
-            )  # fmt: skip
-            program.save(str(tmp_path), external_data=external_data)
-        except Exception as e:  # the exporter raises many types; report them as one
-            raise ExportError(f"ONNX export of {io.arch} failed: {type(e).__name__}: {e}") from None
-        finally:
-            for m, mode in zip(layers, before, strict=True):
-                m.mode = mode
-            if nhwc:
-                model.to(memory_format=torch.channels_last)
+        _export(
+            model, tmp_path, sample_size=sample_size, opset=opset, upsampling=upsampling, external_data=external_data
+        )
         report = check_onnx(model, tmp_path, check_sizes)
         if external_data:  # the weights first, the graph that names them last
             data = tmp_path.with_name(tmp_path.name + ".data")
@@ -89,6 +60,56 @@ def export_onnx(
         with atomic_write(path) as f:
             f.write(tmp_path.read_bytes())
     return report
+
+
+def _export(
+    model: nn.Module, out: Path, *, sample_size: tuple[int, int], opset: int, upsampling: str, external_data: bool
+) -> None:
+    """``torch.onnx.export`` (dynamo) of ``model`` to ``out`` with symbolic batch, height and width; the model's
+    upsampling form and memory layout are given back as they came."""
+    from ..models.layers import BilinearUpsample, set_upsampling
+
+    io = graph_io(model)
+    device = next(model.parameters()).device  # traced where the model is (the graph is the same)
+    x = torch.randn(1, io.in_channels, *sample_size, device=device)
+    dims = {
+        0: torch.export.Dim("batch", min=1, max=64),
+        2: torch.export.Dim("height", min=1, max=8192),
+        3: torch.export.Dim("width", min=1, max=8192),
+    }
+    layers = [m for m in model.modules() if isinstance(m, BilinearUpsample)]
+    before = [m.mode for m in layers]
+    # torch.export specializes on channels_last strides (guards batch ≤ 2, H ≥ 17 …): export the NCHW layout,
+    # and give the model back in the layout it came in (the torch-bf16 engine runs it channels_last)
+    nhwc = any(p.dim() == 4 and not p.is_contiguous() for p in model.parameters())
+    if nhwc:
+        model.to(memory_format=torch.contiguous_format)
+    try:
+        try:
+            set_upsampling(model, upsampling)
+        except ValueError as e:
+            raise ExportError(f"--upsampling {upsampling}: {e}") from None
+        program = torch.onnx.export(
+            model,
+            (x,),
+            dynamic_shapes={"x": dims},
+            input_names=["image"],
+            output_names=io.output_names,
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+        program.save(str(out), external_data=external_data)
+    except ExportError:
+        raise
+    except Exception as e:  # the exporter raises many types; report them as one
+        raise ExportError(f"ONNX export of {io.arch} failed: {type(e).__name__}: {e}") from None
+    finally:
+        for m, mode in zip(layers, before, strict=True):
+            m.mode = mode
+        if nhwc:
+            model.to(memory_format=torch.channels_last)
 
 
 def check_onnx(model: nn.Module, path: str | Path, sizes: tuple[tuple[int, int], ...]) -> dict[str, float]:

@@ -42,8 +42,15 @@ class OpenVinoModule(RuntimeModule):
         cache_dir: OpenVINO's compiled-model cache, or None.
     """
 
-    def __init__(self, path: str | Path, like: nn.Module, *, precision: str = "f32",
-                 cache_dir: str | Path | None = None, threads: int | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: str | Path,
+        like: nn.Module,
+        *,
+        precision: str = "f32",
+        cache_dir: str | Path | None = None,
+        threads: int | None = None,
+    ) -> None:
         super().__init__(like)
         ov = require_openvino()
         self.path = Path(path)
@@ -51,8 +58,11 @@ class OpenVinoModule(RuntimeModule):
             raise ConfigError(f"OpenVINO precision {precision!r}: use f32 or bf16")
         self.core = ov.Core()
         self.input_name = self._read(path).inputs[0].any_name  # checked now; re-read per new shape (below)
-        self.config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY",
-                                       "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}  # fmt: skip
+        self.config: dict[str, Any] = {
+            "INFERENCE_PRECISION_HINT": precision,
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
+        }
         if cache_dir is not None:
             self.config["CACHE_DIR"] = str(cache_dir)
         self.precision = precision

@@ -34,8 +34,9 @@ def fp32_operations(model: Any, keep: tuple[str, ...] = _KEEP) -> list[str]:
     return names
 
 
-def quantize_openvino(onnx_path: str | Path, out: str | Path, calibration: Iterable[Any],
-                      ignored: Iterable[str] = ()) -> dict[str, Any]:  # fmt: skip
+def quantize_openvino(
+    onnx_path: str | Path, out: str | Path, calibration: Iterable[Any], ignored: Iterable[str] = ()
+) -> dict[str, Any]:
     """Quantize the fp32 ONNX graph at ``onnx_path`` to OpenVINO IR at ``out`` (``.xml`` + ``.bin``).
 
     Args:
@@ -61,8 +62,12 @@ def quantize_openvino(onnx_path: str | Path, out: str | Path, calibration: Itera
     try:
         model = ov.Core().read_model(str(onnx_path))
         keep = sorted({*fp32_operations(model), *ignored})
-        quantized = nncf.quantize(model, nncf.Dataset(images), subset_size=len(images),
-                                  ignored_scope=nncf.IgnoredScope(names=keep, validate=False))  # fmt: skip
+        quantized = nncf.quantize(
+            model,
+            nncf.Dataset(images),
+            subset_size=len(images),
+            ignored_scope=nncf.IgnoredScope(names=keep, validate=False),
+        )
         ov.save_model(quantized, str(out))
     except Exception as e:  # NNCF and OpenVINO raise many kinds: one line naming the step
         raise ExportError(f"openvino-int8 quantization failed: {type(e).__name__}: {e}") from None

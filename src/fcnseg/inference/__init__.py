@@ -12,6 +12,11 @@ if TYPE_CHECKING:
 
 __all__ = ["FastModel", "Segmenter", "optimize_for_inference"]
 
-__getattr__, __dir__ = lazy_attributes(__name__, {
-    "FastModel": ".fast", "optimize_for_inference": ".fast", "Segmenter": ".predictor",
-})  # fmt: skip
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {
+        "FastModel": ".fast",
+        "optimize_for_inference": ".fast",
+        "Segmenter": ".predictor",
+    },
+)

@@ -18,11 +18,12 @@ to the ``fcnseg`` logger.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -32,54 +33,16 @@ from torch import nn
 from ..errors import ConfigError, FCNError, first_line
 from ..runtime.hardware import fingerprint
 from .costs import Estimate, estimate, record, tuning_pays
+from .decision import AGREEMENT, ROUNDS, Decision, agreement, size_bucket
+from .decision import sync as _sync
 from .engines import ENGINES, build_runner, default_engine, eligible
 
 __all__ = ["AGREEMENT", "MIN_FORWARD_S", "AutoEngine", "Decision", "agreement", "size_bucket"]
 
 log = logging.getLogger("fcnseg")
 
-#: a reduced precision must give fp32's label on at least this share of calibration pixels
-AGREEMENT = 0.995
 #: below this fp32 PyTorch time per forward pass ``auto`` keeps fp32 PyTorch without tuning
 MIN_FORWARD_S = {"cpu": 0.05, "cuda": 0.002}
-#: timed rounds per engine (after one warm-up call each); the fastest round counts
-ROUNDS = 3
-
-
-def size_bucket(h: int, w: int) -> int:
-    """The bucket of an ``h × w`` input: the power of two at or above ``sqrt(h·w)`` (at least 64)."""
-    return max(64, 1 << math.ceil(math.log2(max(1.0, math.sqrt(h * w)))))
-
-
-@dataclass
-class Decision:
-    """What ``auto`` runs for one bucket, and the measurements behind it."""
-
-    engine: str
-    bucket: int
-    measured_at: list[int]  # the (H, W) the engines were timed at
-    seconds: dict[str, float] = field(default_factory=dict)  # fastest timed round per engine
-    agreement: dict[str, float] = field(default_factory=dict)  # label agreement with fp32 (reduced precisions)
-    skipped: dict[str, str] = field(default_factory=dict)  # engines not tried, and why
-    build_s: dict[str, float] = field(default_factory=dict)  # seconds to have each tried engine ready
-    reason: str = ""
-
-    def summary(self) -> str:
-        times = ", ".join(f"{k} {v:.3f}s" for k, v in sorted(self.seconds.items(), key=lambda kv: kv[1]))
-        return f"engine auto: {self.engine} for ~{self.bucket}px images ({self.reason or times})"
-
-
-def agreement(ref: Any, out: Any) -> float:
-    """Share of pixels (over all heads) where ``out``'s argmax equals ``ref``'s."""
-    refs = list(ref.values()) if isinstance(ref, dict) else [ref]
-    outs = list(out.values()) if isinstance(out, dict) else [out]
-    same = sum(int((r.argmax(1) == o.float().argmax(1)).sum()) for r, o in zip(refs, outs, strict=True))
-    return same / max(1, sum(r.argmax(1).numel() for r in refs))
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class AutoEngine(nn.Module):
@@ -98,9 +61,16 @@ class AutoEngine(nn.Module):
             weights are dropped (the model moves to the meta device) and read back when PyTorch is needed again.
     """
 
-    def __init__(self, model: nn.Module, *, device: torch.device, source: Path | None = None,
-                 calibration: Callable[[], list[torch.Tensor]] | None = None, engine: str | None = None,
-                 reloadable: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        device: torch.device,
+        source: Path | None = None,
+        calibration: Callable[[], list[torch.Tensor]] | None = None,
+        engine: str | None = None,
+        reloadable: bool = False,
+    ) -> None:
         super().__init__()
         engine = engine or default_engine()
         if engine != "auto" and engine not in ENGINES:
@@ -141,10 +111,12 @@ class AutoEngine(nn.Module):
             self._restore()
             store = self.store if ENGINES[engine].exported else None
             if ENGINES[engine].exported and store is None:
-                raise ConfigError(f"--engine {engine}: runs a graph exported from a checkpoint file; this model "
-                                  "came without one")  # fmt: skip
-            self._runners[engine] = build_runner(engine, self.model, device=self.device, store=store,
-                                                 calibration=self.calibration)  # fmt: skip
+                raise ConfigError(
+                    f"--engine {engine}: runs a graph exported from a checkpoint file; this model came without one"
+                )
+            self._runners[engine] = build_runner(
+                engine, self.model, device=self.device, store=store, calibration=self.calibration
+            )
         return self._runners[engine]
 
     def calibration(self) -> list[torch.Tensor]:
@@ -229,8 +201,13 @@ class AutoEngine(nn.Module):
         if store is None or not store.root.is_dir():
             return []
         kinds = {p.name for p in store.root.iterdir() if (p / "record.json").is_file()}
-        want = {"onnxruntime": "onnx", "openvino": "onnx", "openvino-bf16": "onnx", "onnxruntime-int8": "onnx-int8",
-                "openvino-int8": "openvino-int8"}  # fmt: skip
+        want = {
+            "onnxruntime": "onnx",
+            "openvino": "onnx",
+            "openvino-bf16": "onnx",
+            "onnxruntime-int8": "onnx-int8",
+            "openvino-int8": "openvino-int8",
+        }
         return [e for e, kind in want.items() if kind in kinds]
 
     # -- measuring ------------------------------------------------------------------------------------------------
@@ -250,7 +227,7 @@ class AutoEngine(nn.Module):
     def _tune(self, x: torch.Tensor, bucket: int, names: list[str], *, reason: str) -> Decision:
         """Build, guard and time ``names`` against PyTorch on ``x``; keep the fastest as the bucket's decision."""
         store = self.store
-        with store.lock("decide") if store is not None else _nothing():
+        with store.lock("decide") if store is not None else contextlib.nullcontext():
             cached = self._cached(bucket)
             if cached is not None and reason != "fcnseg tune":
                 self.decisions[bucket] = cached
@@ -369,17 +346,30 @@ class AutoEngine(nn.Module):
             with store.update("decisions.json") as entries:
                 entries[self._key(decision.bucket)] = asdict(decision)
         except OSError as e:
-            log.warning("engine auto: cannot keep the decision in %s (%s); it stays in this process", store.root,
-                        e.strerror)  # fmt: skip
+            log.warning(
+                "engine auto: cannot keep the decision in %s (%s); it stays in this process", store.root, e.strerror
+            )
 
     def _fell_back(self, bucket: int, engine: str, error: BaseException) -> None:
         why = first_line(error) if isinstance(error, FCNError) else f"{type(error).__name__}: {first_line(error)}"
-        log.warning("engine %s failed on a %s-px input (%s); PyTorch runs it, and auto uses PyTorch for such "
-                    "inputs from now on", engine, bucket, why[:200])  # fmt: skip
+        log.warning(
+            "engine %s failed on a %s-px input (%s); PyTorch runs it, and auto uses PyTorch for such "
+            "inputs from now on",
+            engine,
+            bucket,
+            why[:200],
+        )
         old = self.decisions[bucket]
-        self.decisions[bucket] = Decision("torch", bucket, old.measured_at, old.seconds, old.agreement,
-                                          {**old.skipped, engine: f"failed at run time: {why[:200]}"}, old.build_s,
-                                          reason=f"{engine} failed")  # fmt: skip
+        self.decisions[bucket] = Decision(
+            "torch",
+            bucket,
+            old.measured_at,
+            old.seconds,
+            old.agreement,
+            {**old.skipped, engine: f"failed at run time: {why[:200]}"},
+            old.build_s,
+            reason=f"{engine} failed",
+        )
         self._runners.pop(engine, None)
         self._remember(self.decisions[bucket])
 
@@ -406,11 +396,3 @@ class AutoEngine(nn.Module):
         self.model.load_state_dict(load_state_dict_file(self.source), assign=True)
         self.model.to(self.device)
         self.released = False
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

@@ -85,8 +85,16 @@ def predict_job(seg: Segmenter, job: Job, out: Path, opts: BatchOptions, classes
     return write_outputs(job, image, labels, probs, out, opts, classes, started)
 
 
-def write_outputs(job: Job, image: np.ndarray, labels: Any, probs: Any, out: Path, opts: BatchOptions,
-                  classes: Sequence[str], started: float) -> dict[str, Any]:  # fmt: skip
+def write_outputs(
+    job: Job,
+    image: np.ndarray,
+    labels: Any,
+    probs: Any,
+    out: Path,
+    opts: BatchOptions,
+    classes: Sequence[str],
+    started: float,
+) -> dict[str, Any]:
     """Write one image's files (overlay, probabilities, grid, the mask last); returns its manifest record."""
     label_maps = labels if isinstance(labels, dict) else {"": labels}
     prob_maps = probs if isinstance(probs, dict) else {"": probs}
@@ -193,8 +201,7 @@ def write_grid(out: Path, jobs: Sequence[Job], heads: Sequence[str], classes: Se
     return save_grid(out / "grid.png", rows, titles=["image", "prediction"], classes=names)
 
 
-def _records(seg: Segmenter, todo: Sequence[Job], out: Path, opts: BatchOptions,
-             classes: Sequence[str]) -> Any:  # fmt: skip
+def _records(seg: Segmenter, todo: Sequence[Job], out: Path, opts: BatchOptions, classes: Sequence[str]) -> Any:
     """Manifest records (or the FCNError of a failed input), one list per model call."""
     if not opts.batchable:
         for job in todo:

@@ -103,8 +103,9 @@ def run_child(task: str, spec: dict[str, Any], *, timeout: float | None = None) 
 
     started = time.perf_counter()
     try:
-        proc = subprocess.run([sys.executable, "-m", __name__, task, json.dumps(spec)], capture_output=True,
-                              text=True, timeout=timeout)  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-m", __name__, task, json.dumps(spec)], capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         raise ExportError(f"{task}: took over {timeout:.0f} s; stopped") from None
     if proc.returncode != 0:

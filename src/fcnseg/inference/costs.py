@@ -89,8 +89,9 @@ def record(engine: str, fingerprint_id: str, *, speedup: float, build_s: float, 
         pass
 
 
-def tuning_pays(est: Estimate, torch_s: float, images_left: int | None, spent_s: float,
-                guard_images: int = 4, rounds: int = 3) -> tuple[bool, str]:  # fmt: skip
+def tuning_pays(
+    est: Estimate, torch_s: float, images_left: int | None, spent_s: float, guard_images: int = 4, rounds: int = 3
+) -> tuple[bool, str]:
     """Whether tuning ``est.engine`` now repays itself, and the arithmetic that says so (one phrase).
 
     Tuning costs the build, the accuracy guard (``guard_images`` through both engines) and the timing (``rounds``
@@ -102,9 +103,12 @@ def tuning_pays(est: Estimate, torch_s: float, images_left: int | None, spent_s:
     cost = est.build_s + guard_images * (torch_s + engine_s) + (rounds + 1) * engine_s + rounds * torch_s
     if images_left is None:
         ok = spent_s >= cost
-        return ok, (f"{spent_s:.1f} s spent in PyTorch vs {cost:.1f} s to tune {est.engine} (×{est.speedup:.2f} "
-                    "expected)")
+        return ok, (
+            f"{spent_s:.1f} s spent in PyTorch vs {cost:.1f} s to tune {est.engine} (×{est.speedup:.2f} expected)"
+        )
     saving = images_left * (torch_s - engine_s)
     ok = saving > cost
-    return ok, (f"{images_left} image(s) × {torch_s:.2f} s would save {saving:.1f} s on {est.engine} "
-                f"(×{est.speedup:.2f} expected) against {cost:.1f} s to tune it")  # fmt: skip
+    return ok, (
+        f"{images_left} image(s) × {torch_s:.2f} s would save {saving:.1f} s on {est.engine} "
+        f"(×{est.speedup:.2f} expected) against {cost:.1f} s to tune it"
+    )

@@ -54,23 +54,73 @@ class Engine:
 
 _ORT = ("onnx", "onnxruntime", "onnxscript")
 _OV = ("onnx", "onnxscript", "openvino")
-ENGINES: dict[str, Engine] = {e.name: e for e in (
-    Engine("torch", "fp32", "the model as given (PyTorch eager): the reference numerics", "build_torch",
-           devices=("cpu", "cuda", "mps")),
-    Engine("torch-bf16", "bf16", "PyTorch in bf16: a bf16 channels-last copy on CPUs with bf16 units, autocast on GPUs",
-           "build_torch_bf16", devices=("cpu", "cuda")),
-    Engine("torch-fp16", "fp16", "PyTorch fp16 autocast (GPUs without bf16)", "build_torch_fp16", devices=("cuda",)),
-    Engine("onnxruntime", "fp32", "the exported graph on onnxruntime's CPU provider", "build_onnxruntime",
-           extra="onnx", modules=_ORT, exported=True),
-    Engine("onnxruntime-int8", "int8", "onnxruntime static int8 quantization (QDQ, per-channel weights)",
-           "build_onnxruntime_int8", extra="onnx", modules=_ORT, exported=True),
-    Engine("openvino", "fp32", "the exported graph compiled by OpenVINO", "build_openvino", extra="openvino",
-           modules=_OV, exported=True),
-    Engine("openvino-bf16", "bf16", "OpenVINO with its bf16 precision hint (CPUs with bf16 units)",
-           "build_openvino_bf16", extra="openvino", modules=_OV, exported=True),
-    Engine("openvino-int8", "int8", "OpenVINO with NNCF post-training int8 quantization (CPUs with VNNI/AMX)",
-           "build_openvino_int8", extra="openvino", modules=(*_OV, "nncf"), exported=True),
-)}  # fmt: skip
+ENGINES: dict[str, Engine] = {
+    e.name: e
+    for e in (
+        Engine(
+            "torch",
+            "fp32",
+            "the model as given (PyTorch eager): the reference numerics",
+            "build_torch",
+            devices=("cpu", "cuda", "mps"),
+        ),
+        Engine(
+            "torch-bf16",
+            "bf16",
+            "PyTorch in bf16: a bf16 channels-last copy on CPUs with bf16 units, autocast on GPUs",
+            "build_torch_bf16",
+            devices=("cpu", "cuda"),
+        ),
+        Engine(
+            "torch-fp16", "fp16", "PyTorch fp16 autocast (GPUs without bf16)", "build_torch_fp16", devices=("cuda",)
+        ),
+        Engine(
+            "onnxruntime",
+            "fp32",
+            "the exported graph on onnxruntime's CPU provider",
+            "build_onnxruntime",
+            extra="onnx",
+            modules=_ORT,
+            exported=True,
+        ),
+        Engine(
+            "onnxruntime-int8",
+            "int8",
+            "onnxruntime static int8 quantization (QDQ, per-channel weights)",
+            "build_onnxruntime_int8",
+            extra="onnx",
+            modules=_ORT,
+            exported=True,
+        ),
+        Engine(
+            "openvino",
+            "fp32",
+            "the exported graph compiled by OpenVINO",
+            "build_openvino",
+            extra="openvino",
+            modules=_OV,
+            exported=True,
+        ),
+        Engine(
+            "openvino-bf16",
+            "bf16",
+            "OpenVINO with its bf16 precision hint (CPUs with bf16 units)",
+            "build_openvino_bf16",
+            extra="openvino",
+            modules=_OV,
+            exported=True,
+        ),
+        Engine(
+            "openvino-int8",
+            "int8",
+            "OpenVINO with NNCF post-training int8 quantization (CPUs with VNNI/AMX)",
+            "build_openvino_int8",
+            extra="openvino",
+            modules=(*_OV, "nncf"),
+            exported=True,
+        ),
+    )
+}
 
 
 def engine_names() -> tuple[str, ...]:
@@ -132,8 +182,14 @@ def eligible(name: str, device: torch.device, *, exportable: bool) -> str | None
     return None
 
 
-def build_runner(name: str, model: Any, *, device: torch.device, store: Any = None,
-                 calibration: Callable[[], list[Any]] | None = None) -> Any:  # fmt: skip
+def build_runner(
+    name: str,
+    model: Any,
+    *,
+    device: torch.device,
+    store: Any = None,
+    calibration: Callable[[], list[Any]] | None = None,
+) -> Any:
     """A module running ``model`` on engine ``name`` (exported graphs come from ``store``).
 
     Raises:

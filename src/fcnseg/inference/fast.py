@@ -42,9 +42,18 @@ def bucket_size(h: int, w: int, buckets: Sequence[int]) -> tuple[int, int] | Non
 class FastModel(nn.Module):
     """``model`` wrapped by :func:`optimize_for_inference`; call it like the model."""
 
-    def __init__(self, model: nn.Module, runner: Any, *, device: torch.device, dtype: torch.dtype | None,
-                 channels_last: bool, buckets: Sequence[int] | None = None, benchmark: bool = False,
-                 freezing: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        runner: Any,
+        *,
+        device: torch.device,
+        dtype: torch.dtype | None,
+        channels_last: bool,
+        buckets: Sequence[int] | None = None,
+        benchmark: bool = False,
+        freezing: bool = False,
+    ) -> None:
         super().__init__()
         self.model = model
         self._runner = runner
@@ -79,8 +88,7 @@ class FastModel(nn.Module):
             x = F.pad(x, (0, size[1] - w, 0, size[0] - h))
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        amp = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype is not None
-               else contextlib.nullcontext())  # fmt: skip
+        amp = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype is not None else contextlib.nullcontext()
         with torch.inference_mode(), amp, self._settings(size is not None and self.buckets is not None):
             out = runner(x)
 
@@ -135,5 +143,13 @@ def optimize_for_inference(
     runner: Any = model
     if compiled:
         runner = torch.compile(model, mode="reduce-overhead" if cuda_graphs else None, dynamic=False)
-    return FastModel(model, runner, device=device, dtype=dtype, channels_last=channels_last, buckets=buckets,
-                     benchmark=device.type == "cuda", freezing=compiled and device.type == "cpu")  # fmt: skip
+    return FastModel(
+        model,
+        runner,
+        device=device,
+        dtype=dtype,
+        channels_last=channels_last,
+        buckets=buckets,
+        benchmark=device.type == "cuda",
+        freezing=compiled and device.type == "cpu",
+    )

@@ -95,11 +95,14 @@ class Segmenter:
         self.model = self.model.to(self.device).eval()
         from .auto import AutoEngine
 
-        self.engine = AutoEngine(self.model, device=self.device, source=file,
-                                 calibration=_calibration(calibration, self.info, calibration_count,
-                                                          self.preprocessing),
-                                 engine="torch" if self.dtype is not None else engine,
-                                 reloadable=file is not None)  # fmt: skip
+        self.engine = AutoEngine(
+            self.model,
+            device=self.device,
+            source=file,
+            calibration=_calibration(calibration, self.info, calibration_count, self.preprocessing),
+            engine="torch" if self.dtype is not None else engine,
+            reloadable=file is not None,
+        )
 
     def expect(self, forward_passes: int | None) -> None:
         """Say how many forward passes are still to come (a batch job's images, × 2 with mirror TTA …): the
@@ -189,8 +192,12 @@ class Segmenter:
             end = start + 1
             while end < len(rgbs) and rgbs[end].shape == rgbs[start].shape:
                 end += 1
-            x = torch.stack([self.preprocessing(torch.from_numpy(np.ascontiguousarray(r.transpose(2, 0, 1))))
-                             for r in rgbs[start:end]]).to(self.device, non_blocking=True)  # fmt: skip
+            x = torch.stack(
+                [
+                    self.preprocessing(torch.from_numpy(np.ascontiguousarray(r.transpose(2, 0, 1))))
+                    for r in rgbs[start:end]
+                ]
+            ).to(self.device, non_blocking=True)
             out = self._run(x)
             labels = (
                 {k: v.argmax(1).to(torch.uint8).cpu().numpy() for k, v in out.items()}
@@ -249,8 +256,9 @@ def _dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     return words[dtype]
 
 
-def _calibration(calibration: Any, info: CheckpointInfo | None, n: int,
-                 pre: Preprocessing) -> Callable[[], list[torch.Tensor]] | None:  # fmt: skip
+def _calibration(
+    calibration: Any, info: CheckpointInfo | None, n: int, pre: Preprocessing
+) -> Callable[[], list[torch.Tensor]] | None:
     """The calibration images, loaded when first asked for: a folder's, a callable's, or the checkpoint's training
     set (int8 calibration and the accuracy guard of reduced precisions)."""
     if callable(calibration):

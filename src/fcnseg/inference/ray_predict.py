@@ -61,8 +61,15 @@ class SegmentBatch:
         engine: ``auto`` (default; see :mod:`fcnseg.inference.auto`) or one engine name.
     """
 
-    def __init__(self, checkpoint: str, *, device: str = "auto", shares: bool = False, threads: int | None = None,
-                 engine: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        checkpoint: str,
+        *,
+        device: str = "auto",
+        shares: bool = False,
+        threads: int | None = None,
+        engine: str | None = None,
+    ) -> None:
         import torch
 
         from .predictor import Segmenter
@@ -107,8 +114,7 @@ class RayOptions:
 class _WriteOutputs:
     """The ``--ray`` worker: segment each job and write its files exactly as one process would."""
 
-    def __init__(self, spec: ModelSpec, options: SegmenterOptions, out: str, opts: BatchOptions,
-                 threads: int) -> None:  # fmt: skip
+    def __init__(self, spec: ModelSpec, options: SegmenterOptions, out: str, opts: BatchOptions, threads: int) -> None:
         import torch
 
         from .predictor import Segmenter
@@ -135,8 +141,9 @@ class _WriteOutputs:
         return {"record": np.array(records, dtype=object), "error": np.array(errors, dtype=object)}
 
 
-def predict_with_ray(spec: ModelSpec, options: SegmenterOptions, ray_options: RayOptions, jobs: list[Job], out: Path,
-                     opts: BatchOptions) -> BatchSummary:  # fmt: skip
+def predict_with_ray(
+    spec: ModelSpec, options: SegmenterOptions, ray_options: RayOptions, jobs: list[Job], out: Path, opts: BatchOptions
+) -> BatchSummary:
     """Run ``jobs`` with ``spec``'s model on Ray Data (``ray_options``: where, how many replicas)."""
     ray = require_ray()
     import torch

@@ -104,8 +104,10 @@ def _calibration_file(calibration: Calibration, folder: Path) -> str:
 
     images = list(calibration()) if calibration is not None else []
     if not images:
-        raise ExportError("int8 needs calibration images: give a folder (--calibration) or use a checkpoint whose "
-                          "training data is on disk")  # fmt: skip
+        raise ExportError(
+            "int8 needs calibration images: give a folder (--calibration) or use a checkpoint whose "
+            "training data is on disk"
+        )
     path = folder / "calibration.npz"
     np.savez(path, *(x.float().numpy() for x in images))
     return str(path)
@@ -164,18 +166,19 @@ def _onnx_module(engine: str, kind: str, model: nn.Module, store: GraphStore, ca
     return OnnxModule(graph, model)
 
 
-def build_onnxruntime(model: nn.Module, *, store: GraphStore, calibration: Calibration = None,
-                      **_: Any) -> nn.Module:  # fmt: skip
+def build_onnxruntime(model: nn.Module, *, store: GraphStore, calibration: Calibration = None, **_: Any) -> nn.Module:
     return _onnx_module("onnxruntime", "onnx", model, store, calibration)
 
 
-def build_onnxruntime_int8(model: nn.Module, *, store: GraphStore, calibration: Calibration = None,
-                           **_: Any) -> nn.Module:  # fmt: skip
+def build_onnxruntime_int8(
+    model: nn.Module, *, store: GraphStore, calibration: Calibration = None, **_: Any
+) -> nn.Module:
     return _onnx_module("onnxruntime-int8", "onnx-int8", model, store, calibration)
 
 
-def _openvino(engine: str, kind: str, hint: str, model: nn.Module, store: GraphStore,
-              calibration: Calibration) -> nn.Module:  # fmt: skip
+def _openvino(
+    engine: str, kind: str, hint: str, model: nn.Module, store: GraphStore, calibration: Calibration
+) -> nn.Module:
     from ..export.openvino import OpenVinoModule
 
     graph = exported_graph(kind, model, store, calibration)
@@ -188,11 +191,9 @@ def build_openvino(model: nn.Module, *, store: GraphStore, calibration: Calibrat
     return _openvino("openvino", "onnx", "f32", model, store, calibration)
 
 
-def build_openvino_bf16(model: nn.Module, *, store: GraphStore, calibration: Calibration = None,
-                        **_: Any) -> nn.Module:  # fmt: skip
+def build_openvino_bf16(model: nn.Module, *, store: GraphStore, calibration: Calibration = None, **_: Any) -> nn.Module:
     return _openvino("openvino-bf16", "onnx", "bf16", model, store, calibration)
 
 
-def build_openvino_int8(model: nn.Module, *, store: GraphStore, calibration: Calibration = None,
-                        **_: Any) -> nn.Module:  # fmt: skip
+def build_openvino_int8(model: nn.Module, *, store: GraphStore, calibration: Calibration = None, **_: Any) -> nn.Module:
     return _openvino("openvino-int8", "openvino-int8", "f32", model, store, calibration)

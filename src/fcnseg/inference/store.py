@@ -165,10 +165,18 @@ class GraphStore:
             tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{kind}-", dir=self.root))
             try:
                 main = make(tmp)
-                files = {p.name: {"size": p.stat().st_size, "sha256": file_sha256(p)} for p in tmp.iterdir()
-                         if p.is_file()}  # fmt: skip
-                record = {"source_sha256": self.source_sha256, "source": str(self.file), "kind": kind,
-                          "versions": self.versions, "interface": interface, "files": files, "main": main}  # fmt: skip
+                files = {
+                    p.name: {"size": p.stat().st_size, "sha256": file_sha256(p)} for p in tmp.iterdir() if p.is_file()
+                }
+                record = {
+                    "source_sha256": self.source_sha256,
+                    "source": str(self.file),
+                    "kind": kind,
+                    "versions": self.versions,
+                    "interface": interface,
+                    "files": files,
+                    "main": main,
+                }
                 with open(tmp / "record.json", "w", encoding="utf-8") as f:
                     json.dump(record, f, indent=1)
                 target = self.root / kind

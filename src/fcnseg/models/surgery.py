@@ -208,8 +208,13 @@ def _fit(dst: str, src: str, value: Tensor, like: Tensor, report: TransferReport
     if value.numel() == like.numel():  # fully connected → convolution
         report.coerced.append(dst)
         return value.reshape(like.shape)
-    if value.dim() == 4 and like.dim() == 4 and value.shape[0] == like.shape[0] and value.shape[2:] == like.shape[2:] \
-            and like.shape[1] > value.shape[1]:  # fmt: skip
+    if (
+        value.dim() == 4
+        and like.dim() == 4
+        and value.shape[0] == like.shape[0]
+        and value.shape[2:] == like.shape[2:]
+        and like.shape[1] > value.shape[1]
+    ):
         out = torch.zeros_like(like)  # extra input channels (depth) start at zero: the net begins as RGB-only
         out[:, : value.shape[1]] = value
         report.coerced.append(dst)

@@ -30,15 +30,19 @@ def training_images(info: Any, n: int) -> list[torch.Tensor]:
         raise ConfigError("these weights carry no training config: give calibration images (a folder)")
     d = info.config.get("data", {})
     train = get_dataset(
-        d["name"], d.get("root"), d.get("train_split", "train"),
-        transforms=eval_transforms(preprocessing_of(info)), **d.get("options", {}),
-    )  # fmt: skip
+        d["name"],
+        d.get("root"),
+        d.get("train_split", "train"),
+        transforms=eval_transforms(preprocessing_of(info)),
+        **d.get("options", {}),
+    )
     step = max(1, len(train) // max(1, n))
     return [train[i][0] for i in range(0, len(train), step)][:n]
 
 
-def calibration_images(info: CheckpointInfo | None, folder: str | Path | None = None, n: int = 32, *,
-                       pre: Preprocessing | None = None) -> list[torch.Tensor]:  # fmt: skip
+def calibration_images(
+    info: CheckpointInfo | None, folder: str | Path | None = None, n: int = 32, *, pre: Preprocessing | None = None
+) -> list[torch.Tensor]:
     """``n`` calibration tensors: the images of ``folder`` (preprocessed with ``pre``, default the checkpoint's), or
     the checkpoint's training set."""
     n = max(1, n)

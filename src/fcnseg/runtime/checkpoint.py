@@ -161,7 +161,6 @@ def _read_header(path: Path) -> tuple[dict[str, str], dict[str, tuple[int, ...]]
     return meta, shapes
 
 
-
 def preprocessing_of(info: CheckpointInfo) -> Preprocessing:
     """The preprocessing a checkpoint declares; none declared means the reference's Caffe VOC convention."""
     if not info.preprocessing:

@@ -21,8 +21,17 @@ __all__ = ["check_finite", "check_metadata", "check_shapes"]
 
 #: model_kwargs keys and the check each value must pass
 _KWARGS = ("heads", "num_classes", "streams", "in_channels", "learn_upsampling", "width", "pad100", "output_stride")
-_FIELDS = ("arch", "model_kwargs", "classes", "preprocessing", "step", "best_mean_iu", "config", "version",
-           "train_dtype")  # fmt: skip
+_FIELDS = (
+    "arch",
+    "model_kwargs",
+    "classes",
+    "preprocessing",
+    "step",
+    "best_mean_iu",
+    "config",
+    "version",
+    "train_dtype",
+)
 
 
 def _int(value: Any, lo: int, hi: int) -> bool:
@@ -70,8 +79,13 @@ def check_metadata(data: Any, path: Any) -> dict[str, Any]:
         ok, expected = _KWARG_CHECKS[key]
         _need(ok(value), path, f"model_kwargs.{key}", expected, value)
     classes = data.get("classes", [])
-    _need(isinstance(classes, list) and all(isinstance(c, str) for c in classes), path, "classes",
-          "a list of class names", classes)  # fmt: skip
+    _need(
+        isinstance(classes, list) and all(isinstance(c, str) for c in classes),
+        path,
+        "classes",
+        "a list of class names",
+        classes,
+    )
     n = kwargs.get("num_classes")
     if n is not None and classes and len(classes) != n:
         raise CheckpointError(f"{path}: classes lists {len(classes)} names for a {n}-class model")
@@ -82,8 +96,13 @@ def check_metadata(data: Any, path: Any) -> dict[str, Any]:
     _need(isinstance(data.get("config", {}), dict), path, "config", "a JSON object", data.get("config"))
     _need(isinstance(data.get("version", ""), str), path, "version", "a string", data.get("version"))
     dtype = data.get("train_dtype")
-    _need(dtype in (None, "float32", "bfloat16", "float16"), path, "train_dtype", "null, float32, bfloat16 or float16",
-          dtype)  # fmt: skip
+    _need(
+        dtype in (None, "float32", "bfloat16", "float16"),
+        path,
+        "train_dtype",
+        "null, float32, bfloat16 or float16",
+        dtype,
+    )
     return data
 
 
@@ -91,8 +110,13 @@ def _check_preprocessing(pre: Any, path: Any) -> None:
     if pre == {}:
         return
     fields = set(pre) if isinstance(pre, dict) else set()
-    _need({"bgr", "scale", "mean"} <= fields <= {"bgr", "scale", "mean", "std"}, path, "preprocessing",
-          "an object with bgr, scale, mean (and std)", pre)  # fmt: skip
+    _need(
+        {"bgr", "scale", "mean"} <= fields <= {"bgr", "scale", "mean", "std"},
+        path,
+        "preprocessing",
+        "an object with bgr, scale, mean (and std)",
+        pre,
+    )
     _need(isinstance(pre["bgr"], bool), path, "preprocessing.bgr", "true or false", pre["bgr"])
     _need(_number(pre["scale"]) and pre["scale"] > 0, path, "preprocessing.scale", "a positive number", pre["scale"])
     mean, std = pre["mean"], pre.get("std", [1.0] * 3)

@@ -137,14 +137,15 @@ def evaluate(
     edges = {h: ConfusionMatrix(k, device) for h, k in heads.items()} if band > 0 else {}
     n = len(dataset) if max_images is None else min(len(dataset), max_images)  # type: ignore[arg-type]
     indices = list(range(rank, n, world))
-    loader = DataLoader(Subset(dataset, indices), batch_size=None, num_workers=workers,
-                        pin_memory=device.type == "cuda")  # fmt: skip
+    loader = DataLoader(
+        Subset(dataset, indices), batch_size=None, num_workers=workers, pin_memory=device.type == "cuda"
+    )
     with tqdm(total=len(indices), desc="eval", disable=not progress, leave=False) as bar:
         for group in _same_size(loader, batch_size):
             x, y = to_device(*_stack(group, device), device, normalize)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 pred = predict_batch(model, x.float())
-            for h, p in (pred.items() if isinstance(pred, dict) else [("", pred)]):
+            for h, p in pred.items() if isinstance(pred, dict) else [("", pred)]:
                 target = y[h] if isinstance(y, dict) else y
                 matrices[h].update(p, target)
                 outside[h].update(target)
@@ -173,8 +174,10 @@ def to_device(
     it is set to 0 after normalisation, as :func:`~fcnseg.data.transforms.pad_collate` pads normalised images.
     """
     x = x.to(device, non_blocking=True)
-    y = {k: v.to(device, non_blocking=True).long() for k, v in y.items()} if isinstance(y, dict) else (
-        y.to(device, non_blocking=True).long()
+    y = (
+        {k: v.to(device, non_blocking=True).long() for k, v in y.items()}
+        if isinstance(y, dict)
+        else (y.to(device, non_blocking=True).long())
     )
     if pre is not None:
         x = pre(x)

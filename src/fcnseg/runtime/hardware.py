@@ -79,8 +79,15 @@ def has_int8_units() -> bool:
 
 def isa_summary() -> str:
     """One line for reports: ``Intel Xeon … · AVX2 AVX-512 AVX512-BF16 VNNI AMX-BF16 AMX-INT8 · 2 cores``."""
-    names = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_bf16": "AVX512-BF16", "avx512_vnni": "AVX512-VNNI",
-             "avx_vnni": "AVX-VNNI", "amx_bf16": "AMX-BF16", "amx_int8": "AMX-INT8"}  # fmt: skip
+    names = {
+        "avx2": "AVX2",
+        "avx512f": "AVX-512",
+        "avx512_bf16": "AVX512-BF16",
+        "avx512_vnni": "AVX512-VNNI",
+        "avx_vnni": "AVX-VNNI",
+        "amx_bf16": "AMX-BF16",
+        "amx_int8": "AMX-INT8",
+    }
     f = cpu_features()
     units = " ".join(names[x] for x in f["flags"] if x in names) or "no AVX2"
     return f"{f['model']} · {units} · {f['cores']} cores"
@@ -92,8 +99,13 @@ def fingerprint(device: torch.device | str = "cpu") -> dict[str, Any]:
     from .. import __version__
 
     device = torch.device(device)
-    facts: dict[str, Any] = {**cpu_features(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-                             "fcnseg": __version__, "device": device.type}  # fmt: skip
+    facts: dict[str, Any] = {
+        **cpu_features(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "fcnseg": __version__,
+        "device": device.type,
+    }
     if device.type == "cuda":
         facts["gpu"] = torch.cuda.get_device_name(device)
     for lib in ("onnxruntime", "openvino"):

@@ -68,16 +68,20 @@ def report(metrics: Mapping[str, Any], names: Mapping[str, Sequence[str]]) -> st
         outside = m.get("unpredictable_labels", {})
         if outside.get("pixels"):
             k = len(m["iu"])
-            parts.append(f"warning: {outside['pixels']} labelled pixels carry values {outside['values']} that this "
-                         f"model ({k} classes, 0..{k - 1}) cannot predict; the metrics above leave them out "
-                         "(a dataset with more classes than the model?)")  # fmt: skip
+            parts.append(
+                f"warning: {outside['pixels']} labelled pixels carry values {outside['values']} that this "
+                f"model ({k} classes, 0..{k - 1}) cannot predict; the metrics above leave them out "
+                "(a dataset with more classes than the model?)"
+            )
     return "\n".join(parts)
 
 
 def public(metrics: Mapping[str, Any], names: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     """What ``metrics.json`` holds: class names beside the per-class numbers, no confusion matrix."""
-    out = {h: {k: v for k, v in named(dict(m), list(names.get(h, []))).items() if k != "confusion"}
-           for h, m in metrics.items()}  # fmt: skip
+    out = {
+        h: {k: v for k, v in named(dict(m), list(names.get(h, []))).items() if k != "confusion"}
+        for h, m in metrics.items()
+    }
     return out[""] if list(out) == [""] else out
 
 
@@ -88,6 +92,7 @@ def write_metrics(out: Path, metrics: Mapping[str, Any], names: Mapping[str, Seq
     with atomic_write(out / "metrics.json", "w") as f:
         json.dump(public(metrics, names), f, indent=2)
     for head, m in metrics.items():
-        save_confusion(out / f"confusion{'_' + head if head else ''}.png", np.array(m["confusion"]),
-                       list(names.get(head, [])))  # fmt: skip
+        save_confusion(
+            out / f"confusion{'_' + head if head else ''}.png", np.array(m["confusion"]), list(names.get(head, []))
+        )
     return out / "metrics.json"

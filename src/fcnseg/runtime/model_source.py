@@ -75,8 +75,12 @@ def open_model(spec: ModelSpec) -> OpenedModel:
     model = get_model(spec.model, num_classes=spec.num_classes or infer_num_classes(state))
     load_into(model, state, spec.weights)
     pre = preset(spec.preprocessing or "caffe_voc")
-    info = CheckpointInfo(arch=spec.model, model_kwargs=model_kwargs(model), classes=default_classes(model.num_classes),
-                          preprocessing=pre.to_dict())  # fmt: skip
+    info = CheckpointInfo(
+        arch=spec.model,
+        model_kwargs=model_kwargs(model),
+        classes=default_classes(model.num_classes),
+        preprocessing=pre.to_dict(),
+    )
     return OpenedModel(model, info, Path(spec.weights))
 
 

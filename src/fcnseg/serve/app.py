@@ -123,8 +123,11 @@ def _check_upload(image: UploadFile, data: bytes, max_upload_bytes: int) -> None
         raise HTTPException(413, f"{image.filename}: larger than the limit of {max_upload_bytes} bytes")
     ctype = (image.content_type or "").split(";")[0].strip().lower()
     if ctype not in IMAGE_TYPES:
-        raise HTTPException(415, f"{image.filename}: content type {ctype or 'none'} is not an image type; "
-                            f"send one of {', '.join(IMAGE_TYPES)}")  # fmt: skip
+        raise HTTPException(
+            415,
+            f"{image.filename}: content type {ctype or 'none'} is not an image type; "
+            f"send one of {', '.join(IMAGE_TYPES)}",
+        )
     if not data:
         raise HTTPException(400, f"{image.filename}: empty file")
 
@@ -134,14 +137,23 @@ def _shares_json(mask: np.ndarray, png: bytes, classes: list[str], palette: np.n
     counts = np.bincount(mask.ravel(), minlength=len(palette))
     total = max(1, int(counts.sum()))
     shares = [
-        {"index": int(i), "name": classes[i], "color": palette[i].tolist(), "pixels": int(counts[i]),
-         "share": counts[i] / total}
-        for i in np.argsort(-counts) if counts[i] > 0
-    ]  # fmt: skip
+        {
+            "index": int(i),
+            "name": classes[i],
+            "color": palette[i].tolist(),
+            "pixels": int(counts[i]),
+            "share": counts[i] / total,
+        }
+        for i in np.argsort(-counts)
+        if counts[i] > 0
+    ]
     return {
-        "width": int(mask.shape[1]), "height": int(mask.shape[0]), "classes": shares,
-        "mask_png": base64.b64encode(png).decode("ascii"), "seconds": latency,
-    }  # fmt: skip
+        "width": int(mask.shape[1]),
+        "height": int(mask.shape[0]),
+        "classes": shares,
+        "mask_png": base64.b64encode(png).decode("ascii"),
+        "seconds": latency,
+    }
 
 
 def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:

@@ -10,5 +10,14 @@ from .logging import read_log
 from .schedule import lr_at
 from .trainer import TrainingDiverged, fit
 
-__all__ = ["Plateau", "TrainingDiverged", "build_datasets", "build_model", "fit", "init_backbone", "init_from", "lr_at",
-           "read_log"]  # fmt: skip
+__all__ = [
+    "Plateau",
+    "TrainingDiverged",
+    "build_datasets",
+    "build_model",
+    "fit",
+    "init_backbone",
+    "init_from",
+    "lr_at",
+    "read_log",
+]

@@ -85,9 +85,12 @@ def run_dtype(cfg: RunConfig, device: torch.device, dist: DistInfo, state: dict[
     kept = None if recorded == "float32" else getattr(torch, recorded)
     if kept != chosen and dist.main:
         amp = str(cfg.train.amp).lower()  # as YAML spells it
-        print(f"note: resuming in {recorded} as this run was trained (train.amp={amp} would choose "
-              f"{dtype_name(chosen)} on this {device.type}); a new run from its checkpoint (model.init_from) "
-              "can change the precision", file=sys.stderr)  # fmt: skip
+        print(
+            f"note: resuming in {recorded} as this run was trained (train.amp={amp} would choose "
+            f"{dtype_name(chosen)} on this {device.type}); a new run from its checkpoint (model.init_from) "
+            "can change the precision",
+            file=sys.stderr,
+        )
     return kept
 
 

@@ -19,13 +19,15 @@ from ..runtime.checkpoint import load_state_dict_file
 
 __all__ = ["build_datasets", "build_model", "init_from", "make_optimizer", "param_groups", "preprocessing"]
 
+
 def preprocessing(cfg: RunConfig) -> Preprocessing:
     """The run's input preprocessing (``data.preprocessing``; ``nyud``: the colour stream's)."""
     return preset(cfg.data.preprocessing)
 
 
-def build_datasets(cfg: RunConfig, pre: Preprocessing | None = None, *,
-                   normalize: bool = True) -> tuple[SegmentationDataset, SegmentationDataset]:  # fmt: skip
+def build_datasets(
+    cfg: RunConfig, pre: Preprocessing | None = None, *, normalize: bool = True
+) -> tuple[SegmentationDataset, SegmentationDataset]:
     """The training and validation sets, images preprocessed with ``pre`` (default: the config's);
     ``normalize=False`` leaves images uint8 (normalised on the device)."""
     d = cfg.data
@@ -35,8 +37,9 @@ def build_datasets(cfg: RunConfig, pre: Preprocessing | None = None, *,
     if d.mask_cue != "none" and cfg.model.heads:
         raise ConfigError("data.mask_cue needs a single-head net (one label map to say what is background)")
     if normalize:
-        train_tf = train_transforms(pre, crop_size=d.crop_size, scale_range=d.scale_range, flip=d.flip,
-                                    jitter=d.jitter, mask_cue=d.mask_cue)  # fmt: skip
+        train_tf = train_transforms(
+            pre, crop_size=d.crop_size, scale_range=d.scale_range, flip=d.flip, jitter=d.jitter, mask_cue=d.mask_cue
+        )
         val_tf = eval_transforms(pre, mask_cue=d.mask_cue)
     else:
         from torchvision.transforms import v2
@@ -60,7 +63,7 @@ def _dataset(name: str, root: Any, split: str, key: str, **kw: Any) -> Segmentat
         raise
     except (TypeError, ValueError, KeyError) as e:
         shown = {k: v for k, v in kw.items() if k != "transforms"}
-        detail = ' '.join(str(e).split())
+        detail = " ".join(str(e).split())
         raise ConfigError(f"{key} {shown} for dataset {name!r}: {type(e).__name__}: {detail}") from None
 
 

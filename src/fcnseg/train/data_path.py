@@ -61,8 +61,8 @@ def uint8_collate(batch: Sequence[tuple[Tensor, Any]]) -> Batch:
         return m.to(torch.uint8) if fits else m
 
     first = batch[0][1]
-    y: Any = {k: stack([b[1][k] for b in batch]) for k in first} if isinstance(first, dict) else stack(
-        [b[1] for b in batch]
+    y: Any = (
+        {k: stack([b[1][k] for b in batch]) for k in first} if isinstance(first, dict) else stack([b[1] for b in batch])
     )
     return x, y, sizes
 

@@ -53,13 +53,19 @@ class Plateau:
         if self.stopped_at is None or self.rule is None:
             return f"ran its {max_iter} steps (train.max_iter)"
         r = self.rule
-        return (f"stopped early at step {self.stopped_at} of {max_iter}: {r.metric} gained less than {r.min_delta:g} "
-                f"in {r.patience} evaluation(s) (best {self.best:.4f} at step {self.best_step})")  # fmt: skip
+        return (
+            f"stopped early at step {self.stopped_at} of {max_iter}: {r.metric} gained less than {r.min_delta:g} "
+            f"in {r.patience} evaluation(s) (best {self.best:.4f} at step {self.best_step})"
+        )
 
     def state(self) -> dict[str, Any]:
         """What the training state keeps (``stopped_at`` None while the run goes on)."""
-        return {"best": self.best if math.isfinite(self.best) else None, "best_step": self.best_step,
-                "stale": self.stale, "stopped_at": self.stopped_at}  # fmt: skip
+        return {
+            "best": self.best if math.isfinite(self.best) else None,
+            "best_step": self.best_step,
+            "stale": self.stale,
+            "stopped_at": self.stopped_at,
+        }
 
     def restore(self, state: Any, where: Any) -> None:
         """Continue the count a training state recorded (none recorded: a fresh count)."""
@@ -78,12 +84,18 @@ class Plateau:
         self.best_step, self.stale, self.stopped_at = state["best_step"], state["stale"], stopped
 
 
-def write_summary(run_dir: Path, plateau: Plateau, *, steps: int, max_iter: int, metric: str,
-                  best: float) -> Path:  # fmt: skip
+def write_summary(run_dir: Path, plateau: Plateau, *, steps: int, max_iter: int, metric: str, best: float) -> Path:
     """``run_dir/summary.json``: why the run ended, its steps, and the best checkpoint's watched score."""
-    data = {"end": "early_stop" if plateau.stopped_at is not None else "max_iter", "reason": plateau.reason(max_iter),
-            "steps": steps, "max_iter": max_iter, "metric": metric, "best": best if math.isfinite(best) else None,
-            "early_stop": asdict(plateau.rule) if plateau.rule else None, "plateau": plateau.state()}  # fmt: skip
+    data = {
+        "end": "early_stop" if plateau.stopped_at is not None else "max_iter",
+        "reason": plateau.reason(max_iter),
+        "steps": steps,
+        "max_iter": max_iter,
+        "metric": metric,
+        "best": best if math.isfinite(best) else None,
+        "early_stop": asdict(plateau.rule) if plateau.rule else None,
+        "plateau": plateau.state(),
+    }
     path = run_dir / "summary.json"
     with atomic_write(path, "w") as f:
         json.dump(data, f, indent=2)

@@ -89,8 +89,9 @@ def curves_figure(run_dir: Path, loss_kind: str = "ce", normalize: bool = False)
     ax[0].set(title="training loss", xlabel="optimizer step", ylabel=loss_label(loss_kind, normalize))
     if miu:
         ax[1].plot(*zip(*miu, strict=True), marker="o")
-    ax[1].set(title="validation mean IU", xlabel="optimizer step", ylabel="mean IU (0 = none, 1 = perfect)",
-              ylim=(0, 1))  # fmt: skip
+    ax[1].set(
+        title="validation mean IU", xlabel="optimizer step", ylabel="mean IU (0 = none, 1 = perfect)", ylim=(0, 1)
+    )
     for a in ax:
         a.grid(alpha=0.3)
     fig.tight_layout()

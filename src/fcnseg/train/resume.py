@@ -64,8 +64,9 @@ def restore(model: torch.nn.Module, optimizer: torch.optim.Optimizer, path: Path
     """Load weights and optimizer from checkpoint ``path``; the step, the best mean IU and the whole training state."""
     weights = path.with_suffix(".safetensors")
     if not weights.is_file():
-        raise CheckpointError(f"{weights}: no checkpoint to resume from in {path.parent.parent} "
-                              "(--resume auto starts one)")  # fmt: skip
+        raise CheckpointError(
+            f"{weights}: no checkpoint to resume from in {path.parent.parent} (--resume auto starts one)"
+        )
     info = read_info(weights)
     state = _checked_state(load_training_state(path, info.step), weights)  # the state written with these weights
     if state["step"] != info.step:
@@ -99,6 +100,8 @@ def _checked_state(state: Any, weights: Path) -> dict[str, Any]:
     if state.get("scaler") is not None and not isinstance(state["scaler"], dict):
         raise CheckpointError(f"{weights}: malformed training state: scaler is not a mapping")
     if state.get("amp_dtype") is not None and state["amp_dtype"] not in DTYPE_NAMES:
-        raise CheckpointError(f"{weights}: malformed training state: amp_dtype {state['amp_dtype']!r} is not one "
-                              f"of {', '.join(DTYPE_NAMES)}")  # fmt: skip
+        raise CheckpointError(
+            f"{weights}: malformed training state: amp_dtype {state['amp_dtype']!r} is not one "
+            f"of {', '.join(DTYPE_NAMES)}"
+        )
     return state

@@ -11,9 +11,7 @@ single-process run sees. Mixed precision is ``amp.py``; what a run writes beside
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
 import os
 import sys
 import time
@@ -27,23 +25,21 @@ from tqdm import tqdm
 
 from ..config import RunConfig, dump_config
 from ..data.transforms import pad_collate
-from ..errors import ConfigError, FCNError
+from ..errors import ConfigError
 from ..io import atomic_write
-from ..losses import LOSSES, dice_loss2d, pixel_loss_terms
 from ..models import FCN, freeze
 from ..preprocessing import Preprocessing
 from ..runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
-from ..runtime.evaluate import evaluate, to_device, write_grid
+from ..runtime.evaluate import evaluate, write_grid
 from ..runtime.hardware import inference_dtype, local_device, resolve_device, world_size
 from ..runtime.heads import FOUR, head_classes, main_scores
-from .amp import amp_dtype, calibrate_loss_scale, dtype_name, measured_scaler, restored_scaler, run_dtype
+from .amp import amp_dtype, calibrate_loss_scale, dtype_name, restored_scaler, run_dtype
 from .build import build_datasets, build_model, init_backbone, init_from, make_optimizer, preprocessing
 from .class_weights import class_weights
 from .data_path import auto_workers, train_loader, uint8_collate
 from .distributed import DistInfo, setup, wrap_ddp
 from .early_stop import Plateau, selection_metric, write_summary
 from .logging import RunLogger
-from .loss_sampling import drop_cells, sampling_generator
 from .memory import retained_heap
 from .outputs import write_run_outputs
 from .rank_guard import RankGuard
@@ -51,7 +47,7 @@ from .resume import batch_record, keep_global_batch, restore
 from .rng import restore_rng, rng_states, seed_run
 from .runlock import run_lock
 from .sampling import Seeded, StepSampler
-from .schedule import lr_at
+from .step import TrainingDiverged, train_step
 
 __all__ = [
     "RunState",
@@ -66,10 +62,6 @@ __all__ = [
     "train_step",
     "write_grid",
 ]
-
-
-class TrainingDiverged(FCNError, RuntimeError):
-    """The loss became NaN or infinite."""
 
 
 @dataclass
@@ -159,22 +151,50 @@ def prepare(cfg: RunConfig, run_dir: Path, device: torch.device, dist: DistInfo,
     cfg = _rescaled(cfg, state, dist, run_dir / "checkpoints" / "last.safetensors") if resume else cfg
     workers = auto_workers(device, _local_world(dist)) if cfg.data.workers == "auto" else int(cfg.data.workers)
     tc = cfg.train
-    sampler = StepSampler(len(train_ds), cfg.data.batch_size, tc.seed, start * tc.iter_size,
-                          tc.max_iter * tc.iter_size, dist)  # fmt: skip
-    loader = train_loader(Seeded(train_ds), sampler, device, workers=workers,
-                          collate_fn=uint8_collate if on_device else pad_collate)  # fmt: skip
+    sampler = StepSampler(
+        len(train_ds), cfg.data.batch_size, tc.seed, start * tc.iter_size, tc.max_iter * tc.iter_size, dist
+    )
+    loader = train_loader(
+        Seeded(train_ds), sampler, device, workers=workers, collate_fn=uint8_collate if on_device else pad_collate
+    )
     batches = iter(loader)  # created before the RNG state is restored: its seed draw is not part of the run
     if resume:
         restore_rng(state, device, dist.rank, run_dir / "checkpoints" / "last")
     logger = RunLogger(run_dir, enabled=dist.main)
     if resume:
         logger.truncate_after(start)
-    info = CheckpointInfo(arch=model.arch, model_kwargs=model_kwargs(model), classes=list(train_ds.classes),
-                          preprocessing=pre.to_dict(), config=cfg.to_dict(),
-                          train_dtype=dtype_name(dtype), best_mean_iu=state.get("best_mean_iu"))  # fmt: skip
-    return RunState(cfg, run_dir, device, dist, model, ddp_model, optimizer, train_ds, val_ds, weight, dtype,
-                    restored_scaler(state, dtype, device), pre, on_device, workers,
-                    batches, info, logger, start, best, plateau)  # fmt: skip
+    info = CheckpointInfo(
+        arch=model.arch,
+        model_kwargs=model_kwargs(model),
+        classes=list(train_ds.classes),
+        preprocessing=pre.to_dict(),
+        config=cfg.to_dict(),
+        train_dtype=dtype_name(dtype),
+        best_mean_iu=state.get("best_mean_iu"),
+    )
+    return RunState(
+        cfg,
+        run_dir,
+        device,
+        dist,
+        model,
+        ddp_model,
+        optimizer,
+        train_ds,
+        val_ds,
+        weight,
+        dtype,
+        restored_scaler(state, dtype, device),
+        pre,
+        on_device,
+        workers,
+        batches,
+        info,
+        logger,
+        start,
+        best,
+        plateau,
+    )
 
 
 def _begin(cfg: RunConfig, run_dir: Path, model: FCN, dist: DistInfo) -> None:
@@ -214,103 +234,12 @@ def _rescaled(cfg: RunConfig, state: dict[str, Any], dist: DistInfo, where: Path
     """``cfg`` with the per-process batch that keeps the recorded global batch (a note says so on rank 0)."""
     new = keep_global_batch(cfg, state, dist.world, where)
     if new.data.batch_size != cfg.data.batch_size and dist.main:
-        print(f"note: resuming on {dist.world} process(es) (trained on {state['world']}): data.batch_size "
-              f"{cfg.data.batch_size} → {new.data.batch_size} keeps the global batch of {state['global_batch']}",
-              file=sys.stderr)  # fmt: skip
-    return new
-
-
-def _loss(out: Any, y: Any, cfg: RunConfig, dist: DistInfo, weight: torch.Tensor | None) -> torch.Tensor:
-    """``train.loss`` (fp32), scaled so that DDP's gradient averaging gives the global loss.
-
-    The one place a loss is normalised: the pixel term (cross-entropy or focal) comes as a sum and a
-    denominator (labelled pixels, class-weighted when weights are given); when normalised, the sum is
-    divided by the denominator of the *global* batch, then multiplied by the world size, which DDP's
-    average undoes. The Dice term is per image.
-    """
-    tc = cfg.train
-    loss, denominator = pixel_loss_terms(tc.loss, out, y, weight=weight, gamma=tc.focal_gamma)
-    if tc.normalize:
-        if dist.world > 1:
-            torch.distributed.all_reduce(denominator)
-        loss = loss / denominator.clamp(min=1e-12)
-    loss = loss * dist.world
-    if LOSSES[tc.loss].dice:
-        heads = out.items() if isinstance(out, dict) else [("", out)]
-        loss = loss + tc.dice_weight * sum(dice_loss2d(o, y[h] if isinstance(y, dict) else y) for h, o in heads)
-    return loss
-
-
-def _next_batch(run: RunState) -> tuple[torch.Tensor, Any]:
-    item = next(run.batches)
-    if run.on_device:  # uint8 from the workers: normalised on the device
-        x, y, sizes = item
-        return to_device(x, y, run.device, run.pre, sizes)
-    return to_device(*item, run.device)
-
-
-def _accumulate(run: RunState, step: int = 0) -> tuple[Any, int]:
-    """``train.iter_size`` forward/backward passes (DDP all-reduces gradients on the last one only);
-    the global loss (on the device) and the number of images the step saw."""
-    cfg, tc, dist = run.cfg, run.cfg.train, run.dist
-    total: Any = 0.0
-    images = 0
-    for i in range(tc.iter_size):
-        x, y = _next_batch(run)
-        if tc.loss_sampling < 1.0:
-            y = drop_cells(y, tc.loss_sampling, sampling_generator(tc.seed, step, i, dist.rank))
-        if tc.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        if run.dtype is torch.float16 and run.scaler is None:  # measured on the first batch
-            plain = lambda x=x, y=y: _loss(run.model(x), y, cfg, DistInfo(), run.weight)  # noqa: E731
-            run.scaler = measured_scaler(run.model, plain, run.device, dist, tc.loss_scale)
-        accumulating = dist.world > 1 and i < tc.iter_size - 1
-        with run.ddp_model.no_sync() if accumulating else contextlib.nullcontext():  # type: ignore[operator]
-            with torch.autocast(run.device.type, dtype=run.dtype or torch.float32, enabled=run.dtype is not None):
-                out = run.ddp_model(x)
-            loss = _loss(out, y, cfg, dist, run.weight) / tc.iter_size  # fp32: the losses cast the scores up
-            (run.scaler.scale(loss) if run.scaler is not None else loss).backward()
-        total += loss.detach() / dist.world  # this rank's share of the global loss, kept on the device
-        images += x.shape[0] * dist.world
-    if dist.world > 1:
-        total = total.double()
-        torch.distributed.all_reduce(total)
-    return total, images
-
-
-def train_step(run: RunState, step: int, *, read_loss: bool) -> tuple[Any, float]:
-    """One optimizer step at ``step``: its loss (a float when read, else still on the device) and learning rate.
-
-    Reading the loss on the host waits for the device; ``read_loss`` says when (always on the CPU, where it
-    is free; on CUDA when it is logged: a NaN in between is caught there, and checkpoints refuse
-    non-finite weights). A non-finite loss read raises :class:`TrainingDiverged`.
-    """
-    lr = lr_at(step, run.cfg.train)
-    for group in run.optimizer.param_groups:
-        group["lr"] = lr * group["lr_mult"]
-    total, images = _accumulate(run, step)
-    run.seen += images
-    if read_loss:
-        total = _checked(total, step, run)
-    if run.scaler is not None:  # skips the step (and lowers the scale) if a gradient overflowed
-        run.scaler.step(run.optimizer)
-        run.scaler.update()
-    else:
-        run.optimizer.step()
-    run.optimizer.zero_grad(set_to_none=True)
-    return total, lr
-
-
-def _checked(total: Any, step: int, run: RunState) -> float:
-    tc = run.cfg.train
-    total = float(total)
-    if not math.isfinite(total):
-        advice = "too high for the summed loss (the reference uses 1e-10…1e-14)" if not tc.normalize else "too high"
-        raise TrainingDiverged(
-            f"loss became {total} at step {step}: with train.normalize={tc.normalize}, learning rate {tc.lr:g} is "
-            f"{advice}; the last good checkpoint is {run.run_dir / 'checkpoints' / 'last.safetensors'}"
+        print(
+            f"note: resuming on {dist.world} process(es) (trained on {state['world']}): data.batch_size "
+            f"{cfg.data.batch_size} → {new.data.batch_size} keeps the global batch of {state['global_batch']}",
+            file=sys.stderr,
         )
-    return total
+    return new
 
 
 #: the progress bar's name for the run's compute dtype (``train fp32``, ``train bf16``)
@@ -319,8 +248,13 @@ _SHORT = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 def _loop(run: RunState, progress: bool) -> dict[str, Any]:
     tc, dist = run.cfg.train, run.dist
-    bar = tqdm(total=tc.max_iter, initial=run.start, disable=not (progress and dist.main),
-               desc=f"train {_SHORT[dtype_name(run.dtype)]}", dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(
+        total=tc.max_iter,
+        initial=run.start,
+        disable=not (progress and dist.main),
+        desc=f"train {_SHORT[dtype_name(run.dtype)]}",
+        dynamic_ncols=True,
+    )
     run.ddp_model.train()
     t0, metrics = time.perf_counter(), {}
     if run.plateau.stopped_at is not None:  # a resumed run that had already stopped early: nothing to train
@@ -360,8 +294,13 @@ def _on_cadence(run: RunState, done: int) -> dict[str, Any] | None:
                 _save(run, done, ckpt_dir / "best")
         last = run.plateau.update(score, done) or last  # every rank counts alike (the metrics are all-reduced)
     if done % tc.checkpoint_every == 0 or last:
-        extra = {**rng_states(run.device, dist.world), **batch_record(run.cfg, dist.world),  # every rank takes part
-                 "amp_dtype": dtype_name(run.dtype), "early_stop": run.plateau.state(), "best_score": run.best}
+        extra = {
+            **rng_states(run.device, dist.world),
+            **batch_record(run.cfg, dist.world),  # every rank takes part
+            "amp_dtype": dtype_name(run.dtype),
+            "early_stop": run.plateau.state(),
+            "best_score": run.best,
+        }
         if dist.main:
             _save(run, done, ckpt_dir / "last", training_state=extra)
     return metrics
@@ -370,24 +309,48 @@ def _on_cadence(run: RunState, done: int) -> dict[str, Any] | None:
 def _evaluate(run: RunState) -> dict[str, Any]:
     e = run.cfg.eval
     dtype = (inference_dtype(run.device) or torch.bfloat16) if e.amp else None
-    return evaluate(run.model, run.val_ds, run.heads, device=run.device, rank=run.dist.rank, world=run.dist.world,
-                    max_images=e.max_images, batch_size=e.batch_size, workers=run.workers, dtype=dtype,
-                    normalize=run.pre if run.on_device else None)  # fmt: skip
+    return evaluate(
+        run.model,
+        run.val_ds,
+        run.heads,
+        device=run.device,
+        rank=run.dist.rank,
+        world=run.dist.world,
+        max_images=e.max_images,
+        batch_size=e.batch_size,
+        workers=run.workers,
+        dtype=dtype,
+        normalize=run.pre if run.on_device else None,
+    )
 
 
 def _finish(run: RunState, metrics: dict[str, Any]) -> None:
     """metrics.json, curves, confusion pictures and the grid (rank 0); each head's class names go into the
     returned metrics (``classes``), so that callers need not read them back from the checkpoint."""
     if run.dist.main:
-        write_summary(run.run_dir, run.plateau, steps=run.plateau.stopped_at or run.cfg.train.max_iter,
-                      max_iter=run.cfg.train.max_iter, metric=selection_metric(run.cfg), best=run.best)
+        write_summary(
+            run.run_dir,
+            run.plateau,
+            steps=run.plateau.stopped_at or run.cfg.train.max_iter,
+            max_iter=run.cfg.train.max_iter,
+            metric=selection_metric(run.cfg),
+            best=run.best,
+        )
         if run.plateau.stopped_at is not None:
             print(f"note: {run.plateau.reason(run.cfg.train.max_iter)}", file=sys.stderr)
     names = head_classes(metrics, run.train_ds, run.info.classes)
     if run.dist.main and metrics:
-        write_run_outputs(run.run_dir, metrics, names, model=run.model, val_ds=run.val_ds, pre=run.pre,
-                          grid_images=run.cfg.eval.grid_images, device=run.device,
-                          loss=(run.cfg.train.loss, run.cfg.train.normalize))  # fmt: skip
+        write_run_outputs(
+            run.run_dir,
+            metrics,
+            names,
+            model=run.model,
+            val_ds=run.val_ds,
+            pre=run.pre,
+            grid_images=run.cfg.eval.grid_images,
+            device=run.device,
+            loss=(run.cfg.train.loss, run.cfg.train.normalize),
+        )
     for head, scores in metrics.items():
         scores["classes"] = list(names.get(head, []))
 

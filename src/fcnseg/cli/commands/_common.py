@@ -45,9 +45,14 @@ def add_engine_arg(p: argparse.ArgumentParser) -> None:
     from ...inference.engines import ENGINES
 
     forced = "; ".join(f"{e.name} ({e.precision}: {e.summary})" for e in ENGINES.values())
-    p.add_argument("--engine", choices=["auto", *ENGINES], default=None, metavar="ENGINE",
-                   help="auto (default; FCNSEG_ENGINE overrides): PyTorch at once, another engine only when this job's "
-                   f"images repay building it (cached in FCNSEG_HOME); or force one: {forced}")  # fmt: skip
+    p.add_argument(
+        "--engine",
+        choices=["auto", *ENGINES],
+        default=None,
+        metavar="ENGINE",
+        help="auto (default; FCNSEG_ENGINE overrides): PyTorch at once, another engine only when this job's "
+        f"images repay building it (cached in FCNSEG_HOME); or force one: {forced}",
+    )
 
 
 def device_of(args: argparse.Namespace) -> Any:
@@ -64,16 +69,25 @@ def add_model_args(p: argparse.ArgumentParser, checkpoint_help: str = "an fcnseg
     g.add_argument("--model", help="registry name, with --weights")
     g.add_argument("--weights", help=".safetensors or state-dict file (e.g. from 'fcnseg convert')")
     g.add_argument("--num-classes", type=COUNT, help="with --model; default: read from the weights")
-    g.add_argument("--preprocessing", choices=sorted(PRESETS), default=None,
-                   help="with --model: the weights' input convention (default caffe_voc)")  # fmt: skip
+    g.add_argument(
+        "--preprocessing",
+        choices=sorted(PRESETS),
+        default=None,
+        help="with --model: the weights' input convention (default caffe_voc)",
+    )
 
 
 def spec_of(args: argparse.Namespace) -> Any:
     """The :class:`~fcnseg.runtime.model_source.ModelSpec` the command line names."""
     from ...runtime.model_source import ModelSpec
 
-    return ModelSpec(checkpoint=args.checkpoint, model=args.model, weights=args.weights, num_classes=args.num_classes,
-                     preprocessing=args.preprocessing)  # fmt: skip
+    return ModelSpec(
+        checkpoint=args.checkpoint,
+        model=args.model,
+        weights=args.weights,
+        num_classes=args.num_classes,
+        preprocessing=args.preprocessing,
+    )
 
 
 def load_model_args(args: argparse.Namespace) -> Any:

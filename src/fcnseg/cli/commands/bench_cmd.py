@@ -15,10 +15,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("bench", help=COMMANDS["bench"][1])
     p.add_argument("--models", nargs="+", default=list(MODELS), help=f"default: {' '.join(MODELS)}")
-    p.add_argument("--paths", nargs="+", choices=PATHS, default=list(DEFAULT_PATHS), metavar="PATH",
-                   help=f"the inference engines ({', '.join(ENGINES)}), "
-                   "the PyTorch variants channels_last and compiled, and auto (what --engine auto runs here once "
-                   f"tuned). Default: {' '.join(DEFAULT_PATHS)}")  # fmt: skip
+    p.add_argument(
+        "--paths",
+        nargs="+",
+        choices=PATHS,
+        default=list(DEFAULT_PATHS),
+        metavar="PATH",
+        help=f"the inference engines ({', '.join(ENGINES)}), "
+        "the PyTorch variants channels_last and compiled, and auto (what --engine auto runs here once "
+        f"tuned). Default: {' '.join(DEFAULT_PATHS)}",
+    )
     p.add_argument("--size", type=int, default=500, help="square input side in pixels (default 500)")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per path, the median reported (default 5)")
     p.add_argument("--json", help="also write the results as JSON")

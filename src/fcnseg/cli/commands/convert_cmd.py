@@ -20,9 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=run_torchfcn)
     c = csub.add_parser("caffe", help="a reference .caffemodel (read without Caffe)")
     c.add_argument("path", help="the .caffemodel file")
-    c.add_argument("--net", required=True, help="which reference net it is: voc-fcn32s, voc-fcn16s, voc-fcn8s, "
-                   "voc-fcn8s-atonce, voc-fcn-alexnet, siftflow-fcn{32,16,8}s, nyud-fcn32s-{color,hha,color-hha}, "
-                   "pascalcontext-fcn{32,16,8}s, or the ILSVRC trunks vgg16-ilsvrc, caffenet")
+    c.add_argument(
+        "--net",
+        required=True,
+        help="which reference net it is: voc-fcn32s, voc-fcn16s, voc-fcn8s, "
+        "voc-fcn8s-atonce, voc-fcn-alexnet, siftflow-fcn{32,16,8}s, nyud-fcn32s-{color,hha,color-hha}, "
+        "pascalcontext-fcn{32,16,8}s, or the ILSVRC trunks vgg16-ilsvrc, caffenet",
+    )
     c.add_argument("--out", required=True, help="output .safetensors (checkpoint, or backbone weights for ILSVRC nets)")
     c.add_argument("--width", type=float, default=1.0, help=argparse.SUPPRESS)  # scaled-down test files
     c.set_defaults(func=run_caffe)

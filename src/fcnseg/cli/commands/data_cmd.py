@@ -16,14 +16,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     dsub = p.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
     c = dsub.add_parser("check", help="validate every sample; print counts, class frequencies and warnings")
     c.add_argument("root", help="the dataset's folder")
-    c.add_argument("--dataset", required=True, metavar="NAME",
-                   help="which dataset format ROOT holds: voc, sbd, siftflow, nyudv2, pascal_context, cityscapes, "
-                   "ade20k, coco, folder or synthetic")
+    c.add_argument(
+        "--dataset",
+        required=True,
+        metavar="NAME",
+        help="which dataset format ROOT holds: voc, sbd, siftflow, nyudv2, pascal_context, cityscapes, "
+        "ade20k, coco, folder or synthetic",
+    )
     c.add_argument("--split", default="train", help="the split to check (default train)")
     c.add_argument(
-        "--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+        "--option",
+        "-o",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="dataset option (YAML value), e.g. -o binary=true, -o annotations=result.json; repeatable",
-    )  # fmt: skip
+    )
     c.set_defaults(func=run_check)
     s = dsub.add_parser("synth", help="write SyntheticShapes to disk (VOC layout, or a plain folder dataset)")
     s.add_argument("--out", required=True, help="a new folder")
@@ -32,20 +40,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--size", type=COUNT, default=128, help="scene side in pixels (default 128)")
     s.add_argument("--seed", type=NON_NEGATIVE, default=0, help="random seed of the scenes (default 0)")
     s.set_defaults(func=run_synth)
-    b = dsub.add_parser("bound", help="upper bounds of coarse output: mean IU of the ground truth taken down to "
-                        "each output stride and back (the paper's Appendix A)")  # fmt: skip
+    b = dsub.add_parser(
+        "bound",
+        help="upper bounds of coarse output: mean IU of the ground truth taken down to "
+        "each output stride and back (the paper's Appendix A)",
+    )
     b.add_argument("root", help="the dataset's folder (ignored by synthetic)")
-    b.add_argument("--dataset", required=True, metavar="NAME",
-                   help="which dataset format ROOT holds: voc, sbd, siftflow, nyudv2, pascal_context, cityscapes, "
-                   "ade20k, coco, folder or synthetic")
+    b.add_argument(
+        "--dataset",
+        required=True,
+        metavar="NAME",
+        help="which dataset format ROOT holds: voc, sbd, siftflow, nyudv2, pascal_context, cityscapes, "
+        "ade20k, coco, folder or synthetic",
+    )
     b.add_argument("--split", default="val", help="the split to bound (default val)")
     b.add_argument("--strides", type=COUNT, nargs="+", default=[32, 16, 8], help="output strides (default 32 16 8)")
-    b.add_argument("--method", choices=("bilinear", "nearest"), default="bilinear",
-                   help="bilinear (default: class fractions per cell, upsampled bilinearly, as an FCN does) or "
-                   "nearest (majority per cell, repeated)")  # fmt: skip
+    b.add_argument(
+        "--method",
+        choices=("bilinear", "nearest"),
+        default="bilinear",
+        help="bilinear (default: class fractions per cell, upsampled bilinearly, as an FCN does) or "
+        "nearest (majority per cell, repeated)",
+    )
     b.add_argument("--max-images", type=COUNT, help="bound only the first N label maps (default: all)")
-    b.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
-                   help="dataset option (YAML value), e.g. -o n=200; repeatable")  # fmt: skip
+    b.add_argument(
+        "--option",
+        "-o",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dataset option (YAML value), e.g. -o n=200; repeatable",
+    )
     b.add_argument("--json", help="also write the results as JSON")
     b.set_defaults(func=run_bound)
     i = dsub.add_parser("import", help="convert annotation-tool files into the folder dataset")
@@ -150,14 +175,28 @@ def run_bound(args: argparse.Namespace) -> int:
     ds = get_dataset(args.dataset, args.root, args.split, **parse_options(args.option))
     n = min(len(ds), args.max_images or len(ds))
     first = lambda m: m[next(iter(m))] if isinstance(m, dict) else m  # noqa: E731  (multi-head: the first head)
-    bounds = upper_bounds((first(ds.load(i)[1]) for i in range(n)), ds.num_classes, args.strides,
-                          method=args.method, ignore_index=ds.ignore_index)  # fmt: skip
+    bounds = upper_bounds(
+        (first(ds.load(i)[1]) for i in range(n)),
+        ds.num_classes,
+        args.strides,
+        method=args.method,
+        ignore_index=ds.ignore_index,
+    )
     print(f"{args.dataset} {args.split}: {n} label maps, {ds.num_classes} classes, method {args.method}")
     print(f"{'stride':>6} {'pixel acc':>10} {'mean acc':>9} {'mean IU':>8} {'f.w. IU':>8}")
     for f, m in bounds.items():
         print(f"{f:>6} {m['pixel_accuracy']:10.4f} {m['mean_accuracy']:9.4f} {m['mean_iu']:8.4f} {m['fw_iu']:8.4f}")
     if args.json:
         with atomic_write(args.json, "w") as fh:
-            json.dump({"dataset": args.dataset, "split": args.split, "method": args.method, "images": n,
-                       "bounds": {str(f): m for f, m in bounds.items()}}, fh, indent=2)  # fmt: skip
+            json.dump(
+                {
+                    "dataset": args.dataset,
+                    "split": args.split,
+                    "method": args.method,
+                    "images": n,
+                    "bounds": {str(f): m for f, m in bounds.items()},
+                },
+                fh,
+                indent=2,
+            )
     return 0

@@ -16,8 +16,12 @@ from ._common import add_device_arg
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help=COMMANDS["demo"][1])
     p.add_argument("--out", default="runs/demo", help="run folder: checkpoints, pictures, report (default runs/demo)")
-    p.add_argument("--steps", type=int, default=None,
-                   help="fine-tuning steps of FCN-32s and of FCN-16s, FCN-8s 3x (default 1500, batch 8)")  # fmt: skip
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="fine-tuning steps of FCN-32s and of FCN-16s, FCN-8s 3x (default 1500, batch 8)",
+    )
     add_device_arg(p)
     p.add_argument(
         "--classifier",
@@ -42,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
     print("\nheld-out scenes, " + str(scale.test_images) + " of " + str(scale.seg_size) + " px:")
     print(table(result))
     out = args.out
-    print(f"\ndone in {result['wall_s']:.0f} s. Read {out}/report.md; pictures {out}/grid.png, {out}/curves.png, "
-          f"{out}/confusion.png; numbers {out}/metrics.json")  # fmt: skip
+    print(
+        f"\ndone in {result['wall_s']:.0f} s. Read {out}/report.md; pictures {out}/grid.png, {out}/curves.png, "
+        f"{out}/confusion.png; numbers {out}/metrics.json"
+    )
     print("\nnext:")
     print(f"  fcnseg predict --checkpoint {out}/checkpoints/best.safetensors YOUR_IMAGES --out preds/")
     print(f"  fcnseg serve --checkpoint {out}/checkpoints/best.safetensors")

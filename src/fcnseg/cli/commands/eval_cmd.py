@@ -30,13 +30,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_device_arg(p)
     add_engine_arg(p)
     p.add_argument("--batch-size", type=COUNT, default=8, help="same-size images scored together (default 8)")
-    p.add_argument("--num-workers", type=number_in(0, 1024, kind=int), default=None,
-                   help="DataLoader workers (default: from the cores on CUDA, 0 on the CPU)")  # fmt: skip
-    p.add_argument("--amp", action="store_true",
-                   help="score with PyTorch under bf16 autocast (fp16 on GPUs without bf16), whatever --engine says")
     p.add_argument(
-        "--grid", type=NON_NEGATIVE, default=4, metavar="N", help="with --out: grid.png of the first N images "
-        "(image | truth | prediction; 0: none)"
+        "--num-workers",
+        type=number_in(0, 1024, kind=int),
+        default=None,
+        help="DataLoader workers (default: from the cores on CUDA, 0 on the CPU)",
+    )
+    p.add_argument(
+        "--amp",
+        action="store_true",
+        help="score with PyTorch under bf16 autocast (fp16 on GPUs without bf16), whatever --engine says",
+    )
+    p.add_argument(
+        "--grid",
+        type=NON_NEGATIVE,
+        default=4,
+        metavar="N",
+        help="with --out: grid.png of the first N images (image | truth | prediction; 0: none)",
     )
     p.set_defaults(func=run)
 
@@ -58,17 +68,40 @@ def run(args: argparse.Namespace) -> int:
     name = args.dataset or data_cfg.get("name", "synthetic")
     options = {**data_cfg.get("options", {}), **(data_cfg.get("val_options") or {})} if not args.dataset else {}
     pre = preprocessing_of(info)
-    ds = get_dataset(name, args.root or data_cfg.get("root"), args.split or data_cfg.get("val_split", "val"),
-                     transforms=eval_transforms(pre), **options)  # fmt: skip
+    ds = get_dataset(
+        name,
+        args.root or data_cfg.get("root"),
+        args.split or data_cfg.get("val_split", "val"),
+        transforms=eval_transforms(pre),
+        **options,
+    )
     device = device_of(args)
     model = model.to(device)
     workers = auto_workers(device) if args.num_workers is None else args.num_workers
     dtype = (inference_dtype(device) or torch.bfloat16) if args.amp else None
-    runner = model if args.amp else AutoEngine(model, device=device, source=opened.file, reloadable=False,
-                                               calibration=lambda: calibration_images(args, info),
-                                               engine=args.engine)  # fmt: skip
-    metrics = evaluate(runner, ds, dict(model.heads), device=device, max_images=args.max_images, progress=True,
-                       batch_size=args.batch_size, workers=workers, dtype=dtype)  # fmt: skip
+    runner = (
+        model
+        if args.amp
+        else AutoEngine(
+            model,
+            device=device,
+            source=opened.file,
+            reloadable=False,
+            calibration=lambda: calibration_images(args, info),
+            engine=args.engine,
+        )
+    )
+    metrics = evaluate(
+        runner,
+        ds,
+        dict(model.heads),
+        device=device,
+        max_images=args.max_images,
+        progress=True,
+        batch_size=args.batch_size,
+        workers=workers,
+        dtype=dtype,
+    )
     names = head_classes(model.heads, ds, info.classes)
     print(report(metrics, names))
     if args.out:

@@ -20,12 +20,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     m.add_argument("--out", default="runs/miniature", help="run folder (checkpoints, logs)")
     add_device_arg(m, default="cpu")
-    m.add_argument("--scale", default="converged", choices=["converged", "converged-smoke", "smoke", "small", "paper"],
-                   help="converged (default): the demo's classifier, every net trained to its plateau, 3 seeds; "
-                   "small: an own classifier, 1500 steps per stage (~30 min on a 2-core CPU); paper: VGG16 widths, "
-                   "500-px scenes (a GPU); smoke, converged-smoke: seconds (CI)")
-    m.add_argument("--seeds", type=NON_NEGATIVE, nargs="+", default=None, metavar="SEED",
-                   help="with converged: training seeds (default 0 1 2)")
+    m.add_argument(
+        "--scale",
+        default="converged",
+        choices=["converged", "converged-smoke", "smoke", "small", "paper"],
+        help="converged (default): the demo's classifier, every net trained to its plateau, 3 seeds; "
+        "small: an own classifier, 1500 steps per stage (~30 min on a 2-core CPU); paper: VGG16 widths, "
+        "500-px scenes (a GPU); smoke, converged-smoke: seconds (CI)",
+    )
+    m.add_argument(
+        "--seeds",
+        type=NON_NEGATIVE,
+        nargs="+",
+        default=None,
+        metavar="SEED",
+        help="with converged: training seeds (default 0 1 2)",
+    )
     m.add_argument("--jobs", type=COUNT, default=1, help="with converged: runs trained side by side (default 1)")
     m.add_argument("--report", default="docs", help="where RESULTS.md and results/ go ('-' for none)")
     m.set_defaults(func=run)
@@ -47,14 +57,36 @@ def _register_paper(esub: argparse._SubParsersAction) -> None:
         help="the rest of the paper: upper bounds, the reference solver, dilation vs skips, loss sampling, "
         "upsampling, cues (~40 min on a 2-core CPU); verdicts computed into RESULTS.md",
     )
-    p.add_argument("--part", nargs="+", choices=PART_NAMES, default=list(PART_NAMES), metavar="PART",
-                   help=f"the parts to run (default: all): {', '.join(PART_NAMES)}")  # fmt: skip
-    p.add_argument("--scale", default="converged", choices=list(SCALES), help="converged: every run trained to its "
-                   "plateau, 3 seeds (about 4 h on 2 cores with --jobs 2); smoke: every part in about a minute (CI)")
-    p.add_argument("--seeds", type=NON_NEGATIVE, nargs="+", default=None, metavar="SEED",
-                   help="training seeds (default: the scale's, 0 1 2); a subset trains and reports those only")
-    p.add_argument("--jobs", type=COUNT, default=1, help="runs trained side by side, each in its own process with "
-                   "cores/JOBS threads (default 1; 2 on a 2-core machine trains about twice as many runs per hour)")
+    p.add_argument(
+        "--part",
+        nargs="+",
+        choices=PART_NAMES,
+        default=list(PART_NAMES),
+        metavar="PART",
+        help=f"the parts to run (default: all): {', '.join(PART_NAMES)}",
+    )
+    p.add_argument(
+        "--scale",
+        default="converged",
+        choices=list(SCALES),
+        help="converged: every run trained to its "
+        "plateau, 3 seeds (about 4 h on 2 cores with --jobs 2); smoke: every part in about a minute (CI)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=NON_NEGATIVE,
+        nargs="+",
+        default=None,
+        metavar="SEED",
+        help="training seeds (default: the scale's, 0 1 2); a subset trains and reports those only",
+    )
+    p.add_argument(
+        "--jobs",
+        type=COUNT,
+        default=1,
+        help="runs trained side by side, each in its own process with "
+        "cores/JOBS threads (default 1; 2 on a 2-core machine trains about twice as many runs per hour)",
+    )
     p.add_argument("--out", default="runs/paper", help="run folder (runs, paper.json); runs already there are reused")
     add_device_arg(p, default="cpu")
     p.add_argument("--report", default="docs", help="where RESULTS.md and results/ go ('-' for none)")
@@ -70,9 +102,16 @@ def run_paper_cmd(args: argparse.Namespace) -> int:
     from ._common import device_of
 
     command = "fcnseg " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "fcnseg experiment paper"
-    result = run_paper(args.out, parts=args.part, scale=args.scale, device=str(device_of(args)),
-                       seeds=tuple(args.seeds or ()), jobs=args.jobs,
-                       report=None if args.report == "-" else args.report, command=command)  # fmt: skip
+    result = run_paper(
+        args.out,
+        parts=args.part,
+        scale=args.scale,
+        device=str(device_of(args)),
+        seeds=tuple(args.seeds or ()),
+        jobs=args.jobs,
+        report=None if args.report == "-" else args.report,
+        command=command,
+    )
     verdicts = [v for p in args.part for v in result[p]["verdicts"]]
     counts = {k: sum(v["verdict"] == k for v in verdicts) for k in (YES, NO, INCONCLUSIVE)}
     line = f"{len(verdicts)} claims: " + ", ".join(f"{n} {k}" for k, n in counts.items())
@@ -95,8 +134,14 @@ def run(args: argparse.Namespace) -> int:
     from ...experiments.seeds import pts_sd
     from ._common import device_of
 
-    result = run_miniature(args.out, scale=args.scale, device=str(device_of(args)), seeds=tuple(args.seeds or ()),
-                           jobs=args.jobs, report=None if args.report == "-" else args.report)  # fmt: skip
+    result = run_miniature(
+        args.out,
+        scale=args.scale,
+        device=str(device_of(args)),
+        seeds=tuple(args.seeds or ()),
+        jobs=args.jobs,
+        report=None if args.report == "-" else args.report,
+    )
     for net in result["nets"].values():
         miu, b = net["mean_iu"], net["boundary_mean_iu"]
         if isinstance(miu, dict):  # converged: mean ± spread over seeds

@@ -13,10 +13,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_args(p)
     p.add_argument("--format", choices=["onnx"], default="onnx", help="file format (ONNX, the one there is)")
     p.add_argument("--out", required=True, help="the .onnx file to write (large weights go beside it)")
-    p.add_argument("--upsampling", default="auto", metavar="MODE",
-                   help="how fixed bilinear upsampling is written: auto or grouped (grouped ConvTranspose), dense "
-                   "(Caffe's), resize (Pad+Resize+Slice where exact: fastest in many deployment runtimes); all "
-                   "checked equal")  # fmt: skip
+    p.add_argument(
+        "--upsampling",
+        default="auto",
+        metavar="MODE",
+        help="how fixed bilinear upsampling is written: auto or grouped (grouped ConvTranspose), dense "
+        "(Caffe's), resize (Pad+Resize+Slice where exact: fastest in many deployment runtimes); all "
+        "checked equal",
+    )
     p.add_argument("--int8", action="store_true", help="write the int8 (static QDQ) model, calibrated on images")
     add_int8_args(p)
     add_device_arg(p, default="cpu")

@@ -36,9 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder, mirroring the inputs (default {DEFAULT_OUT}/)")
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs already exist")
     add_device_arg(p)
-    p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                   help="auto (default): the precision --engine chooses; fp32, bf16 or fp16 force PyTorch with "
-                   "that autocast")  # fmt: skip
+    p.add_argument(
+        "--dtype",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        default="auto",
+        help="auto (default): the precision --engine chooses; fp32, bf16 or fp16 force PyTorch with that autocast",
+    )
     p.add_argument("--alpha", type=FRACTION, default=0.5, help="overlay opacity, 0..1 (default 0.5)")
     p.add_argument("--probs", action="store_true", help="also write class probabilities as .npy (not with --tile)")
     p.add_argument("--tile", type=COUNT, help="sliding-window inference in tiles of this size (huge images)")
@@ -52,9 +55,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="also write grid.png: image | prediction of the first N images, with a class legend",
     )
-    p.add_argument("--batch-size", type=COUNT, default=1,
-                   help="score up to N same-size images per forward pass (plain scoring: not with --tile, --flip, "
-                   "--scales or --probs; default 1)")  # fmt: skip
+    p.add_argument(
+        "--batch-size",
+        type=COUNT,
+        default=1,
+        help="score up to N same-size images per forward pass (plain scoring: not with --tile, --flip, "
+        "--scales or --probs; default 1)",
+    )
     add_engine_arg(p)
     p.add_argument("--int8", action="store_true", help="the same as --engine onnxruntime-int8")
     p.add_argument(
@@ -75,18 +82,33 @@ def options(args: argparse.Namespace) -> Any:
     if args.tile and args.overlap >= args.tile:
         raise DataError(f"--overlap {args.overlap}: must be smaller than --tile {args.tile}")
     if args.batch_size > 1 and (args.tile or args.flip or args.probs or tuple(args.scales) != (1.0,)):
-        raise DataError(f"--batch-size {args.batch_size}: batches plain scoring only; drop --tile, --flip, --scales "
-                        "and --probs, or use --batch-size 1")  # fmt: skip
-    return BatchOptions(alpha=args.alpha, probs=args.probs, grid=args.grid, tile=args.tile, overlap=args.overlap,
-                        flip=args.flip, scales=tuple(args.scales), batch_size=args.batch_size)  # fmt: skip
+        raise DataError(
+            f"--batch-size {args.batch_size}: batches plain scoring only; drop --tile, --flip, --scales "
+            "and --probs, or use --batch-size 1"
+        )
+    return BatchOptions(
+        alpha=args.alpha,
+        probs=args.probs,
+        grid=args.grid,
+        tile=args.tile,
+        overlap=args.overlap,
+        flip=args.flip,
+        scales=tuple(args.scales),
+        batch_size=args.batch_size,
+    )
 
 
 def segmenter_options(args: argparse.Namespace, device: str) -> Any:
     """The typed record of how the Segmenter runs (what a Ray worker gets too)."""
     from ...inference.predictor import SegmenterOptions
 
-    return SegmenterOptions(device=device, engine="onnxruntime-int8" if args.int8 else args.engine, dtype=args.dtype,
-                            calibration=args.calibration, calibration_count=args.calibration_count)  # fmt: skip
+    return SegmenterOptions(
+        device=device,
+        engine="onnxruntime-int8" if args.int8 else args.engine,
+        dtype=args.dtype,
+        calibration=args.calibration,
+        calibration_count=args.calibration_count,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -114,8 +136,9 @@ def run(args: argparse.Namespace) -> int:
     jobs = _jobs(args, out)
     refuse_overwriting_inputs(jobs, out, heads_of(seg), probs=opts.probs, grid=opts.grid)
     mine = shard(jobs, rank, world)
-    summary = predict_batch(seg, mine, out, opts, classes=seg.classes, overwrite=args.overwrite, rank=rank,
-                            after_each=_fault_hook())  # fmt: skip
+    summary = predict_batch(
+        seg, mine, out, opts, classes=seg.classes, overwrite=args.overwrite, rank=rank, after_each=_fault_hook()
+    )
     if world > 1:
         summary = _gather(summary)
     if rank == 0:
@@ -135,6 +158,8 @@ def _jobs(args: argparse.Namespace, out: Path) -> list:
     if not inputs:
         raise DataError(f"no images found in {' '.join(args.inputs)}")
     return plan_jobs(inputs, folders, out)
+
+
 def _report(summary: Any, out: Path, total: int) -> int:
     parts = [f"wrote {summary.done} prediction(s) to {out}"]
     if summary.skipped:

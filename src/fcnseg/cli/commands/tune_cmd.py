@@ -28,10 +28,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("tune", help=COMMANDS["tune"][1])
     add_model_args(p)
-    p.add_argument("--sizes", type=size, nargs="+", default=[(375, 500)], metavar="WxH",
-                   help="image sizes to decide for, WIDTHxHEIGHT (default 500x375)")  # fmt: skip
-    p.add_argument("--engines", nargs="+", choices=[e for e in ENGINES if e != "torch"], metavar="ENGINE",
-                   help=f"the engines to try (default: every eligible one of {', '.join(ENGINES)})")  # fmt: skip
+    p.add_argument(
+        "--sizes",
+        type=size,
+        nargs="+",
+        default=[(375, 500)],
+        metavar="WxH",
+        help="image sizes to decide for, WIDTHxHEIGHT (default 500x375)",
+    )
+    p.add_argument(
+        "--engines",
+        nargs="+",
+        choices=[e for e in ENGINES if e != "torch"],
+        metavar="ENGINE",
+        help=f"the engines to try (default: every eligible one of {', '.join(ENGINES)})",
+    )
     add_device_arg(p, default="cpu")
     add_int8_args(p)
     p.set_defaults(func=run)
@@ -42,8 +53,12 @@ def run(args: argparse.Namespace) -> int:
 
     from ...inference.predictor import Segmenter, SegmenterOptions
 
-    options = SegmenterOptions(device=str(device_of(args)), engine="auto", calibration=args.calibration,
-                               calibration_count=args.calibration_count)  # fmt: skip
+    options = SegmenterOptions(
+        device=str(device_of(args)),
+        engine="auto",
+        calibration=args.calibration,
+        calibration_count=args.calibration_count,
+    )
     seg = Segmenter(spec_of(args), **asdict(options))
     for decision in seg.engine.tune(list(args.sizes), args.engines):
         h, w = decision.measured_at

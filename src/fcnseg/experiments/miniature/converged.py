@@ -22,7 +22,7 @@ from ...errors import ConfigError
 from ...io import atomic_write
 from ...runtime import load_checkpoint
 from ..heldout import evaluate_held_out, skip_effect
-from ..paper.parts import aggregate, values
+from ..paper.scoring import aggregate, values
 from ..paper.recipe import SCALES as PAPER_SCALES
 from ..paper.recipe import PaperScale
 from ..paper.runs import Request, Trainer, held_out
@@ -48,8 +48,11 @@ def _train(tr: Trainer) -> dict[str, dict[str, Any]]:
     done: set[str] = set()
     while len(done) < len(TABLE2):
         wave = [row for row, (_, init) in TABLE2.items() if row not in done and (init is None or init in done)]
-        reqs = [Request(TABLE2[row][0], s, init=TABLE2[init][0] if (init := TABLE2[row][1]) else None)
-                for row in wave for s in tr.seeds]  # fmt: skip
+        reqs = [
+            Request(TABLE2[row][0], s, init=TABLE2[init][0] if (init := TABLE2[row][1]) else None)
+            for row in wave
+            for s in tr.seeds
+        ]
         records |= tr.train_many(reqs)
         done.update(wave)
     nets = {}
@@ -68,33 +71,64 @@ def table2_verdicts(nets: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         return [f(*vals) for vals in zip(*(values(nets[k], number) for k in keys), strict=True)]
 
     return [
-        seeded_verdict("fine-tuning the whole net beats training only the score layer",
-                       paired(lambda a, b: a - b, "fcn32s", "fcn32s_fixed"), 0.0, ">",
-                       f"FCN-32s {pts_sd(m['fcn32s'])} vs FCN-32s-fixed {pts_sd(m['fcn32s_fixed'])} mean IU, each at "
-                       "its plateau", quantity="FCN-32s − FCN-32s-fixed mean IU"),
-        seeded_verdict("a pretrained classifier, convolutionalized and fine-tuned, beats the same net trained from "
-                       "scratch", paired(lambda a, b: a - b, "fcn8s_atonce", "fcn8s_scratch"), 0.0, ">",
-                       f"FCN-8s at-once {pts_sd(m['fcn8s_atonce'])} vs FCN-8s from scratch "
-                       f"{pts_sd(m['fcn8s_scratch'])} mean IU, each at its plateau",
-                       quantity="pretrained − scratch mean IU"),
-        seeded_verdict("the skips improve on FCN-32s", paired(lambda a, b, c: min(b - a, c - a), "fcn32s", "fcn16s",
-                       "fcn8s"), 0.0, ">", f"FCN-32s {pts_sd(m['fcn32s'])} → FCN-16s {pts_sd(m['fcn16s'])} → FCN-8s "
-                       f"{pts_sd(m['fcn8s'])} mean IU, each at its plateau (the paper's: 59.4 → 62.4 → 62.7)",
-                       quantity="the smaller of FCN-16s's and FCN-8s's gain over FCN-32s"),
-        seeded_verdict("finer strides give finer boundaries", paired(lambda a, b, c: min(b - a, c - b), "fcn32s",
-                       "fcn16s", "fcn8s", number="boundary_mean_iu"), 0.0, ">",
-                       f"boundary mean IU: FCN-32s {pts_sd(b['fcn32s'])}, FCN-16s {pts_sd(b['fcn16s'])}, FCN-8s "
-                       f"{pts_sd(b['fcn8s'])}", quantity="the smaller step of boundary mean IU from 32s to 16s to 8s"),
-        seeded_verdict("all-at-once FCN-8s is about as good as staged (PAMI: 65.4 vs 65.5 in the release)",
-                       paired(lambda a, b: a - b, "fcn8s_atonce", "fcn8s"), 0.03, "|<|",
-                       f"at-once {pts_sd(m['fcn8s_atonce'])} vs staged {pts_sd(m['fcn8s'])} mean IU, each at its "
-                       "plateau ('about as good': within 3 points)", quantity="at-once − staged FCN-8s mean IU"),
-    ]  # fmt: skip
+        seeded_verdict(
+            "fine-tuning the whole net beats training only the score layer",
+            paired(lambda a, b: a - b, "fcn32s", "fcn32s_fixed"),
+            0.0,
+            ">",
+            f"FCN-32s {pts_sd(m['fcn32s'])} vs FCN-32s-fixed {pts_sd(m['fcn32s_fixed'])} mean IU, each at its plateau",
+            quantity="FCN-32s − FCN-32s-fixed mean IU",
+        ),
+        seeded_verdict(
+            "a pretrained classifier, convolutionalized and fine-tuned, beats the same net trained from scratch",
+            paired(lambda a, b: a - b, "fcn8s_atonce", "fcn8s_scratch"),
+            0.0,
+            ">",
+            f"FCN-8s at-once {pts_sd(m['fcn8s_atonce'])} vs FCN-8s from scratch "
+            f"{pts_sd(m['fcn8s_scratch'])} mean IU, each at its plateau",
+            quantity="pretrained − scratch mean IU",
+        ),
+        seeded_verdict(
+            "the skips improve on FCN-32s",
+            paired(lambda a, b, c: min(b - a, c - a), "fcn32s", "fcn16s", "fcn8s"),
+            0.0,
+            ">",
+            f"FCN-32s {pts_sd(m['fcn32s'])} → FCN-16s {pts_sd(m['fcn16s'])} → FCN-8s "
+            f"{pts_sd(m['fcn8s'])} mean IU, each at its plateau (the paper's: 59.4 → 62.4 → 62.7)",
+            quantity="the smaller of FCN-16s's and FCN-8s's gain over FCN-32s",
+        ),
+        seeded_verdict(
+            "finer strides give finer boundaries",
+            paired(lambda a, b, c: min(b - a, c - b), "fcn32s", "fcn16s", "fcn8s", number="boundary_mean_iu"),
+            0.0,
+            ">",
+            f"boundary mean IU: FCN-32s {pts_sd(b['fcn32s'])}, FCN-16s {pts_sd(b['fcn16s'])}, FCN-8s "
+            f"{pts_sd(b['fcn8s'])}",
+            quantity="the smaller step of boundary mean IU from 32s to 16s to 8s",
+        ),
+        seeded_verdict(
+            "all-at-once FCN-8s is about as good as staged (PAMI: 65.4 vs 65.5 in the release)",
+            paired(lambda a, b: a - b, "fcn8s_atonce", "fcn8s"),
+            0.03,
+            "|<|",
+            f"at-once {pts_sd(m['fcn8s_atonce'])} vs staged {pts_sd(m['fcn8s'])} mean IU, each at its "
+            "plateau ('about as good': within 3 points)",
+            quantity="at-once − staged FCN-8s mean IU",
+        ),
+    ]
 
 
-def run_converged(out: str | Path, *, scale: str | PaperScale = "converged", device: str = "cpu",
-                  seeds: tuple[int, ...] = (), jobs: int = 1, report: str | Path | None = "docs",
-                  log: Any = print, name: str | None = None) -> dict[str, Any]:  # fmt: skip
+def run_converged(
+    out: str | Path,
+    *,
+    scale: str | PaperScale = "converged",
+    device: str = "cpu",
+    seeds: tuple[int, ...] = (),
+    jobs: int = 1,
+    report: str | Path | None = "docs",
+    log: Any = print,
+    name: str | None = None,
+) -> dict[str, Any]:
     """Train Table 2's nets to their plateaus for every seed into ``out``; ``out/miniature.json`` and the report."""
     from .converged_report import write_converged_report
 
@@ -112,12 +146,22 @@ def run_converged(out: str | Path, *, scale: str | PaperScale = "converged", dev
         model, _ = load_checkpoint(Path(nets[row]["per_seed"][0]["dir"]) / "checkpoints" / "best.safetensors")
         nets[row]["skip_effect"] = skip_effect(model)
         grid[row] = evaluate_held_out(model, ps.seg, torch.device(device))[1]
-    result = {"method": "plateau", "scale": {"name": name or (scale if isinstance(scale, str) else "custom"),
-                                             **{k: v for k, v in ps.seg.__dict__.items() if not k.startswith("cls_")}},
-              "recipe": {k: getattr(ps, k) for k in ("cap", "eval_every", "patience", "min_delta", "classifier")},
-              "seeds": list(tr.seeds), "device": device, "machine": machine(), "nets": nets,
-              "verdicts": table2_verdicts(nets), "runs_trained": tr.trained, "runs_reused": tr.reused,
-              "wall_s": time.perf_counter() - t0}  # fmt: skip
+    result = {
+        "method": "plateau",
+        "scale": {
+            "name": name or (scale if isinstance(scale, str) else "custom"),
+            **{k: v for k, v in ps.seg.__dict__.items() if not k.startswith("cls_")},
+        },
+        "recipe": {k: getattr(ps, k) for k in ("cap", "eval_every", "patience", "min_delta", "classifier")},
+        "seeds": list(tr.seeds),
+        "device": device,
+        "machine": machine(),
+        "nets": nets,
+        "verdicts": table2_verdicts(nets),
+        "runs_trained": tr.trained,
+        "runs_reused": tr.reused,
+        "wall_s": time.perf_counter() - t0,
+    }
     with atomic_write(out / "miniature.json", "w") as f:
         json.dump(result, f, indent=1)
     if report is not None:

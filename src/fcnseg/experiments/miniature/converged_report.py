@@ -17,8 +17,9 @@ from .recipe import PAPER
 __all__ = ["converged_markdown", "write_converged_report"]
 
 
-def write_converged_report(result: dict[str, Any], numbers: Path, report: Path, grid: dict[str, list[Any]],
-                           ps: PaperScale) -> None:  # fmt: skip
+def write_converged_report(
+    result: dict[str, Any], numbers: Path, report: Path, grid: dict[str, list[Any]], ps: PaperScale
+) -> None:
     """``RESULTS.md`` (its paper section kept), ``results/miniature.json``, ``results/miniature-curves.png`` and
     ``results/miniature-grid.png`` in ``report``."""
     from ...viz import figure, save_grid
@@ -36,10 +37,18 @@ def write_converged_report(result: dict[str, Any], numbers: Path, report: Path, 
             start += result["nets"][prev]["per_seed"][0]["best_step"]
             prev = offset.get(prev)
         if first["curve"]:
-            ax.plot([start + c["step"] for c in first["curve"]], [c["mean_iu"] for c in first["curve"]], marker="o",
-                    ms=2, label=f"{net['label']} (seed {first['seed']})")  # fmt: skip
-    ax.set(xlabel="fine-tuning step (staged nets continue from their predecessor's best step)",
-           ylabel="validation mean IU", title="Learning curves to each net's plateau")  # fmt: skip
+            ax.plot(
+                [start + c["step"] for c in first["curve"]],
+                [c["mean_iu"] for c in first["curve"]],
+                marker="o",
+                ms=2,
+                label=f"{net['label']} (seed {first['seed']})",
+            )
+    ax.set(
+        xlabel="fine-tuning step (staged nets continue from their predecessor's best step)",
+        ylabel="validation mean IU",
+        title="Learning curves to each net's plateau",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -51,8 +60,12 @@ def write_converged_report(result: dict[str, Any], numbers: Path, report: Path, 
         image, mask = ds[i]
         preds = [grid[k][i] for k in ("fcn32s", "fcn16s", "fcn8s")]
         rows.append([image.permute(1, 2, 0).numpy(), mask.numpy(), *preds])
-    save_grid(res / "miniature-grid.png", rows, titles=["image", "truth", "FCN-32s", "FCN-16s", "FCN-8s"],
-              classes=list(SyntheticShapes.classes))  # fmt: skip
+    save_grid(
+        res / "miniature-grid.png",
+        rows,
+        titles=["image", "truth", "FCN-32s", "FCN-16s", "FCN-8s"],
+        classes=list(SyntheticShapes.classes),
+    )
     old = (report / "RESULTS.md").read_text() if (report / "RESULTS.md").is_file() else ""
     kept = paper_section(old)
     with atomic_write(report / "RESULTS.md", "w") as f:  # the paper experiment's section stays as it was
@@ -83,8 +96,11 @@ def converged_markdown(result: dict[str, Any]) -> str:
         f"{rec['min_delta']} in {rec['patience']} evaluations in a row, capped at {rec['cap']} steps; FCN-16s starts "
         "from the FCN-32s's best checkpoint and FCN-8s from the FCN-16s's, as in the paper's staged training; "
         "at-once FCN-8s and the from-scratch FCN-8s start from the classifier and from random weights. "
-        + ("Every net reached its plateau before the cap." if not capped else
-           f"**Hit the cap on some seed** (not converged there): {', '.join(capped)}."),
+        + (
+            "Every net reached its plateau before the cap."
+            if not capped
+            else f"**Hit the cap on some seed** (not converged there): {', '.join(capped)}."
+        ),
         f"* **Seeds**: each net is trained with {len(seeds)} seeds ({', '.join(map(str, seeds))}: image order and "
         "augmentation); numbers are mean ± standard deviation over them. A verdict is *reproduces* or *does not "
         "reproduce* only when every seed agrees; otherwise *inconclusive at this scale*.",
@@ -97,16 +113,26 @@ def converged_markdown(result: dict[str, Any]) -> str:
         "| net | steps to plateau | pixel acc. | mean acc. | mean IU | f.w. IU | boundary mean IU | paper "
         "(seg11valid) |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
-    ]  # fmt: skip
+    ]
     for key, net in nets.items():
         paper = PAPER.get(key, "")
-        ptxt = (f"{paper['pixel_accuracy']} / {paper['mean_accuracy']} / **{paper['mean_iu']}** / {paper['fw_iu']}"
-                if isinstance(paper, dict) else paper)  # fmt: skip
+        ptxt = (
+            f"{paper['pixel_accuracy']} / {paper['mean_accuracy']} / **{paper['mean_iu']}** / {paper['fw_iu']}"
+            if isinstance(paper, dict)
+            else paper
+        )
         cells = [pts_sd(net[k]) for k in ("pixel_accuracy", "mean_accuracy", "mean_iu", "fw_iu", "boundary_mean_iu")]
         cells[2] = f"**{cells[2]}**"
         s = net["steps"]
         lines.append(f"| {net['label']} | {s['mean']:.0f} ± {s['sd']:.0f} | " + " | ".join(cells) + f" | {ptxt} |")
-    lines += ["", "![learning curves](results/miniature-curves.png)", "",
-              "![image, truth, FCN-32s, FCN-16s, FCN-8s](results/miniature-grid.png)", "", "## What reproduces", "",
-              *(verdict_line(v) for v in result["verdicts"])]  # fmt: skip
+    lines += [
+        "",
+        "![learning curves](results/miniature-curves.png)",
+        "",
+        "![image, truth, FCN-32s, FCN-16s, FCN-8s](results/miniature-grid.png)",
+        "",
+        "## What reproduces",
+        "",
+        *(verdict_line(v) for v in result["verdicts"]),
+    ]
     return "\n".join(lines) + "\n"

@@ -29,8 +29,11 @@ def write_report(result: dict[str, Any], numbers: Path, report: Path, preds: dic
         if net["curve"]:
             steps, miu = zip(*net["curve"], strict=True)
             ax.plot([s + (stages(key) - 1) * sc.seg_steps for s in steps], miu, marker="o", ms=3, label=net["label"])
-    ax.set(xlabel="fine-tuning step (staged nets continue from their predecessor)", ylabel="validation mean IU",
-           title="Learning curves")  # fmt: skip
+    ax.set(
+        xlabel="fine-tuning step (staged nets continue from their predecessor)",
+        ylabel="validation mean IU",
+        title="Learning curves",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -40,10 +43,15 @@ def write_report(result: dict[str, Any], numbers: Path, report: Path, preds: dic
     rows = []
     for i in range(min(4, len(preds["fcn32s"]))):
         image, mask = ds[i]
-        rows.append([image.permute(1, 2, 0).numpy(), mask.numpy(), preds["fcn32s"][i], preds["fcn16s"][i],
-                     preds["fcn8s"][i]])  # fmt: skip
-    save_grid(res / "miniature-grid.png", rows, titles=["image", "truth", "FCN-32s", "FCN-16s", "FCN-8s"],
-              classes=list(SyntheticShapes.classes))  # fmt: skip
+        rows.append(
+            [image.permute(1, 2, 0).numpy(), mask.numpy(), preds["fcn32s"][i], preds["fcn16s"][i], preds["fcn8s"][i]]
+        )
+    save_grid(
+        res / "miniature-grid.png",
+        rows,
+        titles=["image", "truth", "FCN-32s", "FCN-16s", "FCN-8s"],
+        classes=list(SyntheticShapes.classes),
+    )
     old = (report / "RESULTS.md").read_text() if (report / "RESULTS.md").is_file() else ""
     kept = paper_section(old)
     with atomic_write(report / "RESULTS.md", "w") as f:  # the paper experiment's section stays as it was
@@ -105,15 +113,24 @@ def results_markdown(result: dict[str, Any]) -> str:
     ]
     for key, net in nets.items():
         paper = PAPER[key]
-        ptxt = (f"{paper['pixel_accuracy']} / {paper['mean_accuracy']} / **{paper['mean_iu']}** / {paper['fw_iu']}"
-                if isinstance(paper, dict) else paper)  # fmt: skip
+        ptxt = (
+            f"{paper['pixel_accuracy']} / {paper['mean_accuracy']} / **{paper['mean_iu']}** / {paper['fw_iu']}"
+            if isinstance(paper, dict)
+            else paper
+        )
         cells = [pct(net[k]) for k in ("pixel_accuracy", "mean_accuracy", "mean_iu", "fw_iu", "boundary_mean_iu")]
         cells[2] = f"**{cells[2]}**"
         steps = stages(key) * sc["seg_steps"] if key in NETS else "?"
         lines.append(f"| {net['label']} | {steps} | " + " | ".join(cells) + f" | {ptxt} |")
-    lines += ["", "![learning curves](results/miniature-curves.png)", "",
-              "![image, truth, FCN-32s, FCN-16s, FCN-8s](results/miniature-grid.png)", "",
-              "## What reproduces", ""]  # fmt: skip
+    lines += [
+        "",
+        "![learning curves](results/miniature-curves.png)",
+        "",
+        "![image, truth, FCN-32s, FCN-16s, FCN-8s](results/miniature-grid.png)",
+        "",
+        "## What reproduces",
+        "",
+    ]
     lines += _findings(nets)
     return "\n".join(lines) + "\n"
 
@@ -132,25 +149,40 @@ def _findings(nets: dict[str, Any]) -> list[str]:
     edges_ok = b["fcn16s"] > b["fcn32s_x2"] and b["fcn8s"] > b["fcn32s_x3"] and b["fcn8s"] > b["fcn16s"]
     atonce_ok = abs(m["fcn8s_atonce_x3"] - m["fcn8s"]) < 0.03
     out = [
-        claim(m["fcn32s"] > m["fcn32s_fixed"], "fine-tuning the whole net beats training only the score layer",
-              f"FCN-32s {pts(m['fcn32s'])} vs FCN-32s-fixed {pts(m['fcn32s_fixed'])} mean IU, one stage each"),
-        claim(m["fcn8s_atonce"] > m["fcn8s_scratch"], "a pretrained classifier, convolutionalized and "
-              "fine-tuned, beats the same net trained from scratch with the same budget",
-              f"FCN-8s at-once {pts(m['fcn8s_atonce'])} vs FCN-8s from scratch {pts(m['fcn8s_scratch'])} mean IU, "
-              "one stage each"),
-        claim(skips_ok, "the skips improve on FCN-32s at an equal total budget",
-              f"Mean IU: FCN-16s {pts(m['fcn16s'])} vs FCN-32s {pts(m['fcn32s_x2'])} after two stages; FCN-8s "
-              f"{pts(m['fcn8s'])} vs FCN-32s {pts(m['fcn32s_x3'])} after three. The staged sequence reads "
-              f"{pts(m['fcn32s'])} → {pts(m['fcn16s'])} → {pts(m['fcn8s'])} mean IU; the paper's, where FCN-32s "
-              "had converged, 59.4 → 62.4 → 62.7"),
-        claim(edges_ok, "finer strides give finer boundaries",
-              f"Boundary mean IU: FCN-16s {pts(b['fcn16s'])} vs FCN-32s {pts(b['fcn32s_x2'])} after two stages, "
-              f"FCN-8s {pts(b['fcn8s'])} vs FCN-32s {pts(b['fcn32s_x3'])} after three"),
-        claim(atonce_ok, "all-at-once FCN-8s, trained as long as the "
-              "three stages together, is about as good as staged (PAMI: 65.4 vs 65.5 in the release)",
-              f"Mean IU: at-once {pts(m['fcn8s_atonce_x3'])} vs staged {pts(m['fcn8s'])} after three stages "
-              f"(at-once after one stage: {pts(m['fcn8s_atonce'])}, two: {pts(m['fcn8s_atonce_x2'])})"),
-    ]  # fmt: skip
+        claim(
+            m["fcn32s"] > m["fcn32s_fixed"],
+            "fine-tuning the whole net beats training only the score layer",
+            f"FCN-32s {pts(m['fcn32s'])} vs FCN-32s-fixed {pts(m['fcn32s_fixed'])} mean IU, one stage each",
+        ),
+        claim(
+            m["fcn8s_atonce"] > m["fcn8s_scratch"],
+            "a pretrained classifier, convolutionalized and "
+            "fine-tuned, beats the same net trained from scratch with the same budget",
+            f"FCN-8s at-once {pts(m['fcn8s_atonce'])} vs FCN-8s from scratch {pts(m['fcn8s_scratch'])} mean IU, "
+            "one stage each",
+        ),
+        claim(
+            skips_ok,
+            "the skips improve on FCN-32s at an equal total budget",
+            f"Mean IU: FCN-16s {pts(m['fcn16s'])} vs FCN-32s {pts(m['fcn32s_x2'])} after two stages; FCN-8s "
+            f"{pts(m['fcn8s'])} vs FCN-32s {pts(m['fcn32s_x3'])} after three. The staged sequence reads "
+            f"{pts(m['fcn32s'])} → {pts(m['fcn16s'])} → {pts(m['fcn8s'])} mean IU; the paper's, where FCN-32s "
+            "had converged, 59.4 → 62.4 → 62.7",
+        ),
+        claim(
+            edges_ok,
+            "finer strides give finer boundaries",
+            f"Boundary mean IU: FCN-16s {pts(b['fcn16s'])} vs FCN-32s {pts(b['fcn32s_x2'])} after two stages, "
+            f"FCN-8s {pts(b['fcn8s'])} vs FCN-32s {pts(b['fcn32s_x3'])} after three",
+        ),
+        claim(
+            atonce_ok,
+            "all-at-once FCN-8s, trained as long as the "
+            "three stages together, is about as good as staged (PAMI: 65.4 vs 65.5 in the release)",
+            f"Mean IU: at-once {pts(m['fcn8s_atonce_x3'])} vs staged {pts(m['fcn8s'])} after three stages "
+            f"(at-once after one stage: {pts(m['fcn8s_atonce'])}, two: {pts(m['fcn8s_atonce_x2'])})",
+        ),
+    ]
     if not atonce_ok:
         out.append(_atonce_explanation(nets, m, pts))
     return out

@@ -50,8 +50,16 @@ def run_miniature(
     if scale in CONVERGED_SCALES:
         from .converged import run_converged
 
-        return run_converged(out, scale=CONVERGED_SCALES[str(scale)], device=device, seeds=tuple(seeds), jobs=jobs,
-                             report=report, log=log, name=str(scale))  # fmt: skip
+        return run_converged(
+            out,
+            scale=CONVERGED_SCALES[str(scale)],
+            device=device,
+            seeds=tuple(seeds),
+            jobs=jobs,
+            report=report,
+            log=log,
+            name=str(scale),
+        )
     sc = SCALES[scale] if isinstance(scale, str) else scale
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -62,30 +70,15 @@ def run_miniature(
     log(f"[1/3] pretraining the VGG16-pattern classifier ({sc.cls_images} images, {sc.cls_epochs} epochs)")
     classifier = pretrain_classifier(sc, out, dev, log)
     classifier["wall_s"] = time.perf_counter() - t0
-    nets: dict[str, Any] = {}
-    runs: dict[str, Path] = {}
-    for i, (key, (name, init, label)) in enumerate(NETS.items()):
-        t = time.perf_counter()
-        log(f"[2/3] {label} ({i + 1}/{len(NETS)}): {sc.seg_steps} steps from {init}")
-        extra = []
-        if init.startswith("classifier"):
-            extra.append(f"model.backbone_weights={classifier['path']}")
-        if init.endswith("frozen"):
-            extra.append("model.freeze=backbone")
-        if init in runs:
-            extra.append(f"model.init_from={runs[init] / 'checkpoints' / 'last.safetensors'}")
-        cfg = load_config(None, [*overrides(sc, device, name), *extra])
-        fit(cfg, out / key, progress=False)
-        runs[key] = out / key
-        nets[key] = {"label": label, "arch": name, "init": init, "train_wall_s": time.perf_counter() - t}
+    nets, runs = _fine_tune(sc, out, device, classifier["path"], log)
     log(f"[3/3] evaluating on {sc.test_images} held-out scenes")
     grid_preds = {}
     for key in NETS:
         model, _ = load_checkpoint(runs[key] / "checkpoints" / "last.safetensors")
         metrics, preds = evaluate_held_out(model, sc, dev)
         nets[key].update({k: metrics[k] for k in (*FOUR, "boundary_mean_iu")})
-        nets[key]["curve"] = [(int(r["step"]), float(r["mean_iu"])) for r in read_log(runs[key] / "log.csv")
-                              if r["mean_iu"]]  # fmt: skip
+        log_rows = read_log(runs[key] / "log.csv")
+        nets[key]["curve"] = [(int(r["step"]), float(r["mean_iu"])) for r in log_rows if r["mean_iu"]]
         nets[key]["skip_effect"] = skip_effect(model)
         grid_preds[key] = preds
     result = {
@@ -102,3 +95,23 @@ def run_miniature(
         write_report(result, out / "miniature.json", Path(report), grid_preds, sc)
     log(f"done in {result['wall_s'] / 60:.1f} min")
     return result
+
+
+def _fine_tune(sc: Scale, out: Path, device: str, classifier: str, log: Any) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Every net of :data:`~.recipe.NETS` fine-tuned for ``sc.seg_steps`` from its initialisation, in order."""
+    nets: dict[str, Any] = {}
+    runs: dict[str, Path] = {}
+    for i, (key, (name, init, label)) in enumerate(NETS.items()):
+        t = time.perf_counter()
+        log(f"[2/3] {label} ({i + 1}/{len(NETS)}): {sc.seg_steps} steps from {init}")
+        extra = []
+        if init.startswith("classifier"):
+            extra.append(f"model.backbone_weights={classifier}")
+        if init.endswith("frozen"):
+            extra.append("model.freeze=backbone")
+        if init in runs:
+            extra.append(f"model.init_from={runs[init] / 'checkpoints' / 'last.safetensors'}")
+        fit(load_config(None, [*overrides(sc, device, name), *extra]), out / key, progress=False)
+        runs[key] = out / key
+        nets[key] = {"label": label, "arch": name, "init": init, "train_wall_s": time.perf_counter() - t}
+    return nets, runs

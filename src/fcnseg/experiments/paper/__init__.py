@@ -29,9 +29,20 @@ if TYPE_CHECKING:
     from .run import run_paper
 
 __all__ = [
-    "PAPER_NUMBERS", "PARTS", "PART_FUNCTIONS", "PART_NAMES", "REFERENCE_LR", "RUNS", "SCALES", "PaperScale", "Run",
-    "aggregate", "paper_markdown", "reference_lr", "run_paper",
-]  # fmt: skip
+    "PAPER_NUMBERS",
+    "PARTS",
+    "PART_FUNCTIONS",
+    "PART_NAMES",
+    "REFERENCE_LR",
+    "RUNS",
+    "SCALES",
+    "PaperScale",
+    "Run",
+    "aggregate",
+    "paper_markdown",
+    "reference_lr",
+    "run_paper",
+]
 
 _LAZY = {"PART_FUNCTIONS": ".parts", "aggregate": ".parts", "paper_markdown": ".report", "run_paper": ".run"}
 

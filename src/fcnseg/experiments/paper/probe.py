@@ -30,9 +30,18 @@ __all__ = ["solver_probe"]
 
 def _fresh(ps: PaperScale) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
     sc = ps.seg
-    cfg = load_config(None, ["model.name=fcn32s_vgg16", f"model.width={sc.width}", "model.pad100=false",
-                             "model.dropout=0", f"model.backbone_weights={ps.classifier}", "data.name=synthetic",
-                             "data.preprocessing=imagenet"])  # fmt: skip
+    cfg = load_config(
+        None,
+        [
+            "model.name=fcn32s_vgg16",
+            f"model.width={sc.width}",
+            "model.pad100=false",
+            "model.dropout=0",
+            f"model.backbone_weights={ps.classifier}",
+            "data.name=synthetic",
+            "data.preprocessing=imagenet",
+        ],
+    )
     ds = SyntheticShapes(1, sc.seg_size, "train", transforms=eval_transforms(IMAGENET))
     model = build_model(cfg, ds)
     init_backbone(model, cfg)
@@ -68,9 +77,14 @@ def solver_probe(ps: PaperScale, lrs: dict[int, float], momentum: float = 0.99) 
     loss.backward()
     grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
     norm = lambda prefix: float(torch.cat([g.flatten() for n, g in grads.items() if n.startswith(prefix)]).norm())  # noqa: E731
-    out: dict[str, Any] = {"pixels": int(y.numel()), "summed_loss": float(loss.detach()),
-                           "grad_norm_score_fr": norm("score_fr"), "grad_norm_conv1_1": norm("conv1_1"),
-                           "fc7_rms": float(feats[0].pow(2).mean().sqrt()), "sgd": {}}
+    out: dict[str, Any] = {
+        "pixels": int(y.numel()),
+        "summed_loss": float(loss.detach()),
+        "grad_norm_score_fr": norm("score_fr"),
+        "grad_norm_conv1_1": norm("conv1_1"),
+        "fc7_rms": float(feats[0].pow(2).mean().sqrt()),
+        "sgd": {},
+    }
     for m, lr in lrs.items():
         step = {n: -lr / (1 - momentum) * (2.0 if n.endswith("bias") else 1.0) * g for n, g in grads.items()}
         out["sgd"][str(m)] = {"lr": lr, "mean_abs_logit_change": _logit_change(model, x, step)}

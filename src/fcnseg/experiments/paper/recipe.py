@@ -8,9 +8,17 @@ from dataclasses import dataclass, field, replace
 from ..scale import CLASSIFIER, DEMO, Scale
 
 __all__ = [
-    "CONVERGED", "PAPER_NUMBERS", "PARTS", "PART_NAMES", "REFERENCE_LR", "RUNS", "SCALES", "PaperScale", "Run",
+    "CONVERGED",
+    "PAPER_NUMBERS",
+    "PARTS",
+    "PART_NAMES",
+    "REFERENCE_LR",
+    "RUNS",
+    "SCALES",
+    "PaperScale",
+    "Run",
     "reference_lr",
-]  # fmt: skip
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,9 +47,13 @@ class PaperScale:
     def plateau_keys(self, reference: bool = False, stages: int = 1) -> list[str]:
         """The ``--set`` keys that train a run to its plateau (``stages``: its cap in units of one run's)."""
         cap, every = (self.ref_cap, self.ref_eval_every) if reference else (self.cap, self.eval_every)
-        return [f"train.max_iter={cap * stages}", f"train.eval_every={every}", f"train.checkpoint_every={every}",
-                f"train.log_every={every}",
-                f"train.early_stop={{patience: {self.patience}, min_delta: {self.min_delta}}}"]  # fmt: skip
+        return [
+            f"train.max_iter={cap * stages}",
+            f"train.eval_every={every}",
+            f"train.checkpoint_every={every}",
+            f"train.log_every={every}",
+            f"train.early_stop={{patience: {self.patience}, min_delta: {self.min_delta}}}",
+        ]
 
 
 #: 128-px scenes: FCN-8s learns per step as it does on the demo's 160-px ones (validation mean IU 0.37 vs 0.34 after
@@ -52,15 +64,34 @@ class PaperScale:
 CONVERGED = replace(DEMO, seg_size=128, val_images=60, test_images=100)
 SCALES: dict[str, PaperScale] = {
     "smoke": PaperScale(
-        seg=replace(DEMO, seg_size=48, seg_images=16, seg_steps=2, seg_batch=2, val_images=3, test_images=3,
-                    eval_every=1),
-        seeds=(0,), cap=3, eval_every=1, patience=1, min_delta=0.0, ref_cap=3, ref_eval_every=1, sweep=(1, 100),
-        sampling_batch=2, timing_repeats=1,
+        seg=replace(
+            DEMO, seg_size=48, seg_images=16, seg_steps=2, seg_batch=2, val_images=3, test_images=3, eval_every=1
+        ),
+        seeds=(0,),
+        cap=3,
+        eval_every=1,
+        patience=1,
+        min_delta=0.0,
+        ref_cap=3,
+        ref_eval_every=1,
+        sweep=(1, 100),
+        sampling_batch=2,
+        timing_repeats=1,
     ),
-    "converged": PaperScale(seg=CONVERGED, seeds=(0, 1, 2), cap=16000, eval_every=250, patience=6, min_delta=0.005,
-                            ref_cap=16000 * DEMO.seg_batch, ref_eval_every=250 * DEMO.seg_batch,
-                            sweep=(1, 10, 100, 1000), sampling_batch=4, timing_repeats=15),
-}  # fmt: skip
+    "converged": PaperScale(
+        seg=CONVERGED,
+        seeds=(0, 1, 2),
+        cap=16000,
+        eval_every=250,
+        patience=6,
+        min_delta=0.005,
+        ref_cap=16000 * DEMO.seg_batch,
+        ref_eval_every=250 * DEMO.seg_batch,
+        sweep=(1, 10, 100, 1000),
+        sampling_batch=4,
+        timing_repeats=15,
+    ),
+}
 
 #: the reference release's learning rates (solvers of voc-fcn32s, 16s, 8s, 8s-atonce: summed loss, batch 1,
 #: momentum 0.99, fixed); ``configs/voc-*.yaml`` hold the same values (a test checks it)
@@ -100,36 +131,59 @@ RUNS: dict[str, Run] = {
     "fcn32s_os8": Run("fcn32s_vgg16", "classifier", "FCN-32s dilated to stride 8", ("model.output_stride=8",)),
     "fcn16s": Run("fcn16s_vgg16", "classifier", "FCN-16s (skip)"),
     "fcn8s": Run("fcn8s_vgg16", "classifier", "FCN-8s (skips)"),
-    "fcn32s_learned": Run("fcn32s_vgg16", "classifier", "FCN-32s, learned upsampling",
-                          ("model.learn_upsampling=true",)),
+    "fcn32s_learned": Run(
+        "fcn32s_vgg16", "classifier", "FCN-32s, learned upsampling", ("model.learn_upsampling=true",)
+    ),
     "fcn8s_learned": Run("fcn8s_vgg16", "classifier", "FCN-8s, learned upsampling", ("model.learn_upsampling=true",)),
     "cue_fg": Run("fcn8s_vgg16", "classifier", "FCN-8s, background only", ("data.mask_cue=foreground",)),
     "cue_bg": Run("fcn8s_vgg16", "classifier", "FCN-8s, foreground only", ("data.mask_cue=background",)),
     "cue_both": Run("fcn8s_vgg16", "classifier", "FCN-8s, silhouettes only", ("data.mask_cue=both",)),
     # --- loss sampling (Fig. 5), class balancing, jitter: FCN-32s, no mirroring unless said
     "whole": Run("fcn32s_vgg16", "classifier", "whole images", flip=False, meta={"p": 1.0, "factor": 1}),
-    "sample_50": Run("fcn32s_vgg16", "classifier", "sampling p = 0.5", ("train.loss_sampling=0.5",), flip=False,
-                     meta={"p": 0.5, "factor": 2}),
-    "sample_25": Run("fcn32s_vgg16", "classifier", "sampling p = 0.25", ("train.loss_sampling=0.25",), flip=False,
-                     meta={"p": 0.25, "factor": 4}),
-    "balanced": Run("fcn32s_vgg16", "classifier", "class balancing (inverse frequency)",
-                    ("train.class_weights=inverse_frequency",), flip=False, meta={"factor": 1}),
-    "jitter": Run("fcn32s_vgg16", "classifier", "mirroring + 32-px jitter", ("data.jitter=32",), flip=True,
-                  meta={"factor": 1}),
+    "sample_50": Run(
+        "fcn32s_vgg16",
+        "classifier",
+        "sampling p = 0.5",
+        ("train.loss_sampling=0.5",),
+        flip=False,
+        meta={"p": 0.5, "factor": 2},
+    ),
+    "sample_25": Run(
+        "fcn32s_vgg16",
+        "classifier",
+        "sampling p = 0.25",
+        ("train.loss_sampling=0.25",),
+        flip=False,
+        meta={"p": 0.25, "factor": 4},
+    ),
+    "balanced": Run(
+        "fcn32s_vgg16",
+        "classifier",
+        "class balancing (inverse frequency)",
+        ("train.class_weights=inverse_frequency",),
+        flip=False,
+        meta={"factor": 1},
+    ),
+    "jitter": Run(
+        "fcn32s_vgg16", "classifier", "mirroring + 32-px jitter", ("data.jitter=32",), flip=True, meta={"factor": 1}
+    ),
     # --- the reference solver (summed loss, batch 1, SGD momentum 0.99, fixed rate by the rule)
-    **{f"ref32_x{m}": Run("fcn32s_vgg16", "classifier", f"FCN-32s, rule × {m}", solver="reference", lr_multiplier=m)
-       for m in (1, 10, 100, 1000)},
+    **{
+        f"ref32_x{m}": Run("fcn32s_vgg16", "classifier", f"FCN-32s, rule × {m}", solver="reference", lr_multiplier=m)
+        for m in (1, 10, 100, 1000)
+    },
     "ref16": Run("fcn16s_vgg16", "ref32", "FCN-16s (from FCN-32s)", solver="reference"),
     "ref8": Run("fcn8s_vgg16", "ref16", "FCN-8s (from FCN-16s)", solver="reference"),
-    "ref_atonce": Run("fcn8s_atonce_vgg16", "classifier", "FCN-8s at-once (cap: 3 stages' steps)",
-                      solver="reference", stages=3),
+    "ref_atonce": Run(
+        "fcn8s_atonce_vgg16", "classifier", "FCN-8s at-once (cap: 3 stages' steps)", solver="reference", stages=3
+    ),
     # --- Table 2 (fcnseg experiment miniature --scale converged): the modern recipe, staged and at-once, to plateau
     "fcn32s_fixed": Run("fcn32s_vgg16", "classifier", "FCN-32s-fixed", ("model.freeze=backbone",)),
     "fcn16s_staged": Run("fcn16s_vgg16", "fcn32s", "FCN-16s"),
     "fcn8s_staged": Run("fcn8s_vgg16", "fcn16s_staged", "FCN-8s"),
     "fcn8s_atonce": Run("fcn8s_atonce_vgg16", "classifier", "FCN-8s at-once"),
     "fcn8s_scratch": Run("fcn8s_vgg16", "random", "FCN-8s from scratch"),
-}  # fmt: skip
+}
 
 #: part → the runs it trains (``ref32`` in the reference part is the sweep's chosen FCN-32s)
 PARTS: dict[str, tuple[str, ...]] = {
@@ -146,12 +200,24 @@ PART_NAMES = tuple(PARTS)
 #: the paper's numbers each part is compared with (mean IU, %)
 PAPER_NUMBERS: dict[str, object] = {
     "upper_bounds": {"32": 86.1, "16": 92.8, "8": 96.4, "source": "CVPR 2015 Appendix A, PASCAL VOC 2011 val"},
-    "reference_sgd": {"fcn32s": 63.6, "fcn16s": 65.0, "fcn8s": 65.5, "fcn8s_atonce": 65.4,
-                      "source": "release, seg11valid (PAMI Table 3 / the release's README)"},
-    "cues": {"reference": 84.8, "reference_fg": 81.0, "reference_bg": 19.8, "fg_only": 76.1, "bg_only": 37.8,
-             "shape": 29.1, "source": "PAMI Table 8, foreground mean IU (background left out), FCN-32s"},
+    "reference_sgd": {
+        "fcn32s": 63.6,
+        "fcn16s": 65.0,
+        "fcn8s": 65.5,
+        "fcn8s_atonce": 65.4,
+        "source": "release, seg11valid (PAMI Table 3 / the release's README)",
+    },
+    "cues": {
+        "reference": 84.8,
+        "reference_fg": 81.0,
+        "reference_bg": 19.8,
+        "fg_only": 76.1,
+        "bg_only": 37.8,
+        "shape": 29.1,
+        "source": "PAMI Table 8, foreground mean IU (background left out), FCN-32s",
+    },
     "dilation_vs_skips": "CVPR §3.2 / §4.2: shift-and-stitch (dilation) was worse for its cost than skip fusion",
     "loss_sampling": "CVPR §4.3, Fig. 5: sampling no faster to converge per step, slower in wall time; class "
-                     "balancing unnecessary; mirroring and 32-px jitter no noticeable gain",
+    "balancing unnecessary; mirroring and 32-px jitter no noticeable gain",
     "upsampling": "CVPR §3.3 learns the upsampling (initialised bilinear); the release fixes it: little difference",
-}  # fmt: skip
+}

@@ -17,6 +17,7 @@ from .recipe import PAPER_NUMBERS
 
 __all__ = ["paper_markdown", "write_report"]
 
+
 def write_report(result: dict[str, Any], numbers: Path, report: Path, run_dir: Path) -> None:
     """``report/RESULTS.md``'s paper section, ``report/results/paper.json`` and ``report/results/paper-*.png``."""
     res = report / "results"
@@ -24,8 +25,12 @@ def write_report(result: dict[str, Any], numbers: Path, report: Path, run_dir: P
     shutil.copyfile(numbers, res / "paper.json")
     figures = []
     if "loss_sampling" in result:
-        _curves(result["loss_sampling"]["runs"], ("whole", "sample_50", "sample_25"), res / "paper-fig5.png",
-                "Fig. 5 in miniature: whole images vs loss sampling (FCN-32s)")  # fmt: skip
+        _curves(
+            result["loss_sampling"]["runs"],
+            ("whole", "sample_50", "sample_25"),
+            res / "paper-fig5.png",
+            "Fig. 5 in miniature: whole images vs loss sampling (FCN-32s)",
+        )
         figures.append("![Fig. 5 in miniature](results/paper-fig5.png)")
     if "reference_sgd" in result:
         r = result["reference_sgd"]
@@ -47,8 +52,13 @@ def _curves(runs: dict[str, Any], keys: tuple[str, ...], path: Path, title: str)
         first = runs[key]["per_seed"][0]  # one seed's curve per run: the seeds' steps differ (each its plateau)
         curve = first["curve"]
         if curve:
-            by_step.plot([c["step"] for c in curve], [c["mean_iu"] for c in curve], marker="o", ms=3,
-                         label=f"{runs[key]['label']} (seed {first['seed']})")  # fmt: skip
+            by_step.plot(
+                [c["step"] for c in curve],
+                [c["mean_iu"] for c in curve],
+                marker="o",
+                ms=3,
+                label=f"{runs[key]['label']} (seed {first['seed']})",
+            )
             by_time.plot([c["train_s"] for c in curve], [c["mean_iu"] for c in curve], marker="o", ms=3)
     by_step.set(xlabel="step", ylabel="validation mean IU", title=title)
     by_time.set(xlabel="training seconds (wall time, evaluation left out)", ylabel="validation mean IU")
@@ -67,13 +77,14 @@ def paper_markdown(result: dict[str, Any], figures: list[str]) -> str:
         "# The rest of the paper, runnable",
         "",
         f"Produced on {meta.get('machine', '?')}, device `{meta.get('device', '?')}`, by "
-        + "; then ".join(_command(h) for h in meta.get("history", [])) + ". The numbers are "
+        + "; then ".join(_command(h) for h in meta.get("history", []))
+        + ". The numbers are "
         "in `docs/results/paper.json` (top-level keys = the parts); every verdict below is computed from them by "
         "`fcnseg/experiments/paper/parts.py`.",
         "",
         *_setup(meta, result),
         "",
-    ]  # fmt: skip
+    ]
     for part in _PARTS:
         lines += [f"## {_TITLES[part]}", ""]
         if part not in result:
@@ -106,10 +117,14 @@ def _setup(meta: dict[str, Any], result: dict[str, Any]) -> list[str]:
         "agrees, else *inconclusive at this scale*.",
         "",
         f"Scale: {len(runs)} runs × seeds stopped after {min(steps, default=0):.0f}–{max(steps, default=0):.0f} "
-        "steps; " + ("every run reached its plateau before its cap, so the numbers are converged values at this "
-                     "scale, not snapshots of a fixed budget." if not capped else
-                     f"**runs that hit the cap on some seed** (not converged there): {', '.join(capped)}."),
-    ]  # fmt: skip
+        "steps; "
+        + (
+            "every run reached its plateau before its cap, so the numbers are converged values at this "
+            "scale, not snapshots of a fixed budget."
+            if not capped
+            else f"**runs that hit the cap on some seed** (not converged there): {', '.join(capped)}."
+        ),
+    ]
 
 
 def _all_runs(part: dict[str, Any]) -> list[dict[str, Any]]:
@@ -126,10 +141,14 @@ def _command(h: dict[str, Any]) -> str:
 def _bounds(p: dict[str, Any]) -> list[str]:
     paper = PAPER_NUMBERS["upper_bounds"]
     assert isinstance(paper, dict)
-    return [f"Method: {p['method']}; {p['images']} held-out scenes of {p['size']} px.", "",
-            "| stride | 32 | 16 | 8 |", "|---|---:|---:|---:|",
-            "| mean IU bound, synthetic | " + " | ".join(pts(p["mean_iu"][s]) for s in ("32", "16", "8")) + " |",
-            "| paper (VOC 2011 val) | " + " | ".join(str(paper[s]) for s in ("32", "16", "8")) + " |"]  # fmt: skip
+    return [
+        f"Method: {p['method']}; {p['images']} held-out scenes of {p['size']} px.",
+        "",
+        "| stride | 32 | 16 | 8 |",
+        "|---|---:|---:|---:|",
+        "| mean IU bound, synthetic | " + " | ".join(pts(p["mean_iu"][s]) for s in ("32", "16", "8")) + " |",
+        "| paper (VOC 2011 val) | " + " | ".join(str(paper[s]) for s in ("32", "16", "8")) + " |",
+    ]
 
 
 def _steps(r: dict[str, Any]) -> str:
@@ -139,29 +158,40 @@ def _steps(r: dict[str, Any]) -> str:
 
 
 def _dilation(p: dict[str, Any]) -> list[str]:
-    rows = ["| net | output stride | GFLOP / image | forward ms | steps to plateau | mean IU | boundary mean IU |",
-            "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    rows = [
+        "| net | output stride | GFLOP / image | forward ms | steps to plateau | mean IU | boundary mean IU |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in p["runs"].values():
-        rows.append(f"| {r['label']} | {r['output_stride']} | {r['gflop']:.3f} | {1e3 * r['forward_s']:.1f} | "
-                    f"{_steps(r)} | {pts_sd(r['mean_iu'])} | {pts_sd(r['boundary_mean_iu'])} |")  # fmt: skip
+        rows.append(
+            f"| {r['label']} | {r['output_stride']} | {r['gflop']:.3f} | {1e3 * r['forward_s']:.1f} | "
+            f"{_steps(r)} | {pts_sd(r['mean_iu'])} | {pts_sd(r['boundary_mean_iu'])} |"
+        )
     return [f"Paper: {p['paper']}.", "", *rows]
 
 
 def _runs_table(p: dict[str, Any]) -> list[str]:
-    rows = ["| run | steps to plateau | batch | training s to best | mean IU | boundary mean IU |",
-            "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    rows = [
+        "| run | steps to plateau | batch | training s to best | mean IU | boundary mean IU |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for r in p["runs"].values():
         t = r["train_s_to_best"]
-        rows.append(f"| {r['label']} | {_steps(r)} | {r['batch']} | {t['mean']:.0f} | {pts_sd(r['mean_iu'])} | "
-                    f"{pts_sd(r['boundary_mean_iu'])} |")  # fmt: skip
+        rows.append(
+            f"| {r['label']} | {_steps(r)} | {r['batch']} | {t['mean']:.0f} | {pts_sd(r['mean_iu'])} | "
+            f"{pts_sd(r['boundary_mean_iu'])} |"
+        )
     return [f"Paper: {p['paper']}.", "", *rows]
 
 
 def _cues(p: dict[str, Any]) -> list[str]:
     paper = p["paper"]
-    rows = [f"Net: {p['net']}; masked pixels set to the preprocessing's mean colour (`data.mask_cue`).", "",
-            "| row (PAMI) | trained on | tested with masked | foreground mean IU | paper |",
-            "|---|---|---|---:|---:|"]  # fmt: skip
+    rows = [
+        f"Net: {p['net']}; masked pixels set to the preprocessing's mean colour (`data.mask_cue`).",
+        "",
+        "| row (PAMI) | trained on | tested with masked | foreground mean IU | paper |",
+        "|---|---|---|---:|---:|",
+    ]
     for name, r in p["rows"].items():
         rows.append(f"| {name} | {r['train']} | {r['test_mask']} | {pts_sd(r['fg_mean_iu'])} | {paper[name]} |")
     return rows
@@ -169,25 +199,38 @@ def _cues(p: dict[str, Any]) -> list[str]:
 
 def _reference(p: dict[str, Any]) -> list[str]:
     pr = p["probe"]
-    rows = [f"Rule: {p['rule']}. The sweep multiplies it on FCN-32s; the staged nets and at-once use the best "
-            f"multiplier (× {p['chosen_multiplier']}, by mean over seeds), keeping the reference's ratios between "
-            "nets.", "",
-            f"First step, measured on one scene ({pr['pixels']} px): summed loss {pr['summed_loss']:.0f}, gradient "
-            f"norm score_fr {pr['grad_norm_score_fr']:.3g}, conv1_1 {pr['grad_norm_conv1_1']:.3g} (the zero score "
-            f"layer passes no gradient back on the first step); fc7 RMS {pr['fc7_rms']:.3g}; mean |Δlogit| of "
-            "one steady-state momentum step: " + ", ".join(f"× {m} (lr {v['lr']:.2g}) {v['mean_abs_logit_change']:.2g}"
-                                                          for m, v in pr["sgd"].items())
-            + f"; one AdamW step at {pr['adamw']['lr']:g}: {pr['adamw']['mean_abs_logit_change']:.2g}.",
-            ""]  # fmt: skip
+    rows = [
+        f"Rule: {p['rule']}. The sweep multiplies it on FCN-32s; the staged nets and at-once use the best "
+        f"multiplier (× {p['chosen_multiplier']}, by mean over seeds), keeping the reference's ratios between "
+        "nets.",
+        "",
+        f"First step, measured on one scene ({pr['pixels']} px): summed loss {pr['summed_loss']:.0f}, gradient "
+        f"norm score_fr {pr['grad_norm_score_fr']:.3g}, conv1_1 {pr['grad_norm_conv1_1']:.3g} (the zero score "
+        f"layer passes no gradient back on the first step); fc7 RMS {pr['fc7_rms']:.3g}; mean |Δlogit| of "
+        "one steady-state momentum step: "
+        + ", ".join(f"× {m} (lr {v['lr']:.2g}) {v['mean_abs_logit_change']:.2g}" for m, v in pr["sgd"].items())
+        + f"; one AdamW step at {pr['adamw']['lr']:g}: {pr['adamw']['mean_abs_logit_change']:.2g}.",
+        "",
+    ]
     sweep = {f"FCN-32s, rule × {k}": v for k, v in p["sweep"].items()}
     staged = {k: v for k, v in p["runs"].items() if k != "ref32"}
     return rows + _runs_table({"paper": p["paper"], "runs": {**sweep, **staged}})
 
 
 _PARTS = ("upper_bounds", "reference_sgd", "dilation_vs_skips", "loss_sampling", "upsampling", "cues")
-_TITLES = {"upper_bounds": "Upper bounds of coarse output (Appendix A)", "reference_sgd": "The reference solver",
-           "dilation_vs_skips": "Shift-and-stitch (dilation) vs skips (§3.2)",
-           "loss_sampling": "Loss sampling, class balancing, jitter (§4.3, Fig. 5)",
-           "upsampling": "Fixed vs learned upsampling", "cues": "Foreground, background and shape cues (PAMI Table 8)"}
-_TABLES = {"upper_bounds": _bounds, "reference_sgd": _reference, "dilation_vs_skips": _dilation,
-           "loss_sampling": _runs_table, "upsampling": _runs_table, "cues": _cues}  # fmt: skip
+_TITLES = {
+    "upper_bounds": "Upper bounds of coarse output (Appendix A)",
+    "reference_sgd": "The reference solver",
+    "dilation_vs_skips": "Shift-and-stitch (dilation) vs skips (§3.2)",
+    "loss_sampling": "Loss sampling, class balancing, jitter (§4.3, Fig. 5)",
+    "upsampling": "Fixed vs learned upsampling",
+    "cues": "Foreground, background and shape cues (PAMI Table 8)",
+}
+_TABLES = {
+    "upper_bounds": _bounds,
+    "reference_sgd": _reference,
+    "dilation_vs_skips": _dilation,
+    "loss_sampling": _runs_table,
+    "upsampling": _runs_table,
+    "cues": _cues,
+}

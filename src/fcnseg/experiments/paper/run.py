@@ -22,7 +22,6 @@ from .runs import Trainer
 __all__ = ["PART_NAMES", "run_paper"]
 
 
-
 def run_paper(
     out: str | Path = "runs/paper",
     *,
@@ -63,12 +62,25 @@ def run_paper(
         result[part]["wall_s"] = time.perf_counter() - t
         for v in result[part]["verdicts"]:
             log(f"      {v['verdict']}: {v['claim']}")
-        this = {"command": command, "parts": list(parts[: i + 1]), "wall_s": time.perf_counter() - t0,
-                "runs_trained": trainer.trained, "runs_reused": trainer.reused, "jobs": trainer.jobs}  # fmt: skip
-        result["meta"] = {"scale": scale if isinstance(scale, str) else "custom", "recipe": _recipe(ps),
-                          "seeds": list(trainer.seeds), "device": device, "machine": machine(), "command": command,
-                          "parts_in_last_command": list(parts), "wall_s": this["wall_s"],
-                          "history": [*history, this]}  # fmt: skip
+        this = {
+            "command": command,
+            "parts": list(parts[: i + 1]),
+            "wall_s": time.perf_counter() - t0,
+            "runs_trained": trainer.trained,
+            "runs_reused": trainer.reused,
+            "jobs": trainer.jobs,
+        }
+        result["meta"] = {
+            "scale": scale if isinstance(scale, str) else "custom",
+            "recipe": _recipe(ps),
+            "seeds": list(trainer.seeds),
+            "device": device,
+            "machine": machine(),
+            "command": command,
+            "parts_in_last_command": list(parts),
+            "wall_s": this["wall_s"],
+            "history": [*history, this],
+        }
         with atomic_write(path, "w") as f:  # after every part: a stopped run keeps what it finished
             json.dump(result, f, indent=1)
     if report is not None:
@@ -86,8 +98,9 @@ def _previous(path: Path) -> dict[str, Any]:
     except ValueError:
         data = None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: not a paper.json this experiment wrote (unreadable JSON); move it or give another "
-                          "--out")  # fmt: skip
+        raise ConfigError(
+            f"{path}: not a paper.json this experiment wrote (unreadable JSON); move it or give another --out"
+        )
     return data
 
 
@@ -96,8 +109,15 @@ def _history(meta: dict[str, Any]) -> list[dict[str, Any]]:
     if "history" in meta:
         return list(meta["history"])
     if meta:  # written before the history was kept: its one command
-        return [{"command": meta.get("command", ""), "parts": meta.get("parts_in_last_command", []),
-                 "wall_s": meta.get("wall_s", 0.0), "runs_trained": None, "runs_reused": None}]  # fmt: skip
+        return [
+            {
+                "command": meta.get("command", ""),
+                "parts": meta.get("parts_in_last_command", []),
+                "wall_s": meta.get("wall_s", 0.0),
+                "runs_trained": None,
+                "runs_reused": None,
+            }
+        ]
     return []
 
 

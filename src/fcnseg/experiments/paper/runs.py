@@ -34,8 +34,9 @@ from .recipe import RUNS, PaperScale, Run, reference_lr
 __all__ = ["Request", "Trainer", "config_digest", "foreground_mean_iu", "held_out", "run_overrides"]
 
 
-def run_overrides(run: Run, ps: PaperScale, device: str, init: str | None, lr_multiplier: float,
-                  seed: int) -> list[str]:  # fmt: skip
+def run_overrides(
+    run: Run, ps: PaperScale, device: str, init: str | None, lr_multiplier: float, seed: int
+) -> list[str]:
     """The ``--set`` overrides of one run: the demo's modern recipe or the reference solver, the run's own keys,
     its seed, trained to its plateau.
 
@@ -49,16 +50,28 @@ def run_overrides(run: Run, ps: PaperScale, device: str, init: str | None, lr_mu
     common = [*start, *run.extra, f"data.flip={str(run.flip).lower()}", "eval.grid_images=0", f"train.seed={seed}"]
     if run.solver == "reference":
         keys = [
-            f"model.name={run.arch}", f"model.width={sc.width}", "model.pad100=false", "model.dropout=0",
-            "data.name=synthetic", f"data.options={{n: {sc.seg_images}, size: {sc.seg_size}, cache: true}}",
-            f"data.val_options={{n: {sc.val_images}}}", "data.preprocessing=imagenet", "data.batch_size=1",
-            f"train.lr={reference_lr(run.arch, sc.seg_size, lr_multiplier):.6g}", f"train.device={device}",
-        ]  # fmt: skip
+            f"model.name={run.arch}",
+            f"model.width={sc.width}",
+            "model.pad100=false",
+            "model.dropout=0",
+            "data.name=synthetic",
+            f"data.options={{n: {sc.seg_images}, size: {sc.seg_size}, cache: true}}",
+            f"data.val_options={{n: {sc.val_images}}}",
+            "data.preprocessing=imagenet",
+            "data.batch_size=1",
+            f"train.lr={reference_lr(run.arch, sc.seg_size, lr_multiplier):.6g}",
+            f"train.device={device}",
+        ]
         return [*keys, *ps.plateau_keys(reference=True, stages=run.stages), *common]
     factor = int(run.meta.get("factor", 0)) if run.meta else 0
     batch = ps.sampling_batch * factor if factor else sc.seg_batch
-    return [*overrides(sc, device, run.arch), *FINE_TUNE, f"data.batch_size={batch}",
-            *ps.plateau_keys(stages=run.stages), *common]  # fmt: skip
+    return [
+        *overrides(sc, device, run.arch),
+        *FINE_TUNE,
+        f"data.batch_size={batch}",
+        *ps.plateau_keys(stages=run.stages),
+        *common,
+    ]
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -161,8 +174,10 @@ class Trainer:
                 resume = _resumable(Path(job.run_dir), digest)
                 todo.append((req, Job(job.overrides, job.run_dir, resume), digest))
         if todo:
-            self.log(f"    training {len(todo)} run(s), {min(self.jobs, len(todo))} at a time: "
-                     + ", ".join(f"{r.saved_as}/seed{r.seed}" for r, _, _ in todo))  # fmt: skip
+            self.log(
+                f"    training {len(todo)} run(s), {min(self.jobs, len(todo))} at a time: "
+                + ", ".join(f"{r.saved_as}/seed{r.seed}" for r, _, _ in todo)
+            )
         started = {job.run_dir: time.perf_counter() for _, job, _ in todo}
         by_dir = {job.run_dir: (req, digest) for req, job, digest in todo}
 
@@ -174,8 +189,10 @@ class Trainer:
             records[(req.saved_as, req.seed)] = record
             self.trained += 1
             self.wall.append(record["wall_s"])
-            self.log(f"      {req.saved_as}/seed{req.seed}: {record['end']} at step {record['steps']} "
-                     f"({record['wall_s'] / 60:.1f} min)")  # fmt: skip
+            self.log(
+                f"      {req.saved_as}/seed{req.seed}: {record['end']} at step {record['steps']} "
+                f"({record['wall_s'] / 60:.1f} min)"
+            )
 
         fit_all([job for _, job, _ in todo], workers=self.jobs, done=finished)
         return records
@@ -189,19 +206,34 @@ class Trainer:
         run = RUNS[req.key]
         cfg = load_config(run_dir / "config.yaml")
         rows = read_log(run_dir / "log.csv")
-        curve = [{"step": int(r["step"]), "train_s": float(r["train_s"]), "mean_iu": float(r["mean_iu"])}
-                 for r in rows if r.get("mean_iu")]  # fmt: skip
+        curve = [
+            {"step": int(r["step"]), "train_s": float(r["train_s"]), "mean_iu": float(r["mean_iu"])}
+            for r in rows
+            if r.get("mean_iu")
+        ]
         losses = [float(r["loss"]) for r in rows if r.get("loss")]
         summary = _summary(run_dir)
         best_step = (summary.get("plateau") or {}).get("best_step") or (curve[-1]["step"] if curve else 0)
         at_best = next((c["train_s"] for c in curve if c["step"] == best_step), curve[-1]["train_s"] if curve else 0)
-        return {"dir": str(run_dir), "label": run.label, "arch": run.arch, "seed": req.seed,
-                "steps": int(summary.get("steps") or cfg.train.max_iter), "cap": cfg.train.max_iter,
-                "end": "diverged" if diverged else summary.get("end", "max_iter"), "best_step": best_step,
-                "batch": cfg.data.batch_size, "lr": cfg.train.lr, "curve": curve, "diverged": diverged,
-                "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
-                "train_s": curve[-1]["train_s"] if curve else wall, "train_s_to_best": at_best,
-                "wall_s": wall}  # fmt: skip
+        return {
+            "dir": str(run_dir),
+            "label": run.label,
+            "arch": run.arch,
+            "seed": req.seed,
+            "steps": int(summary.get("steps") or cfg.train.max_iter),
+            "cap": cfg.train.max_iter,
+            "end": "diverged" if diverged else summary.get("end", "max_iter"),
+            "best_step": best_step,
+            "batch": cfg.data.batch_size,
+            "lr": cfg.train.lr,
+            "curve": curve,
+            "diverged": diverged,
+            "first_loss": losses[0] if losses else None,
+            "last_loss": losses[-1] if losses else None,
+            "train_s": curve[-1]["train_s"] if curve else wall,
+            "train_s_to_best": at_best,
+            "wall_s": wall,
+        }
 
 
 def _summary(run_dir: Path) -> dict[str, Any]:

@@ -23,10 +23,23 @@ __all__ = ["GoogLeNetInputTransform", "googlenet_trunk"]
 
 _gm = importlib.import_module("torchvision.models.googlenet")
 _CHAIN = (
-    "conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b", "maxpool3",
-    "inception4a", "inception4b", "inception4c", "inception4d", "inception4e", "maxpool4",
-    "inception5a", "inception5b",
-)  # fmt: skip
+    "conv1",
+    "maxpool1",
+    "conv2",
+    "conv3",
+    "maxpool2",
+    "inception3a",
+    "inception3b",
+    "maxpool3",
+    "inception4a",
+    "inception4b",
+    "inception4c",
+    "inception4d",
+    "inception4e",
+    "maxpool4",
+    "inception5a",
+    "inception5b",
+)
 
 
 class GoogLeNetInputTransform(nn.Module):

@@ -96,9 +96,15 @@ def _out_channels(module: nn.Module) -> int:
 
 def _conv_like(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
     return nn.Conv2d(
-        in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,  # type: ignore[arg-type]
-        conv.dilation, conv.groups, conv.bias is not None,  # type: ignore[arg-type]
-    )  # fmt: skip
+        in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,  # type: ignore[arg-type]
+        conv.dilation,
+        conv.groups,
+        conv.bias is not None,  # type: ignore[arg-type]
+    )
 
 
 def _set_in_channels(net: nn.Module, name: str, in_channels: int) -> None:

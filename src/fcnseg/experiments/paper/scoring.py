@@ -1,0 +1,58 @@
+"""A part's runs over seeds: requested together, scored on the held-out scenes, summarised per run
+(:func:`aggregate`: each number as ``{"mean", "sd", "values"}``, the per-seed records kept), paired by seed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ...runtime import FOUR
+from ..seeds import spread
+from .runs import Request, Trainer, held_out
+
+__all__ = ["NUMBERS", "aggregate", "paired", "requests_of", "scored", "values"]
+
+#: the numbers of a run that are summarised over seeds
+NUMBERS = (*FOUR, "boundary_mean_iu", "steps", "train_s", "train_s_to_best")
+
+
+def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """One run's seeds in one record: each number as ``{"mean", "sd", "values"}``, the seeds' records kept."""
+    first = records[0]
+    out: dict[str, Any] = {k: first[k] for k in ("label", "arch", "cap", "batch", "lr")}
+    out.update(
+        {
+            "seeds": [r["seed"] for r in records],
+            "capped": sum(r["end"] == "max_iter" for r in records),
+            "diverged": sum(bool(r["diverged"]) for r in records),
+            "per_seed": records,
+        }
+    )
+    out.update({k: spread([r.get(k) for r in records]) for k in NUMBERS})
+    return out
+
+
+def requests_of(tr: Trainer, key: str, **kw: Any) -> list[Request]:
+    """``key``'s requests, one per seed."""
+    return [Request(key, s, **kw) for s in tr.seeds]
+
+
+def scored(tr: Trainer, keys: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Train ``{key: Request keywords}`` for every seed side by side, score each run, aggregate per key."""
+    reqs = [r for key, kw in keys.items() for r in requests_of(tr, key, **kw)]
+    records = tr.train_many(reqs)
+    out = {}
+    for key, kw in keys.items():
+        name = kw.get("name") or key
+        recs = [{**records[(name, s)], **held_out(records[(name, s)]["dir"], tr.ps, tr.device)} for s in tr.seeds]
+        out[name] = aggregate(recs)
+    return out
+
+
+def values(run: dict[str, Any], number: str = "mean_iu") -> list[float]:
+    """A run's ``number`` per seed, in the seeds' order (so runs of the same seed pair up)."""
+    return [r[number] for r in run["per_seed"]]
+
+
+def paired(f: Callable[..., float], *runs: dict[str, Any], number: str = "mean_iu") -> list[float]:
+    return [f(*vals) for vals in zip(*(values(r, number) for r in runs), strict=True)]
