@@ -22,10 +22,10 @@ from ...errors import ConfigError
 from ...io import atomic_write
 from ...runtime import load_checkpoint
 from ..heldout import evaluate_held_out, skip_effect
-from ..paper.scoring import aggregate, values
 from ..paper.recipe import SCALES as PAPER_SCALES
 from ..paper.recipe import PaperScale
 from ..paper.runs import Request, Trainer, held_out
+from ..paper.scoring import aggregate, values
 from ..pool import machine
 from ..seeds import pts_sd, seeded_verdict
 
