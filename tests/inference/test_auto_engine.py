@@ -82,7 +82,7 @@ def test_small_work_runs_fp32_torch_and_writes_nothing_anywhere(checkpoint, fcns
     seg.predict(_image())
     (decision,) = seg.engine.decisions.values()
     assert decision.engine == "torch" and decision.reason == "small"
-    assert _beside(checkpoint) == ["m.safetensors"] and not any(fcnseg_home.iterdir())
+    assert _beside(checkpoint) == ["m.safetensors"] and not (fcnseg_home / "engines").exists()
 
 
 def test_a_one_image_job_runs_pytorch_and_touches_no_cache(checkpoint, fcnseg_home, monkeypatch) -> None:

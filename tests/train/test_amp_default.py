@@ -7,6 +7,7 @@ every CPU; without bf16 units oneDNN only emulates it, more slowly).
 from __future__ import annotations
 
 import csv
+import logging
 
 import pytest
 import torch
@@ -67,30 +68,34 @@ def test_a_run_records_what_auto_resolved_to(tmp_path, monkeypatch, capsys, pres
     assert f"trained in:         {name}" in capsys.readouterr().out
 
 
-def test_resume_on_a_machine_without_bf16_units_keeps_bf16_and_says_so(tmp_path, monkeypatch, capsys) -> None:
+def test_resume_on_a_machine_without_bf16_units_keeps_bf16_and_says_so(tmp_path, monkeypatch, caplog) -> None:
     """Trained to step 3 on a bf16 CPU, resumed where ``auto`` would pick fp32: still bf16, bit for bit the
     uninterrupted bf16 run (the same CPU computes both, so bf16 rounding is identical), with a note."""
     cfg = tiny("train.amp=auto", "model.width=0.125")
     _bf16_units(monkeypatch, True)
     fit(cfg, tmp_path / "full", progress=False)
     fit(tiny("train.amp=auto", "model.width=0.125", "train.max_iter=3"), tmp_path / "part", progress=False)
-    capsys.readouterr()
+    caplog.clear()
     _bf16_units(monkeypatch, False)
-    fit(cfg, tmp_path / "part", resume=True, progress=False)
-    note = capsys.readouterr().err
+    with caplog.at_level(logging.INFO, logger="fcnseg"):
+        fit(cfg, tmp_path / "part", resume=True, progress=False)
+    note = caplog.text
     assert "resuming in bfloat16 as this run was trained (train.amp=auto would choose float32" in note
     assert load_training_state(tmp_path / "part" / "checkpoints" / "last")["amp_dtype"] == "bfloat16"
     full, part = _losses(tmp_path / "full"), _losses(tmp_path / "part")
     assert {s: part[s] for s in full} == full  # fp32 from step 4 would differ from the bf16 run's losses
 
 
-def test_resume_of_an_fp32_run_stays_fp32_even_where_auto_means_bf16(monkeypatch, capsys) -> None:
+def test_resume_of_an_fp32_run_stays_fp32_even_where_auto_means_bf16(monkeypatch, caplog) -> None:
     _bf16_units(monkeypatch, True)
     cfg = tiny("train.amp=auto")
-    assert run_dtype(cfg, CPU, DistInfo(), {"amp_dtype": "float32"}) is None
-    assert "resuming in float32" in capsys.readouterr().err
-    assert run_dtype(cfg, CPU, DistInfo(), {"amp_dtype": "bfloat16"}) is torch.bfloat16
-    assert capsys.readouterr().err == ""  # what auto picks here anyway: nothing to say
+    with caplog.at_level(logging.INFO, logger="fcnseg"):
+        assert run_dtype(cfg, CPU, DistInfo(), {"amp_dtype": "float32"}) is None
+    assert "resuming in float32" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="fcnseg"):
+        assert run_dtype(cfg, CPU, DistInfo(), {"amp_dtype": "bfloat16"}) is torch.bfloat16
+    assert caplog.text == ""  # what auto picks here anyway: nothing to say
     assert run_dtype(cfg, CPU, DistInfo(), {}) is torch.bfloat16  # a state from before the dtype was recorded
 
 

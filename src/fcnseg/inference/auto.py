@@ -169,10 +169,10 @@ class AutoEngine(nn.Module):
         A job with nothing left to come touches no cache at all."""
         out, seconds = self._timed_torch(x)
         self._spent[bucket] = self._spent.get(bucket, 0.0) + seconds
+        if self.images_left == 0 or self._use_cached(bucket, seconds):
+            return out
         if seconds < MIN_FORWARD_S.get(self.device.type, 0.0):
             self.decisions[bucket] = Decision("torch", bucket, list(x.shape[-2:]), {"torch": seconds}, reason="small")
-            return out
-        if self.images_left == 0 or self._use_cached(bucket, seconds):
             return out
         best = self._best_estimate()
         if best is None:

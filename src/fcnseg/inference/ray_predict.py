@@ -21,6 +21,7 @@ Two entry points:
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +36,8 @@ from .layout import Job, refuse_overwriting_inputs
 from .predictor import SegmenterOptions
 
 __all__ = ["RAY_BATCH", "RayOptions", "SegmentBatch", "predict_with_ray", "require_ray"]
+
+log = logging.getLogger("fcnseg")
 
 #: jobs per Ray task: enough to amortise Ray's per-task cost (about 10 ms), few enough to balance the workers
 RAY_BATCH = 4
@@ -171,7 +174,7 @@ def predict_with_ray(
         with open(out / ".manifest.rank-ray.jsonl", "a", encoding="utf-8") as manifest:
             for row in ds.iter_rows():
                 if row["error"]:
-                    print(f"skipped: {row['error']}")
+                    log.warning("skipped: %s", row["error"])
                     summary.failed += 1
                     continue
                 manifest.write(row["record"] + "\n")

@@ -11,8 +11,8 @@ picks the power of two that puts the largest gradient at 1/8 of fp16's range; ``
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +22,8 @@ from torch import nn
 from ..config import RunConfig
 from ..runtime import hardware
 from .distributed import DistInfo
+
+log = logging.getLogger("fcnseg")
 
 __all__ = [
     "DTYPE_NAMES",
@@ -85,11 +87,13 @@ def run_dtype(cfg: RunConfig, device: torch.device, dist: DistInfo, state: dict[
     kept = None if recorded == "float32" else getattr(torch, recorded)
     if kept != chosen and dist.main:
         amp = str(cfg.train.amp).lower()  # as YAML spells it
-        print(
-            f"note: resuming in {recorded} as this run was trained (train.amp={amp} would choose "
-            f"{dtype_name(chosen)} on this {device.type}); a new run from its checkpoint (model.init_from) "
-            "can change the precision",
-            file=sys.stderr,
+        log.info(
+            "note: resuming in %s as this run was trained (train.amp=%s would choose %s on this %s); a new run from "
+            "its checkpoint (model.init_from) can change the precision",
+            recorded,
+            amp,
+            dtype_name(chosen),
+            device.type,
         )
     return kept
 

@@ -12,8 +12,8 @@ single-process run sees. Mixed precision is ``amp.py``; what a run writes beside
 from __future__ import annotations
 
 import json
+import logging
 import os
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -48,6 +48,8 @@ from .rng import restore_rng, rng_states, seed_run
 from .runlock import run_lock
 from .sampling import Seeded, StepSampler
 from .step import TrainingDiverged, train_step
+
+log = logging.getLogger("fcnseg")
 
 __all__ = [
     "RunState",
@@ -234,10 +236,13 @@ def _rescaled(cfg: RunConfig, state: dict[str, Any], dist: DistInfo, where: Path
     """``cfg`` with the per-process batch that keeps the recorded global batch (a note says so on rank 0)."""
     new = keep_global_batch(cfg, state, dist.world, where)
     if new.data.batch_size != cfg.data.batch_size and dist.main:
-        print(
-            f"note: resuming on {dist.world} process(es) (trained on {state['world']}): data.batch_size "
-            f"{cfg.data.batch_size} → {new.data.batch_size} keeps the global batch of {state['global_batch']}",
-            file=sys.stderr,
+        log.info(
+            "note: resuming on %d process(es) (trained on %s): data.batch_size %d → %d keeps the global batch of %s",
+            dist.world,
+            state["world"],
+            cfg.data.batch_size,
+            new.data.batch_size,
+            state["global_batch"],
         )
     return new
 
@@ -337,7 +342,7 @@ def _finish(run: RunState, metrics: dict[str, Any]) -> None:
             best=run.best,
         )
         if run.plateau.stopped_at is not None:
-            print(f"note: {run.plateau.reason(run.cfg.train.max_iter)}", file=sys.stderr)
+            log.info("note: %s", run.plateau.reason(run.cfg.train.max_iter))
     names = head_classes(metrics, run.train_ds, run.info.classes)
     if run.dist.main and metrics:
         write_run_outputs(
