@@ -70,3 +70,41 @@ def test_calibration_comes_from_a_folder(tmp_path, net) -> None:
         calibration_images(info, tmp_path / "empty-does-not-exist", 2)
     seg = Segmenter(net, calibration=tmp_path, calibration_count=3, device="cpu")
     assert len(seg.engine.calibration()) == 3  # a bare model calibrates on the folder with its own preprocessing
+
+
+def test_a_bare_models_preprocessing_follows_its_trunks_weights() -> None:
+    """torchvision's trunks expect ImageNet-normalised RGB, the reference trunks the Caffe convention; a reference
+    trunk given torchvision weights expects what those weights were trained on."""
+    import torchvision
+
+    from fcnseg.preprocessing import CAFFE_VOC, IMAGENET
+
+    for name in ("fcn8s_resnet18", "fcn8s_mobilenet_v3_large", "fcn32s_alexnet_tv"):
+        assert Segmenter(fcnseg.get_model(name, num_classes=3, width=1 / 8)).preprocessing == IMAGENET, name
+    for name in ("fcn8s_vgg16", "fcn32s_alexnet", "fcn8s_googlenet"):
+        assert Segmenter(fcnseg.get_model(name, num_classes=3, width=1 / 8)).preprocessing == CAFFE_VOC, name
+    classifier = torchvision.models.vgg16(weights=None)  # what VGG16_Weights would load, without the download
+    net = fcnseg.get_model("fcn32s_vgg16", num_classes=3, backbone_weights=classifier)
+    assert Segmenter(net).preprocessing == IMAGENET
+    assert Segmenter(net, preprocessing="caffe_voc").preprocessing == CAFFE_VOC  # asked for: asked for
+
+
+def test_a_synthetic_shapes_model_says_once_what_it_knows(tmp_path, caplog, capsys) -> None:
+    """The demo's model paints shapes on photographs: Segmenter and predict say so, once, before they segment."""
+    import logging
+
+    from fcnseg.cli.main import main
+    from fcnseg.train import fit
+    from tests.helpers import tiny
+
+    fit(tiny("train.max_iter=1", "train.eval_every=1", "train.checkpoint_every=1"), tmp_path / "run", progress=False)
+    ckpt = tmp_path / "run" / "checkpoints" / "last.safetensors"
+    with caplog.at_level(logging.WARNING, logger="fcnseg"):
+        Segmenter(ckpt, device="cpu", engine="torch")
+    assert [r.getMessage() for r in caplog.records].count(fcnseg.runtime.domain.SYNTHETIC_NOTE) == 1
+    Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(tmp_path / "photo.png")
+    assert main(["predict", "--checkpoint", str(ckpt), str(tmp_path / "photo.png"), "--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("trained on fcnseg's synthetic shapes only") == 1
+    bare = Segmenter(fcnseg.get_model("fcn8s_resnet18", num_classes=3, width=1 / 16))  # nothing recorded: silent
+    assert bare.info is None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 import warnings
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ..errors import DataWarning, FCNError
 from .commands import COMMANDS
@@ -55,16 +56,25 @@ def _format_warning(message, category, filename, lineno, line=None, _default=war
     return _default(message, category, filename, lineno, line)
 
 
+class _Stderr(logging.StreamHandler):
+    """A handler that writes to whatever ``sys.stderr`` is now (a test's capture, a redirected stream)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def _show_library_messages() -> None:
     """The ``fcnseg`` logger's messages (the library's: engine decisions, fallbacks, notes) on stderr as
     ``fcnseg: …`` lines, INFO and up. A library user's own program decides for itself (warnings only, by default)."""
-    import logging
-
     log = logging.getLogger("fcnseg")
-    if not any(getattr(h, "_fcnseg_cli", False) for h in log.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _Stderr) for h in log.handlers):
+        handler = _Stderr()
         handler.setFormatter(logging.Formatter("fcnseg: %(message)s"))
-        handler._fcnseg_cli = True  # type: ignore[attr-defined]
         log.addHandler(handler)
     log.setLevel(logging.INFO)
 

@@ -18,6 +18,7 @@ from ..errors import ConfigError, DataError
 from ..io import read_image
 from ..preprocessing import CAFFE_VOC, Preprocessing, preset
 from ..runtime.checkpoint import CheckpointInfo, preprocessing_of
+from ..runtime.domain import warn_if_synthetic
 from ..runtime.model_source import ModelSpec, open_model
 
 __all__ = ["Segmenter", "SegmenterOptions"]
@@ -46,7 +47,8 @@ class Segmenter:
             training config (:attr:`info`); a bare model has numbered classes.
         weights: with a registry name: its weights file (``num_classes`` read from it unless given).
         preprocessing: a :class:`~fcnseg.preprocessing.Preprocessing` or preset name; overrides the checkpoint's
-            (default for a bare model or bare weights: the reference's Caffe VOC).
+            (default for a bare model: what its trunk's weights expect, ``model.preprocessing`` — Caffe VOC for the
+            reference trunks, ImageNet for torchvision's and for nets given torchvision weights).
         device: ``auto`` (CUDA when present, the command line's default too), ``cpu``, ``cuda`` or ``cuda:N``.
         dtype: autocast of PyTorch forward passes (``torch.bfloat16`` or ``"bf16"`` …; ``"auto"``/None: the
             engine's choice): a set dtype forces the ``torch`` engine with that autocast.
@@ -89,9 +91,11 @@ class Segmenter:
             opened = open_model(spec)
             self.model, self.info, file = opened.model, opened.info, opened.file
             self.classes = list(opened.info.classes)
+            warn_if_synthetic(self.info)  # once: a synthetic-shapes model paints shapes on photographs
         if isinstance(preprocessing, str):
             preprocessing = preset(preprocessing)
-        self.preprocessing = preprocessing or (preprocessing_of(self.info) if self.info else CAFFE_VOC)
+        default = getattr(self.model, "preprocessing", CAFFE_VOC)  # a bare model: what its trunk's weights expect
+        self.preprocessing = preprocessing or (preprocessing_of(self.info) if self.info else default)
         self.model = self.model.to(self.device).eval()
         from .auto import AutoEngine
 

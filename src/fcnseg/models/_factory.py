@@ -7,12 +7,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import ModelError
+from ..preprocessing import CAFFE_VOC, IMAGENET, Preprocessing
 from ..registry import Registry
 from .backbones.base import TrunkSpec
 from .backbones.vgg16 import check_output_stride
 from .fcn import FCN
 
-__all__ = ["MODELS", "build_fcn", "get_model", "list_models", "register_model"]
+__all__ = ["MODELS", "build_fcn", "default_preprocessing", "get_model", "list_models", "register_model"]
 
 MODELS: Registry[Callable[..., FCN]] = Registry("model")
 register_model = MODELS.register
@@ -67,7 +68,10 @@ def get_model(
     Returns:
         The network; ``model(x)`` maps ``(N, C, H, W)`` to ``(N, K, H, W)`` scores for any ``H, W >= 1``.
         ``model.arch`` is ``name`` and ``model.build_args`` the other arguments above (but the weights),
-        enough to build the same net again: ``get_model(model.arch, **model.build_args)``.
+        enough to build the same net again: ``get_model(model.arch, **model.build_args)``;
+        ``model.preprocessing`` is the input its trunk's weights expect (:func:`default_preprocessing`, ImageNet
+        normalisation once torchvision weights are loaded), what a :class:`~fcnseg.inference.Segmenter` of the
+        bare model uses.
 
     Raises:
         ModelError: unknown name (the message lists the valid ones) or inconsistent arguments.
@@ -100,11 +104,28 @@ def get_model(
         "pad100": pad100,
     }
     model.build_args.update(dilated)
+    model.preprocessing = default_preprocessing(model.family)
     if backbone_weights is not None:
         from .surgery import load_backbone_weights
 
         load_backbone_weights(model, backbone_weights)
+        if not isinstance(backbone_weights, Mapping):  # torchvision weights or classifier: ImageNet-normalised RGB
+            model.preprocessing = IMAGENET
     return model
+
+
+#: trunks in torchvision's layout, whose ImageNet weights expect RGB in [0, 1] normalised by ImageNet's mean/std
+_TORCHVISION_FAMILIES = ("alexnet_tv", "mobilenet_v3_large")
+
+
+def default_preprocessing(family: str) -> Preprocessing:
+    """The input a net of ``family`` expects when nothing else says: the reference trunks (VGG16, CaffeNet,
+    GoogLeNet) the Caffe convention their released weights were trained with; torchvision's trunks (ResNet,
+    MobileNetV3, torchvision AlexNet) ImageNet normalisation. A checkpoint's own record, or weights' (a torchvision
+    enum given as ``backbone_weights``), always wins over this."""
+    if family in _TORCHVISION_FAMILIES or family.startswith("resnet"):
+        return IMAGENET
+    return CAFFE_VOC
 
 
 def _check_args(

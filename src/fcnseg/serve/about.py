@@ -12,32 +12,23 @@ import io
 from typing import Any
 
 from ..inference import Segmenter
+from ..runtime.domain import trained_on
 
 __all__ = ["EXAMPLES", "example_png", "model_card"]
 
 #: how many "try an example" images the page offers
 EXAMPLES = 4
-_DESCRIPTIONS = {
-    "synthetic": "fcnseg's synthetic shapes (SyntheticShapes): 1–6 shapes — disks, squares, triangles, stars, "
-    "crosses, rings, lines, hexagons — on noisy or textured backgrounds; no photographs",
-    "voc": "PASCAL VOC photographs (people, animals, vehicles, indoor objects)",
-    "sbd": "PASCAL VOC photographs with the SBD annotations",
-    "siftflow": "SIFT Flow outdoor scenes",
-    "nyudv2": "NYU Depth v2 indoor scenes",
-    "pascal_context": "PASCAL-Context photographs (whole-scene labels)",
-    "folder": "a folder of the user's own images and masks",
-}
 
 
 def model_card(segmenter: Segmenter) -> dict[str, Any]:
     """``{"dataset", "description", "image_size", "step", "examples"}`` from the checkpoint's record."""
     info = getattr(segmenter, "info", None)
     data = (info.config.get("data", {}) if info is not None else {}) or {}
-    name = data.get("name")
+    name, description = trained_on(info)
     size = (data.get("options") or {}).get("size")
     card: dict[str, Any] = {
         "dataset": name,
-        "description": _DESCRIPTIONS.get(name, "not recorded in the checkpoint") if name else "not recorded",
+        "description": description,
         "image_size": size,
         "step": info.step if info is not None else None,
         "examples": [],
