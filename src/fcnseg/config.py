@@ -68,6 +68,8 @@ class DataConfig:
     val_split: str = "val"
     options: dict[str, Any] = field(default_factory=dict)  # dataset-specific keyword arguments
     val_options: dict[str, Any] | None = None  # overrides for the validation set (e.g. synthetic n)
+    test_split: str = "test"  # the held-out split: never trained or selected on (fcnseg eval --split test)
+    test_options: dict[str, Any] | None = None  # overrides for the held-out split (the demo's: its 100 scenes)
     #: nyud: each NYUD modality its own Caffe mean (colour: caffe_nyud)
     preprocessing: Literal["caffe_voc", "caffe_siftflow", "caffe_nyud", "nyud", "imagenet"] = "caffe_voc"
     crop_size: int | None = None

@@ -145,7 +145,8 @@ def run_demo(
             if init == "classifier"
             else [f"model.init_from={out / init / 'checkpoints' / 'best.safetensors'}"]
         )
-        cfg = load_config(None, [*overrides(stage, str(dev), name), *FINE_TUNE, *extra])
+        held_out = f"data.test_options={{n: {scale.test_images}}}"  # what `fcnseg eval --split test` scores
+        cfg = load_config(None, [*overrides(stage, str(dev), name), *FINE_TUNE, held_out, *extra])
         fit(cfg, out / key, progress=not quiet)
         train_s = time.perf_counter() - t
         t = time.perf_counter()

@@ -9,6 +9,7 @@ leaves its last checkpoint, from which the next call resumes it.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import platform
@@ -39,10 +40,15 @@ def fit_job(job: Job, threads: int = 0) -> str | None:
 
     if threads > 0:
         torch.set_num_threads(threads)
+    log = logging.getLogger("fcnseg")
+    level = log.level
+    log.setLevel(logging.WARNING)  # a run's own lines (start, each evaluation) would bury the experiment's
     try:
         fit(load_config(None, list(job.overrides)), Path(job.run_dir), resume=job.resume, progress=False)
     except TrainingDiverged as e:
         return str(e).split(":")[0]
+    finally:
+        log.setLevel(level)
     return None
 
 

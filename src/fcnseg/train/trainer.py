@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -253,15 +254,17 @@ _SHORT = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 def _loop(run: RunState, progress: bool) -> dict[str, Any]:
     tc, dist = run.cfg.train, run.dist
-    bar = tqdm(
+    bar = tqdm(  # a terminal's progress bar only: a log file gets the lines below, not carriage returns
         total=tc.max_iter,
         initial=run.start,
-        disable=not (progress and dist.main),
+        disable=not (progress and dist.main and sys.stderr.isatty()),
         desc=f"train {_SHORT[dtype_name(run.dtype)]}",
         dynamic_ncols=True,
     )
     run.ddp_model.train()
     t0, metrics = time.perf_counter(), {}
+    if dist.main:
+        log.info(_start_line(run))
     if run.plateau.stopped_at is not None:  # a resumed run that had already stopped early: nothing to train
         metrics = _evaluate(run)
     for step in range(run.start if run.plateau.stopped_at is None else tc.max_iter, tc.max_iter):
@@ -275,12 +278,30 @@ def _loop(run: RunState, progress: bool) -> dict[str, Any]:
             rate = run.seen / (time.perf_counter() - t0)
             bar.set_postfix(loss=f"{loss:.4g}", img_s=f"{rate:.1f}")
             run.logger.log(done, loss=loss, lr=lr, images_per_s=rate, train_s=round(run.train_s, 3))
-        metrics = _on_cadence(run, done) or metrics
+        evaluated = _on_cadence(run, done)
+        if evaluated:
+            metrics = evaluated
+            if dist.main:
+                rate = run.seen / max(time.perf_counter() - t0, 1e-9)
+                log.info(
+                    f"step {done}/{tc.max_iter}: loss {loss:.4g}, validation mean IU "
+                    f"{main_scores(metrics)['mean_iu']:.4f}, {rate:.1f} images/s"
+                )
         if run.plateau.stopped_at is not None:
             break
     bar.close()
     run.logger.close()
     return metrics
+
+
+def _start_line(run: RunState) -> str:
+    """What a run is about to do, in one line (logs that are not a terminal get this instead of a bar)."""
+    tc, d = run.cfg.train, run.cfg.data
+    start = f"resuming at step {run.start}" if run.start else "training"
+    return (
+        f"{start}: {run.model.arch} on {d.name} ({len(run.train_ds)} images), {tc.max_iter} steps of batch "
+        f"{d.batch_size * run.dist.world * tc.iter_size}, {dtype_name(run.dtype)} on {run.device} → {run.run_dir}"
+    )
 
 
 def _on_cadence(run: RunState, done: int) -> dict[str, Any] | None:
@@ -341,8 +362,8 @@ def _finish(run: RunState, metrics: dict[str, Any]) -> None:
             metric=selection_metric(run.cfg),
             best=run.best,
         )
-        if run.plateau.stopped_at is not None:
-            log.info("note: %s", run.plateau.reason(run.cfg.train.max_iter))
+        best = f"best {selection_metric(run.cfg)} {run.best:.4f}" if run.best >= 0 else "not evaluated"
+        log.info("finished: %s; %s", run.plateau.reason(run.cfg.train.max_iter), best)
     names = head_classes(metrics, run.train_ds, run.info.classes)
     if run.dist.main and metrics:
         write_run_outputs(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from . import COMMANDS
 from ._common import (
@@ -66,12 +67,13 @@ def run(args: argparse.Namespace) -> int:
     model, info = opened.model, opened.info
     data_cfg = info.config.get("data", {})
     name = args.dataset or data_cfg.get("name", "synthetic")
-    options = {**data_cfg.get("options", {}), **(data_cfg.get("val_options") or {})} if not args.dataset else {}
+    split = args.split or data_cfg.get("val_split", "val")
+    options = {} if args.dataset else split_options(data_cfg, split)
     pre = preprocessing_of(info)
     ds = get_dataset(
         name,
         args.root or data_cfg.get("root"),
-        args.split or data_cfg.get("val_split", "val"),
+        split,
         transforms=eval_transforms(pre),
         **options,
     )
@@ -103,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         dtype=dtype,
     )
     names = head_classes(model.heads, ds, info.classes)
+    scored = len(ds) if args.max_images is None else min(len(ds), args.max_images)
+    print(f"{name} split {split!r}: {scored} image(s)")
     print(report(metrics, names))
     if args.out:
         out = Path(args.out)
@@ -111,3 +115,13 @@ def run(args: argparse.Namespace) -> int:
             write_grid(model, ds, out / "grid.png", pre, names[next(iter(names))], args.grid, device)
         print(f"wrote {out / 'metrics.json'}")
     return 0
+
+
+def split_options(data: dict[str, Any], split: str) -> dict[str, Any]:
+    """The dataset options a checkpoint's training config gives ``split``: ``options``, then ``val_options`` for its
+    validation split or ``test_options`` for its held-out split (a split means what the run's report means)."""
+    extra = {
+        data.get("val_split", "val"): data.get("val_options"),
+        data.get("test_split", "test"): data.get("test_options"),
+    }.get(split)
+    return {**(data.get("options") or {}), **(extra or {})}
