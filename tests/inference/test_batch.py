@@ -182,6 +182,8 @@ def test_ray_two_workers_equal_one_process(tmp_path, checkpoint) -> None:
     assert one.returncode == 0 and ray.returncode == 0, ray.stderr[-2000:]
     assert _masks(tmp_path / "ray") == _masks(tmp_path / "one") and len(_masks(tmp_path / "one")) == 5
     assert len((tmp_path / "ray" / "manifest.jsonl").read_text().splitlines()) == 5
+    noise = [line for line in ray.stderr.splitlines() if line.strip() and not line.startswith("fcnseg")]
+    assert noise == [], noise[:5]  # Ray's own WARN / INFO / core_worker lines are not the user's
 
 
 def test_segment_batch_is_a_map_batches_callable(checkpoint) -> None:

@@ -212,3 +212,23 @@ def test_gradient_accumulation_all_reduces_on_the_last_micro_step_only(monkeypat
     total, images = step_mod._accumulate(run)
     assert (run.ddp_model.unsynced, run.ddp_model.synced) == (2, 1)
     assert images == 2 * 2 * 3 and torch.isfinite(total)
+
+
+def test_wrapping_for_ddp_raises_no_deprecation_warning(monkeypatch) -> None:
+    """torch 2.14 renamed ``broadcast_buffers``; the old name printed a FutureWarning twice per run."""
+    import socket
+    import warnings
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(port))
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            wrap_ddp(fcnseg.get_model("fcn8s_resnet18", num_classes=3, width=1 / 16), torch.device("cpu"))
+        assert not [w for w in caught if issubclass(w.category, FutureWarning)], [str(w.message) for w in caught]
+    finally:
+        dist.destroy_process_group()

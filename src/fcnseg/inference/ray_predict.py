@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -162,15 +163,18 @@ def predict_with_ray(
         threads = max(1, (os.cpu_count() or 1) // ray_options.workers)
         _init_ray(ray, ray_options.address, ray_options.workers)
         ds = ray.data.from_items([{"source": str(j.source), "stem": j.stem} for j in todo])
-        ds = ds.map_batches(
-            _WriteOutputs,
-            fn_constructor_args=(spec, options, str(out), opts, threads),
-            batch_size=RAY_BATCH,
-            compute=ray.data.ActorPoolStrategy(size=ray_options.workers),
-            num_cpus=0 if gpus else threads,
-            num_gpus=gpus,
-            batch_format="numpy",
-        )
+        with warnings.catch_warnings():  # Ray's own advice (max_restarts=0 as an extra kwarg) warns of itself
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ds = ds.map_batches(
+                _WriteOutputs,
+                fn_constructor_args=(spec, options, str(out), opts, threads),
+                batch_size=RAY_BATCH,
+                compute=ray.data.ActorPoolStrategy(size=ray_options.workers),
+                num_cpus=0 if gpus else threads,
+                num_gpus=gpus,
+                batch_format="numpy",
+                max_restarts=0,  # a worker that dies fails its jobs (a rerun redoes them); no core_worker warning
+            )
         with open(out / ".manifest.rank-ray.jsonl", "a", encoding="utf-8") as manifest:
             for row in ds.iter_rows():
                 if row["error"]:
@@ -197,12 +201,12 @@ def _probe(spec: ModelSpec) -> tuple[list[str], list[str]]:
 def _init_ray(ray: Any, address: str, workers: int) -> None:
     if ray.is_initialized():
         return
-    import logging
-
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
     if address == "local":
         ray.init(num_cpus=max(workers, os.cpu_count() or 1), **kwargs)
     else:
         ray.init(address=address, **kwargs)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
+    for name in ("ray", "ray.data"):  # Ray's own INFO/WARN lines (progress, authentication) are not the user's
+        logging.getLogger(name).setLevel(logging.ERROR)

@@ -8,9 +8,11 @@ DDP is told to leave them out of its per-step buffer broadcast.
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -78,8 +80,15 @@ def wrap_ddp(model: nn.Module, device: torch.device, *, sync_bn: bool = False) -
     ignored = fixed_buffers(model)
     nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, ignored)
     others = [n for n, _ in model.named_buffers() if n not in set(ignored)]
-    kwargs = {"device_ids": [device.index], "output_device": device.index} if device.type == "cuda" else {}
-    return nn.parallel.DistributedDataParallel(model, broadcast_buffers=bool(others) and not sync_bn, **kwargs)
+    kwargs: dict[str, Any] = (
+        {"device_ids": [device.index], "output_device": device.index} if device.type == "cuda" else {}
+    )
+    sync = bool(others) and not sync_bn
+    # torch ≥ 2.14 renamed broadcast_buffers (a FutureWarning on every run otherwise); the fixed buffers are equal on
+    # every rank, so the new name's sync at construction changes nothing
+    params = inspect.signature(nn.parallel.DistributedDataParallel.__init__).parameters
+    kwargs["forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"] = sync
+    return nn.parallel.DistributedDataParallel(model, **kwargs)
 
 
 def cleanup() -> None:
