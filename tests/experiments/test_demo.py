@@ -83,7 +83,9 @@ def test_demo_trains_the_three_stages_and_writes_table_pictures_and_report(tmp_p
         assert picture in report
     assert f"{100 * fcn8s['mean_iu']:.1f}" in report
     lines = table(result).splitlines()
-    assert lines[0].split()[:3] == ["net", "steps", "mean"] and [ln.split()[0] for ln in lines[1:]] == [
+    assert lines[0].split()[:5] == ["net", "stage", "steps", "total", "steps"] and [
+        ln.split()[0] for ln in lines[1:]
+    ] == [
         "FCN-32s",
         "FCN-16s",
         "FCN-8s",

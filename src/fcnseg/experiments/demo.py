@@ -185,11 +185,12 @@ def run_demo(
 
 
 def table(result: dict[str, Any]) -> str:
-    """The one table the demo prints: net, fine-tuning steps, held-out mean IU, boundary mean IU, time."""
-    lines = [f"{'net':<8} {'steps':>6} {'mean IU':>8} {'boundary mean IU':>17} {'time':>7}"]
+    """The one table the demo prints: net, its stage's steps and the total since the classifier (staged nets
+    continue from the one before), held-out mean IU, boundary mean IU, the stage's time."""
+    lines = [f"{'net':<8} {'stage steps':>11} {'total steps':>11} {'mean IU':>8} {'boundary mean IU':>17} {'time':>7}"]
     for net in result["nets"].values():
         lines.append(
-            f"{net['label']:<8} {net['steps']:>6} {net['mean_iu']:>8.3f} {net['boundary_mean_iu']:>17.3f} "
-            f"{net['train_s'] + net['eval_s']:>6.0f}s"
+            f"{net['label']:<8} {net['stage_steps']:>11} {net['steps']:>11} {net['mean_iu']:>8.3f} "
+            f"{net['boundary_mean_iu']:>17.3f} {net['train_s'] + net['eval_s']:>6.0f}s"
         )
     return "\n".join(lines)

@@ -1,7 +1,7 @@
 """FCN models: the registry, the factory, layers and weight transfer."""
 
 from . import zoo  # noqa: F401  (registers every model)
-from ._factory import get_model, list_models, register_model
+from ._factory import get_model, list_models, model_summary, register_model
 from .backbones import vgg16_trunk
 from .fcn import FCN
 from .freeze import freeze
@@ -18,6 +18,7 @@ __all__ = [
     "get_model",
     "list_models",
     "load_backbone_weights",
+    "model_summary",
     "register_model",
     "set_upsampling",
     "vgg16_trunk",

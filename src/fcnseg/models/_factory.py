@@ -13,7 +13,15 @@ from .backbones.base import TrunkSpec
 from .backbones.vgg16 import check_output_stride
 from .fcn import FCN
 
-__all__ = ["MODELS", "build_fcn", "default_preprocessing", "get_model", "list_models", "register_model"]
+__all__ = [
+    "MODELS",
+    "build_fcn",
+    "default_preprocessing",
+    "get_model",
+    "list_models",
+    "model_summary",
+    "register_model",
+]
 
 MODELS: Registry[Callable[..., FCN]] = Registry("model")
 register_model = MODELS.register
@@ -27,6 +35,12 @@ def list_models(pattern: str | None = None) -> list[str]:
         ['fcn16s_vgg16', 'fcn32s_vgg16', 'fcn8s_atonce_vgg16', 'fcn8s_vgg16']
     """
     return MODELS.list(pattern)
+
+
+def model_summary(name: str) -> str:
+    """What the registered net ``name`` is, in one line (its entry point's docstring's first line)."""
+    doc = (MODELS.get(name).__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""
 
 
 def get_model(

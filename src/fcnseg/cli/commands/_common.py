@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from ...preprocessing import PRESETS
@@ -65,7 +66,7 @@ def device_of(args: argparse.Namespace) -> Any:
 def add_model_args(p: argparse.ArgumentParser, checkpoint_help: str = "an fcnseg .safetensors checkpoint") -> None:
     """``--checkpoint CKPT``, or ``--model NAME --weights FILE`` (with ``--num-classes``, ``--preprocessing``)."""
     g = p.add_argument_group("model (a checkpoint, or a registry name with a weights file)")
-    g.add_argument("--checkpoint", help=checkpoint_help)
+    g.add_argument("--checkpoint", help=f"{checkpoint_help} (default: the quick start's {DEMO_CHECKPOINT})")
     g.add_argument("--model", help="registry name, with --weights")
     g.add_argument("--weights", help=".safetensors or state-dict file (e.g. from 'fcnseg convert')")
     g.add_argument("--num-classes", type=COUNT, help="with --model; default: read from the weights")
@@ -77,10 +78,23 @@ def add_model_args(p: argparse.ArgumentParser, checkpoint_help: str = "an fcnseg
     )
 
 
+#: what a model-taking command opens when it is given no model: the quick start's (``fcnseg demo``'s) model
+DEMO_CHECKPOINT = Path("runs/demo/checkpoints/best.safetensors")
+
+
 def spec_of(args: argparse.Namespace) -> Any:
-    """The :class:`~fcnseg.runtime.model_source.ModelSpec` the command line names."""
+    """The :class:`~fcnseg.runtime.model_source.ModelSpec` the command line names; none named: the quick start's
+    model (as ``serve`` does), or a one-line error saying how to get one."""
+    from ...errors import ConfigError
     from ...runtime.model_source import ModelSpec
 
+    if not (args.checkpoint or args.model or args.weights):
+        if not DEMO_CHECKPOINT.is_file():
+            raise ConfigError(
+                f"no --checkpoint given, and the quick start's model {DEMO_CHECKPOINT} is not here: run `fcnseg "
+                "demo` first (it trains one in a few minutes), or pass --checkpoint CKPT.safetensors"
+            )
+        args.checkpoint = str(DEMO_CHECKPOINT)
     return ModelSpec(
         checkpoint=args.checkpoint,
         model=args.model,

@@ -54,5 +54,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"  fcnseg predict --checkpoint {out}/checkpoints/best.safetensors YOUR_IMAGES --out preds/")
     print(f"  fcnseg serve --checkpoint {out}/checkpoints/best.safetensors")
     print("  fcnseg train configs/synthetic-fcn8s.yaml")
-    print("  fcnseg experiment miniature     # the paper's Table 2 in miniature (~30 min)")
+    print("  fcnseg experiment miniature     # the paper's Table 2 in miniature, every net to its plateau (hours)")
     return 0

@@ -20,10 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from ...models import list_models
+    from ...models import list_models, model_summary
 
-    for name in list_models(args.pattern):
-        print(name)
+    names = list_models(args.pattern)
+    width = max((len(n) for n in names), default=0)
+    for name in names:
+        print(f"{name:<{width}}  {model_summary(name)}")
     return 0
 
 

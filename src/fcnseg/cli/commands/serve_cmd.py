@@ -14,7 +14,7 @@ from ._common import PORT, add_device_arg, add_engine_arg, add_model_args, devic
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help=COMMANDS["serve"][1])
-    add_model_args(p, checkpoint_help="an fcnseg .safetensors checkpoint (default: the quick start's model)")
+    add_model_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--port", type=PORT, default=8000, help="TCP port (default 8000)")
     p.add_argument(
