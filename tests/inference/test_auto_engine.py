@@ -50,8 +50,7 @@ def checkpoint(tmp_path) -> Path:
 def _tune_with(monkeypatch, engine: str) -> None:
     """Tune at once, with ``engine`` the one expected to be fastest (this tiny model is far under MIN_FORWARD_S)."""
     monkeypatch.setattr(auto_mod, "MIN_FORWARD_S", {"cpu": 0.0, "cuda": 0.0})
-    monkeypatch.setattr(AutoEngine, "_best_estimate", lambda self: Estimate(engine, 2.0, 0.0))
-    monkeypatch.setattr(auto_mod, "tuning_pays", lambda *a, **k: (True, "test"))
+    monkeypatch.setattr(AutoEngine, "_worth_tuning", lambda self, torch_s, spent_s: [Estimate(engine, 2.0, 0.0)])
 
 
 def _image(seed: int = 0, size: int = 64) -> np.ndarray:
@@ -65,6 +64,19 @@ def _beside(checkpoint: Path) -> list[str]:
 def test_size_bucket_groups_images_by_pixel_count() -> None:
     assert size_bucket(37, 41) == 64 and size_bucket(500, 500) == 512 and size_bucket(375, 500) == 512
     assert size_bucket(513, 513) == 1024 and size_bucket(1, 1) == 64
+
+
+def test_auto_tunes_the_engines_that_pay_most_first(checkpoint, monkeypatch) -> None:
+    """With many images left, the engines whose expected saving is largest are tuned (at most two)."""
+    monkeypatch.setattr(auto_mod, "MIN_FORWARD_S", {"cpu": 0.0})
+    estimates = [Estimate("torch-bf16", 1.5, 0.0), Estimate("openvino-int8", 3.0, 1e9), Estimate("onnxruntime", 2.0, 0)]
+    monkeypatch.setattr(AutoEngine, "_estimates", lambda self: estimates)
+    tuned: list[list[str]] = []
+    monkeypatch.setattr(AutoEngine, "_tune", lambda self, x, bucket, names, reason: tuned.append(names))
+    seg = Segmenter(checkpoint, engine="auto", device="cpu")
+    seg.expect(1000)
+    seg.predict(_image())
+    assert tuned == [["onnxruntime", "torch-bf16"]]  # openvino-int8's build would never pay: left out
 
 
 def test_tuning_pays_only_when_the_images_left_save_more_than_it_costs() -> None:

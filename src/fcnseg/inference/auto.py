@@ -32,7 +32,7 @@ from torch import nn
 
 from ..errors import ConfigError, FCNError, first_line
 from ..runtime.hardware import fingerprint
-from .costs import Estimate, estimate, record, tuning_pays
+from .costs import Estimate, estimate, net_saving, record, tuning_pays
 from .decision import AGREEMENT, ROUNDS, Decision, agreement, size_bucket
 from .decision import sync as _sync
 from .engines import ENGINES, build_runner, default_engine, eligible
@@ -174,26 +174,40 @@ class AutoEngine(nn.Module):
         if seconds < MIN_FORWARD_S.get(self.device.type, 0.0):
             self.decisions[bucket] = Decision("torch", bucket, list(x.shape[-2:]), {"torch": seconds}, reason="small")
             return out
-        best = self._best_estimate()
-        if best is None:
-            return out
-        pays, why = tuning_pays(best, seconds, self.images_left, self._spent[bucket])
-        log.debug("engine auto at ~%dpx: %s: %s", bucket, "tuning" if pays else "PyTorch", why)
-        if pays:
-            self._tune(x, bucket, [best.engine], reason=why)
+        worth = self._worth_tuning(seconds, self._spent[bucket])
+        if worth:
+            self._tune(
+                x,
+                bucket,
+                [e.engine for e in worth],
+                reason=tuning_pays(worth[0], seconds, self.images_left, self._spent[bucket])[1],
+            )
         return out
 
-    def _best_estimate(self) -> Estimate | None:
-        """The engine expected to save the most here (None: PyTorch is the only one eligible)."""
+    def _estimates(self) -> list[Estimate]:
+        """Every eligible engine's expected speed-up and cost to have it ready (cheap when its graph is cached)."""
         exportable = self.source is not None
         names = [e for e in ENGINES if e != "torch" and eligible(e, self.device, exportable=exportable) is None]
         if not names:
-            return None
+            return []
         gb = sum(p.numel() * p.element_size() for p in self.model.parameters()) / 1e9
         fid = fingerprint(self.device)["id"]
         built = set(self._built_graphs())
-        estimates = [estimate(e, gb, fid, built=e in built) for e in names]
-        return max(estimates, key=lambda e: (e.speedup, -e.build_s))
+        return [estimate(e, gb, fid, built=e in built) for e in names]
+
+    def _worth_tuning(self, torch_s: float, spent_s: float) -> list[Estimate]:
+        """The (at most two) engines whose tuning pays now, the largest expected saving first."""
+        savings = [(net_saving(e, torch_s, self.images_left, spent_s), e) for e in self._estimates()]
+        paying = sorted((s for s in savings if s[0] > 0), key=lambda s: -s[0])
+        for saving, est in savings:
+            log.debug(
+                "engine auto: %s would save %.1f s net (×%.2f, %.1f s to have it)",
+                est.engine,
+                saving,
+                est.speedup,
+                est.build_s,
+            )
+        return [e for _, e in paying[:2]]
 
     def _built_graphs(self) -> list[str]:
         """Exported engines whose graph is already in the cache (loading them costs little)."""
@@ -242,7 +256,9 @@ class AutoEngine(nn.Module):
 
     def _measure(self, x: torch.Tensor, bucket: int, names: list[str]) -> Decision:
         decision = Decision("torch", bucket, list(x.shape[-2:]))
-        images = self.calibration()[:4] or [x[i].detach().cpu() for i in range(x.shape[0])]
+        if not self.calibration():  # no training images: the images being segmented calibrate (int8) and guard
+            self._calibration = [x[i].detach().cpu() for i in range(x.shape[0])]
+        images = self.calibration()[:4]
         with torch.inference_mode():
             refs = [self.runner("torch")(im.unsqueeze(0).to(self.device)) for im in images]
         candidates = ["torch"]

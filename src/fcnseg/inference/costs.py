@@ -21,7 +21,7 @@ from typing import Any
 from ..home import home
 from ..io import atomic_write
 
-__all__ = ["PRIOR", "Estimate", "estimate", "record", "tuning_pays"]
+__all__ = ["PRIOR", "Estimate", "estimate", "net_saving", "record", "tuning_cost", "tuning_pays"]
 
 #: engine → (speed-up over fp32 PyTorch, build seconds fixed, build seconds per GB of weights) before any
 #: measurement on this machine; reduced precisions only count where the CPU has their units (engines.eligible)
@@ -89,26 +89,35 @@ def record(engine: str, fingerprint_id: str, *, speedup: float, build_s: float, 
         pass
 
 
-def tuning_pays(
-    est: Estimate, torch_s: float, images_left: int | None, spent_s: float, guard_images: int = 4, rounds: int = 3
-) -> tuple[bool, str]:
-    """Whether tuning ``est.engine`` now repays itself, and the arithmetic that says so (one phrase).
-
-    Tuning costs the build, the accuracy guard (``guard_images`` through both engines) and the timing (``rounds``
-    of each, one warm-up). With ``images_left`` known it pays when they save more than that; unknown (a server,
-    a library call), it pays once the PyTorch time ``spent_s`` already spent on such images reaches the cost
-    (the rent-or-buy rule: never more than twice the best choice in hindsight).
-    """
+def tuning_cost(est: Estimate, torch_s: float, guard_images: int = 4, rounds: int = 3) -> float:
+    """Seconds to tune ``est.engine``: the build, the accuracy guard (``guard_images`` through both engines) and
+    the side-by-side timing (``rounds`` of each, one warm-up)."""
     engine_s = torch_s / est.speedup
-    cost = est.build_s + guard_images * (torch_s + engine_s) + (rounds + 1) * engine_s + rounds * torch_s
+    return est.build_s + guard_images * (torch_s + engine_s) + (rounds + 1) * engine_s + rounds * torch_s
+
+
+def net_saving(est: Estimate, torch_s: float, images_left: int | None, spent_s: float) -> float:
+    """Seconds tuning ``est.engine`` now is expected to save, its cost paid (> 0: it pays).
+
+    With ``images_left`` known: what they would save minus the cost. Unknown (a server, a library call): the PyTorch
+    time ``spent_s`` already spent on such images minus the cost — the rent-or-buy rule, never more than twice the
+    best choice in hindsight.
+    """
+    cost = tuning_cost(est, torch_s)
     if images_left is None:
-        ok = spent_s >= cost
-        return ok, (
+        return spent_s - cost
+    return images_left * (torch_s - torch_s / est.speedup) - cost
+
+
+def tuning_pays(est: Estimate, torch_s: float, images_left: int | None, spent_s: float) -> tuple[bool, str]:
+    """Whether tuning ``est.engine`` now repays itself (:func:`net_saving` > 0), and the arithmetic (one phrase)."""
+    cost = tuning_cost(est, torch_s)
+    saving = net_saving(est, torch_s, images_left, spent_s)
+    if images_left is None:
+        return saving > 0, (
             f"{spent_s:.1f} s spent in PyTorch vs {cost:.1f} s to tune {est.engine} (×{est.speedup:.2f} expected)"
         )
-    saving = images_left * (torch_s - engine_s)
-    ok = saving > cost
-    return ok, (
-        f"{images_left} image(s) × {torch_s:.2f} s would save {saving:.1f} s on {est.engine} "
+    return saving > 0, (
+        f"{images_left} image(s) × {torch_s:.2f} s would save {saving + cost:.1f} s on {est.engine} "
         f"(×{est.speedup:.2f} expected) against {cost:.1f} s to tune it"
     )
