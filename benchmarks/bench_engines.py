@@ -2,14 +2,14 @@
 
 Usage:  python benchmarks/bench_engines.py [--model fcn8s_vgg16] [--size 500] [--repeats 5] [--json FILE]
 
-Runs ``fcnseg bench`` for one model with every path (eager, bf16, fast = onnxruntime fp32, int8,
-openvino, openvino-bf16, auto; each in its own process) plus torchfcn's eager ``FCN8s`` (its released
-source, fetched as ``.ci/run`` does into ``.cache/torchfcn``; skipped, saying so, without it), all against
-per-precision GEMM floors measured in the same run, then prints the ratios the issue asks for:
+Runs ``fcnseg bench`` for one model with every engine of the registry (each in its own process) and ``auto`` (as
+it runs once tuned: ``fcnseg tune``'s decision in a fresh FCNSEG_HOME), plus torchfcn's eager ``FCN8s`` (its
+released source, fetched as ``.ci/run`` does into ``.cache/torchfcn``; skipped, saying so, without it), all against
+per-precision GEMM floors measured in the same run, then prints the ratios the issues ask for:
 
-- auto / best single path (target ≤ 1.05);
-- fast (fp32) / auto and torchfcn eager / auto (targets ≥ 2 and ≥ 2.5 where the CPU has bf16 units);
-- auto / its precision's floor (≤ 1.3) and fast / the fp32 floor (≤ 1.10); peak RSS (≤ 2 GB).
+- auto / best single engine (target ≤ 1.05);
+- onnxruntime (fp32) / auto and torchfcn eager / auto;
+- auto / its precision's floor (≤ 1.3), onnxruntime / the fp32 floor; peak RSS.
 """
 
 from __future__ import annotations
@@ -25,23 +25,33 @@ from fcnseg.io import atomic_write
 
 REPO = Path(__file__).resolve().parents[1]
 
-_TORCHFCN_CHILD = """
-import importlib.util, json, statistics, sys, time, types
-import torch
-root, size, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-sys.modules.setdefault("fcn", types.ModuleType("fcn"))
-spec = importlib.util.spec_from_file_location("tf", root, submodule_search_locations=[root.rsplit("/", 1)[0]])
-mod = importlib.util.module_from_spec(spec); sys.modules["tf"] = mod; spec.loader.exec_module(mod)
-model = mod.FCN8s(n_class=21).eval()
-x = torch.randn(1, 3, size, size)
-with torch.inference_mode():
-    model(x)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter(); model(x); times.append(time.perf_counter() - t)
-hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-print(json.dumps({"latency_s": statistics.median(times), "peak_rss_mb": hwm / 1024}))
-"""
+
+def torchfcn_child(root: str, size: int, repeats: int) -> None:
+    """torchfcn's ``FCN8s`` from its released source, timed in this process (``--torchfcn-child``)."""
+    import importlib.util
+    import statistics
+    import time
+    import types
+
+    import torch
+
+    sys.modules.setdefault("fcn", types.ModuleType("fcn"))
+    spec = importlib.util.spec_from_file_location("tf", root, submodule_search_locations=[root.rsplit("/", 1)[0]])
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["tf"] = mod
+    spec.loader.exec_module(mod)
+    model = mod.FCN8s(n_class=21).eval()
+    x = torch.randn(1, 3, size, size)
+    with torch.inference_mode():
+        model(x)
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - t)
+    with open("/proc/self/status") as f:
+        hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    print(json.dumps({"latency_s": statistics.median(times), "peak_rss_mb": hwm / 1024}))
 
 
 def torchfcn(size: int, repeats: int) -> dict | None:
@@ -53,7 +63,7 @@ def torchfcn(size: int, repeats: int) -> dict | None:
         )
         return None
     out = subprocess.run(
-        [sys.executable, "-c", _TORCHFCN_CHILD, str(hits[0]), str(size), str(repeats)],
+        [sys.executable, __file__, "--torchfcn-child", str(hits[0]), str(size), str(repeats)],
         capture_output=True,
         text=True,
         check=True,
@@ -71,15 +81,18 @@ def ratios(results: dict, ref: dict | None) -> dict[str, float]:
         "auto_over_its_floor": m["auto"]["ratio_to_floor"],
         "auto_peak_rss_mb": m["auto"]["peak_rss_mb"],
     }
-    if "fast" in m:
-        out["fast_over_auto"] = m["fast"]["latency_s"] / auto
-        out["fast_over_fp32_floor"] = m["fast"]["ratio_to_floor"]
+    if "onnxruntime" in m:
+        out["onnxruntime_over_auto"] = m["onnxruntime"]["latency_s"] / auto
+        out["onnxruntime_over_fp32_floor"] = m["onnxruntime"]["ratio_to_floor"]
     if ref:
         out["torchfcn_eager_over_auto"] = ref["latency_s"] / auto
     return out
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--torchfcn-child"]:
+        torchfcn_child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        return 0
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="fcn8s_vgg16")
     p.add_argument("--size", type=int, default=500)

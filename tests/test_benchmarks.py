@@ -31,3 +31,32 @@ def test_bench_train_compares_three_loops_on_the_same_work() -> None:
         assert row[key] > 0
     assert row["ratio"] == pytest.approx(row["fcnseg_images_per_s"] / row["plain_images_per_s"])
     assert row["amp_ratio"] == pytest.approx(row["amp_images_per_s"] / row["plain_images_per_s"])
+
+
+@pytest.mark.slow
+def test_first_mask_benchmark_times_torch_and_auto_side_by_side(tmp_path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "first.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "bench_first_mask.py"),
+            "--model",
+            "fcn8s_resnet18",
+            "--counts",
+            "1",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    one = result["jobs"]["1"]
+    assert {"torch", "auto, fresh cache", "auto, warm cache", "auto fresh / torch"} <= set(one)
+    assert set(result["startup"]) == {"fcnseg --help", "fcnseg predict --help", "argument error"}

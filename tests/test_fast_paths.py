@@ -66,7 +66,7 @@ def test_compiled_path_gives_the_model_output() -> None:
 @pytest.mark.slow
 def test_bench_reports_floor_ratio_and_memory(tmp_path, capsys) -> None:
     out = tmp_path / "bench.json"
-    paths = ["eager", "bf16", "fast", "int8", "openvino-bf16", "auto"]
+    paths = ["torch", "torch-bf16", "onnxruntime", "onnxruntime-int8", "openvino-bf16", "openvino-int8", "auto"]
     args = ["bench", "--models", "fcn32s_alexnet", "--paths", *paths, "--size", "64", "--repeats", "1"]
     assert main([*args, "--json", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -84,7 +84,7 @@ def test_bench_reports_floor_ratio_and_memory(tmp_path, capsys) -> None:
         floor = results["floors"][r["precision"]]["gflops"]  # each path against its own precision's floor
         assert r["floor_s"] == pytest.approx(r["gflop"] / floor)
         assert r["ratio_to_floor"] == pytest.approx(r["latency_s"] / r["floor_s"]) and r["peak_rss_mb"] > 0
-    assert results["models"]["fcn32s_alexnet/bf16"]["precision"] == "bf16"
+    assert results["models"]["fcn32s_alexnet/torch-bf16"]["precision"] == "bf16"
     assert results["models"]["fcn32s_alexnet/auto"]["engine"]
 
 
