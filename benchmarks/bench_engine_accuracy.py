@@ -7,13 +7,14 @@ past its label-agreement guard; this measures what that costs in mean IU on held
 held-out set is SyntheticShapes's ``test`` split at the training size (never trained on, calibrated on
 or selected on); int8 calibrates on the checkpoint's training images as ``fcnseg predict`` does. Each
 engine runs through :class:`fcnseg.inference.Segmenter` (the path users run), on the same images, with
-the exported graphs in a temporary copy of the checkpoint's folder. Latency is per image, median.
+the exported graphs in a temporary FCNSEG_HOME. Latency is per image, median.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -22,31 +23,31 @@ from pathlib import Path
 
 import torch
 
-from fcnseg.data import SyntheticShapes
-from fcnseg.data.transforms import eval_transforms
+from fcnseg.data import SyntheticShapes, eval_transforms
 from fcnseg.inference import Segmenter
 from fcnseg.inference.auto import agreement
-from fcnseg.inference.engines import unavailable
+from fcnseg.inference.engines import ENGINES, unavailable
 from fcnseg.metrics import ConfusionMatrix
 from fcnseg.runtime.checkpoint import load_checkpoint, preprocessing_of
 from fcnseg.runtime.hardware import isa_summary
 
-ENGINES = ("torch", "torch-bf16", "onnxruntime", "onnxruntime-int8", "openvino", "openvino-bf16")
+CPU_ENGINES = tuple(e for e, spec in ENGINES.items() if "cpu" in spec.devices)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint")
     ap.add_argument("--test", type=int, default=200, help="held-out scenes (default 200)")
-    ap.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    ap.add_argument("--engines", nargs="+", default=list(CPU_ENGINES), choices=CPU_ENGINES)
     ap.add_argument("--json")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
+    os.environ["FCNSEG_HOME"] = str(tmp / "home")  # every engine exported afresh, nothing left behind
     ckpt = Path(shutil.copy(args.checkpoint, tmp / Path(args.checkpoint).name))
     model, info = load_checkpoint(ckpt)
     size = info.config["data"]["options"].get("size", 128)
     test = SyntheticShapes(args.test, size, "test", transforms=eval_transforms(preprocessing_of(info)))
-    engines = [e for e in args.engines if unavailable(e, torch.device("cpu"), source=ckpt) is None]
+    engines = [e for e in args.engines if unavailable(e, torch.device("cpu"), exportable=True) is None]
     segs = {e: Segmenter(ckpt, engine=e) for e in engines}
     cms = {e: ConfusionMatrix(model.num_classes) for e in engines}
     times: dict[str, list[float]] = {e: [] for e in engines}

@@ -92,6 +92,7 @@ def test_a_bare_models_preprocessing_follows_its_trunks_weights() -> None:
 def test_a_synthetic_shapes_model_says_once_what_it_knows(tmp_path, caplog, capsys) -> None:
     """The demo's model paints shapes on photographs: Segmenter and predict say so, once, before they segment."""
     import logging
+    import shutil
 
     from fcnseg.cli.main import main
     from fcnseg.train import fit
@@ -101,9 +102,11 @@ def test_a_synthetic_shapes_model_says_once_what_it_knows(tmp_path, caplog, caps
     ckpt = tmp_path / "run" / "checkpoints" / "last.safetensors"
     with caplog.at_level(logging.WARNING, logger="fcnseg"):
         Segmenter(ckpt, device="cpu", engine="torch")
+        Segmenter(ckpt, device="cpu", engine="torch")  # the same model again in this process: said once
     assert [r.getMessage() for r in caplog.records].count(fcnseg.runtime.domain.SYNTHETIC_NOTE) == 1
     Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(tmp_path / "photo.png")
-    assert main(["predict", "--checkpoint", str(ckpt), str(tmp_path / "photo.png"), "--out", str(tmp_path / "o")]) == 0
+    other = shutil.copy(ckpt, tmp_path / "copy.safetensors")  # another model file: a run of its own
+    assert main(["predict", "--checkpoint", str(other), str(tmp_path / "photo.png"), "--out", str(tmp_path / "o")]) == 0
     err = capsys.readouterr().err
     assert err.count("trained on fcnseg's synthetic shapes only") == 1
     bare = Segmenter(fcnseg.get_model("fcn8s_resnet18", num_classes=3, width=1 / 16))  # nothing recorded: silent

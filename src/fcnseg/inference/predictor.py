@@ -91,7 +91,7 @@ class Segmenter:
             opened = open_model(spec)
             self.model, self.info, file = opened.model, opened.info, opened.file
             self.classes = list(opened.info.classes)
-            warn_if_synthetic(self.info)  # once: a synthetic-shapes model paints shapes on photographs
+            warn_if_synthetic(self.info, file)  # once: a synthetic-shapes model paints shapes on photographs
         if isinstance(preprocessing, str):
             preprocessing = preset(preprocessing)
         default = getattr(self.model, "preprocessing", CAFFE_VOC)  # a bare model: what its trunk's weights expect

@@ -3,7 +3,8 @@
 A model knows only the classes and the kind of images it was trained on; on anything else (a photograph shown
 to a net trained on synthetic shapes) it still paints its own classes. :func:`trained_on` names that data;
 :func:`warn_if_synthetic` says once, through the ``fcnseg`` logger, when a model of fcnseg's synthetic shapes is
-about to segment images of any kind (``predict``, a ``Segmenter``, ``serve`` says it on its page).
+about to segment images of any kind (``predict``, a ``Segmenter``; ``serve`` says it on its page), once per process
+and model.
 """
 
 from __future__ import annotations
@@ -46,9 +47,15 @@ def trained_on(info: Any) -> tuple[str | None, str]:
     return name, DESCRIPTIONS.get(name, f"the {name} dataset")
 
 
-def warn_if_synthetic(info: Any) -> bool:
-    """Warn (once per call) that a synthetic-shapes model paints shapes on photographs; True when it warned."""
-    if trained_on(info)[0] != "synthetic":
+#: the models this process has already warned about (by their file)
+_warned: set[str] = set()
+
+
+def warn_if_synthetic(info: Any, source: Any = None) -> bool:
+    """Warn that a synthetic-shapes model paints shapes on photographs, once per process and model file
+    (``source``); True when it warned now."""
+    if trained_on(info)[0] != "synthetic" or str(source) in _warned:
         return False
+    _warned.add(str(source))
     log.warning(SYNTHETIC_NOTE)
     return True
