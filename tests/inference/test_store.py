@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -81,6 +82,24 @@ def test_a_failed_make_leaves_nothing_in_the_cache(checkpoint) -> None:
     with pytest.raises(ExportError):
         store.graph("onnx", INTERFACE, fails)
     assert not (store.root / "onnx").exists() and not list(store.root.glob(".tmp-*"))
+
+
+def test_a_graph_made_from_another_graph_of_the_entry_does_not_wait_for_itself(checkpoint) -> None:
+    """The int8 OpenVINO graph is quantized from the entry's ONNX graph: made inside the entry's lock, the ONNX
+    graph must take that lock again, not wait for it (a second flock on the same file waited forever)."""
+    store, calls, made = GraphStore(checkpoint), [], []
+
+    def openvino_int8(folder: Path) -> str:
+        onnx = store.graph("onnx", INTERFACE, _make(calls))
+        (folder / "model.xml").write_bytes(onnx.read_bytes() + b" quantized")
+        return "model.xml"
+
+    worker = threading.Thread(target=lambda: made.append(store.graph("openvino-int8", INTERFACE, openvino_int8)))
+    worker.daemon = True  # a deadlocked worker must not hold the test run at exit
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "making a graph inside another graph's make waited for its own lock"
+    assert made[0].read_bytes() == b"graph quantized" and calls == [1]
 
 
 def _slow_make(args: tuple[str, str, str]) -> str:

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from importlib import metadata
@@ -70,16 +71,39 @@ def _read_json(path: Path) -> Any:
         return None
 
 
+#: process-local side of the locks: one re-entrant lock and a depth per lock file
+_GUARD = threading.Lock()
+_THREAD_LOCKS: dict[str, threading.RLock] = {}
+_DEPTH: dict[str, int] = {}
+
+
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path`` for the block (released by the OS if the process dies)."""
+    """An exclusive ``flock`` on ``path`` for the block (released by the OS if the process dies).
+
+    Re-entrant within a process: a block that already holds it (e.g. the int8 OpenVINO graph being made, which
+    needs the entry's ONNX graph) takes it again without waiting — a second ``flock`` on a new descriptor of the
+    same file would wait for the first forever. Threads of one process take turns through a lock of their own.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    key = os.path.realpath(path)
+    with _GUARD:
+        thread_lock = _THREAD_LOCKS.setdefault(key, threading.RLock())
+    with thread_lock:
+        depth = _DEPTH.get(key, 0)
+        _DEPTH[key] = depth + 1
+        try:
+            if depth:
+                yield
+            else:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                    yield
+                finally:
+                    os.close(fd)
+        finally:
+            _DEPTH[key] -= 1
 
 
 def content_key(path: Path) -> str:
