@@ -19,6 +19,7 @@ from ..io import read_image
 from ..preprocessing import CAFFE_VOC, Preprocessing, preset
 from ..runtime.checkpoint import CheckpointInfo, preprocessing_of
 from ..runtime.model_source import ModelSpec, open_model
+from ..weights.resolve import resolve_spec
 
 __all__ = ["Segmenter", "SegmenterOptions"]
 
@@ -41,10 +42,12 @@ class Segmenter:
     """Segment images with a model, a checkpoint, or a registry name with weights.
 
     Args:
-        source: an FCN; the path of an fcnseg ``.safetensors`` checkpoint; a registry name with ``weights``; or a
-            :class:`~fcnseg.runtime.model_source.ModelSpec`. A checkpoint brings its classes, preprocessing and
-            training config (:attr:`info`); a bare model has numbered classes.
-        weights: with a registry name: its weights file (``num_classes`` read from it unless given).
+        source: an FCN; the path of an fcnseg ``.safetensors`` checkpoint; pretrained weights by full name
+            (``"fcn8s_vgg16.voc"``, ``"hf://OWNER/NAME"``); a registry name with ``weights``; or a
+            :class:`~fcnseg.runtime.model_source.ModelSpec`. A checkpoint (or pretrained weights) brings its classes,
+            preprocessing and training config (:attr:`info`); a bare model has numbered classes.
+        weights: with a registry name: registry weights (``"voc"``: fetched and cached on first use,
+            :mod:`fcnseg.weights`) or a weights file (``num_classes`` read from it unless given).
         preprocessing: a :class:`~fcnseg.preprocessing.Preprocessing` or preset name; overrides the checkpoint's
             (default for a bare model or bare weights: the reference's Caffe VOC).
         device: ``auto`` (CUDA when present, the command line's default too), ``cpu``, ``cuda`` or ``cuda:N``.
@@ -86,7 +89,7 @@ class Segmenter:
             self.model, self.classes = source, list(default_classes(int(getattr(source, "num_classes", 0) or 0)))
         else:
             spec = source if isinstance(source, ModelSpec) else ModelSpec.of(source, weights, num_classes=num_classes)
-            opened = open_model(spec)
+            opened = open_model(resolve_spec(spec))  # registry and Hub weights: their cached checkpoint
             self.model, self.info, file = opened.model, opened.info, opened.file
             self.classes = list(opened.info.classes)
         if isinstance(preprocessing, str):

@@ -64,10 +64,15 @@ def device_of(args: argparse.Namespace) -> Any:
 
 def add_model_args(p: argparse.ArgumentParser, checkpoint_help: str = "an fcnseg .safetensors checkpoint") -> None:
     """``--checkpoint CKPT``, or ``--model NAME --weights FILE`` (with ``--num-classes``, ``--preprocessing``)."""
-    g = p.add_argument_group("model (a checkpoint, or a registry name with a weights file)")
+    g = p.add_argument_group("model (a checkpoint, or a registry name with pretrained weights or a weights file)")
     g.add_argument("--checkpoint", help=checkpoint_help)
-    g.add_argument("--model", help="registry name, with --weights")
-    g.add_argument("--weights", help=".safetensors or state-dict file (e.g. from 'fcnseg convert')")
+    g.add_argument("--model", help="registry name (fcnseg list), with --weights")
+    g.add_argument(
+        "--weights",
+        help="pretrained weights: a tag of --model (voc), a full name (fcn8s_vgg16.voc; see 'fcnseg weights'), "
+        "hf://OWNER/NAME[@REVISION]; fetched, checked and cached on first use; or a .safetensors or state-dict "
+        "file (e.g. from 'fcnseg convert')",
+    )
     g.add_argument("--num-classes", type=COUNT, help="with --model; default: read from the weights")
     g.add_argument(
         "--preprocessing",
@@ -78,15 +83,19 @@ def add_model_args(p: argparse.ArgumentParser, checkpoint_help: str = "an fcnseg
 
 
 def spec_of(args: argparse.Namespace) -> Any:
-    """The :class:`~fcnseg.runtime.model_source.ModelSpec` the command line names."""
+    """The :class:`~fcnseg.runtime.model_source.ModelSpec` the command line names; registry and Hub weights are
+    fetched and converted now (once: later runs read the cache) and named by their cached checkpoint."""
     from ...runtime.model_source import ModelSpec
+    from ...weights.resolve import resolve_spec
 
-    return ModelSpec(
-        checkpoint=args.checkpoint,
-        model=args.model,
-        weights=args.weights,
-        num_classes=args.num_classes,
-        preprocessing=args.preprocessing,
+    return resolve_spec(
+        ModelSpec(
+            checkpoint=args.checkpoint,
+            model=args.model,
+            weights=args.weights,
+            num_classes=args.num_classes,
+            preprocessing=args.preprocessing,
+        )
     )
 
 
