@@ -39,11 +39,11 @@ def reference_model(net: str, width: float = W) -> Any:
     return fcnseg.models.get_model(ref.arch, **kwargs)
 
 
-def write_caffemodel(path: Path, net: str, width: float = W, seed: int = 0) -> Path:
-    """A ``.caffemodel`` of reference net ``net`` (current ``layer`` layout, random weights, bilinear upsampling)."""
+def write_caffemodel(path: Path, net: str, width: float = W) -> Path:
+    """A ``.caffemodel`` of reference net ``net`` (current ``layer`` layout, seeded random weights, bilinear
+    upsampling), written as ``tests/convert/test_caffe.py`` writes them."""
     from tests.convert.test_caffe import _layers_of, _write_new_layout
 
-    torch.manual_seed(seed)
     model = reference_model(net, width)
     extra = {"scale_pool4": 0.01, "scale_pool3": 0.0001} if "atonce" in net else None
     _write_new_layout(path, _layers_of(model), extra)
@@ -104,6 +104,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         with state["lock"]:
             state["counts"][name] += 1
             first = state["counts"][name] == 1
+        state["gate"].wait(timeout=300)  # held by the test (``Server.hold``) until it releases it
         mode = state["modes"].get(name)
         path = Path(self.directory) / name
         if mode == "404" or not path.is_file():
@@ -140,7 +141,9 @@ class Server:
         handler = lambda *a, **k: _Handler(*a, directory=str(root), **k)  # noqa: E731
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
-        self.httpd.state = {"counts": Counter(), "modes": {}, "lock": threading.Lock(), "delay": delay}
+        gate = threading.Event()
+        gate.set()
+        self.httpd.state = {"counts": Counter(), "modes": {}, "lock": threading.Lock(), "delay": delay, "gate": gate}
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -156,6 +159,25 @@ class Server:
     def modes(self) -> dict[str, str]:
         return self.httpd.state["modes"]
 
+    def hold(self) -> None:
+        """Keep every request waiting (after it is counted) until :meth:`release`."""
+        self.httpd.state["gate"].clear()
+
+    def release(self) -> None:
+        self.httpd.state["gate"].set()
+
+    def wait_for_request(self, name: str, timeout: float) -> bool:
+        """Wait until ``name`` has been requested; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.counts[name]:
+                return True
+            time.sleep(0.05)
+        return False
+
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        """Stop serving (idempotent): later requests are refused."""
+        if self.thread.is_alive():
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.thread.join()
