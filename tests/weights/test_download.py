@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -270,3 +271,53 @@ def test_two_processes_download_once(tmp_path, mirror, fcnseg_home) -> None:
     assert "waiting for another process" in waited
     assert mirror.counts[FILE] == 1
     assert out1 == out2 == f"{NAME}: {fcnseg_home / 'weights' / NAME / 'model.safetensors'}\n"
+
+
+def test_the_origin_url_when_no_mirror_is_set(tmp_path, mirror, fcnseg_home, monkeypatch) -> None:
+    write_caffemodel(mirror.root / FILE, "voc-fcn8s")
+    monkeypatch.delenv("FCNSEG_WEIGHTS_MIRROR")
+    entry = get_weights(NAME)
+    own = replace(scaled(entry), file=replace(entry.file, url=mirror.url + FILE, checksum=None))  # a lab's server
+    register_weights(own, replace=True)
+    try:
+        assert fetch.source_url(own.file) == mirror.url + FILE
+        assert cache.ensure(own).is_file() and mirror.counts[FILE] == 1
+    finally:
+        register_weights(entry, replace=True)
+
+
+def test_google_drive_origins_go_through_gdown(mirror, fcnseg_home, monkeypatch) -> None:
+    """torchfcn's files: without a mirror, gdown fetches the Drive id (its confirmation page is its business); the
+    md5 is checked all the same. Without gdown, one line names the extra."""
+    import torch
+
+    from fcnseg.models import get_model
+
+    monkeypatch.delenv("FCNSEG_WEIGHTS_MIRROR")
+    entry = get_weights("fcn32s_vgg16.voc-torchfcn")
+    state = get_model("fcn32s_vgg16", width=W).state_dict()
+    torch.save(state, mirror.root / entry.file.name)
+    md5 = hashlib.md5((mirror.root / entry.file.name).read_bytes()).hexdigest()
+    register_weights(scaled(entry, checksum=f"md5:{md5}"), replace=True)
+    calls = []
+
+    def download(id, output, quiet, retries):  # gdown.download's keywords as fcnseg calls it
+        calls.append(id)
+        Path(output).write_bytes((mirror.root / entry.file.name).read_bytes())
+        return output
+
+    fake = type(sys)("gdown")
+    fake.download = download
+    exceptions = type(sys)("gdown.exceptions")
+    exceptions.DownloadError = type("DownloadError", (Exception,), {})
+    fake.exceptions = exceptions
+    try:
+        monkeypatch.setitem(sys.modules, "gdown", None)
+        with pytest.raises(fetch.WeightsError, match=r"Google Drive files need gdown: pip install 'fcnseg\[gdrive\]'"):
+            cache.ensure(get_weights(entry.name))
+        monkeypatch.setitem(sys.modules, "gdown", fake)
+        monkeypatch.setitem(sys.modules, "gdown.exceptions", exceptions)
+        path = cache.ensure(get_weights(entry.name))
+    finally:
+        register_weights(entry, replace=True)
+    assert calls == ["11k2Q0bvRQgQbT6-jYWeh6nmAsWlSCY3f"] and path.is_file() and mirror.counts == {}

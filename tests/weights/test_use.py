@@ -152,3 +152,27 @@ def test_a_cached_checkpoint_is_an_ordinary_checkpoint(mirror, scaled_registry, 
     model, _ = load_checkpoint(path)
     assert path == fcnseg_home / "weights" / "fcn8s_vgg16.voc" / "model.safetensors" and model.arch == "fcn8s_vgg16"
     assert fcnseg.weights.is_cached(get_weights("fcn8s_vgg16.voc"))
+
+
+def test_the_loopback_benchmark_writes_the_release_layout(tmp_path) -> None:
+    """benchmarks/bench_weights_loopback.py streams the protobuf wire format itself (a 513 MB message would not fit in
+    Python lists): what it writes reads back blob for blob and converts as the release's FCN-8s."""
+    import importlib.util
+    from pathlib import Path
+
+    from fcnseg.convert import read_caffemodel
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_weights_loopback.py"
+    spec = importlib.util.spec_from_file_location("bench_weights_loopback", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    layers = bench.fcn8s_layers(W)
+    size = bench.write_caffemodel_stream(tmp_path / "f.caffemodel", layers)
+    assert size == (tmp_path / "f.caffemodel").stat().st_size
+    read = read_caffemodel(tmp_path / "f.caffemodel")
+    assert [layer.name for layer in read] == list(layers)
+    for layer in read:
+        for got, want in zip(layer.blobs, layers[layer.name], strict=True):
+            np.testing.assert_array_equal(got, want)
+    model, _ = convert_caffe(tmp_path / "f.caffemodel", "voc-fcn8s", width=W)
+    assert torch.equal(model.state_dict()["fc6.weight"], torch.from_numpy(layers["fc6"][0]))

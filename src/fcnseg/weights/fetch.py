@@ -222,7 +222,9 @@ def _http(file: WeightFile, reserve: float) -> Callable[..., None]:
             for attempt in range(ATTEMPTS):
                 if attempt:
                     time.sleep(0.2 * attempt)
-                headers = {"Range": f"bytes={done}-"} if done else {}
+                headers = {"Accept-Encoding": "identity"}  # the bytes as published: sizes and checksums hold
+                if done:
+                    headers["Range"] = f"bytes={done}-"
                 try:
                     with session.get(url, stream=True, timeout=TIMEOUT, headers=headers) as r:
                         if r.status_code >= 400:
