@@ -85,7 +85,8 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 _CHILD = """
-import sys
+import atexit, resource, sys
+atexit.register(lambda: print(f"peak_rss_kb={{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}}", file=sys.stderr))
 from dataclasses import replace
 from fcnseg.cli.main import main
 from fcnseg.weights import get_weights, register_weights
@@ -95,19 +96,20 @@ raise SystemExit(main(sys.argv[1:]))
 """
 
 
-def _run(args: list[str], env: dict[str, str], width: float, sha1: str) -> tuple[float, str]:
+def _run(args: list[str], env: dict[str, str], width: float, sha1: str) -> tuple[float, str, float]:
+    """Wall seconds, stderr and peak resident memory (GiB) of ``fcnseg ARGS`` in a child process."""
     start = time.perf_counter()
     child = [sys.executable, "-c", _CHILD.format(width=width, sha1=sha1), *args]
     out = subprocess.run(child, env=env, capture_output=True, text=True, timeout=3600)
     wall = time.perf_counter() - start
     if out.returncode != 0:
         raise SystemExit(f"fcnseg failed ({out.returncode}):\n{out.stderr[-3000:]}")
-    return wall, out.stderr
+    return wall, out.stderr, _seconds(r"peak_rss_kb=(\d+)", out.stderr) / 2**20
 
 
-def _seconds(pattern: str, text: str) -> float | None:
+def _seconds(pattern: str, text: str) -> float:
     found = re.search(pattern, text)
-    return float(found.group(1)) if found else None
+    return float(found.group(1)) if found else float("nan")
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -136,18 +138,23 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         }
         env.pop("FCNSEG_OFFLINE", None)
         predict = ["predict", "--model", "fcn8s_vgg16", "--weights", "voc", args.image]
-        first, log = _run([*predict, "--out", str(tmp / "p1")], env, args.width, sha1)
+        load = os.getloadavg()[0]
+        first, log, first_peak = _run([*predict, "--out", str(tmp / "p1")], env, args.width, sha1)
         httpd.shutdown()
-        second, _ = _run([*predict, "--out", str(tmp / "p2")], {**env, "FCNSEG_OFFLINE": "1"}, args.width, sha1)
+        offline = {**env, "FCNSEG_OFFLINE": "1"}
+        second, _, second_peak = _run([*predict, "--out", str(tmp / "p2")], offline, args.width, sha1)
         cached = tmp / "home" / "weights" / "fcn8s_vgg16.voc" / "model.safetensors"
         row = {
             "file_mb": size / 2**20,
             "cached_mb": cached.stat().st_size / 2**20,
             "write_s": written,
-            "download_s": _seconds(r"downloaded \S+ in ([\d.]+) s", log) or float("nan"),
-            "convert_s": _seconds(r"converted \S+ in ([\d.]+) s", log) or float("nan"),
+            "download_s": _seconds(r"downloaded \S+ in ([\d.]+) s", log),
+            "convert_s": _seconds(r"converted \S+ in ([\d.]+) s", log),
             "first_run_s": first,
             "cached_run_s": second,
+            "first_peak_gib": first_peak,
+            "cached_peak_gib": second_peak,
+            "load_1min": load,
         }
     report = _report(row, args, argv)
     print(report)
@@ -169,17 +176,19 @@ def _report(row: dict[str, float], args: argparse.Namespace, argv: list[str] | N
     return (
         f"{command}\n"
         f"machine: {cpu}, {os.cpu_count()} cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; "
-        f"python {platform.python_version()}\n"
+        f"python {platform.python_version()}; 1-minute load average {row['load_1min']:.1f} when it started (a shared "
+        "machine: another experiment was running)\n"
         f"file: fcn8s-heavy-pascal layout, width {args.width:g}, {row['file_mb']:.1f} MiB (random weights), served by "
         f"http.server on 127.0.0.1 as FCNSEG_WEIGHTS_MIRROR; image {Path(args.image).name}\n"
         "first run  (fcnseg predict --model fcn8s_vgg16 --weights voc IMG, fresh FCNSEG_HOME): "
-        f"{row['first_run_s']:.1f} s wall\n"
+        f"{row['first_run_s']:.1f} s wall, peak RSS {row['first_peak_gib']:.2f} GiB\n"
         f"  download + SHA-1 check (pooch, loopback): {row['download_s']:.1f} s\n"
         f"  conversion + checkpoint write + record:    {row['convert_s']:.1f} s  "
         f"(cached checkpoint {row['cached_mb']:.1f} MiB)\n"
         f"  the rest (start-up, cache check, model load, first prediction): "
         f"{row['first_run_s'] - row['download_s'] - row['convert_s']:.1f} s\n"
-        f"second run (FCNSEG_OFFLINE=1, server stopped: the cache only): {row['cached_run_s']:.1f} s wall\n"
+        f"second run (FCNSEG_OFFLINE=1, server stopped: the cache only): {row['cached_run_s']:.1f} s wall, "
+        f"peak RSS {row['cached_peak_gib']:.2f} GiB\n"
         f"(writing the test file took {row['write_s']:.1f} s, not counted)\n"
     )
 

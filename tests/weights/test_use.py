@@ -43,6 +43,8 @@ def test_get_model_with_weights_in_one_call(mirror, scaled_registry) -> None:
         fcnseg.get_model("fcn8s_vgg16", weights="voc", num_classes=5)
     with pytest.raises(ModelError, match="are for fcn8s_vgg16, not fcn32s_vgg16"):
         fcnseg.get_model("fcn32s_vgg16", weights="fcn8s_vgg16.voc")
+    with pytest.raises(ModelError, match="Unknown model 'fcn4s_vgg16'"):
+        fcnseg.get_model("fcn4s_vgg16", weights="voc")
     plain = fcnseg.get_model("fcn8s_vgg16", num_classes=3, width=W)  # without weights: the builder as before
     assert plain.num_classes == 3 and not hasattr(plain, "pretrained")
     assert mirror.counts[FILE] == 1

@@ -166,6 +166,8 @@ def get_model(name: str, *, weights: str | Weights | None = None, backbone_weigh
 
     if weights is None and name not in list_models() and is_registered(name):
         name, weights = get_weights(name).model, name
+    if name not in list_models():
+        return build(name, **kwargs)  # the registry's own error: the valid names and the closest ones
     if isinstance(backbone_weights, str) and is_registered(backbone_weights, _family(name)):
         backbone_weights = backbone_weights_for(backbone_weights, name)
     if weights is None:
