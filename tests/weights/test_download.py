@@ -75,9 +75,8 @@ def test_first_use_downloads_converts_caches_and_predicts_as_convert_caffe(
     (a, info), (b, _) = load_checkpoint(cached), load_checkpoint(direct)
     assert all((a.state_dict()[k] == v).all() for k, v in b.state_dict().items())
     assert info.config["weights"]["name"] == NAME and info.config["weights"]["metrics"] == {"mean_iu": 65.5}
-    assert (
-        info.config["data"] == {"name": "voc", "val_split": "seg11valid"} and read_info(cached).classes[15] == "person"
-    )
+    assert info.config["weights"]["eval_data"] == {"name": "voc", "val_split": "seg11valid"}
+    assert "data" not in info.config and read_info(cached).classes[15] == "person"  # no training set comes with it
     assert _left_behind(fcnseg_home) == [f"{NAME}/model.safetensors", f"{NAME}/record.json", "pins.json"]
 
     mirror.stop()  # later uses: the cache, no network (the server is gone and downloads are forbidden)

@@ -178,3 +178,42 @@ def test_the_loopback_benchmark_writes_the_release_layout(tmp_path) -> None:
             np.testing.assert_array_equal(got, want)
     model, _ = convert_caffe(tmp_path / "f.caffemodel", "voc-fcn8s", width=W)
     assert torch.equal(model.state_dict()["fc6.weight"], torch.from_numpy(layers["fc6"][0]))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--model", "fcn8s_vgg16", "--weights", "voc"],
+        ["--weights", "fcn8s_vgg16.voc"],
+        ["--checkpoint", "fcn8s_vgg16.voc"],
+    ],
+)
+def test_serve_and_tune_take_registry_weights(args, mirror, scaled_registry, monkeypatch, capsys) -> None:
+    pytest.importorskip("fastapi", reason="the serve extra: pip install 'fcnseg[serve]'")
+    import uvicorn
+
+    import fcnseg.serve
+    from fcnseg.cli.main import main
+
+    write_caffemodel(mirror.root / FILE, "voc-fcn8s")
+    served = []
+    real = fcnseg.serve.create_app
+    monkeypatch.setattr(fcnseg.serve, "create_app", lambda seg, **kw: served.append(seg) or real(seg, **kw))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: None)
+    assert main(["serve", *args, "--device", "cpu"]) == 0
+    assert served[0].classes[15] == "person" and served[0].preprocessing.bgr
+    assert f"serving {args[-1]} on http://127.0.0.1:8000/" in capsys.readouterr().out
+    assert main(["tune", *args, "--sizes", "40x30", "--engines", "onnxruntime"]) == 0
+    assert "40x30:" in capsys.readouterr().out and mirror.counts[FILE] == 1
+
+
+def test_eval_of_registry_weights_defaults_to_their_dataset(tmp_path, mirror, scaled_registry, capsys) -> None:
+    from fcnseg.cli.main import main
+
+    write_caffemodel(mirror.root / FILE, "voc-fcn8s")
+    assert main(["eval", "--weights", "fcn8s_vgg16.voc", "--root", str(tmp_path / "no-voc"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "VOCdevkit folder not found" in err  # the VOC dataset, by default: the weights' own
+    args = ["eval", "--weights", "fcn8s_vgg16.voc", "--dataset", "synthetic", "--split", "val", "--max-images", "2"]
+    assert main([*args, "--device", "cpu", "--engine", "torch"]) == 0
+    assert "mean IU" in capsys.readouterr().out

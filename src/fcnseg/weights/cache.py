@@ -221,7 +221,6 @@ def _convert(entry: Weights, raw: Path, out: Path, download: dict[str, Any]) -> 
     from ..runtime.checkpoint import save_checkpoint
 
     model, info = fcn_model(entry, raw)
+    # not a "data" section: that is the training data (calibration reads it), which these weights do not bring
     info.config = {"reference_net": entry.net, "weights": provenance}
-    if entry.eval_data:
-        info.config["data"] = dict(entry.eval_data)
     return save_checkpoint(out / "model", model, info)

@@ -32,11 +32,16 @@ _METRICS = {
 }
 
 
+def _data(info: CheckpointInfo) -> dict[str, Any]:
+    """The dataset of a checkpoint: its training data's section, or the one pretrained weights were published on."""
+    return info.config.get("data") or (info.config.get("weights") or {}).get("eval_data") or {}
+
+
 def _results(info: CheckpointInfo, measured: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The card's model-index results: metrics measured here (``fcnseg eval``'s metrics.json), else the
     published ones of registry weights."""
     weights = info.config.get("weights") or {}
-    data = info.config.get("data") or {}
+    data = _data(info)
     if measured:
         flat = measured if "mean_iu" in measured else next(iter(measured.values()), {})
         values = {k: 100 * float(v) for k, v in flat.items() if k in _METRICS and isinstance(v, (int, float))}
@@ -63,7 +68,7 @@ def _results(info: CheckpointInfo, measured: dict[str, Any] | None) -> list[dict
 def model_card(info: CheckpointInfo, name: str, *, measured: dict[str, Any] | None = None) -> str:
     """The ``README.md`` of a Hub repository ``name`` (``OWNER/NAME``) holding checkpoint ``info``."""
     weights = info.config.get("weights") or {}
-    data = info.config.get("data") or {}
+    data = _data(info)
     pre = preprocessing_of(info)
     front: dict[str, Any] = {
         "library_name": "fcnseg",

@@ -75,7 +75,8 @@ class Weights:
         metrics_source: where those figures were published.
         dataset: what they were measured on.
         licence: the terms the publisher gives.
-        eval_data: the dataset ``fcnseg eval`` defaults to (``name``, ``val_split``); None for trunks.
+        eval_data: the dataset ``fcnseg eval`` defaults to (``name``, ``val_split``; checkpoints carry it under
+            ``config["weights"]["eval_data"]``); None for trunks.
         note: anything a user must know (inputs other than photos, a trunk fcnseg cannot load).
         enum: torchvision's weights enum member (``VGG16_Weights.IMAGENET1K_V1``) for torchvision entries.
         width: channel multiplier of the net; below 1 only for scaled-down test files.
@@ -186,4 +187,5 @@ class Weights:
             "dataset": self.dataset,
             "licence": self.licence,
             "note": self.note,
+            "eval_data": dict(self.eval_data) if self.eval_data else None,
         }

@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
 
     opened = load_model_args(args)
     model, info = opened.model, opened.info
-    data_cfg = info.config.get("data", {})
+    # the training data's section, else the dataset pretrained weights were published on (fcnseg weights)
+    data_cfg = info.config.get("data") or (info.config.get("weights") or {}).get("eval_data") or {}
     name = args.dataset or data_cfg.get("name", "synthetic")
     options = {**data_cfg.get("options", {}), **(data_cfg.get("val_options") or {})} if not args.dataset else {}
     pre = preprocessing_of(info)
