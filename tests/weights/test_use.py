@@ -188,7 +188,7 @@ def test_the_loopback_benchmark_writes_the_release_layout(tmp_path) -> None:
         ["--checkpoint", "fcn8s_vgg16.voc"],
     ],
 )
-def test_serve_and_tune_take_registry_weights(args, mirror, scaled_registry, monkeypatch, capsys) -> None:
+def test_serve_takes_registry_weights(args, mirror, scaled_registry, monkeypatch, capsys) -> None:
     pytest.importorskip("fastapi", reason="the serve extra: pip install 'fcnseg[serve]'")
     import uvicorn
 
@@ -203,7 +203,19 @@ def test_serve_and_tune_take_registry_weights(args, mirror, scaled_registry, mon
     assert main(["serve", *args, "--device", "cpu"]) == 0
     assert served[0].classes[15] == "person" and served[0].preprocessing.bgr
     assert f"serving {args[-1]} on http://127.0.0.1:8000/" in capsys.readouterr().out
-    assert main(["tune", *args, "--sizes", "40x30", "--engines", "onnxruntime"]) == 0
+    assert mirror.counts[FILE] == 1
+
+
+@pytest.mark.slow
+def test_tune_takes_registry_weights(mirror, scaled_registry, capsys) -> None:
+    pytest.importorskip("onnxruntime", reason="the onnx extra: pip install 'fcnseg[onnx]'")
+    from fcnseg.cli.main import main
+
+    write_caffemodel(mirror.root / FILE, "voc-fcn8s")
+    assert (
+        main(["tune", "--model", "fcn8s_vgg16", "--weights", "voc", "--sizes", "40x30", "--engines", "onnxruntime"])
+        == 0
+    )
     assert "40x30:" in capsys.readouterr().out and mirror.counts[FILE] == 1
 
 
