@@ -125,16 +125,38 @@ def _reference_downloads(cwd: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (REFERENCE_DATA / "demo" / "image.jpg").is_file(), reason="shared/reference-data not found")
-def test_use_the_reference_weights(tmp_path) -> None:
+def test_use_the_reference_weights(tmp_path, monkeypatch) -> None:
+    """The release's site is a loopback mirror serving the scaled-down file; the commands run with the registry scaled
+    to that width (``tests/weights/scaled_cli.py``), and the hand conversion with the converter's hidden --width."""
+    from tests.weights.files import Server
+
     _reference_downloads(tmp_path)
+    (tmp_path / "mirror").mkdir()
+    shutil.copy(tmp_path / "fcn8s-heavy-pascal.caffemodel", tmp_path / "mirror")
+    server = Server(tmp_path / "mirror")
+    monkeypatch.setenv("FCNSEG_WEIGHTS_MIRROR", server.url)
+    monkeypatch.delenv("FCNSEG_OFFLINE", raising=False)
+    root = str(Path(__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])]))
+    cli = f"{sys.executable} -m tests.weights.scaled_cli "
 
     def scaled(line: str) -> str:
-        return line + " --width 0.0625" if line.startswith("fcnseg convert caffe") else line
+        line = line + " --width 0.0625" if line.startswith("fcnseg convert caffe") else line
+        return re.sub(r"(^|\s)fcnseg ", lambda m: m.group(1) + cli, line, count=1)
 
-    ran = run_page("reference-weights.md", tmp_path, scaled)
-    assert [c.split()[1] for c in ran] == ["convert", "info", "predict", "eval"]
+    try:
+        ran = run_page("reference-weights.md", tmp_path, scaled)
+    finally:
+        server.stop()
+    words = [c.split(cli, 1)[1].split()[0] for c in ran]
+    assert words == ["predict", "weights", "weights", "eval", "predict", "export", "convert", "info"]
+    assert server.counts["fcn8s-heavy-pascal.caffemodel"] == 1  # the offline run and the rest read the cache
     metrics = json.loads((tmp_path / "eval-seg11valid" / "metrics.json").read_text())
     assert 0 <= metrics["mean_iu"] <= 1 and (tmp_path / "demo-out" / "image.png").is_file()
+    assert (tmp_path / "demo-out-offline" / "image.png").read_bytes() == (
+        tmp_path / "demo-out" / "image.png"
+    ).read_bytes()
+    assert sorted(p.name for p in (tmp_path / "fcn8s-voc-hub").iterdir()) == ["README.md", "model.safetensors"]
 
 
 @pytest.mark.slow

@@ -52,8 +52,11 @@ class ModelConfig:
     width: float = 1.0
     learn_upsampling: bool = False
     pad100: bool = True  # reference 100-px input padding; False = memory-lean mode (VGG16 nets)
-    backbone_weights: str | None = None  # torchvision enum ("VGG16_Weights.IMAGENET1K_V1") or a state-dict file
-    init_from: str | None = None  # checkpoint of a coarser net (staged training 32s → 16s → 8s)
+    # a registry trunk ("imagenet-caffe", "vgg16.imagenet": fcnseg weights), a torchvision enum
+    # ("VGG16_Weights.IMAGENET1K_V1") or a state-dict file
+    backbone_weights: str | None = None
+    # checkpoint of a coarser net (staged training 32s → 16s → 8s), or pretrained weights ("fcn32s_vgg16.voc")
+    init_from: str | None = None
     freeze: str = "none"  # none | backbone | up_to:LAYER (e.g. up_to:conv4_3): frozen layers get no gradient
     dropout: float | None = None  # override the trunk's dropout probability (reference: 0.5 after fc6, fc7)
     #: shift-and-stitch as filter rarefaction (dilation): the deepest feature's stride, 32 (none), 16 or 8 (VGG16 nets)

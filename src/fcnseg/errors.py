@@ -7,7 +7,16 @@ on stderr and exit code 2; any other exception is a bug in fcnseg and keeps its 
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "ConfigError", "DataError", "DataWarning", "ExportError", "FCNError", "ModelError"]
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "DataWarning",
+    "ExportError",
+    "FCNError",
+    "ModelError",
+    "WeightsError",
+]
 
 
 class FCNError(Exception):
@@ -32,6 +41,11 @@ class CheckpointError(FCNError, ValueError):
 
 class ExportError(FCNError, RuntimeError):
     """An export to another format failed."""
+
+
+class WeightsError(FCNError, RuntimeError):
+    """Pretrained weights could not be fetched, verified or cached (the message says which file, from where, and what
+    to do)."""
 
 
 class DataWarning(UserWarning):

@@ -20,6 +20,7 @@ from ..preprocessing import CAFFE_VOC, Preprocessing, preset
 from ..runtime.checkpoint import CheckpointInfo, preprocessing_of
 from ..runtime.domain import warn_if_synthetic
 from ..runtime.model_source import ModelSpec, open_model
+from ..weights.resolve import resolve_spec
 
 __all__ = ["Segmenter", "SegmenterOptions"]
 
@@ -42,10 +43,12 @@ class Segmenter:
     """Segment images with a model, a checkpoint, or a registry name with weights.
 
     Args:
-        source: an FCN; the path of an fcnseg ``.safetensors`` checkpoint; a registry name with ``weights``; or a
-            :class:`~fcnseg.runtime.model_source.ModelSpec`. A checkpoint brings its classes, preprocessing and
-            training config (:attr:`info`); a bare model has numbered classes.
-        weights: with a registry name: its weights file (``num_classes`` read from it unless given).
+        source: an FCN; the path of an fcnseg ``.safetensors`` checkpoint; pretrained weights by full name
+            (``"fcn8s_vgg16.voc"``, ``"hf://OWNER/NAME"``); a registry name with ``weights``; or a
+            :class:`~fcnseg.runtime.model_source.ModelSpec`. A checkpoint (or pretrained weights) brings its classes,
+            preprocessing and training config (:attr:`info`); a bare model has numbered classes.
+        weights: with a registry name: registry weights (``"voc"``: fetched and cached on first use,
+            :mod:`fcnseg.weights`) or a weights file (``num_classes`` read from it unless given).
         preprocessing: a :class:`~fcnseg.preprocessing.Preprocessing` or preset name; overrides the checkpoint's
             (default for a bare model: what its trunk's weights expect, ``model.preprocessing`` — Caffe VOC for the
             reference trunks, ImageNet for torchvision's and for nets given torchvision weights).
@@ -88,7 +91,7 @@ class Segmenter:
             self.model, self.classes = source, list(default_classes(int(getattr(source, "num_classes", 0) or 0)))
         else:
             spec = source if isinstance(source, ModelSpec) else ModelSpec.of(source, weights, num_classes=num_classes)
-            opened = open_model(spec)
+            opened = open_model(resolve_spec(spec))  # registry and Hub weights: their cached checkpoint
             self.model, self.info, file = opened.model, opened.info, opened.file
             self.classes = list(opened.info.classes)
             warn_if_synthetic(self.info, file)  # once: a synthetic-shapes model paints shapes on photographs

@@ -16,6 +16,7 @@ from ..models import FCN, TransferReport, get_model, load_backbone_weights
 from ..preprocessing import Preprocessing, preset
 from ..pretrained import PREFIX, pretrained_path
 from ..runtime.checkpoint import load_state_dict_file
+from ..weights.resolve import is_registered
 
 __all__ = ["build_datasets", "build_model", "init_from", "make_optimizer", "param_groups", "preprocessing"]
 
@@ -123,9 +124,15 @@ def backbone_source(spec: str) -> Any:
 
 
 def init_backbone(model: FCN, cfg: RunConfig) -> TransferReport | None:
-    """Transplant ``model.backbone_weights``; torchvision weights require ImageNet preprocessing."""
+    """Transplant ``model.backbone_weights``; torchvision weights require ImageNet preprocessing. Registry trunks
+    (``imagenet-caffe``, ``vgg16.imagenet``; ``fcnseg weights``) are fetched and cached on first use."""
     if not cfg.model.backbone_weights:
         return None
+    if is_registered(cfg.model.backbone_weights, model.family):
+        from ..weights.resolve import backbone_weights
+
+        trunk = backbone_weights(cfg.model.backbone_weights, model.family, cfg.data.preprocessing)
+        return load_backbone_weights(model, trunk)
     source = backbone_source(cfg.model.backbone_weights)
     if not isinstance(source, dict) and cfg.data.preprocessing != "imagenet":
         raise ConfigError(
@@ -137,13 +144,23 @@ def init_backbone(model: FCN, cfg: RunConfig) -> TransferReport | None:
     return load_backbone_weights(model, source)
 
 
-def init_from(model: FCN, path: str | Path) -> TransferReport:
+def init_from(model: FCN, path: str | Path, preprocessing: str | None = None) -> TransferReport:
     """Staged training: copy every layer of a coarser net's checkpoint that the finer net shares.
 
     Layers present in both with the same shape are copied (trunk, ``score_fr``); layers only the finer
     net has (``score_pool4``, ``score_pool3``) keep their zero initialisation; upsampling layers that
     differ are left bilinear. A shared layer of a different shape is an error (another architecture).
+    ``path`` may name pretrained weights (``fcn32s_vgg16.voc``, ``hf://OWNER/NAME``; fetched and cached on first
+    use); trunk weights (``imagenet-caffe``) are transplanted as ``model.backbone_weights`` would be, checked against
+    the run's ``preprocessing``.
     """
+    if isinstance(path, str) and (is_registered(path, model.arch) or is_registered(path, model.family)):
+        from ..weights.resolve import init_source
+
+        source = init_source(path, model, preprocessing)
+        if not isinstance(source, Path):
+            return load_backbone_weights(model, source)
+        path = source
     state = load_state_dict_file(path)
     own = model.state_dict()
     report = TransferReport()

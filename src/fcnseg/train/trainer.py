@@ -208,7 +208,7 @@ def _begin(cfg: RunConfig, run_dir: Path, model: FCN, dist: DistInfo) -> None:
             f.write(dump_config(cfg))
     init_backbone(model, cfg)
     if cfg.model.init_from:
-        init_from(model, cfg.model.init_from)
+        init_from(model, cfg.model.init_from, cfg.data.preprocessing)
 
 
 def _class_weight(cfg: RunConfig, ds: Any, model: FCN, device: torch.device, record: Path | None) -> Any:

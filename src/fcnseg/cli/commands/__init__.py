@@ -23,9 +23,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "measure every inference engine for a checkpoint and image sizes now, so that later "
         "commands start on the fastest",
     ),
-    "export": ("export_cmd", "export to ONNX (dynamic batch, height, width), checked with onnxruntime"),
+    "export": (
+        "export_cmd",
+        "export to ONNX (dynamic batch, height, width), checked with onnxruntime; or a Hugging Face Hub folder",
+    ),
     "convert": ("convert_cmd", "convert weights of other FCN implementations to an fcnseg checkpoint"),
     "data": ("data_cmd", "check a dataset on disk, import annotation-tool exports, write the synthetic set"),
+    "weights": (
+        "weights_cmd",
+        "the pretrained weights fcnseg fetches on first use (the reference FCNs, ImageNet trunks) and which are cached",
+    ),
     "list": ("models_cmd", "list the registered models, with what each is"),
     "info": ("models_cmd", "parameters, strides, crop offsets and kernels of a model or a checkpoint"),
     "serve": ("serve_cmd", "a web page to try a model, and an HTTP API (POST /api/segment)"),

@@ -65,10 +65,15 @@ def device_of(args: argparse.Namespace) -> Any:
 
 def add_model_args(p: argparse.ArgumentParser, checkpoint_help: str = "an fcnseg .safetensors checkpoint") -> None:
     """``--checkpoint CKPT``, or ``--model NAME --weights FILE`` (with ``--num-classes``, ``--preprocessing``)."""
-    g = p.add_argument_group("model (a checkpoint, or a registry name with a weights file)")
+    g = p.add_argument_group("model (a checkpoint, or a registry name with pretrained weights or a weights file)")
     g.add_argument("--checkpoint", help=f"{checkpoint_help} (default: the quick start's {DEMO_CHECKPOINT})")
-    g.add_argument("--model", help="registry name, with --weights")
-    g.add_argument("--weights", help=".safetensors or state-dict file (e.g. from 'fcnseg convert')")
+    g.add_argument("--model", help="registry name (fcnseg list), with --weights")
+    g.add_argument(
+        "--weights",
+        help="pretrained weights: a tag of --model (voc), a full name (fcn8s_vgg16.voc; see 'fcnseg weights'), "
+        "hf://OWNER/NAME[@REVISION]; fetched, checked and cached on first use; or a .safetensors or state-dict "
+        "file (e.g. from 'fcnseg convert')",
+    )
     g.add_argument("--num-classes", type=COUNT, help="with --model; default: read from the weights")
     g.add_argument(
         "--preprocessing",
@@ -83,24 +88,29 @@ DEMO_CHECKPOINT = Path("runs/demo/checkpoints/best.safetensors")
 
 
 def spec_of(args: argparse.Namespace) -> Any:
-    """The :class:`~fcnseg.runtime.model_source.ModelSpec` the command line names; none named: the quick start's
-    model (as ``serve`` does), or a one-line error saying how to get one."""
+    """The :class:`~fcnseg.runtime.model_source.ModelSpec` the command line names; registry and Hub weights are
+    fetched and converted now (once: later runs read the cache) and named by their cached checkpoint. None named:
+    the quick start's model (as ``serve`` does), or a one-line error saying how to get one."""
     from ...errors import ConfigError
     from ...runtime.model_source import ModelSpec
+    from ...weights.resolve import resolve_spec
 
     if not (args.checkpoint or args.model or args.weights):
         if not DEMO_CHECKPOINT.is_file():
             raise ConfigError(
                 f"no --checkpoint given, and the quick start's model {DEMO_CHECKPOINT} is not here: run `fcnseg "
-                "demo` first (it trains one in a few minutes), or pass --checkpoint CKPT.safetensors"
+                "demo` first (it trains one in a few minutes), pass --checkpoint CKPT.safetensors, or name pretrained "
+                "weights (--weights fcn8s_vgg16.voc; list: fcnseg weights)"
             )
         args.checkpoint = str(DEMO_CHECKPOINT)
-    return ModelSpec(
-        checkpoint=args.checkpoint,
-        model=args.model,
-        weights=args.weights,
-        num_classes=args.num_classes,
-        preprocessing=args.preprocessing,
+    return resolve_spec(
+        ModelSpec(
+            checkpoint=args.checkpoint,
+            model=args.model,
+            weights=args.weights,
+            num_classes=args.num_classes,
+            preprocessing=args.preprocessing,
+        )
     )
 
 

@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
     opened = load_model_args(args)
     model, info = opened.model, opened.info
-    data_cfg = info.config.get("data", {})
+    # the training data's section, else the dataset pretrained weights were published on (fcnseg weights)
+    data_cfg = info.config.get("data") or (info.config.get("weights") or {}).get("eval_data") or {}
     name = args.dataset or data_cfg.get("name", "synthetic")
     split = args.split or data_cfg.get("val_split", "val")
     options = {} if args.dataset else split_options(data_cfg, split)

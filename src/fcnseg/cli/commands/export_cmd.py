@@ -1,4 +1,5 @@
-"""``fcnseg export --checkpoint CKPT --format onnx --out model.onnx``."""
+"""``fcnseg export --checkpoint CKPT --format onnx --out model.onnx``; ``--format hub --out FOLDER``: a folder to
+push to the Hugging Face Hub (the checkpoint and its model card)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,20 @@ from ._common import add_device_arg, add_int8_args, add_model_args, calibration_
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help=COMMANDS["export"][1])
     add_model_args(p)
-    p.add_argument("--format", choices=["onnx"], default="onnx", help="file format (ONNX, the one there is)")
-    p.add_argument("--out", required=True, help="the .onnx file to write (large weights go beside it)")
+    p.add_argument(
+        "--format",
+        choices=["onnx", "hub"],
+        default="onnx",
+        help="onnx (default), or hub: a folder for the Hugging Face Hub, the checkpoint and a model card "
+        "(README.md: metrics, preprocessing, classes, how to load it); push it with huggingface_hub",
+    )
+    p.add_argument(
+        "--out", required=True, help="the .onnx file to write (large weights go beside it); with hub: a new folder"
+    )
+    p.add_argument("--repo", metavar="OWNER/NAME", help="with --format hub: the repository the model card names")
+    p.add_argument(
+        "--metrics", help="with --format hub: a metrics.json of fcnseg eval for the card (default: published figures)"
+    )
     p.add_argument(
         "--upsampling",
         default="auto",
@@ -30,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ...export import export_onnx
 
+    if args.format == "hub":
+        return _hub(args)
     opened = load_model_args(args)
     model, info = opened.model, opened.info
     model = model.to(device_of(args))  # traced, and checked against onnxruntime, on this device
@@ -43,5 +58,26 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"wrote {args.out}; onnxruntime vs PyTorch max |diff| {report['max_abs_diff']:.3g} "
         f"(score range {report['score_range']:.3g})"
+    )
+    return 0
+
+
+def _hub(args: argparse.Namespace) -> int:
+    """The Hub folder of the checkpoint (or pretrained weights) the command line names."""
+    from ...errors import ConfigError
+    from ...weights.card import write_hub_folder
+    from ._common import spec_of
+
+    spec = spec_of(args)
+    if not spec.checkpoint:
+        raise ConfigError(
+            "--format hub takes a checkpoint (--checkpoint CKPT, or pretrained weights such as --weights "
+            "fcn8s_vgg16.voc); convert a bare weights file with 'fcnseg convert' first"
+        )
+    out = write_hub_folder(spec.checkpoint, args.out, name=args.repo, metrics=args.metrics)
+    repo = args.repo or f"OWNER/{out.name}"
+    print(
+        f"wrote {out}/ (model.safetensors, README.md); push it with huggingface_hub's command line: "
+        f"hf upload {repo} {out} . ; then load it anywhere with --weights hf://{repo}"
     )
     return 0

@@ -35,18 +35,20 @@ def run(args: argparse.Namespace) -> int:
             f"fcnseg serve needs FastAPI and uvicorn ({e.name} is missing): pip install 'fcnseg[serve]'"
         ) from None
     from ...inference import Segmenter
+    from ...weights.resolve import is_registered
 
     device = device_of(args)
-    bare = bool(args.model or args.weights)  # a registry name with a weights file, as eval, predict and export take
-    checkpoint = Path(args.weights) if bare else _checkpoint(args.checkpoint, DEFAULT_CHECKPOINT)
+    # a registry name with pretrained weights or a weights file, as eval, predict and export take
+    named = bool(args.model or args.weights) or is_registered(args.checkpoint)
+    source = spec_of(args) if named else _checkpoint(args.checkpoint, DEFAULT_CHECKPOINT)
+    shown = (args.weights or args.checkpoint or args.model) if named else source
     if not _loopback(args.host):
         print(
             f"warning: listening on {args.host}: anyone who can reach this machine can use the model", file=sys.stderr
         )
-    source = spec_of(args) if bare else checkpoint
     segmenter = Segmenter(source, device=device, engine=args.engine)
     app = create_app(segmenter, max_upload_bytes=int(args.max_upload_mb * 2**20))
-    print(f"serving {checkpoint} on http://{args.host}:{args.port}/  (API docs: /api/docs; Ctrl-C stops)")
+    print(f"serving {shown} on http://{args.host}:{args.port}/  (API docs: /api/docs; Ctrl-C stops)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 

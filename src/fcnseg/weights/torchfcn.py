@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import Tensor
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 __all__ = ["convert_torchfcn"]
 
