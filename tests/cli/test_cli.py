@@ -26,7 +26,9 @@ def _train(tmp_path, capsys) -> str:
 
 def test_list_and_info(capsys) -> None:
     assert main(["list", "fcn8s_*vgg16"]) == 0
-    assert capsys.readouterr().out.split() == ["fcn8s_atonce_vgg16", "fcn8s_vgg16"]
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["fcn8s_atonce_vgg16", "fcn8s_vgg16"]
+    assert "reference-exact" in lines[1] and "All-at-once" in lines[0]  # each net says what it is
     assert main(["info", "fcn8s_vgg16"]) == 0
     out = capsys.readouterr().out
     assert "134.36M" in out and "'score_pool4': 5, 'score_pool3': 9, 'score': 31" in out

@@ -104,6 +104,7 @@ def test_a_synthetic_shapes_model_says_once_what_it_knows(tmp_path, caplog, caps
         Segmenter(ckpt, device="cpu", engine="torch")
         Segmenter(ckpt, device="cpu", engine="torch")  # the same model again in this process: said once
     assert [r.getMessage() for r in caplog.records].count(fcnseg.runtime.domain.SYNTHETIC_NOTE) == 1
+    capsys.readouterr()  # an earlier CLI test in this process may have left fcnseg's stderr handler on the logger
     Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(tmp_path / "photo.png")
     other = shutil.copy(ckpt, tmp_path / "copy.safetensors")  # another model file: a run of its own
     assert main(["predict", "--checkpoint", str(other), str(tmp_path / "photo.png"), "--out", str(tmp_path / "o")]) == 0
