@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
+import resource
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -124,3 +128,31 @@ def fuzz_bytes(rng: np.random.Generator, seeds: list[bytes]) -> bytes:
             cut = int(rng.integers(len(base) + 1))
             base = base[:cut] + bytes(rng.integers(0, 256, int(rng.integers(0, 64)), dtype=np.uint8))
     return bytes(base)
+
+
+#: the address-space limit of tests that could allocate without bound: the CUDA build of torch needs more than
+#: 3 GiB of address space just to import; every bomb these tests try asks for far more than this (tens of GiB)
+AS_LIMIT = 6 * 2**30
+
+
+def limit_address_space(limit: int = AS_LIMIT) -> None:
+    """``preexec_fn`` of a child process: ``RLIMIT_AS`` = ``limit`` (a runaway allocation fails, not the machine)."""
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def run_limited(code: str, *args: str, timeout: float = 600, limit: int = AS_LIMIT) -> subprocess.CompletedProcess:
+    """``python -c code ARGS…`` in a child under an address-space limit, importing this tree's fcnseg and tests."""
+    import fcnseg
+
+    src = Path(fcnseg.__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[1]
+    path = os.pathsep.join([str(src), str(repo), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        preexec_fn=lambda: limit_address_space(limit),
+    )
