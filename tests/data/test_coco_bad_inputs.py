@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,49 +51,49 @@ def _rle_values(values: list[int]) -> str:
 #: a value ``"@raw:TEXT"`` is written as TEXT itself (NaN, 1e400: what Python's json writes and reads)
 CASES = [
     # resource bombs: each asked pycocotools or NumPy for gigabytes (or wrote past a buffer)
-    ("NaN vertex", [(ANN0 + ("segmentation", 0, 2), "@raw:NaN")], "NaN is not a JSON number"),
-    ("null vertex", [(ANN0 + ("segmentation", 0, 2), None)], "polygon 0 is not a flat list of x, y numbers"),
-    ("vertex 1e9", [(ANN0 + ("segmentation", 0, 2), 1e9)], "far outside the 30×20 image"),
-    ("vertex 1e300", [(ANN0 + ("segmentation", 0, 3), -1e300)], "far outside the 30×20 image"),
-    ("vertex 1e400", [(ANN0 + ("segmentation", 0, 2), "@raw:1e400")], "number 1e400 is too large"),
-    ("vertex Infinity", [(ANN0 + ("segmentation", 0, 2), "@raw:-Infinity")], "-Infinity is not a JSON number"),
-    ("outline 40000 px", [(ANN0 + ("segmentation", 0), _zigzag(2000))], "polygons with an outline of"),
-    ("image 200000×200000", [(IMAGES + (0, "height"), 200000), (IMAGES + (0, "width"), 200000)], "exceeds the limit"),
-    ("image height 1e30", [(IMAGES + (0, "height"), 10**30)], "exceeds the limit of"),
-    ("RLE counts 1e12", [(CROWD + ("counts",), [10**12])], "RLE runs add up to 1000000000000 pixels"),
-    ("RLE string of 6000 px", [(RLE + ("counts",), _rle_string([6000]))], "RLE runs add up to 6000 pixels"),
-    ("RLE string negative run", [(RLE + ("counts",), _rle_values([10, 50, 5, -60]))], "negative run length"),
-    ("RLE string cut", [(RLE + ("counts",), "0P")], "ends inside a number"),
-    ("RLE string alphabet", [(RLE + ("counts",), "zzzz")], "outside COCO's alphabet"),
-    ("RLE counts -5", [(CROWD + ("counts", 0), -5)], "RLE counts must be non-negative integers"),
-    ("RLE counts 1.5", [(CROWD + ("counts", 0), 1.5)], "RLE counts must be non-negative integers"),
+    ("NaN vertex", [((*ANN0, "segmentation", 0, 2), "@raw:NaN")], "NaN is not a JSON number"),
+    ("null vertex", [((*ANN0, "segmentation", 0, 2), None)], "polygon 0 is not a flat list of x, y numbers"),
+    ("vertex 1e9", [((*ANN0, "segmentation", 0, 2), 1e9)], "far outside the 30×20 image"),
+    ("vertex 1e300", [((*ANN0, "segmentation", 0, 3), -1e300)], "far outside the 30×20 image"),
+    ("vertex 1e400", [((*ANN0, "segmentation", 0, 2), "@raw:1e400")], "number 1e400 is too large"),
+    ("vertex Infinity", [((*ANN0, "segmentation", 0, 2), "@raw:-Infinity")], "-Infinity is not a JSON number"),
+    ("outline 40000 px", [((*ANN0, "segmentation", 0), _zigzag(2000))], "polygons with an outline of"),
+    ("image 200000×200000", [((*IMAGES, 0, "height"), 200000), ((*IMAGES, 0, "width"), 200000)], "exceeds the limit"),
+    ("image height 1e30", [((*IMAGES, 0, "height"), 10**30)], "exceeds the limit of"),
+    ("RLE counts 1e12", [((*CROWD, "counts"), [10**12])], "RLE runs add up to 1000000000000 pixels"),
+    ("RLE string of 6000 px", [((*RLE, "counts"), _rle_string([6000]))], "RLE runs add up to 6000 pixels"),
+    ("RLE string negative run", [((*RLE, "counts"), _rle_values([10, 50, 5, -60]))], "negative run length"),
+    ("RLE string cut", [((*RLE, "counts"), "0P")], "ends inside a number"),
+    ("RLE string alphabet", [((*RLE, "counts"), "zzzz")], "outside COCO's alphabet"),
+    ("RLE counts -5", [((*CROWD, "counts", 0), -5)], "RLE counts must be non-negative integers"),
+    ("RLE counts 1.5", [((*CROWD, "counts", 0), 1.5)], "RLE counts must be non-negative integers"),
     ("JSON 100000 deep", "[" * 100000 + "]" * 100000, "nested 100000 levels deep"),
-    ("annotation 200 deep", [(ANN0 + ("extra",), json.loads("[" * 200 + "]" * 200))], "nested 203 levels deep"),
+    ("annotation 200 deep", [((*ANN0, "extra"), json.loads("[" * 200 + "]" * 200))], "nested 203 levels deep"),
     # wrong shapes and types: each was a traceback
     ("images [1]", [(IMAGES, [1])], "images[0] must be an object, got 1"),
-    ("images ['x']", [(IMAGES + (0,), "x")], "images[0] must be an object, got 'x'"),
+    ("images ['x']", [((*IMAGES, 0), "x")], "images[0] must be an object, got 'x'"),
     ("annotations 5", [(("annotations",), 5)], "'annotations' must be a list, got int"),
     ("annotations true", [(("annotations",), True)], "'annotations' must be a list, got bool"),
-    ("image id [1]", [(IMAGES + (0, "id"), [1])], "id must be a number or a string, got [1]"),
-    ("image id {}", [(IMAGES + (0, "id"), {"a": 1})], "id must be a number or a string"),
-    ("image height true", [(IMAGES + (0, "height"), True)], "height and width must be positive integers"),
-    ("image width false", [(IMAGES + (0, "width"), False)], "height and width must be positive integers"),
-    ("file_name 7", [(IMAGES + (0, "file_name"), 7)], "file_name must be a file name, got 7"),
-    ("image_id [1]", [(ANN0 + ("image_id",), [1])], "annotation 101 has image_id [1]"),
-    ("image_id {}", [(ANN0 + ("image_id",), {"a": 1})], "annotation 101 has image_id"),
-    ("category_id [1]", [(ANN0 + ("category_id",), [1])], "has category [1], which is not in 'categories'"),
-    ("category_id {}", [(ANN0 + ("category_id",), {"a": 1})], "which is not in 'categories'"),
-    ("category_id true", [(ANN0 + ("category_id",), True)], "has category True, which is not in"),
+    ("image id [1]", [((*IMAGES, 0, "id"), [1])], "id must be a number or a string, got [1]"),
+    ("image id {}", [((*IMAGES, 0, "id"), {"a": 1})], "id must be a number or a string"),
+    ("image height true", [((*IMAGES, 0, "height"), True)], "height and width must be positive integers"),
+    ("image width false", [((*IMAGES, 0, "width"), False)], "height and width must be positive integers"),
+    ("file_name 7", [((*IMAGES, 0, "file_name"), 7)], "file_name must be a file name, got 7"),
+    ("image_id [1]", [((*ANN0, "image_id"), [1])], "annotation 101 has image_id [1]"),
+    ("image_id {}", [((*ANN0, "image_id"), {"a": 1})], "annotation 101 has image_id"),
+    ("category_id [1]", [((*ANN0, "category_id"), [1])], "has category [1], which is not in 'categories'"),
+    ("category_id {}", [((*ANN0, "category_id"), {"a": 1})], "which is not in 'categories'"),
+    ("category_id true", [((*ANN0, "category_id"), True)], "has category True, which is not in"),
     ("category id true", [(("categories", 0, "id"), True)], "every category needs an integer 'id'"),
-    ("iscrowd 'x'", [(ANN0 + ("iscrowd",), "x")], "annotation 101 has iscrowd x"),
-    ("RLE size 5", [(RLE + ("size",), 5)], "RLE size must be [height, width], got 5"),
-    ("RLE size ['a', 'b']", [(RLE + ("size",), ["a", "b"])], "RLE size must be [height, width]"),
-    ("RLE counts 5", [(RLE + ("counts",), 5)], "RLE counts must be a list of run lengths or a string, got 5"),
-    ("RLE counts {}", [(RLE + ("counts",), {"a": 1})], "RLE counts must be a list of run lengths or a string"),
-    ("RLE counts null", [(RLE + ("counts",), None)], "RLE counts must be a list of run lengths or a string"),
-    ("vertex 'x'", [(ANN0 + ("segmentation", 0, 0), "x")], "polygon 0 is not a flat list of x, y numbers"),
-    ("vertex [1]", [(ANN0 + ("segmentation", 0, 0), [1])], "polygon 0 is not a flat list of x, y numbers"),
-    ("vertex true", [(ANN0 + ("segmentation", 0, 0), True)], "polygon 0 is not a flat list of x, y numbers"),
+    ("iscrowd 'x'", [((*ANN0, "iscrowd"), "x")], "annotation 101 has iscrowd x"),
+    ("RLE size 5", [((*RLE, "size"), 5)], "RLE size must be [height, width], got 5"),
+    ("RLE size ['a', 'b']", [((*RLE, "size"), ["a", "b"])], "RLE size must be [height, width]"),
+    ("RLE counts 5", [((*RLE, "counts"), 5)], "RLE counts must be a list of run lengths or a string, got 5"),
+    ("RLE counts {}", [((*RLE, "counts"), {"a": 1})], "RLE counts must be a list of run lengths or a string"),
+    ("RLE counts null", [((*RLE, "counts"), None)], "RLE counts must be a list of run lengths or a string"),
+    ("vertex 'x'", [((*ANN0, "segmentation", 0, 0), "x")], "polygon 0 is not a flat list of x, y numbers"),
+    ("vertex [1]", [((*ANN0, "segmentation", 0, 0), [1])], "polygon 0 is not a flat list of x, y numbers"),
+    ("vertex true", [((*ANN0, "segmentation", 0, 0), True)], "polygon 0 is not a flat list of x, y numbers"),
 ]
 
 
@@ -151,7 +150,9 @@ def outcomes(tmp_path_factory) -> dict[str, str]:
     listing = base / "cases.json"
     listing.write_text(json.dumps(roots))
     proc = run_limited(CHILD, str(listing))
-    assert proc.returncode == 0, f"the child died (rc {proc.returncode}) under RLIMIT_AS={AS_LIMIT}: {proc.stderr[-2000:]}"
+    assert proc.returncode == 0, (
+        f"the child died (rc {proc.returncode}) under RLIMIT_AS={AS_LIMIT}: {proc.stderr[-2000:]}"
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
