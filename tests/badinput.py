@@ -156,3 +156,33 @@ def run_limited(code: str, *args: str, timeout: float = 600, limit: int = AS_LIM
         timeout=timeout,
         preexec_fn=lambda: limit_address_space(limit),
     )
+
+
+CLI_CHILD = """
+import contextlib, io, json, sys
+from fcnseg.cli.main import main
+results = []
+for argv in json.loads(open(sys.argv[1]).read()):
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(argv)
+        results.append({"code": code, "out": out.getvalue(), "err": err.getvalue()})
+    except BaseException as e:
+        results.append({"code": None, "out": out.getvalue(), "err": f"BUG {type(e).__name__}: {e}"})
+print(json.dumps(results))
+"""
+
+
+def run_cli_cases(folder: Path, cases: list[list[str]], timeout: float = 900) -> list[dict]:
+    """Each argv of ``cases`` through ``fcnseg.cli.main`` in one child under :data:`AS_LIMIT`; per case its exit
+    code (``None``: an exception escaped), stdout and stderr."""
+    import json
+
+    listing = folder / "cli-cases.json"
+    listing.write_text(json.dumps(cases))
+    proc = run_limited(CLI_CHILD, str(listing), timeout=timeout)
+    assert proc.returncode == 0, (
+        f"the child died (rc {proc.returncode}) under RLIMIT_AS={AS_LIMIT}: {proc.stderr[-2000:]}"
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])

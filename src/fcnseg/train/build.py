@@ -17,7 +17,15 @@ from ..preprocessing import Preprocessing, preset
 from ..pretrained import PREFIX, pretrained_path
 from ..runtime.checkpoint import load_state_dict_file
 
-__all__ = ["build_datasets", "build_model", "init_from", "make_optimizer", "param_groups", "preprocessing"]
+__all__ = [
+    "build_datasets",
+    "build_model",
+    "check_classes",
+    "init_from",
+    "make_optimizer",
+    "param_groups",
+    "preprocessing",
+]
 
 
 def preprocessing(cfg: RunConfig) -> Preprocessing:
@@ -83,8 +91,27 @@ def _nyud_datasets(cfg: RunConfig) -> tuple[SegmentationDataset, SegmentationDat
     return train, val
 
 
+def check_classes(cfg: RunConfig, dataset: SegmentationDataset) -> None:
+    """Refuse class counts below the data's (its labels would be out of range at the first step) and heads the
+    data has no mask for."""
+    m = cfg.model
+    found = dataset.head_classes if m.heads else {"": list(dataset.classes)}
+    wanted = m.heads or ({"": m.num_classes} if m.num_classes is not None else {})
+    for head, n in wanted.items():
+        key = f"model.heads.{head}" if m.heads else "model.num_classes"
+        if head not in found:
+            raise ConfigError(f"{key}: the dataset has no mask {head!r} (its masks: {', '.join(map(repr, found))})")
+        if n < len(found[head]):
+            names = ", ".join(found[head][:4]) + (" …" if len(found[head]) > 4 else "")
+            raise ConfigError(
+                f"{key}: {n}, but the training set has {len(found[head])} classes ({names}): its labels up to "
+                f"{len(found[head]) - 1} would be out of range; use at least {len(found[head])}"
+            )
+
+
 def build_model(cfg: RunConfig, dataset: SegmentationDataset) -> FCN:
     m = cfg.model
+    check_classes(cfg, dataset)
     num_classes = None if m.heads else (m.num_classes or len(dataset.classes))
     model = get_model(
         m.name,
