@@ -22,7 +22,8 @@ from .fixtures_tools import LABELME_LABELS, labelme_file, labelme_shape, make_la
 
 SHAPE = ("shapes", 1)  # a.json's dog polygon [[6, 4], [20, 4], [20, 12], [6, 12]] in a 48×40 image
 
-#: (case, edits to a.json as (path, value) pairs — or the whole text —, words of the error); "@raw:TEXT" is TEXT
+#: (case, edits to a.json as (path, value) pairs — or the whole text —, words of the error); "@raw:TEXT" is TEXT,
+#: "@delete" removes the key
 CASES = [
     ("point NaN", [((*SHAPE, "points", 0, 0), "@raw:NaN")], "NaN is not a JSON number"),
     ("point Infinity", [((*SHAPE, "points", 0, 1), "@raw:Infinity")], "Infinity is not a JSON number"),
@@ -41,6 +42,7 @@ CASES = [
     ("JSON 100000 deep", "[" * 100000 + "]" * 100000, "nested 100000 levels deep"),
     ("shape 100 deep", [((*SHAPE, "flags"), json.loads("[" * 100 + "]" * 100))], "nested 103 levels deep"),
     ("imagePath 5", [(("imagePath",), 5)], "neither imageData nor imagePath"),
+    ("imageWidth missing", [(("imageWidth",), "@delete"), (("imageHeight",), 41)], "say 41×None, the image is 40×48"),
 ]
 
 
@@ -81,7 +83,10 @@ def outcomes(tmp_path_factory) -> dict[str, str]:
                 target = data
                 for key in path[:-1]:
                     target = target[key]
-                target[path[-1]] = value
+                if value == "@delete":
+                    del target[path[-1]]
+                else:
+                    target[path[-1]] = value
             text = _text(data)
         src = base / "json" / f"case{n}.json"
         src.write_text(text)

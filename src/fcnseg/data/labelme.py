@@ -187,7 +187,8 @@ def _convert(path: Path, values: dict[str, int], stage: Path) -> None:
     h, w = image.shape[:2]
     if (data.get("imageHeight"), data.get("imageWidth")) not in ((None, None), (h, w)):
         raise DataError(
-            f"{path}: imageHeight/imageWidth say {data['imageHeight']}×{data['imageWidth']}, the image is {h}×{w}"
+            f"{path}: imageHeight/imageWidth say {data.get('imageHeight')}×{data.get('imageWidth')}, "
+            f"the image is {h}×{w}"
         )
     mask = render_shapes((h, w), data["shapes"], values, str(path))
     if fmt in _SUFFIX and turn == 1:

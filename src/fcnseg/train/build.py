@@ -109,21 +109,32 @@ def check_classes(cfg: RunConfig, dataset: SegmentationDataset) -> None:
             )
 
 
+#: parameters a config may ask for (8 GiB of fp32 weights; VGG16's FCN-8s has 134 M at width 1)
+MAX_PARAMETERS = 2**31
+
+
 def build_model(cfg: RunConfig, dataset: SegmentationDataset) -> FCN:
     m = cfg.model
     check_classes(cfg, dataset)
     num_classes = None if m.heads else (m.num_classes or len(dataset.classes))
-    model = get_model(
-        m.name,
-        num_classes=num_classes,
-        heads=m.heads,
-        in_channels=m.in_channels,
-        streams=m.streams,
-        width=m.width,
-        learn_upsampling=m.learn_upsampling,
-        pad100=m.pad100,
-        output_stride=m.output_stride,
-    )
+    kwargs = {
+        "num_classes": num_classes,
+        "heads": m.heads,
+        "in_channels": m.in_channels,
+        "streams": m.streams,
+        "width": m.width,
+        "learn_upsampling": m.learn_upsampling,
+        "pad100": m.pad100,
+        "output_stride": m.output_stride,
+    }
+    with torch.device("meta"):  # counted before anything is allocated: model.width 16 is 34 G parameters
+        count = sum(p.numel() for p in get_model(m.name, **kwargs).parameters())
+    if count > MAX_PARAMETERS:
+        raise ConfigError(
+            f"model: {m.name} at model.width {m.width:g} with these classes, heads and streams has {count:,} "
+            f"parameters ({count * 4 / 2**30:.0f} GiB in fp32); at most {MAX_PARAMETERS:,}"
+        )
+    model = get_model(m.name, **kwargs)
     if m.dropout is not None:
         if not 0.0 <= m.dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), got {m.dropout}")
