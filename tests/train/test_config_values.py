@@ -35,6 +35,8 @@ CASES = [
     ("model.heads={sem: 9}", 2, "model.heads.sem: the dataset has no mask 'sem'"),
     ("train.device=mps", 2, "device 'mps': Apple's MPS is not available"),
     ("train.class_weights=[0, 0, 0, 0, 0, 0, 0, 0, 0]", 2, "all zero, no pixel would count in the loss"),
+    ("data.options={n: 4, size: 100000}", 2, "SyntheticShapes size 100000: 100000×100000 exceeds the limit"),
+    ("model.width=16", 2, "model: fcn32s_vgg16 at model.width 16 with these classes, heads and streams has"),
     ("train.seed=9223372036854775807", 0, ""),  # the largest seed the range allows trains
     ("data.jitter=10000", 0, ""),  # the largest jitter: a shift, not a 20000-px padding
 ]
