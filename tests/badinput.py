@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
+import resource
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -124,3 +128,61 @@ def fuzz_bytes(rng: np.random.Generator, seeds: list[bytes]) -> bytes:
             cut = int(rng.integers(len(base) + 1))
             base = base[:cut] + bytes(rng.integers(0, 256, int(rng.integers(0, 64)), dtype=np.uint8))
     return bytes(base)
+
+
+#: the address-space limit of tests that could allocate without bound: the CUDA build of torch needs more than
+#: 3 GiB of address space just to import; every bomb these tests try asks for far more than this (tens of GiB)
+AS_LIMIT = 6 * 2**30
+
+
+def limit_address_space(limit: int = AS_LIMIT) -> None:
+    """``preexec_fn`` of a child process: ``RLIMIT_AS`` = ``limit`` (a runaway allocation fails, not the machine)."""
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def run_limited(code: str, *args: str, timeout: float = 600, limit: int = AS_LIMIT) -> subprocess.CompletedProcess:
+    """``python -c code ARGS…`` in a child under an address-space limit, importing this tree's fcnseg and tests."""
+    import fcnseg
+
+    src = Path(fcnseg.__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[1]
+    path = os.pathsep.join([str(src), str(repo), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        preexec_fn=lambda: limit_address_space(limit),
+    )
+
+
+CLI_CHILD = """
+import contextlib, io, json, sys
+from fcnseg.cli.main import main
+results = []
+for argv in json.loads(open(sys.argv[1]).read()):
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(argv)
+        results.append({"code": code, "out": out.getvalue(), "err": err.getvalue()})
+    except BaseException as e:
+        results.append({"code": None, "out": out.getvalue(), "err": f"BUG {type(e).__name__}: {e}"})
+print(json.dumps(results))
+"""
+
+
+def run_cli_cases(folder: Path, cases: list[list[str]], timeout: float = 900) -> list[dict]:
+    """Each argv of ``cases`` through ``fcnseg.cli.main`` in one child under :data:`AS_LIMIT`; per case its exit
+    code (``None``: an exception escaped), stdout and stderr."""
+    import json
+
+    listing = folder / "cli-cases.json"
+    listing.write_text(json.dumps(cases))
+    proc = run_limited(CLI_CHILD, str(listing), timeout=timeout)
+    assert proc.returncode == 0, (
+        f"the child died (rc {proc.returncode}) under RLIMIT_AS={AS_LIMIT}: {proc.stderr[-2000:]}"
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -350,12 +350,26 @@ def _check_ranges(cfg: RunConfig, source: str) -> None:
             if n < 1:
                 raise ConfigError(f"{key}.{name}: {n} in {source}; expected a count >= 1")
     lo, hi = cfg.data.scale_range
-    if not 0 < lo <= hi:
-        raise ConfigError(f"data.scale_range: [{lo}, {hi}] in {source}; expected 0 < low <= high")
+    if not 0.01 <= lo <= hi <= 100:
+        raise ConfigError(f"data.scale_range: [{lo:g}, {hi:g}] in {source}; expected 0.01 <= low <= high <= 100")
+    _check_sizes(cfg, source)
     if not _DEVICE.fullmatch(cfg.train.device):
         raise ConfigError(f"train.device: {cfg.train.device!r} in {source}; use auto, cpu, cuda or cuda:N")
     if not re.fullmatch(r"none|backbone|up_to:\w+", cfg.model.freeze):
         raise ConfigError(f"model.freeze: {cfg.model.freeze!r} in {source}; use none, backbone or up_to:LAYER")
+
+
+def _check_sizes(cfg: RunConfig, source: str) -> None:
+    """A crop (padded up to its size) or jitter (a shift each way) beyond the pixel limit of every image is a bomb."""
+    from .imageio import max_pixels
+
+    limit, crop, jitter = max_pixels(), cfg.data.crop_size, cfg.data.jitter
+    for key, value, side in (("data.crop_size", crop, crop), ("data.jitter", jitter, jitter)):
+        if side is not None and side * side > limit:
+            raise ConfigError(
+                f"{key}: {value} in {source}; at most {math.isqrt(limit)} px, the side of the pixel "
+                f"limit of {limit} (FCNSEG_MAX_PIXELS raises it)"
+            )
 
 
 def _validate(cfg: RunConfig, source: str) -> None:
@@ -369,6 +383,9 @@ def _validate(cfg: RunConfig, source: str) -> None:
         )
     if t.class_weights is not None and cfg.model.heads:
         raise ConfigError(f"train.class_weights in {source}: per-class weights apply to single-head nets")
+    weights = t.class_weights
+    if isinstance(weights, list) and not any(w > 0 for w in weights):
+        raise ConfigError(f"train.class_weights: {weights} in {source}; all zero, no pixel would count in the loss")
 
 
 def dump_config(cfg: RunConfig) -> str:

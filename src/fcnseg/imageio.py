@@ -25,7 +25,18 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DataError, first_line
 
-__all__ = ["IMAGE_FORMATS", "MAX_PIXELS", "max_pixels", "open_image", "read_rgb", "significant_bits", "to_rgb"]
+__all__ = [
+    "IMAGE_FORMATS",
+    "MAX_PIXELS",
+    "exif_orientation",
+    "max_pixels",
+    "open_image",
+    "orient",
+    "read_rgb",
+    "read_rgb_oriented",
+    "significant_bits",
+    "to_rgb",
+]
 
 #: raster formats fcnseg decodes (JPEG includes MPO, the variant many cameras write)
 IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "GIF", "PPM")
@@ -94,6 +105,48 @@ def read_rgb(source: str | os.PathLike | IO[bytes], *, name: str | None = None, 
     img = open_image(source, name=name, limit=limit)
     label = name or (str(source) if not hasattr(source, "read") else "upload")
     return to_rgb(img, label, significant_bits(source, img))
+
+
+def read_rgb_oriented(
+    source: str | os.PathLike | IO[bytes], *, name: str | None = None, limit: int | None = None
+) -> tuple[np.ndarray, int]:
+    """:func:`read_rgb` and the EXIF orientation it applied (1: none), so a label map can be given the same turn."""
+    img = open_image(source, name=name, limit=limit)
+    label = name or (str(source) if not hasattr(source, "read") else "upload")
+    orientation = exif_orientation(img)
+    return to_rgb(img, label, significant_bits(source, img)), orientation
+
+
+def exif_orientation(img: Image.Image) -> int:
+    """The image's EXIF orientation (1–8; 1, upright, when absent or not one of the eight)."""
+    try:
+        value = img.getexif().get(0x0112, 1)
+    except (OSError, SyntaxError, ValueError, TypeError):
+        return 1
+    return value if isinstance(value, int) and value in _ORIENT else 1
+
+
+#: EXIF orientation → how :func:`PIL.ImageOps.exif_transpose` turns the pixels upright, on an array
+_ORIENT = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],  # FLIP_LEFT_RIGHT
+    3: lambda a: a[::-1, ::-1],  # ROTATE_180
+    4: lambda a: a[::-1],  # FLIP_TOP_BOTTOM
+    5: lambda a: a.swapaxes(0, 1),  # TRANSPOSE
+    6: lambda a: np.rot90(a, -1),  # ROTATE_270 (clockwise)
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),  # TRANSVERSE
+    8: lambda a: np.rot90(a, 1),  # ROTATE_90 (counter-clockwise)
+}
+
+
+def orient(array: np.ndarray, orientation: int) -> np.ndarray:
+    """``(H, W, …)`` stored pixels turned upright as EXIF ``orientation`` says (what :func:`to_rgb` does to images).
+
+    Example:
+        >>> orient(np.array([[1, 2, 3]]), 6).tolist()
+        [[1], [2], [3]]
+    """
+    return np.ascontiguousarray(_ORIENT.get(orientation, _ORIENT[1])(array))
 
 
 def _regular_file(path: Path) -> Path:

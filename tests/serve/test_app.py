@@ -142,7 +142,7 @@ def test_serve_takes_a_registry_name_with_a_weights_file(tmp_path, monkeypatch) 
     served = []
     real = fcnseg.serve.create_app
     monkeypatch.setattr(fcnseg.serve, "create_app", lambda seg, **kw: served.append(seg) or real(seg, **kw))
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: None)
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
     args = ["serve", "--model", "fcn8s_resnet18", "--weights", str(tmp_path / "w.safetensors"), "--device", "cpu"]
     assert main(args) == 0
     assert served[0].model.num_classes == 3 and len(served[0].classes) == 3
@@ -190,7 +190,7 @@ def test_fifty_concurrent_requests_on_loopback_all_answered_correctly(segmenter)
         async with httpx.AsyncClient(base_url=url, timeout=120) as client:
             return await asyncio.gather(*(one(client, i) for i in range(50)))
 
-    with _Server(create_app(segmenter)) as server:
+    with _Server(create_app(segmenter, queue_size=64, per_client=64)) as server:  # a burst the queue takes
         t0 = time.perf_counter()
         results = asyncio.run(burst(server.url))
         wall = time.perf_counter() - t0

@@ -129,7 +129,10 @@ def _blob(blob: Any, where: str, budget: int) -> np.ndarray:
         raise CheckpointError(f"{where}: blob shape {shape} claims more data than the file holds")
     if len(values) != count:
         raise CheckpointError(f"{where}: blob shape {shape} needs {count} values, the file has {len(values)}")
-    return np.asarray(values, dtype=np.float32).reshape(shape)
+    array = np.asarray(values, dtype=np.float32).reshape(shape)
+    if not np.isfinite(array).all():  # NaN weights give all-background masks, and exit 0
+        raise CheckpointError(f"{where}: holds NaN or infinite values (a diverged or damaged model)")
+    return array
 
 
 def read_caffemodel(path: str | Path) -> list[CaffeLayer]:
@@ -154,6 +157,8 @@ def read_caffemodel(path: str | Path) -> list[CaffeLayer]:
             continue
         if not layer.name:
             raise CheckpointError(f"{path}: a layer with weights has no name")
+        if any(seen.name == layer.name for seen in layers):  # which one Caffe would use is not defined
+            raise CheckpointError(f"{path}: two layers with weights are named {layer.name!r}")
         blobs = [_blob(b, f"{path}: layer {layer.name!r} blob {i}", len(raw)) for i, b in enumerate(layer.blobs)]
         layers.append(CaffeLayer(layer.name, blobs))
     if not layers:

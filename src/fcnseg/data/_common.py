@@ -9,9 +9,19 @@ import numpy as np
 import scipy.io
 
 from ..errors import DataError
+from ..imageio import orient, read_rgb_oriented
 from .base import IGNORE_INDEX
 
-__all__ = ["bundled_split", "check_mask", "load_mat_field", "read_ids", "require_dir", "require_files"]
+__all__ = [
+    "align_mask",
+    "bundled_split",
+    "check_mask",
+    "load_mat_field",
+    "read_ids",
+    "read_photo",
+    "require_dir",
+    "require_files",
+]
 
 
 def require_dir(path: Path, what: str) -> Path:
@@ -66,8 +76,34 @@ def load_mat_field(path: Path, *fields: str) -> np.ndarray:
     return arr
 
 
-def check_mask(mask: np.ndarray, image_shape: tuple[int, ...], num_classes: int, path: Path) -> np.ndarray:
-    """Raise unless the mask matches the image size and holds only classes < K or 255."""
+def read_photo(path: Path) -> tuple[np.ndarray, int]:
+    """A dataset image as upright ``(H, W, 3)`` RGB and the EXIF orientation that turned it (1: none)."""
+    return read_rgb_oriented(path)
+
+
+def align_mask(mask: np.ndarray, image_shape: tuple[int, ...], orientation: int) -> np.ndarray:
+    """The label map turned as EXIF ``orientation`` turned its image, when it is in the image's stored frame.
+
+    :func:`~fcnseg.imageio.read_rgb` shows a photo upright, as its EXIF orientation says; the label map beside it
+    has no such tag. A label map of the *stored* picture's size (pixel-aligned with the file, as COCO's and
+    every array-made mask are) gets the same turn, so a square photo and its mask stay aligned. A label map that
+    only fits the upright size (a 90° turn of a non-square photo) was drawn on the upright picture: kept as is.
+    """
+    if orientation == 1:
+        return mask
+    h, w = image_shape[:2]
+    stored = (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+    return orient(mask, orientation) if tuple(mask.shape[:2]) == stored else mask
+
+
+def check_mask(
+    mask: np.ndarray, image_shape: tuple[int, ...], num_classes: int, path: Path, orientation: int = 1
+) -> np.ndarray:
+    """Raise unless the mask matches the image size and holds only classes < K or 255.
+
+    ``orientation``: the EXIF orientation the image was turned by (:func:`read_photo`); see :func:`align_mask`.
+    """
+    mask = align_mask(mask, image_shape, orientation)
     if mask.shape[:2] != tuple(image_shape[:2]):
         raise DataError(
             f"{path}: mask is {mask.shape[1]}×{mask.shape[0]} but its image is {image_shape[1]}×{image_shape[0]}"

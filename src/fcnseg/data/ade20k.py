@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from ..io import read_image, read_label_png
-from ._common import check_mask, require_dir, require_files
+from ..io import read_label_png
+from ._common import check_mask, read_photo, require_dir, require_files
 from .base import IGNORE_INDEX, SegmentationDataset, to_sample
 
 __all__ = ["ADE20K", "ADE20K_CLASSES"]
@@ -220,9 +220,9 @@ class ADE20K(SegmentationDataset):
         return str(self.mask_paths[index])
 
     def load(self, index: int) -> tuple[Any, Any]:
-        image = read_image(self.image_paths[index])
+        image, turn = read_photo(self.image_paths[index])
         path = self.mask_paths[index]
         raw = read_label_png(path)
         if raw.size and int(raw.max()) > len(ADE20K_CLASSES):
             raise DataError(f"{path}: values up to {int(raw.max())}, but ADE20K labels are 0 (other) and 1..150")
-        return to_sample(image, check_mask(self._lut[raw], image.shape, len(self.classes), path))
+        return to_sample(image, check_mask(self._lut[raw], image.shape, len(self.classes), path, turn))

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from ..io import read_image, read_label_png
-from ._common import check_mask, require_dir, require_files
+from ..io import read_label_png
+from ._common import check_mask, read_photo, require_dir, require_files
 from .base import IGNORE_INDEX, SegmentationDataset, to_sample, voc_palette
 
 __all__ = ["CITYSCAPES_CLASSES", "CITYSCAPES_LABELS", "Cityscapes", "cityscapes_lut", "cityscapes_palette"]
@@ -137,10 +137,10 @@ class Cityscapes(SegmentationDataset):
         return str(self.mask_paths[index])
 
     def load(self, index: int) -> tuple[Any, Any]:
-        image = read_image(self.image_paths[index])
+        image, turn = read_photo(self.image_paths[index])
         path = self.mask_paths[index]
         ids = read_label_png(path)
         if ids.size and int(ids.max()) > _MAX_ID:
             hint = " (a _labelTrainIds file?)" if int(ids.max()) == IGNORE_INDEX else ""
             raise DataError(f"{path}: values up to {int(ids.max())}, but label ids are 0..{_MAX_ID}{hint}")
-        return to_sample(image, check_mask(self._lut[ids], image.shape, len(self.classes), path))
+        return to_sample(image, check_mask(self._lut[ids], image.shape, len(self.classes), path, turn))

@@ -10,7 +10,6 @@ Images without annotations are background (``drop_empty=True`` leaves them out).
 from __future__ import annotations
 
 import importlib
-import json
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from ..io import read_image
+from ..json_safe import load_json
+from ._coco_checks import as_int, check_image_entry, checked_polygons, checked_rle
+from ._common import align_mask, read_photo
 from .base import IGNORE_INDEX, SegmentationDataset, to_sample
 
 __all__ = ["COCOSegmentation", "coco_mask_api"]
@@ -34,15 +35,11 @@ def coco_mask_api() -> Any:
 
 
 def _load_json(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise DataError(f"{path}: annotation file not found") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{path}: not a JSON file ({e})") from None
+    data = load_json(path, "annotation file")  # nesting bounded, numbers finite
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "categories")):
         raise DataError(f"{path}: not COCO instance JSON (needs 'images' and 'categories' lists)")
+    if not isinstance(data.get("annotations") or [], list):
+        raise DataError(f"{path}: 'annotations' must be a list, got {type(data['annotations']).__name__}")
     return data
 
 
@@ -80,24 +77,37 @@ class COCOSegmentation(SegmentationDataset):
         self.json_path = self._find_json(annotations)
         data = _load_json(self.json_path)
         self._index_categories(data["categories"])
+        self.sizes = [check_image_entry(im, n, self.json_path) for n, im in enumerate(data["images"])]
+        anns = self._group(data.get("annotations") or [])
+        keep = [n for n, im in enumerate(data["images"]) if not drop_empty or anns.get(im["id"])]
+        if not keep:
+            raise DataError(f"{self.json_path}: no images" + (" with annotations" if drop_empty else ""))
+        self.images = [data["images"][n] for n in keep]
+        self.sizes = [self.sizes[n] for n in keep]
+        self.annotations = [anns.get(im["id"], []) for im in self.images]
+        self.image_dir = self._find_images(images, self.images)
+
+    def _group(self, annotations: list[Any]) -> dict[Any, list[dict[str, Any]]]:
+        """The annotations by image id, each checked for an image id, a known category and a crowd flag."""
         anns: dict[Any, list[dict[str, Any]]] = {}
-        for a in data.get("annotations") or []:
+        for a in annotations:
             if not isinstance(a, dict) or "image_id" not in a or "category_id" not in a:
                 raise DataError(f"{self.json_path}: an annotation lacks image_id or category_id: {str(a)[:80]}")
-            if a["category_id"] not in self.category_index:
+            if isinstance(a["image_id"], bool) or not isinstance(a["image_id"], (int, str)):
+                raise DataError(f"{self.json_path}: annotation {a.get('id')!r} has image_id {str(a['image_id'])[:40]}")
+            category = as_int(a["category_id"])
+            if category not in self.category_index:
                 raise DataError(
-                    f"{self.json_path}: annotation {a.get('id')} has category {a['category_id']}, "
+                    f"{self.json_path}: annotation {a.get('id')} has category {str(a['category_id'])[:40]}, "
                     "which is not in 'categories'"
                 )
+            if a.get("iscrowd") not in (None, 0, 1, False, True):
+                raise DataError(f"{self.json_path}: annotation {a.get('id')} has iscrowd {str(a['iscrowd'])[:40]}")
+            a["category_id"] = category  # "3" and 3.0 as 3
             anns.setdefault(a["image_id"], []).append(a)
         if anns and not any(a.get("segmentation") for group in anns.values() for a in group):
             raise DataError(f"{self.json_path}: no annotation has a segmentation (a bounding-box-only export?)")
-        entries = [im for im in data["images"] if not drop_empty or anns.get(im.get("id"))]
-        if not entries:
-            raise DataError(f"{self.json_path}: no images" + (" with annotations" if drop_empty else ""))
-        self.images = entries
-        self.annotations = [anns.get(im.get("id"), []) for im in entries]
-        self.image_dir = self._find_images(images, entries)
+        return anns
 
     def _find_json(self, annotations: str | None) -> Path:
         if annotations:
@@ -114,10 +124,13 @@ class COCOSegmentation(SegmentationDataset):
         return found
 
     def _index_categories(self, categories: list[Any]) -> None:
-        try:
-            cats = sorted((int(c["id"]), str(c["name"])) for c in categories)
-        except (KeyError, TypeError, ValueError):
-            raise DataError(f"{self.json_path}: every category needs an integer 'id' and a 'name'") from None
+        cats = []
+        for c in categories:
+            cid = as_int(c.get("id")) if isinstance(c, dict) else None
+            if cid is None or not isinstance(c.get("name"), (str, int)) or isinstance(c.get("name"), bool):
+                raise DataError(f"{self.json_path}: every category needs an integer 'id' and a 'name': {str(c)[:80]}")
+            cats.append((cid, str(c["name"])))
+        cats.sort()
         if not cats:
             raise DataError(f"{self.json_path}: 'categories' is empty")
         if len({i for i, _ in cats}) != len(cats):
@@ -129,7 +142,7 @@ class COCOSegmentation(SegmentationDataset):
 
     def _find_images(self, images: str | None, entries: list[dict[str, Any]]) -> Path:
         candidates = [self.root / images] if images else [self.root / self.split, self.root / "images", self.root]
-        first = str(entries[0].get("file_name", ""))
+        first = entries[0]["file_name"]
         found = next((c for c in candidates if (c / first).is_file()), None)
         if found is None:
             raise DataError(f"{self.json_path}: image {first!r} not found in {', '.join(map(str, candidates))}")
@@ -139,22 +152,19 @@ class COCOSegmentation(SegmentationDataset):
         return len(self.images)
 
     def describe(self, index: int) -> str:
-        return f"{self.image_dir / str(self.images[index].get('file_name'))} ({self.json_path.name})"
+        return f"{self.image_dir / self.images[index]['file_name']} ({self.json_path.name})"
 
     def _decode(self, segm: Any, h: int, w: int, where: str) -> np.ndarray | None:
-        """One annotation's ``(h, w)`` bool mask (``None`` if it has no segmentation)."""
+        """One annotation's ``(h, w)`` bool mask (``None`` if it has no segmentation); values checked first."""
         m = self._mask
         if isinstance(segm, list):
-            polygons = [p for p in segm if isinstance(p, list) and len(p) >= 6]  # 3+ points (4 numbers = a box)
-            if any(not isinstance(p, list) or len(p) % 2 for p in segm):
-                raise DataError(f"{where}: a polygon is not a flat list of x, y pairs")
+            polygons = checked_polygons(segm, h, w, where)  # finite, near the image, a bounded outline
             if not polygons:
                 return None
             rle = m.merge(m.frPyObjects(polygons, h, w))
         elif isinstance(segm, dict) and "counts" in segm and "size" in segm:
-            if list(segm["size"]) != [h, w]:
-                raise DataError(f"{where}: RLE size {list(segm['size'])} but the image is {h}×{w} (h×w)")
-            rle = m.frPyObjects(segm, h, w) if isinstance(segm["counts"], list) else segm
+            rle = checked_rle(segm, h, w, where)  # runs that add up to exactly h × w
+            rle = m.frPyObjects(rle, h, w) if isinstance(rle["counts"], list) else rle
         else:
             raise DataError(f"{where}: segmentation is neither polygons nor RLE")
         with warnings.catch_warnings():  # pycocotools 2.0 under NumPy 2 warns about __array__(copy=)
@@ -162,15 +172,13 @@ class COCOSegmentation(SegmentationDataset):
             return m.decode(rle).astype(bool)
 
     def semantic_mask(self, index: int) -> np.ndarray:
-        """The ``(H, W)`` uint8 semantic mask of image ``index`` (size from the JSON)."""
+        """The ``(H, W)`` uint8 semantic mask of image ``index`` (size from the JSON, checked against the limit)."""
         info = self.images[index]
-        h, w = info.get("height"), info.get("width")
-        if not (isinstance(h, int) and isinstance(w, int)) or h <= 0 or w <= 0:
-            raise DataError(f"{self.json_path}: image {info.get('file_name')!r} has no valid height/width")
+        h, w = self.sizes[index]
         sem = np.zeros((h, w), np.uint8)
         void = np.zeros((h, w), bool)
         for a in self.annotations[index]:
-            where = f"{self.json_path}: annotation {a.get('id')} of {info.get('file_name')}"
+            where = f"{self.json_path}: annotation {a.get('id')} of {info['file_name']}"
             mask = self._decode(a.get("segmentation"), h, w, where)
             if mask is None:
                 continue
@@ -184,12 +192,12 @@ class COCOSegmentation(SegmentationDataset):
         return sem
 
     def load(self, index: int) -> tuple[Any, Any]:
-        path = self.image_dir / str(self.images[index].get("file_name"))
-        image = read_image(path)
-        mask = self.semantic_mask(index)
-        if image.shape[:2] != mask.shape:
+        path = self.image_dir / self.images[index]["file_name"]
+        image, turn = read_photo(path)
+        h, w = self.sizes[index]
+        upright = (w, h) if turn in (5, 6, 7, 8) else (h, w)
+        if image.shape[:2] not in ((h, w), upright):  # checked before a mask is drawn
             raise DataError(
-                f"{path}: image is {image.shape[1]}×{image.shape[0]} but {self.json_path.name} says "
-                f"{mask.shape[1]}×{mask.shape[0]}"
+                f"{path}: image is {image.shape[1]}×{image.shape[0]} but {self.json_path.name} says {w}×{h}"
             )
-        return to_sample(image, mask)
+        return to_sample(image, align_mask(self.semantic_mask(index), image.shape, turn))

@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from ..io import read_image
-from ._common import check_mask, load_mat_field, read_ids, require_dir
+from ._common import check_mask, load_mat_field, read_ids, read_photo, require_dir
 from .base import SegmentationDataset, to_sample
 from .classes import CONTEXT59_CLASSES
 
@@ -77,10 +76,10 @@ class PASCALContext(SegmentationDataset):
 
     def load(self, index: int) -> tuple[Any, Any]:
         i = self.ids[index]
-        image = read_image(self.voc / "JPEGImages" / f"{i}.jpg")
+        image, turn = read_photo(self.voc / "JPEGImages" / f"{i}.jpg")
         path = self.root / "trainval" / f"{i}.mat"
         full = load_mat_field(path, "LabelMap").astype(np.int64)
         if full.min() < 0 or full.max() >= len(self.lut):
             raise DataError(f"{path}: LabelMap values {full.min()}..{full.max()} outside the full label list")
         mask = self.lut[full]
-        return to_sample(image, check_mask(mask, image.shape, len(self.classes), path))
+        return to_sample(image, check_mask(mask, image.shape, len(self.classes), path, turn))

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, DataWarning
-from ..io import _open, read_image
-from ._common import check_mask, read_ids, require_dir
+from ..io import _open
+from ._common import check_mask, read_ids, read_photo, require_dir
 from .base import IGNORE_INDEX, SegmentationDataset, to_sample, voc_palette
 from .label_stats import LabelStats
 from .labelmap import read_class_names, read_labelmap
@@ -155,9 +155,9 @@ class SegmentationFolder(SegmentationDataset):
         return np.array([lut[u] for u in uniq.tolist()], np.uint8)[inverse].reshape(codes.shape)
 
     def load(self, index: int) -> tuple[Any, Any]:
-        image = read_image(self.image_paths[index])
+        image, turn = read_photo(self.image_paths[index])
         path = self.mask_paths[index]
-        return to_sample(image, check_mask(self._read_mask(path), image.shape, len(self.classes), path))
+        return to_sample(image, check_mask(self._read_mask(path), image.shape, len(self.classes), path, turn))
 
 
 def _by_stem(folder: Path, suffixes: tuple[str, ...]) -> dict[str, list[Path]]:

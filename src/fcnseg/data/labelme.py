@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import json
 import math
 import shutil
 import uuid
@@ -25,8 +24,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..errors import DataError, FCNError
-from ..imageio import open_image
-from ..io import atomic_write, read_image, write_palette_png
+from ..imageio import exif_orientation, open_image, significant_bits, to_rgb
+from ..io import atomic_write, write_palette_png
+from ..json_safe import load_json
 from .base import IGNORE_INDEX, voc_palette
 
 __all__ = ["import_labelme", "read_labelme_labels", "render_shapes"]
@@ -59,13 +59,30 @@ def read_labelme_labels(path: str | Path) -> dict[str, int]:
     return values
 
 
+def _points(shape: dict[str, Any], size: tuple[int, int], where: str) -> list[tuple[float, float]]:
+    """A shape's points, checked as data: [x, y] pairs of finite numbers within one image size of the image."""
+    raw = shape.get("points", [])
+    number = (int, float)
+    if not isinstance(raw, list) or not all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(v, number) and not isinstance(v, bool) for v in p)
+        for p in raw
+    ):
+        raise DataError(f"{where}: points must be [x, y] pairs of numbers")
+    xy = [(float(x), float(y)) for x, y in raw]
+    if not all(math.isfinite(v) for p in xy for v in p):
+        raise DataError(f"{where}: a point that is not a finite number")
+    h, w = size
+    if any(not (-w <= x <= 2 * w and -h <= y <= 2 * h) for x, y in xy):
+        raise DataError(f"{where}: a point far outside the {w}×{h} image")
+    return xy
+
+
 def _shape_mask(size: tuple[int, int], shape: dict[str, Any], where: str) -> np.ndarray:
     """One shape as an ``(h, w)`` bool mask, drawn as ``labelme.utils.shape_to_mask`` draws it."""
     kind = shape.get("shape_type") or "polygon"
-    try:
-        xy = [(float(x), float(y)) for x, y in shape.get("points", [])]
-    except (TypeError, ValueError):
-        raise DataError(f"{where}: points must be [x, y] pairs") from None
+    if not isinstance(kind, str):
+        raise DataError(f"{where}: shape_type must be a word, got {str(kind)[:40]}")
+    xy = _points(shape, size, where)
     exact = {"circle": 2, "rectangle": 2, "line": 2, "point": 1, "mask": 2}.get(kind)
     least = {"polygon": 3, "linestrip": 2}.get(kind, 0)
     if (exact is not None and len(xy) != exact) or len(xy) < least:
@@ -95,16 +112,26 @@ def _shape_mask(size: tuple[int, int], shape: dict[str, Any], where: str) -> np.
 
 
 def _paste_mask(size: tuple[int, int], shape: dict[str, Any], xy: list[tuple[float, float]], where: str) -> np.ndarray:
+    """A ``mask`` shape's PNG pasted with its top-left corner at the first point; what lies outside is cut off."""
+    h, w = size
     out = np.zeros(size, bool)
     try:
         data = io.BytesIO(base64.b64decode(shape["mask"]))
-        part = np.asarray(open_image(data, name=f"{where} mask", formats=("PNG",)), dtype=bool)
-    except (KeyError, TypeError, ValueError, OSError, binascii.Error, FCNError):
+        img = open_image(data, name=f"{where} mask", formats=("PNG",), limit=h * w)
+    except FCNError as e:  # before ValueError: a DataError is one
+        raise DataError(f"{where}: a mask shape whose 'mask' is not usable ({e})") from None
+    except (KeyError, TypeError, ValueError, OSError, binascii.Error):
         raise DataError(f"{where}: a mask shape without a readable base64 PNG 'mask'") from None
-    (x1, y1), _ = xy
-    x1, y1 = int(x1), int(y1)  # labelme truncates
-    region = out[y1 : y1 + part.shape[0], x1 : x1 + part.shape[1]]
-    region[...] = part[: region.shape[0], : region.shape[1]]
+    grey = img if img.mode in ("1", "L", "P", "I", "I;16", "F") else img.convert("L")
+    part = np.asarray(grey) != 0
+    x1, y1 = (int(v) for v in xy[0])  # labelme truncates
+    top, left = max(0, y1), max(0, x1)
+    bottom, right = min(h, y1 + part.shape[0]), min(w, x1 + part.shape[1])
+    if top >= bottom or left >= right:
+        raise DataError(
+            f"{where}: the {part.shape[1]}×{part.shape[0]} mask at ({x1}, {y1}) lies outside the {w}×{h} image"
+        )
+    out[top:bottom, left:right] = part[top - y1 : bottom - y1, left - x1 : right - x1]
     return out
 
 
@@ -114,8 +141,10 @@ def render_shapes(
     """``(h, w)`` uint8 class mask of labelme ``shapes``, later shapes over earlier ones."""
     mask = np.zeros(size, np.uint8)
     for n, shape in enumerate(shapes):
-        label = shape.get("label") if isinstance(shape, dict) else None
-        if label not in values:
+        if not isinstance(shape, dict):
+            raise DataError(f"{where}: shape {n} must be an object, got {str(shape)[:40]}")
+        label = shape.get("label")
+        if not isinstance(label, str) or label not in values:
             known = ", ".join(k for k in values if k != "__ignore__")
             raise DataError(f"{where}: shape {n} has label {label!r}, which is not in the labels file ({known})")
         mask[_shape_mask(size, shape, f"{where}: shape {n} ({label})")] = values[label]
@@ -123,10 +152,7 @@ def render_shapes(
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{path}: not a JSON file ({e})") from None
+    data = load_json(path, "labelme file")  # nesting bounded, numbers finite
     if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
         raise DataError(f"{path}: not a labelme file (no 'shapes' list)")
     return data
@@ -138,30 +164,37 @@ def _image_bytes(path: Path, data: dict[str, Any]) -> bytes:
             return base64.b64decode(data["imageData"], validate=True)
         except (binascii.Error, TypeError, ValueError):
             raise DataError(f"{path}: imageData is not base64") from None
-    if not data.get("imagePath"):
-        raise DataError(f"{path}: neither imageData nor imagePath")
-    image = path.parent / str(data["imagePath"]).replace("\\", "/")
+    if not data.get("imagePath") or not isinstance(data["imagePath"], str):
+        raise DataError(f"{path}: neither imageData nor imagePath (a file name)")
+    image = path.parent / data["imagePath"].replace("\\", "/")
+    if image.exists() and not image.is_file():
+        raise DataError(f"{path}: image {image} (imagePath) is not a regular file")
     try:
         return image.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: image {image} (imagePath) not found") from None
+    except OSError as e:
+        raise DataError(f"{path}: image {image} (imagePath): cannot read ({e.strerror})") from None
 
 
 def _convert(path: Path, values: dict[str, int], stage: Path) -> None:
     data = _read_json(path)
     raw = _image_bytes(path, data)
-    image = read_image(io.BytesIO(raw), name=f"{path} (image)")
+    label = f"{path} (image)"
+    img = open_image(io.BytesIO(raw), name=label)
+    fmt, turn = img.format, exif_orientation(img)
+    image = to_rgb(img, label, significant_bits(io.BytesIO(raw), img))  # upright, as labelme shows it
     h, w = image.shape[:2]
     if (data.get("imageHeight"), data.get("imageWidth")) not in ((None, None), (h, w)):
         raise DataError(
-            f"{path}: imageHeight/imageWidth say {data['imageHeight']}×{data['imageWidth']}, the image is {h}×{w}"
+            f"{path}: imageHeight/imageWidth say {data.get('imageHeight')}×{data.get('imageWidth')}, "
+            f"the image is {h}×{w}"
         )
     mask = render_shapes((h, w), data["shapes"], values, str(path))
-    fmt = Image.open(io.BytesIO(raw), formats=list(_SUFFIX)).format  # already decoded once by read_image
-    if fmt in _SUFFIX:
+    if fmt in _SUFFIX and turn == 1:
         with atomic_write(stage / "images" / f"{path.stem}{_SUFFIX[fmt]}") as f:
             f.write(raw)  # the file as it was: no re-encoding
-    else:
+    else:  # another format, or a photo EXIF turns: its upright pixels, which the shapes were drawn on
         with atomic_write(stage / "images" / f"{path.stem}.png") as f:
             Image.fromarray(image).save(f, format="PNG")
     write_palette_png(stage / "masks" / f"{path.stem}.png", mask, voc_palette())

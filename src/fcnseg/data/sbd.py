@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from ..io import read_image
-from ._common import bundled_split, check_mask, load_mat_field, read_ids, require_dir
+from ._common import bundled_split, check_mask, load_mat_field, read_ids, read_photo, require_dir
 from .base import SegmentationDataset, to_sample
 from .classes import VOC_CLASSES
 
@@ -43,7 +42,7 @@ class SBDSegmentation(SegmentationDataset):
 
     def load(self, index: int) -> tuple[Any, Any]:
         i = self.ids[index]
-        image = read_image(self.base / "img" / f"{i}.jpg")
+        image, turn = read_photo(self.base / "img" / f"{i}.jpg")
         path = self.base / "cls" / f"{i}.mat"
         mask = load_mat_field(path, "GTcls", "Segmentation").astype("uint8")
-        return to_sample(image, check_mask(mask, image.shape, len(self.classes), path))
+        return to_sample(image, check_mask(mask, image.shape, len(self.classes), path, turn))

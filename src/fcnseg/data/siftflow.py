@@ -11,8 +11,7 @@ import torch
 from torchvision import tv_tensors
 
 from ..errors import DataError
-from ..io import read_image
-from ._common import bundled_split, check_mask, load_mat_field, read_ids, require_dir
+from ._common import bundled_split, check_mask, load_mat_field, read_ids, read_photo, require_dir
 from .base import IGNORE_INDEX, SegmentationDataset
 from .classes import SIFTFLOW_GEOMETRIC_CLASSES, SIFTFLOW_SEMANTIC_CLASSES
 
@@ -71,11 +70,11 @@ class SIFTFlow(SegmentationDataset):
 
     def load(self, index: int) -> tuple[Any, Any]:
         i = self.ids[index]
-        image = read_image(self.root / "Images" / _SUB / f"{i}.jpg")
+        image, turn = read_photo(self.root / "Images" / _SUB / f"{i}.jpg")
         sem_path = self.root / "SemanticLabels" / _SUB / f"{i}.mat"
         geo_path = self.root / "GeoLabels" / _SUB / f"{i}.mat"
-        sem = check_mask(decode_semantic(load_mat_field(sem_path, "S")), image.shape, 33, sem_path)
-        geo = check_mask(decode_geometric(load_mat_field(geo_path, "S")), image.shape, 3, geo_path)
+        sem = check_mask(decode_semantic(load_mat_field(sem_path, "S")), image.shape, 33, sem_path, turn)
+        geo = check_mask(decode_geometric(load_mat_field(geo_path, "S")), image.shape, 3, geo_path, turn)
         img = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))))
         masks = {k: tv_tensors.Mask(torch.from_numpy(v.astype(np.int64))) for k, v in (("sem", sem), ("geo", geo))}
         return img, masks

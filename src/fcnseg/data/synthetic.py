@@ -24,6 +24,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..errors import DataError
+from ..imageio import max_pixels
 from .base import IGNORE_INDEX, SegmentationDataset, to_sample
 
 __all__ = ["SHAPE_CLASSES", "SyntheticShapes"]
@@ -120,6 +121,8 @@ class SyntheticShapes(SegmentationDataset):
             raise DataError(f"SyntheticShapes task must be 'segmentation' or 'classification', got {task!r}")
         if n < 1 or size < 16:
             raise DataError(f"SyntheticShapes needs n >= 1 and size >= 16, got n={n}, size={size}")
+        if size * size > max_pixels():  # a scene is drawn whole: size 100000 would be 10^10 pixels
+            raise DataError(f"SyntheticShapes size {size}: {size}×{size} exceeds the limit of {max_pixels()} pixels")
         if framing not in ("scene", "object"):
             raise DataError(f"SyntheticShapes framing must be 'scene' or 'object', got {framing!r}")
         if max_objects < 1:

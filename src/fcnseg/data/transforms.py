@@ -126,10 +126,19 @@ class RandomTranslate(v2.Transform):
         if j == 0:
             return image, mask
         dy, dx = (int(v) for v in torch.randint(-j, j + 1, (2,)))
-        h, w = image.shape[-2:]
-        pi = v2.functional.pad(image, [j, j, j, j], fill=0)
-        pm = v2.functional.pad(mask, [j, j, j, j], fill=IGNORE_INDEX)
-        return v2.functional.crop(pi, j - dy, j - dx, h, w), v2.functional.crop(pm, j - dy, j - dx, h, w)
+        return _shift(image, dy, dx, 0), _shift(mask, dy, dx, IGNORE_INDEX)
+
+
+def _shift(t: Tensor, dy: int, dx: int, fill: float) -> Tensor:
+    """``t`` moved ``dy`` down and ``dx`` right, ``fill`` where nothing moved in: no more memory than ``t`` itself
+    (padding by the jitter first would allocate ``(H + 2j) × (W + 2j)``, gigabytes for a large ``j``)."""
+    h, w = t.shape[-2:]
+    out = torch.full_like(t.as_subclass(Tensor), fill)
+    if abs(dy) < h and abs(dx) < w:
+        src_y, dst_y = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+        src_x, dst_x = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+        out[..., dst_y, dst_x] = t.as_subclass(Tensor)[..., src_y, src_x]
+    return tv_tensors.wrap(out, like=t) if isinstance(t, tv_tensors.TVTensor) else out
 
 
 def eval_transforms(preprocessing: Preprocessing, *, mask_cue: str = "none") -> v2.Compose:

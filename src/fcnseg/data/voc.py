@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from ..io import read_image, read_label_png
-from ._common import bundled_split, check_mask, read_ids, require_dir
+from ..io import read_label_png
+from ._common import bundled_split, check_mask, read_ids, read_photo, require_dir
 from .base import SegmentationDataset, to_sample
 from .classes import VOC_CLASSES
 
@@ -55,7 +55,7 @@ class VOCSegmentation(SegmentationDataset):
 
     def load(self, index: int) -> tuple[Any, Any]:
         i = self.ids[index]
-        image = read_image(self.base / "JPEGImages" / f"{i}.jpg")
+        image, turn = read_photo(self.base / "JPEGImages" / f"{i}.jpg")
         path = self.base / "SegmentationClass" / f"{i}.png"
-        mask = check_mask(read_label_png(path), image.shape, len(self.classes), path)
+        mask = check_mask(read_label_png(path), image.shape, len(self.classes), path, turn)
         return to_sample(image, mask)

@@ -14,7 +14,7 @@ from PIL import Image
 from torch import nn
 
 from ..data.classes import default_classes
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, ModelError
 from ..io import read_image
 from ..preprocessing import CAFFE_VOC, Preprocessing, preset
 from ..runtime.checkpoint import CheckpointInfo, preprocessing_of
@@ -95,6 +95,12 @@ class Segmenter:
             self.model, self.info, file = opened.model, opened.info, opened.file
             self.classes = list(opened.info.classes)
             warn_if_synthetic(self.info, file)  # once: a synthetic-shapes model paints shapes on photographs
+        channels = int(getattr(self.model, "in_channels", 3))
+        if channels != 3:  # predict, serve and the API feed (H, W, 3) RGB: refuse now, not at every image
+            raise ModelError(
+                f"{file or type(self.model).__name__}: the model takes {channels} input channels (RGB-D, or streams "
+                "such as colour + HHA); a Segmenter feeds RGB images (3 channels). Evaluate it on its dataset instead"
+            )
         if isinstance(preprocessing, str):
             preprocessing = preset(preprocessing)
         default = getattr(self.model, "preprocessing", CAFFE_VOC)  # a bare model: what its trunk's weights expect

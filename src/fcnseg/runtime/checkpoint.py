@@ -29,6 +29,7 @@ from torch import nn
 from .. import __version__
 from ..errors import CheckpointError, first_line
 from ..io import atomic_write
+from ..json_safe import loads_json
 from ..models import FCN, get_model
 from ..preprocessing import CAFFE_VOC, Preprocessing
 from .checkpoint_meta import check_finite, check_metadata, check_shapes
@@ -137,10 +138,7 @@ def read_info(path: str | Path) -> CheckpointInfo:
     meta, _ = _read_header(path)
     if "fcnseg" not in meta:
         raise CheckpointError(f"{path}: safetensors file without fcnseg metadata; use --model NAME --weights {path}")
-    try:
-        data = json.loads(meta["fcnseg"])
-    except (json.JSONDecodeError, RecursionError) as e:
-        raise CheckpointError(f"{path}: corrupt fcnseg metadata ({type(e).__name__})") from None
+    data = loads_json(meta["fcnseg"], f"{path}: fcnseg metadata", error=CheckpointError)  # nesting bounded
     return CheckpointInfo(**check_metadata(data, path))
 
 

@@ -106,6 +106,10 @@ def check_metadata(data: Any, path: Any) -> dict[str, Any]:
     return data
 
 
+#: preprocessing values that keep ``(x · scale − mean) / std`` finite in float32 for every 0–255 input
+_SCALE, _MEAN, _STD = (1e-6, 1e6), 1e6, (1e-6, 1e6)
+
+
 def _check_preprocessing(pre: Any, path: Any) -> None:
     if pre == {}:
         return
@@ -118,15 +122,21 @@ def _check_preprocessing(pre: Any, path: Any) -> None:
         pre,
     )
     _need(isinstance(pre["bgr"], bool), path, "preprocessing.bgr", "true or false", pre["bgr"])
-    _need(_number(pre["scale"]) and pre["scale"] > 0, path, "preprocessing.scale", "a positive number", pre["scale"])
+    scale = pre["scale"]
+    _need(
+        _number(scale) and _SCALE[0] <= scale <= _SCALE[1],
+        path,
+        "preprocessing.scale",
+        f"a number in [{_SCALE[0]:g}, {_SCALE[1]:g}]",
+        scale,
+    )
     mean, std = pre["mean"], pre.get("std", [1.0] * 3)
-    for key, values, positive in (("mean", mean, False), ("std", std, True)):
-        good = isinstance(values, list) and 1 <= len(values) <= 64 and all(_number(v) for v in values)
-        if good and positive:
-            good = all(v > 0 for v in values)
-        _need(good, path, f"preprocessing.{key}", "a list of finite numbers" + (" > 0" if positive else ""), values)
-    if len(mean) != len(std):
-        raise CheckpointError(f"{path}: preprocessing.mean has {len(mean)} values but std has {len(std)}")
+    for key, values, ok, expected in (
+        ("mean", mean, lambda v: abs(v) <= _MEAN, f"within ±{_MEAN:g}"),
+        ("std", std, lambda v: _STD[0] <= v <= _STD[1], f"in [{_STD[0]:g}, {_STD[1]:g}]"),
+    ):
+        good = isinstance(values, list) and len(values) == 3 and all(_number(v) and ok(v) for v in values)
+        _need(good, path, f"preprocessing.{key}", f"3 numbers (R, G, B) {expected}", values)
 
 
 def _need(ok: bool, path: Any, key: str, expected: str, value: Any) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.classes import default_classes
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from ..models import FCN, get_model
 from ..preprocessing import preset
 from .checkpoint import CheckpointInfo, load_checkpoint, load_into, load_state_dict_file, model_kwargs
@@ -21,11 +21,17 @@ from .checkpoint import CheckpointInfo, load_checkpoint, load_into, load_state_d
 __all__ = ["ModelSpec", "OpenedModel", "infer_num_classes", "load_model", "open_model"]
 
 
-def infer_num_classes(state: dict[str, Any]) -> int:
-    """The class count of a state dict's score layer (``score_fr``, or NYUD's ``score_frcolor``)."""
+def infer_num_classes(state: dict[str, Any], source: Any = "weights") -> int:
+    """The class count of a state dict's score layer (``score_fr``, or NYUD's ``score_frcolor``); ``source`` names
+    the file in errors."""
     for key in ("score_fr.weight", "score_frcolor.weight"):
         if key in state:
-            return int(state[key].shape[0])
+            shape = tuple(getattr(state[key], "shape", ()))
+            if len(shape) != 4 or shape[0] < 1:
+                raise CheckpointError(
+                    f"{source}: {key} has shape {shape}; a score layer's weight is (classes, channels, 1, 1)"
+                )
+            return int(shape[0])
     raise ConfigError("cannot tell the number of classes from the weights; pass --num-classes")
 
 
@@ -72,7 +78,7 @@ def open_model(spec: ModelSpec) -> OpenedModel:
     if not (spec.model and spec.weights):
         raise ConfigError("give --checkpoint CKPT, or --model NAME with --weights FILE")
     state = load_state_dict_file(spec.weights)
-    model = get_model(spec.model, num_classes=spec.num_classes or infer_num_classes(state))
+    model = get_model(spec.model, num_classes=spec.num_classes or infer_num_classes(state, spec.weights))
     load_into(model, state, spec.weights)
     pre = preset(spec.preprocessing or "caffe_voc")
     info = CheckpointInfo(

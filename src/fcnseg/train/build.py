@@ -18,7 +18,15 @@ from ..pretrained import PREFIX, pretrained_path
 from ..runtime.checkpoint import load_state_dict_file
 from ..weights.resolve import is_registered
 
-__all__ = ["build_datasets", "build_model", "init_from", "make_optimizer", "param_groups", "preprocessing"]
+__all__ = [
+    "build_datasets",
+    "build_model",
+    "check_classes",
+    "init_from",
+    "make_optimizer",
+    "param_groups",
+    "preprocessing",
+]
 
 
 def preprocessing(cfg: RunConfig) -> Preprocessing:
@@ -84,20 +92,50 @@ def _nyud_datasets(cfg: RunConfig) -> tuple[SegmentationDataset, SegmentationDat
     return train, val
 
 
+def check_classes(cfg: RunConfig, dataset: SegmentationDataset) -> None:
+    """Refuse class counts below the data's (its labels would be out of range at the first step) and heads the
+    data has no mask for."""
+    m = cfg.model
+    found = dataset.head_classes if m.heads else {"": list(dataset.classes)}
+    wanted = m.heads or ({"": m.num_classes} if m.num_classes is not None else {})
+    for head, n in wanted.items():
+        key = f"model.heads.{head}" if m.heads else "model.num_classes"
+        if head not in found:
+            raise ConfigError(f"{key}: the dataset has no mask {head!r} (its masks: {', '.join(map(repr, found))})")
+        if n < len(found[head]):
+            names = ", ".join(found[head][:4]) + (" …" if len(found[head]) > 4 else "")
+            raise ConfigError(
+                f"{key}: {n}, but the training set has {len(found[head])} classes ({names}): its labels up to "
+                f"{len(found[head]) - 1} would be out of range; use at least {len(found[head])}"
+            )
+
+
+#: parameters a config may ask for (8 GiB of fp32 weights; VGG16's FCN-8s has 134 M at width 1)
+MAX_PARAMETERS = 2**31
+
+
 def build_model(cfg: RunConfig, dataset: SegmentationDataset) -> FCN:
     m = cfg.model
+    check_classes(cfg, dataset)
     num_classes = None if m.heads else (m.num_classes or len(dataset.classes))
-    model = get_model(
-        m.name,
-        num_classes=num_classes,
-        heads=m.heads,
-        in_channels=m.in_channels,
-        streams=m.streams,
-        width=m.width,
-        learn_upsampling=m.learn_upsampling,
-        pad100=m.pad100,
-        output_stride=m.output_stride,
-    )
+    kwargs = {
+        "num_classes": num_classes,
+        "heads": m.heads,
+        "in_channels": m.in_channels,
+        "streams": m.streams,
+        "width": m.width,
+        "learn_upsampling": m.learn_upsampling,
+        "pad100": m.pad100,
+        "output_stride": m.output_stride,
+    }
+    with torch.device("meta"):  # counted before anything is allocated: model.width 16 is 34 G parameters
+        count = sum(p.numel() for p in get_model(m.name, **kwargs).parameters())
+    if count > MAX_PARAMETERS:
+        raise ConfigError(
+            f"model: {m.name} at model.width {m.width:g} with these classes, heads and streams has {count:,} "
+            f"parameters ({count * 4 / 2**30:.0f} GiB in fp32); at most {MAX_PARAMETERS:,}"
+        )
+    model = get_model(m.name, **kwargs)
     if m.dropout is not None:
         if not 0.0 <= m.dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), got {m.dropout}")

@@ -50,7 +50,8 @@ def keep_global_batch(cfg: RunConfig, state: dict[str, Any], world: int, where: 
         return cfg
     per_step = world * cfg.train.iter_size
     if global_batch % per_step:
-        fits = [w for w in range(1, global_batch + 1) if global_batch % (w * cfg.train.iter_size) == 0]
+        tried = range(1, min(global_batch, 1 << 20) + 1)
+        fits = [w for w in tried if global_batch % (w * cfg.train.iter_size) == 0]
         raise ConfigError(
             f"{where}: trained with a global batch of {global_batch} on {old_world} process(es); {world} "
             f"process(es) × train.iter_size {cfg.train.iter_size} cannot make {global_batch} images per step. "
@@ -74,11 +75,29 @@ def restore(model: torch.nn.Module, optimizer: torch.optim.Optimizer, path: Path
             f"{weights}: weights are from step {info.step} but the training state from step {state['step']}"
         )
     load_into(model, load_state_dict_file(weights), weights)
+    _same_optimizer(state["optimizer"], optimizer, weights)
     try:
         optimizer.load_state_dict(state["optimizer"])
     except (ValueError, KeyError, TypeError, RuntimeError) as e:
         raise CheckpointError(f"{weights}: training state does not fit this optimizer ({e})") from None
     return info.step, float(state.get("best_mean_iu") or -1.0), state
+
+
+def _optimizer_name(groups: Any) -> str | None:
+    """``sgd`` or ``adamw`` from a saved optimizer's parameter groups (AdamW's have betas, SGD's momentum)."""
+    first = groups[0] if isinstance(groups, list) and groups and isinstance(groups[0], dict) else {}
+    return "adamw" if "betas" in first else "sgd" if "momentum" in first else None
+
+
+def _same_optimizer(saved: dict[str, Any], optimizer: torch.optim.Optimizer, weights: Path) -> None:
+    """Refuse a state of another optimizer (SGD's momentum buffers into AdamW failed at the first step)."""
+    before = _optimizer_name(saved.get("param_groups"))
+    now = _optimizer_name(optimizer.state_dict()["param_groups"])
+    if before and now and before != now:
+        raise ConfigError(
+            f"train.optimizer: {now}, but {weights} was trained with {before}; resume with train.optimizer={before}, "
+            f"or start a new run from these weights (model.init_from={weights})"
+        )
 
 
 def _checked_state(state: Any, weights: Path) -> dict[str, Any]:
@@ -97,6 +116,10 @@ def _checked_state(state: Any, weights: Path) -> dict[str, Any]:
         best = state.get(key)
         if best is not None and not (isinstance(best, (int, float)) and math.isfinite(best)):
             raise CheckpointError(f"{weights}: malformed training state: {key} {best!r}")
+    for key, top in (("world", 1 << 20), ("global_batch", 1 << 40)):
+        value = state.get(key)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= top):
+            raise CheckpointError(f"{weights}: malformed training state: {key} {value!r} (expected 1..{top})")
     if state.get("scaler") is not None and not isinstance(state["scaler"], dict):
         raise CheckpointError(f"{weights}: malformed training state: scaler is not a mapping")
     if state.get("amp_dtype") is not None and state["amp_dtype"] not in DTYPE_NAMES:

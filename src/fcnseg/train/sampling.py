@@ -30,7 +30,7 @@ class StepSampler(Sampler[list[tuple[int, int]]]):
         self.n, self.batch, self.seed, self.start, self.stop, self.dist = n, batch, seed, start, stop, dist
 
     def indices(self, m: int) -> list[tuple[int, int]]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + m)
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + m) % 2**63)  # any seed in train.seed's range
         idx = torch.randint(self.n, (self.batch * self.dist.world,), generator=g).tolist()
         seeds = torch.randint(2**31 - 1, (len(idx),), generator=g).tolist()
         pairs = list(zip(idx, seeds, strict=True))
