@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from ..files import open_regular
 from ..io import read_image
 from .base import IGNORE_INDEX, SegmentationDataset, to_sample
 
@@ -35,10 +36,8 @@ def coco_mask_api() -> Any:
 
 def _load_json(path: Path) -> dict[str, Any]:
     try:
-        with open(path, encoding="utf-8") as f:
+        with open_regular(path, what="annotation file") as f:
             data = json.load(f)
-    except FileNotFoundError:
-        raise DataError(f"{path}: annotation file not found") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(f"{path}: not a JSON file ({e})") from None
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "categories")):

@@ -25,12 +25,15 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..errors import DataError, FCNError
+from ..files import read_bytes, read_text
 from ..imageio import open_image
 from ..io import atomic_write, read_image, write_palette_png
 from .base import IGNORE_INDEX, voc_palette
 
 __all__ = ["import_labelme", "read_labelme_labels", "render_shapes"]
 
+#: a labels list and a labelme file are text of a few kB (a labelme file with its image embedded, a few MB)
+MAX_LIST_BYTES, MAX_JSON_BYTES = 1 << 20, 1 << 30
 LINE_WIDTH, POINT_SIZE = 10, 5  # labelme.utils.shape_to_mask's defaults
 _SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp"}
 
@@ -38,12 +41,8 @@ _SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "WEBP":
 def read_labelme_labels(path: str | Path) -> dict[str, int]:
     """``labels.txt`` → ``{name: value}``: ``__ignore__`` → 255, ``_background_`` → 0, classes → 1, 2, …"""
     path = Path(path)
-    try:
-        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except FileNotFoundError:
-        raise DataError(f"{path}: labels file not found") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: labels file is not UTF-8 text") from None
+    text = read_text(path, limit=MAX_LIST_BYTES, what="labels file")
+    names = [line.strip() for line in text.splitlines() if line.strip()]
     values: dict[str, int] = {}
     if names[:1] == ["__ignore__"]:
         values["__ignore__"] = IGNORE_INDEX
@@ -124,7 +123,7 @@ def render_shapes(
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_bytes(path, limit=MAX_JSON_BYTES, what="labelme file"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(f"{path}: not a JSON file ({e})") from None
     if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
@@ -141,10 +140,9 @@ def _image_bytes(path: Path, data: dict[str, Any]) -> bytes:
     if not data.get("imagePath"):
         raise DataError(f"{path}: neither imageData nor imagePath")
     image = path.parent / str(data["imagePath"]).replace("\\", "/")
-    try:
-        return image.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: image {image} (imagePath) not found") from None
+    if not image.exists():
+        raise DataError(f"{path}: image {image} (imagePath) not found")
+    return read_bytes(image, what="image file")
 
 
 def _convert(path: Path, values: dict[str, int], stage: Path) -> None:

@@ -69,10 +69,13 @@ def run_torchfcn(args: argparse.Namespace) -> int:
     from ...runtime.checkpoint import CheckpointInfo, load_into, model_kwargs, save_checkpoint
     from ...weights import convert_torchfcn
 
+    from ...files import open_regular
+
     try:
-        raw = torch.load(args.path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{args.path}: file not found") from None
+        with open_regular(args.path, what="torchfcn file", error=CheckpointError) as f:
+            raw = torch.load(f, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
     except Exception as e:
         raise CheckpointError(f"{args.path}: cannot load safely ({type(e).__name__}: {first_line(e)})") from None
     if not isinstance(raw, dict):
