@@ -18,6 +18,7 @@ with its size and modification time, claimed before it is written and recorded o
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -26,9 +27,10 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 from .errors import DataError, FCNError, printable
-from .files import read_bytes
+from .files import kind_of, read_bytes
 
 __all__ = [
     "LEDGER",
@@ -39,6 +41,7 @@ __all__ = [
     "claim_folder",
     "destination",
     "folder_lock",
+    "open_append",
     "real_path",
     "refuse_overlap",
     "staged",
@@ -80,16 +83,40 @@ def refuse_overlap(
     out = real_path(output) if folder else destination(output)
     for given in inputs:
         source = real_path(given)
+        if source.is_dir() and (out == source or source in out.parents):
+            raise DataError(
+                f"{option} {printable(output)}: inside the input folder {printable(given)} (real path "
+                f"{printable(source)}); the outputs would mix with the inputs. Choose a path outside it"
+            )
         if out == source:
             raise DataError(
                 f"{option} {printable(output)}: is the input {printable(given)} (real path {printable(source)}); "
                 "it would be written over. Choose another path"
             )
-        if source in out.parents and source.is_dir():
-            raise DataError(
-                f"{option} {printable(output)}: inside the input folder {printable(given)} (real path "
-                f"{printable(source)}); the outputs would mix with the inputs. Choose a path outside it"
-            )
+
+
+def open_append(path: str | os.PathLike) -> IO[str]:
+    """``path`` opened to append UTF-8 text, created if missing; a FIFO or device there is refused, never waited on.
+
+    Raises:
+        DataError: ``path`` is not a regular file.
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as e:
+        if e.errno == errno.ENXIO:  # a FIFO without a reader: O_NONBLOCK refuses to wait for one
+            raise DataError(f"{printable(path)}: a FIFO, not a file fcnseg can append to") from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise DataError(f"{printable(path)}: {kind_of(mode)}, not a file fcnseg can append to")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "a", encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 class Ledger:
@@ -134,16 +161,11 @@ class Ledger:
             self.files.pop(rel, None)
 
     def _append(self, entry: dict) -> None:
-        line = (json.dumps(entry, ensure_ascii=True) + "\n").encode("ascii")
+        line = json.dumps(entry, ensure_ascii=True) + "\n"
         with self._lock:
             self.folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
-            try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    raise DataError(f"{self.path}: not a regular file; it is where fcnseg keeps its ledger")
-                os.write(fd, line)
-            finally:
-                os.close(fd)
+            with open_append(self.path) as f:  # one write: appends of processes sharing a folder do not interleave
+                os.write(f.fileno(), line.encode("ascii"))
             self._apply(entry)
 
     def mark_owner(self, kind: str) -> None:

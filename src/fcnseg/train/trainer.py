@@ -11,7 +11,6 @@ single-process run sees. Mixed precision is ``amp.py``; what a run writes beside
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -26,7 +25,7 @@ from tqdm import tqdm
 from ..config import RunConfig, dump_config
 from ..data.transforms import pad_collate
 from ..errors import ConfigError
-from ..io import atomic_write
+from ..io import atomic_write, write_json
 from ..models import FCN, freeze
 from ..preprocessing import Preprocessing
 from ..runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
@@ -216,8 +215,7 @@ def _class_weight(cfg: RunConfig, ds: Any, model: FCN, device: torch.device, rec
     if weights is None:
         return None
     if record is not None:
-        with atomic_write(record / "class_weights.json", "w") as f:
-            json.dump(dict(zip(ds.classes, weights.round(6).tolist(), strict=False)), f, indent=2)
+        write_json(record / "class_weights.json", dict(zip(ds.classes, weights.round(6).tolist(), strict=False)))
     return torch.tensor(weights, dtype=torch.float32, device=device)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from . import COMMANDS
 from ._common import add_device_arg, device_of
@@ -39,8 +38,7 @@ def run(args: argparse.Namespace) -> int:
     results = run_bench(tuple(args.models), tuple(args.paths), args.size, args.repeats, device=str(device_of(args)))
     print(table(results))
     if args.json:
-        from ...io import atomic_write
+        from ...io import write_json
 
-        with atomic_write(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+        write_json(args.json, results)
     return 0

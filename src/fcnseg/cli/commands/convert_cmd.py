@@ -64,12 +64,11 @@ def run_torchfcn(args: argparse.Namespace) -> int:
     import torch
 
     from ...data.classes import default_classes
+    from ...files import open_regular
     from ...models import get_model
     from ...preprocessing import CAFFE_VOC
     from ...runtime.checkpoint import CheckpointInfo, load_into, model_kwargs, save_checkpoint
     from ...weights import convert_torchfcn
-
-    from ...files import open_regular
 
     try:
         with open_regular(args.path, what="torchfcn file", error=CheckpointError) as f:
