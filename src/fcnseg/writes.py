@@ -40,6 +40,7 @@ __all__ = [
     "claim_file",
     "claim_folder",
     "destination",
+    "discard_if_empty",
     "folder_lock",
     "open_append",
     "real_path",
@@ -132,6 +133,7 @@ class Ledger:
         self.path = self.folder / LEDGER
         self.owner: str | None = None
         self.files: dict[str, tuple[int, int] | None] = {}
+        self.created = False  # claim_folder made the folder: it may remove it again while it holds nothing
         self._lock = threading.Lock()
         self._read()
 
@@ -251,8 +253,10 @@ def claim_folder(
     """
     out = Path(out)
     refuse_overlap(out, inputs, option=option, folder=True)
+    created = not os.path.lexists(out)
     out.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(out)
+    ledger.created = created
     ours = ledger.owner == kind
     if fresh and not overwrite and not (ours and reuse):
         others = _entries(out)
@@ -327,6 +331,21 @@ def claim_file(
     return Path(out)
 
 
+def discard_if_empty(ledger: Ledger) -> bool:
+    """Remove ``ledger``'s folder again if :func:`claim_folder` made it and nothing but the ledger (and a lock) is
+    there: a command that failed before writing its first file leaves no trace. Returns whether it went."""
+    if not ledger.created or _entries(ledger.folder):
+        return False
+    for name in (LEDGER, LOCK):
+        with contextlib.suppress(FileNotFoundError):
+            (ledger.folder / name).unlink()
+    try:
+        ledger.folder.rmdir()
+    except OSError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def staged(
     ledger: Ledger, *, inputs: dict[Path, str] | None = None, overwrite: bool = False, replace_previous: bool = False
@@ -340,7 +359,11 @@ def staged(
     stage = ledger.folder.parent / f".{ledger.folder.name}.partial-{uuid.uuid4().hex[:8]}"
     stage.mkdir(parents=True)
     try:
-        yield stage
+        try:
+            yield stage
+        except BaseException:
+            discard_if_empty(ledger)
+            raise
         rels = [p.relative_to(stage).as_posix() for p in sorted(stage.rglob("*")) if not p.is_dir()]
         check_targets(ledger, rels, inputs=inputs, overwrite=overwrite)
         if replace_previous:

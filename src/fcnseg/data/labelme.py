@@ -16,8 +16,6 @@ import binascii
 import io
 import json
 import math
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from ..errors import DataError, FCNError
 from ..files import read_bytes, read_text
 from ..imageio import open_image
 from ..io import atomic_write, read_image, write_palette_png
+from ..writes import claim_folder, real_path, refuse_overlap, staged
 from .base import IGNORE_INDEX, voc_palette
 
 __all__ = ["import_labelme", "read_labelme_labels", "render_shapes"]
@@ -165,8 +164,13 @@ def _convert(path: Path, values: dict[str, int], stage: Path) -> None:
     write_palette_png(stage / "masks" / f"{path.stem}.png", mask, voc_palette())
 
 
-def import_labelme(src: str | Path, labels: str | Path, out: str | Path) -> tuple[int, list[str]]:
+def import_labelme(
+    src: str | Path, labels: str | Path, out: str | Path, *, overwrite: bool = False
+) -> tuple[int, list[str]]:
     """Render every labelme JSON under ``src`` (a folder, searched recursively, or one file) into ``out``.
+
+    ``out`` must be new or empty (``overwrite``: write into it anyway), never ``src`` or inside it (compared by
+    real paths, :mod:`fcnseg.writes`).
 
     Returns:
         ``(number of images, class names)``; the names (background first) are also in ``out/class_names.txt``.
@@ -181,18 +185,14 @@ def import_labelme(src: str | Path, labels: str | Path, out: str | Path) -> tupl
         if f.stem in stems:
             raise DataError(f"{f}: same name as {stems[f.stem]}; the output is named by file stem")
         stems[f.stem] = f
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DataError(f"{out}: already exists and is not empty; choose a new folder")
-    stage = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-    try:
+    inputs = [src, labels]
+    refuse_overlap(out, inputs, folder=True)
+    ledger = claim_folder(out, kind="dataset", inputs=inputs, overwrite=overwrite, fresh=True, reuse=False)
+    sources = {real_path(p): str(p) for p in [*inputs, *files]}
+    with staged(ledger, inputs=sources, overwrite=overwrite, replace_previous=ledger.owner == "dataset") as stage:
         for f in files:
             _convert(f, values, stage)
         names = [n for n, _ in sorted(values.items(), key=lambda kv: kv[1]) if n != "__ignore__"]
         with atomic_write(stage / "class_names.txt", "w") as fh:
             fh.write("".join(f"{n}\n" for n in names))
-        if out.exists():
-            out.rmdir()
-        stage.rename(out)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     return len(files), names

@@ -146,7 +146,7 @@ def run_demo(
             else [f"model.init_from={out / init / 'checkpoints' / 'best.safetensors'}"]
         )
         cfg = load_config(None, [*overrides(stage, str(dev), name), *FINE_TUNE, *extra])
-        fit(cfg, out / key, progress=not quiet)
+        fit(cfg, out / key, progress=not quiet, overwrite=True)  # the demo's own stage folder: trained again
         train_s = time.perf_counter() - t
         t = time.perf_counter()
         model, _ = load_checkpoint(out / key / "checkpoints" / "best.safetensors")

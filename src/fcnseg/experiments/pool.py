@@ -40,7 +40,10 @@ def fit_job(job: Job, threads: int = 0) -> str | None:
     if threads > 0:
         torch.set_num_threads(threads)
     try:
-        fit(load_config(None, list(job.overrides)), Path(job.run_dir), resume=job.resume, progress=False)
+        # the experiment's own run folder: resumed, or (cleared by the experiment) trained again
+        fit(
+            load_config(None, list(job.overrides)), Path(job.run_dir), resume=job.resume, progress=False, overwrite=True
+        )
     except TrainingDiverged as e:
         return str(e).split(":")[0]
     return None

@@ -118,3 +118,22 @@ def calibration_images(args: argparse.Namespace, info: Any) -> list:
     from ...runtime.calibration import calibration_images as images
 
     return images(info, getattr(args, "calibration", None), getattr(args, "calibration_count", 8))
+
+
+def add_overwrite_arg(p: argparse.ArgumentParser, what: str) -> None:
+    """``--overwrite``: write over ``what`` (files fcnseg did not write, an earlier output); never over an input."""
+    p.add_argument("--overwrite", action="store_true", help=f"write over {what} (never over an input)")
+
+
+def claim_experiment_folder(out: str, kind: str, *, overwrite: bool, markers: tuple[str, ...] = ()) -> None:
+    """Claim the run folder of ``fcnseg demo`` / ``experiment``: new, empty, or one this ``kind`` made (it reuses
+    and retrains its own runs); else refused unless ``overwrite``. A folder holding one of ``markers`` (what this
+    kind writes there, e.g. ``paper.json``) was made by it before the folder ledger existed, and counts as its own."""
+    from pathlib import Path
+
+    from ...writes import LEDGER, Ledger, claim_folder
+
+    folder = Path(out)
+    if not (folder / LEDGER).exists() and any((folder / m).is_file() for m in markers):
+        Ledger(folder).mark_owner(kind)
+    claim_folder(folder, kind=kind, overwrite=overwrite, fresh=True, reuse=True)
