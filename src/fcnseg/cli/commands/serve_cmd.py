@@ -7,7 +7,7 @@ import ipaddress
 import sys
 from pathlib import Path
 
-from ...errors import ConfigError
+from ...errors import ConfigError, printable
 from . import COMMANDS
 from ._common import PORT, add_device_arg, add_engine_arg, add_model_args, device_of, number_in, spec_of
 
@@ -44,11 +44,37 @@ def run(args: argparse.Namespace) -> int:
             f"warning: listening on {args.host}: anyone who can reach this machine can use the model", file=sys.stderr
         )
     source = spec_of(args) if bare else checkpoint
+    check_port(args.host, args.port)  # before the model is loaded and before "serving" is printed
     segmenter = Segmenter(source, device=device, engine=args.engine)
     app = create_app(segmenter, max_upload_bytes=int(args.max_upload_mb * 2**20))
-    print(f"serving {checkpoint} on http://{args.host}:{args.port}/  (API docs: /api/docs; Ctrl-C stops)")
+    check_port(args.host, args.port)
+    print(f"serving {printable(checkpoint)} on http://{args.host}:{args.port}/  (API docs: /api/docs; Ctrl-C stops)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse, as one line, an address this process cannot listen on (the port in use, a host not of this machine).
+
+    Binds a socket as uvicorn will (``SO_REUSEADDR``) and closes it; port 0 (any free port) always passes.
+    """
+    import errno
+    import socket
+
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise ConfigError(f"--host {host}: cannot resolve it ({e.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as e:
+            why = "in use by another program" if e.errno == errno.EADDRINUSE else e.strerror or str(e)
+            raise ConfigError(f"--port {port}: cannot listen on {host}:{port} ({why}); choose another --port") from None
 
 
 def _checkpoint(given: str | None, default: Path) -> Path:
