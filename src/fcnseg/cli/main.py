@@ -61,11 +61,23 @@ def _show_library_messages() -> None:
     ``fcnseg: …`` lines, INFO and up. A library user's own program decides for itself (warnings only, by default)."""
     log = logging.getLogger("fcnseg")
     if not any(getattr(h, "_fcnseg_cli", False) for h in log.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _Stderr()
         handler.setFormatter(_OneLine("fcnseg: %(message)s"))
         handler._fcnseg_cli = True  # type: ignore[attr-defined]
         log.addHandler(handler)
     log.setLevel(logging.INFO)
+
+
+class _Stderr(logging.StreamHandler):
+    """A handler that writes to ``sys.stderr`` as it is when a message comes (not as it was when it was made)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
 
 
 class _OneLine(logging.Formatter):
