@@ -164,7 +164,9 @@ def cli(*args: str, env: dict | None = None, timeout: float = 300, cwd=None):
     import subprocess
     import sys
 
-    src = str(Path(__file__).resolve().parents[1] / "src")
+    import fcnseg
+
+    src = str(Path(fcnseg.__file__).resolve().parents[1])  # the fcnseg under test
     full = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.run(
         [sys.executable, "-m", "fcnseg", *args],
