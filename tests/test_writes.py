@@ -55,7 +55,7 @@ def test_the_ledger_knows_what_fcnseg_wrote_whole(tmp_path) -> None:
     assert Ledger(tmp_path / "out").whole("a.png")
     (tmp_path / "out" / "a.png").write_bytes(b"edited by hand")  # changed since: not complete any more
     assert not Ledger(tmp_path / "out").whole("a.png")
-    with pytest.raises(DataError, match=r"user.png: a file fcnseg did not write"):
+    with pytest.raises(DataError, match=r"user.png: a file this command did not write"):
         check_targets(again, ["a.png", "user.png"])
     check_targets(again, ["a.png", "user.png"], overwrite=True)
     with pytest.raises(DataError, match=r"would replace the input"):

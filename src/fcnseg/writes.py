@@ -298,8 +298,8 @@ def check_targets(
             )
         if not overwrite and os.path.lexists(path) and not ledger.owns(rel):
             raise DataError(
-                f"{printable(path)}: a file fcnseg did not write (not in {LEDGER}); add --overwrite to replace it, "
-                f"or choose another {option}"
+                f"{printable(path)}: a file this command did not write (not in {LEDGER}); add --overwrite to "
+                f"replace it, or choose another {option}"
             )
 
 

@@ -67,7 +67,7 @@ def test_output_names_over_the_users_files_are_refused_unless_overwrite(tmp_path
     theirs = _photo(tmp_path / "photos" / "cat.png", seed=2)  # not an input: the user's other picture
     before = theirs.read_bytes()
     argv = _predict(checkpoint, photo, "--out", tmp_path / "photos")
-    _refused(capsys, main(argv), "cat.png: a file fcnseg did not write")
+    _refused(capsys, main(argv), "cat.png: a file this command did not write")
     assert theirs.read_bytes() == before and not (tmp_path / "photos" / "cat_overlay.jpg").exists()
     assert main([*argv, "--overwrite"]) == 0  # said so: replaced
     assert theirs.read_bytes() != before and photo.is_file()
@@ -87,7 +87,7 @@ def test_files_that_merely_bear_output_names_are_not_complete(tmp_path, checkpoi
     for name in ("x.png", "x_overlay.jpg"):  # a stranger's files, named like the outputs
         (out / name).write_bytes(b"not a prediction")
     argv = _predict(checkpoint, tmp_path / "in", "--out", out)
-    _refused(capsys, main(argv), "a file fcnseg did not write")
+    _refused(capsys, main(argv), "a file this command did not write")
     assert main([*argv, "--overwrite"]) == 0 and "wrote 1 prediction(s)" in capsys.readouterr().out
     assert Image.open(out / "x.png").size == (44, 36)
     assert main(argv) == 0 and "skipped 1 already complete" in capsys.readouterr().out  # ours now, whole

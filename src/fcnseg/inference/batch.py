@@ -228,12 +228,13 @@ def predict_batch(
 ) -> BatchSummary:
     """Segment ``jobs`` into ``out`` (skipping complete ones unless ``overwrite``); one manifest line each.
 
-    Nothing is written over an input (compared by real paths), nor over a file fcnseg did not write in ``out``
+    Nothing is written over an input (compared by real paths), nor over a file this command did not write in ``out``
     unless ``overwrite``. ``lock``: hold ``out``'s lock for the run (rank 0; callers that hold it pass False).
     ``after_each(n)`` is called after the n-th finished job (a hook for tests and progress reporting).
 
     Raises:
-        DataError: an output would replace an input or a file fcnseg did not write, or another predict holds ``out``.
+        DataError: an output would replace an input or a file this command did not write, or another predict
+            holds ``out``.
     """
     held = folder_lock(out, holder="fcnseg predict") if lock and rank == 0 else contextlib.nullcontext()
     with held:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ...errors import CheckpointError, first_line, printable
 from . import COMMANDS
@@ -39,9 +40,9 @@ def _claim_out(args: argparse.Namespace, *, checkpoint: bool) -> str:
     input folder, and an existing file only with ``--overwrite``."""
     from ...writes import claim_file
 
-    out = args.out if not checkpoint else args.out.removesuffix(".safetensors") + ".safetensors"
-    claim_file(out, inputs=[args.path], overwrite=args.overwrite)
-    return out
+    out = Path(args.out.removesuffix(".safetensors")).with_suffix(".safetensors") if checkpoint else Path(args.out)
+    claim_file(out, inputs=[args.path], overwrite=args.overwrite)  # the file save_checkpoint names
+    return str(out)
 
 
 def run_caffe(args: argparse.Namespace) -> int:
