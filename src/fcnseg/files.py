@@ -5,19 +5,35 @@ manifest, the records under ``FCNSEG_HOME``, weights) is opened by :func:`open_r
 blocking (``O_NONBLOCK``, so a FIFO named ``config.yaml`` opens at once instead of waiting for a writer), then
 checks *the opened file* (``fstat``, so nothing can be swapped in between a check and the open) and refuses
 anything that is not a regular file: a FIFO, a device, a socket or a folder. Images go through
-:mod:`fcnseg.imageio`, which applies the same check.
+:mod:`fcnseg.imageio`, which applies the same check. Appends (:func:`open_append`: manifests, ledgers) refuse a
+FIFO in the same way, and :func:`folder_lock` gives one writer a folder at a time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
-from .errors import DataError, FCNError
+from .errors import DataError, FCNError, printable
 
-__all__ = ["check_regular", "kind_of", "open_regular", "read_bytes", "read_text"]
+__all__ = [
+    "LOCK",
+    "check_regular",
+    "folder_lock",
+    "kind_of",
+    "open_append",
+    "open_regular",
+    "read_bytes",
+    "read_text",
+]
+
+#: the lock file of an output folder (``flock``; holds the writer's pid)
+LOCK = ".lock"
 
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
@@ -104,3 +120,60 @@ def read_text(
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise error(f"{path}: {what} is not UTF-8 text (byte {e.start}: {e.reason})") from None
+
+
+def open_append(path: str | os.PathLike) -> IO[str]:
+    """``path`` opened to append UTF-8 text, created if missing; a FIFO or device there is refused, never waited on.
+
+    Raises:
+        DataError: ``path`` is not a regular file.
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as e:
+        if e.errno == errno.ENXIO:  # a FIFO without a reader: O_NONBLOCK refuses to wait for one
+            raise DataError(f"{printable(path)}: a FIFO, not a file fcnseg can append to") from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise DataError(f"{printable(path)}: {kind_of(mode)}, not a file fcnseg can append to")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "a", encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+@contextlib.contextmanager
+def folder_lock(
+    folder: str | os.PathLike, *, holder: str = "fcnseg run", error: type[FCNError] = DataError
+) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``folder/.lock`` for the block (released by the OS if the process dies).
+
+    Raises:
+        FCNError (``error``): another process holds the folder (its pid is named).
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locking
+        yield
+        return
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            raise error(
+                f"{printable(folder)}: another {holder} (pid {owner}) is writing this folder; wait for it, stop it, "
+                "or choose another folder"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

@@ -12,13 +12,13 @@ with its size and modification time, claimed before it is written and recorded o
   ``--overwrite`` (or ``--resume``) says otherwise (:func:`claim_folder` with ``fresh=True``);
 * a single output file that exists is replaced only with ``--overwrite`` (:func:`claim_file`).
 
-:func:`folder_lock` gives one writer a folder at a time (a ``flock`` the OS releases if the process dies).
+:func:`folder_lock` (from :mod:`fcnseg.files`) gives one writer a folder at a time (a ``flock`` the OS releases if
+the process dies).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import shutil
@@ -27,10 +27,9 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO
 
-from .errors import DataError, FCNError, printable
-from .files import kind_of, read_bytes
+from .errors import DataError, printable
+from .files import LOCK, folder_lock, open_append, read_bytes
 
 __all__ = [
     "LEDGER",
@@ -50,8 +49,6 @@ __all__ = [
 
 #: the ledger of an output folder: the command that made it, and every file fcnseg wrote there
 LEDGER = ".fcnseg-written.jsonl"
-#: the lock file of an output folder (``flock``; holds the writer's pid)
-LOCK = ".lock"
 #: a ledger is a few dozen bytes per file written; beyond this it is not one
 _MAX_LEDGER = 1 << 30
 
@@ -94,30 +91,6 @@ def refuse_overlap(
                 f"{option} {printable(output)}: is the input {printable(given)} (real path {printable(source)}); "
                 "it would be written over. Choose another path"
             )
-
-
-def open_append(path: str | os.PathLike) -> IO[str]:
-    """``path`` opened to append UTF-8 text, created if missing; a FIFO or device there is refused, never waited on.
-
-    Raises:
-        DataError: ``path`` is not a regular file.
-    """
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags, 0o666)
-    except OSError as e:
-        if e.errno == errno.ENXIO:  # a FIFO without a reader: O_NONBLOCK refuses to wait for one
-            raise DataError(f"{printable(path)}: a FIFO, not a file fcnseg can append to") from None
-        raise
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise DataError(f"{printable(path)}: {kind_of(mode)}, not a file fcnseg can append to")
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "a", encoding="utf-8")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 class Ledger:
@@ -378,36 +351,3 @@ def staged(
         ledger.done(rels)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def folder_lock(
-    folder: str | os.PathLike, *, holder: str = "fcnseg run", error: type[FCNError] = DataError
-) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``folder/.lock`` for the block (released by the OS if the process dies).
-
-    Raises:
-        FCNError (``error``): another process holds the folder (its pid is named).
-    """
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no locking
-        yield
-        return
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
-            raise error(
-                f"{printable(folder)}: another {holder} (pid {owner}) is writing this folder; wait for it, stop it, "
-                "or choose another folder"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
