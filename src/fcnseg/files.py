@@ -103,7 +103,7 @@ def read_bytes(
         if limit is not None and size > limit:
             raise error(f"{path}: {size} bytes; {_a(what)} is at most {limit} bytes")
         try:
-            data = f.read() if limit is None else f.read(limit + 1)
+            data = f.read() if limit is None else f.read(min(size, limit) + 1)  # never a buffer of the limit
         except OSError as e:
             raise _refusal(path, what, error, e) from None
     if limit is not None and len(data) > limit:  # grew while being read
