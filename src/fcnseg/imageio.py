@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DataError, first_line
-from .files import check_regular
+from .files import check_regular, open_regular
 
 __all__ = ["IMAGE_FORMATS", "MAX_PIXELS", "max_pixels", "open_image", "read_rgb", "significant_bits", "to_rgb"]
 
@@ -158,7 +158,7 @@ def significant_bits(source: str | os.PathLike | IO[bytes], img: Image.Image) ->
         head = source.read(1 << 16)  # type: ignore[union-attr]
         source.seek(pos)  # type: ignore[union-attr]
     else:
-        with open(source, "rb") as f:  # type: ignore[arg-type]
+        with open_regular(source, what="image file") as f:  # type: ignore[arg-type]
             head = f.read(1 << 16)
     return png_significant_bits(head)
 
