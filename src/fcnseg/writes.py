@@ -107,6 +107,7 @@ class Ledger:
         self.owner: str | None = None
         self.files: dict[str, tuple[int, int] | None] = {}
         self.created = False  # claim_folder made the folder: it may remove it again while it holds nothing
+        self._pending: str | None = None  # the maker, recorded with the first claim
         self._lock = threading.Lock()
         self._read()
 
@@ -137,16 +138,24 @@ class Ledger:
 
     def _append(self, entry: dict) -> None:
         line = json.dumps(entry, ensure_ascii=True) + "\n"
+        if self._pending is not None and "owner" not in entry:  # the maker first, with the first file it writes
+            line = json.dumps({"owner": self._pending}) + "\n" + line
+            self._apply({"owner": self._pending})
+            self._pending = None
         with self._lock:
             self.folder.mkdir(parents=True, exist_ok=True)
             with open_append(self.path) as f:  # one write: appends of processes sharing a folder do not interleave
                 os.write(f.fileno(), line.encode("ascii"))
             self._apply(entry)
 
-    def mark_owner(self, kind: str) -> None:
-        """Record that ``kind`` (``predict``, ``train``, ``dataset`` …) made this folder, unless one already did."""
-        if self.owner is None:
-            self._append({"owner": kind})
+    def mark_owner(self, kind: str, *, now: bool = True) -> None:
+        """Record that ``kind`` (``predict``, ``train``, ``dataset`` …) made this folder, unless one already did;
+        ``now=False``: with the first file claimed (a command refused before writing leaves no ledger behind)."""
+        if self.owner is None and self._pending is None:
+            if now:
+                self._append({"owner": kind})
+            else:
+                self._pending = kind
 
     def owns(self, rel: str) -> bool:
         """Whether ``rel`` (relative to the folder, POSIX) is a file fcnseg claimed or wrote here."""
@@ -244,7 +253,7 @@ def claim_folder(
                 f"{option} {printable(out)}: holds {len(others)} file(s) this command did not write{made}, e.g. "
                 f"{printable(others[0])}; choose a new or empty folder, or add --overwrite to write into it anyway"
             )
-    ledger.mark_owner(kind)
+    ledger.mark_owner(kind, now=fresh)
     return ledger
 
 

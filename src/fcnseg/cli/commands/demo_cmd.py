@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 
 from . import COMMANDS
-from ._common import add_device_arg, add_overwrite_arg, claim_experiment_folder
+from ._common import add_device_arg, add_overwrite_arg, experiment_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
         if args.steps < 1:
             raise ConfigError(f"--steps {args.steps}: needs at least 1 step per stage")
         scale = dataclasses.replace(DEMO, seg_steps=args.steps, eval_every=min(DEMO.eval_every, args.steps))
-    claim_experiment_folder(args.out, "demo", overwrite=args.overwrite, markers=("report.md",))
-    result = run_demo(args.out, scale=scale, device=args.device, classifier=args.classifier, quiet=args.quiet)
+    with experiment_folder(args.out, "demo", overwrite=args.overwrite, markers=("report.md",)):
+        result = run_demo(args.out, scale=scale, device=args.device, classifier=args.classifier, quiet=args.quiet)
     print("\nheld-out scenes, " + str(scale.test_images) + " of " + str(scale.seg_size) + " px:")
     print(table(result))
     out = args.out

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from . import COMMANDS
-from ._common import COUNT, NON_NEGATIVE, add_device_arg, add_overwrite_arg, claim_experiment_folder
+from ._common import COUNT, NON_NEGATIVE, add_device_arg, add_overwrite_arg, experiment_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -105,17 +105,17 @@ def run_paper_cmd(args: argparse.Namespace) -> int:
     from ._common import device_of
 
     command = "fcnseg " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "fcnseg experiment paper"
-    claim_experiment_folder(args.out, "experiment paper", overwrite=args.overwrite, markers=("paper.json",))
-    result = run_paper(
-        args.out,
-        parts=args.part,
-        scale=args.scale,
-        device=str(device_of(args)),
-        seeds=tuple(args.seeds or ()),
-        jobs=args.jobs,
-        report=None if args.report == "-" else args.report,
-        command=command,
-    )
+    with experiment_folder(args.out, "experiment paper", overwrite=args.overwrite, markers=("paper.json",)):
+        result = run_paper(
+            args.out,
+            parts=args.part,
+            scale=args.scale,
+            device=str(device_of(args)),
+            seeds=tuple(args.seeds or ()),
+            jobs=args.jobs,
+            report=None if args.report == "-" else args.report,
+            command=command,
+        )
     verdicts = [v for p in args.part for v in result[p]["verdicts"]]
     counts = {k: sum(v["verdict"] == k for v in verdicts) for k in (YES, NO, INCONCLUSIVE)}
     line = f"{len(verdicts)} claims: " + ", ".join(f"{n} {k}" for k, n in counts.items())
@@ -139,15 +139,15 @@ def run(args: argparse.Namespace) -> int:
     from ...experiments.seeds import pts_sd
     from ._common import device_of
 
-    claim_experiment_folder(args.out, "experiment miniature", overwrite=args.overwrite, markers=("miniature.json",))
-    result = run_miniature(
-        args.out,
-        scale=args.scale,
-        device=str(device_of(args)),
-        seeds=tuple(args.seeds or ()),
-        jobs=args.jobs,
-        report=None if args.report == "-" else args.report,
-    )
+    with experiment_folder(args.out, "experiment miniature", overwrite=args.overwrite, markers=("miniature.json",)):
+        result = run_miniature(
+            args.out,
+            scale=args.scale,
+            device=str(device_of(args)),
+            seeds=tuple(args.seeds or ()),
+            jobs=args.jobs,
+            report=None if args.report == "-" else args.report,
+        )
     for net in result["nets"].values():
         miu, b = net["mean_iu"], net["boundary_mean_iu"]
         if isinstance(miu, dict):  # converged: mean ± spread over seeds
