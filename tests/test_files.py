@@ -11,11 +11,12 @@ import os
 import pytest
 
 from fcnseg.errors import ConfigError, DataError
-from fcnseg.files import open_regular, read_bytes, read_text
 from tests.badinput import without_hanging
 
 
 def test_only_regular_files_are_read(tmp_path) -> None:
+    from fcnseg.files import read_text
+
     os.mkfifo(tmp_path / "pipe.txt")
     (tmp_path / "folder").mkdir()
     cases = {tmp_path / "pipe.txt": "a FIFO", tmp_path / "folder": "a folder", "/dev/null": "a device"}
@@ -27,6 +28,8 @@ def test_only_regular_files_are_read(tmp_path) -> None:
 
 
 def test_size_limit_and_encoding(tmp_path) -> None:
+    from fcnseg.files import open_regular, read_bytes, read_text
+
     (tmp_path / "big.txt").write_bytes(b"x" * 101)
     with pytest.raises(ConfigError, match=r"big.txt: 101 bytes; a config file is at most 100 bytes"):
         read_bytes(tmp_path / "big.txt", limit=100, what="config file", error=ConfigError)

@@ -118,10 +118,12 @@ def run_check(args: argparse.Namespace) -> int:
     print(
         f"{args.dataset} {args.split}: {report.samples}/{len(ds)} samples readable, {len(report.problems)} problem(s)"
     )
-    for line in report.problems:
-        print(f"  problem: {line}")
+    from ...errors import printable
+
+    for line in report.problems:  # one line each: a newline in a file name is escaped, never a line of its own
+        print(f"  problem: {printable(line)}")
     for line in report.warnings:
-        print(f"  warning: {line}")
+        print(f"  warning: {printable(line)}")
     names = class_names(ds)
     for task, counts in report.class_pixels.items():
         freq = counts / max(1, counts.sum())
