@@ -338,7 +338,8 @@ def staged(
     So a failure part way (a full disk, a bad input) leaves the output folder as it was. ``replace_previous``:
     files an earlier run recorded whole there, and that this one does not write again, are removed first.
     """
-    stage = ledger.folder.parent / f".{ledger.folder.name}.partial-{uuid.uuid4().hex[:8]}"
+    folder = Path(os.path.abspath(ledger.folder))  # "." has no name: its parent's view of it has
+    stage = folder.parent / f".{folder.name}.partial-{uuid.uuid4().hex[:8]}"
     stage.mkdir(parents=True)
     try:
         try:
