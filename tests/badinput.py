@@ -186,3 +186,55 @@ def run_cli_cases(folder: Path, cases: list[list[str]], timeout: float = 900) ->
         f"the child died (rc {proc.returncode}) under RLIMIT_AS={AS_LIMIT}: {proc.stderr[-2000:]}"
     )
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def without_hanging(fn, fifos=(), timeout: float = 60.0):
+    """``fn()`` in a thread; if it is still running after ``timeout`` s (blocked on one of ``fifos``), unblock it
+    (so that the test process can exit) and fail. Returns ``fn``'s result, or raises its exception."""
+    import contextlib
+    import os
+    import threading
+
+    import pytest
+
+    result: dict = {}
+
+    def target() -> None:
+        try:
+            result["value"] = fn()
+        except BaseException as e:  # handed back to the test
+            result["error"] = e
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        for fifo in fifos:  # a reader blocked in open waits for a writer, a writer for a reader: give both
+            for flags in (os.O_WRONLY | os.O_NONBLOCK, os.O_RDONLY | os.O_NONBLOCK):
+                with contextlib.suppress(OSError):
+                    os.close(os.open(fifo, flags))
+        worker.join(10)
+        pytest.fail(f"blocked for {timeout:g} s on a FIFO ({', '.join(map(str, fifos))})")
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 300, cwd=None):
+    """``python -m fcnseg ARGS`` in a child process (this tree's fcnseg first on the path): the CompletedProcess."""
+    import os
+    import subprocess
+    import sys
+
+    import fcnseg
+
+    src = str(Path(fcnseg.__file__).resolve().parents[1])  # the fcnseg under test
+    full = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run(
+        [sys.executable, "-m", "fcnseg", *args],
+        capture_output=True,
+        text=True,
+        env={**full, **(env or {})},
+        timeout=timeout,
+        cwd=cwd,
+    )

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from .errors import ConfigError
+from .files import read_text
 from .losses import LOSSES
 from .yaml_safe import load_yaml
 
@@ -283,19 +284,8 @@ MAX_CONFIG_BYTES = 1 << 20
 
 
 def _read_config(path: Path) -> str:
-    try:
-        if path.is_dir():
-            raise ConfigError(f"{path}: a folder, not a config file")
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path}: {size} bytes; a config file is at most {MAX_CONFIG_BYTES} bytes")
-        return path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    """The text of config file ``path``: a regular file (a FIFO is refused, not waited on), UTF-8, bounded."""
+    return read_text(path, limit=MAX_CONFIG_BYTES, what="config file", error=ConfigError)
 
 
 #: (section.key, lowest, highest, lowest allowed?) for every number with a valid range

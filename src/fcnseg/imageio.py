@@ -16,7 +16,6 @@ by their bit depth, float images by their range, and every mode with alpha compo
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 from typing import IO
 
@@ -24,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DataError, first_line
+from .files import check_regular, open_regular
 
 __all__ = [
     "IMAGE_FORMATS",
@@ -150,16 +150,9 @@ def orient(array: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def _regular_file(path: Path) -> Path:
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from None
-    if not stat.S_ISREG(mode):
-        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
-        raise DataError(f"{path}: {kind}, not an image file")
-    return path
+    if not os.path.exists(path):
+        raise DataError(f"{path}: file not found")
+    return check_regular(path, what="image file")
 
 
 def to_rgb(img: Image.Image, label: str = "image", bits: int | None = None) -> np.ndarray:
@@ -218,7 +211,7 @@ def significant_bits(source: str | os.PathLike | IO[bytes], img: Image.Image) ->
         head = source.read(1 << 16)  # type: ignore[union-attr]
         source.seek(pos)  # type: ignore[union-attr]
     else:
-        with open(source, "rb") as f:  # type: ignore[arg-type]
+        with open_regular(source, what="image file") as f:  # type: ignore[arg-type]
             head = f.read(1 << 16)
     return png_significant_bits(head)
 

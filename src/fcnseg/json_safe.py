@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import DataError, FCNError
+from .files import read_bytes
 
 __all__ = ["MAX_JSON_DEPTH", "json_depth", "load_json", "loads_json"]
 
@@ -91,18 +91,12 @@ def load_json(
     what: str = "JSON file",
     *,
     max_depth: int = MAX_JSON_DEPTH,
+    limit: int | None = None,
     error: type[FCNError] = DataError,
 ) -> Any:
     """Read and parse the JSON file ``path`` with :func:`loads_json`; ``what`` names it when it is missing.
 
-    Only a regular file is read (a FIFO would block forever).
+    Only a regular file is read (a FIFO would block forever); more than ``limit`` bytes is refused unread.
     """
-    path = Path(path)
-    try:
-        if not path.is_file():
-            kind = "a folder" if path.is_dir() else "not a regular file" if path.exists() else "not found"
-            raise error(f"{path}: {what} {kind}")
-        raw = path.read_bytes()
-    except OSError as e:
-        raise error(f"{path}: cannot read {what} ({e.strerror})") from None
+    raw = read_bytes(path, limit=limit, what=what, error=error)
     return loads_json(raw, str(path), max_depth=max_depth, error=error)

@@ -86,11 +86,14 @@ def palette_for(classes: Sequence[str]) -> np.ndarray:
 
 
 def colorize(mask: np.ndarray, palette: np.ndarray | None = None) -> np.ndarray:
-    """``(H, W)`` class indices → ``(H, W, 3)`` uint8 colours (255 = void gets the palette's entry 255)."""
+    """``(H, W)`` class indices → ``(H, W, 3)`` uint8 colours (255 = void gets the palette's entry 255; classes
+    beyond 255, of models with more than 256 classes, reuse the colours 1..254 rather than look void)."""
     pal = voc_palette() if palette is None else np.asarray(palette, np.uint8)
     if len(pal) < 256:
         pal = np.concatenate([pal, voc_palette()[len(pal) :]])
-    return pal[np.asarray(mask, np.int64).clip(0, 255)]
+    idx = np.asarray(mask, np.int64)
+    idx = np.where(idx > 255, 1 + (idx - 1) % 254, idx.clip(0, 255))  # classes beyond 255: colours 1..254 again
+    return pal[idx]
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, palette: np.ndarray | None = None, alpha: float = 0.5) -> np.ndarray:

@@ -144,7 +144,7 @@ def test_serve_takes_a_registry_name_with_a_weights_file(tmp_path, monkeypatch) 
     monkeypatch.setattr(fcnseg.serve, "create_app", lambda seg, **kw: served.append(seg) or real(seg, **kw))
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
     args = ["serve", "--model", "fcn8s_resnet18", "--weights", str(tmp_path / "w.safetensors"), "--device", "cpu"]
-    assert main(args) == 0
+    assert main([*args, "--port", "0"]) == 0  # any free port: 8000 may be taken on a shared machine
     assert served[0].model.num_classes == 3 and len(served[0].classes) == 3
 
 

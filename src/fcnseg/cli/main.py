@@ -9,7 +9,7 @@ import sys
 import warnings
 from typing import Any, NoReturn
 
-from ..errors import DataWarning, FCNError
+from ..errors import DataWarning, FCNError, printable
 from .commands import COMMANDS
 
 __all__ = ["build_parser", "full_parser", "main"]
@@ -52,7 +52,7 @@ def _command(argv: list[str]) -> str | None:
 def _format_warning(message, category, filename, lineno, line=None, _default=warnings.formatwarning) -> str:
     """fcnseg's own warnings as one line; everyone else's as Python formats them."""
     if issubclass(category, DataWarning):
-        return f"fcnseg: warning: {message}\n"
+        return f"fcnseg: warning: {printable(message)}\n"
     return _default(message, category, filename, lineno, line)
 
 
@@ -74,9 +74,16 @@ def _show_library_messages() -> None:
     log = logging.getLogger("fcnseg")
     if not any(isinstance(h, _Stderr) for h in log.handlers):
         handler = _Stderr()
-        handler.setFormatter(logging.Formatter("fcnseg: %(message)s"))
+        handler.setFormatter(_OneLine("fcnseg: %(message)s"))
         log.addHandler(handler)
     log.setLevel(logging.INFO)
+
+
+class _OneLine(logging.Formatter):
+    """A log record as one line: control characters in it (a file name holding a newline) escaped."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,10 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except FCNError as e:
-        print(f"fcnseg {args.command}: error: {one_line(e)}", file=sys.stderr)
+        lines = e.one_line_each() if e.details and "Original Traceback" not in str(e) else [printable(one_line(e))]
+        print(f"fcnseg {args.command}: error: " + "\n".join(lines), file=sys.stderr)
         return 2
     except OSError as e:  # the disk, not fcnseg: full, read-only, a file where a folder should be …
-        print(f"fcnseg {args.command}: error: {os_error(e)}", file=sys.stderr)
+        print(f"fcnseg {args.command}: error: {printable(os_error(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -26,6 +26,7 @@ from google.protobuf.message import DecodeError
 
 from ..data.classes import CONTEXT59_CLASSES, NYUD40_CLASSES, SIFTFLOW_SEMANTIC_CLASSES, VOC_CLASSES
 from ..errors import CheckpointError
+from ..files import read_bytes
 from ..preprocessing import CAFFE_NYUD, CAFFE_SIFTFLOW, CAFFE_VOC, Preprocessing
 
 __all__ = [
@@ -142,10 +143,7 @@ def read_caffemodel(path: str | Path) -> list[CaffeLayer]:
         CheckpointError: unreadable, malformed, or holding no weights.
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: file not found") from None
+    raw = read_bytes(path, what="Caffe model", error=CheckpointError)
     net = schema()["NetParameter"]()
     try:
         net.ParseFromString(raw)

@@ -9,6 +9,7 @@ import numpy as np
 import scipy.io
 
 from ..errors import DataError
+from ..files import read_text
 from ..imageio import orient, read_rgb_oriented
 from .base import IGNORE_INDEX
 
@@ -40,12 +41,7 @@ def require_files(paths: list[Path], what: str) -> None:
 
 def read_ids(path: Path) -> list[str]:
     """Non-empty stripped lines of a split list."""
-    try:
-        ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    except FileNotFoundError:
-        raise DataError(f"{path}: split list not found") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: split list is not text") from None
+    ids = [line.strip() for line in read_text(path, limit=1 << 28, what="split list").splitlines() if line.strip()]
     if not ids:
         raise DataError(f"{path}: split list is empty")
     return ids

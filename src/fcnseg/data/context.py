@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from ..files import read_text
 from ._common import check_mask, load_mat_field, read_ids, read_photo, require_dir
 from .base import SegmentationDataset, to_sample
 from .classes import CONTEXT59_CLASSES
@@ -26,10 +27,9 @@ def _norm(name: str) -> str:
 def context59_lut(labels_txt: Path) -> np.ndarray:
     """Lookup table full-label index → 59-task index (0 = background/other), from ``labels.txt``."""
     full: dict[str, int] = {}
-    try:
-        lines = labels_txt.read_text().splitlines()
-    except FileNotFoundError:
-        raise DataError(f"{labels_txt}: PASCAL-Context full label list not found") from None
+    if not labels_txt.exists():
+        raise DataError(f"{labels_txt}: PASCAL-Context full label list not found")
+    lines = read_text(labels_txt, limit=1 << 20, what="label list").splitlines()
     for line in lines:
         if ":" in line:
             idx, name = line.split(":", 1)

@@ -18,7 +18,7 @@ from .labelmap import read_class_names, read_labelmap
 
 __all__ = ["IMAGE_SUFFIXES", "SegmentationFolder", "open_folder"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pbm", ".pnm")
 
 
 class SegmentationFolder(SegmentationDataset):
@@ -87,7 +87,7 @@ class SegmentationFolder(SegmentationDataset):
         if len(problems) == 1:
             raise DataError(problems[0])
         if problems:  # every problem at once, so a broken folder is fixed in one pass
-            raise DataError(f"{len(problems)} problems pairing images and masks:\n  " + "\n  ".join(problems))
+            raise DataError(f"{len(problems)} problems pairing images and masks:", details=problems)
         self.stems = sorted(images) if ids is None else list(dict.fromkeys(ids))
         self.image_paths = [images[s][0] for s in self.stems]
         self.mask_paths = [masks[s][0] for s in self.stems]

@@ -13,19 +13,18 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..files import read_text
 
 __all__ = ["read_class_names", "read_labelmap"]
+
+#: a label map or class list is a few kB of text
+MAX_LIST_BYTES = 1 << 20
 
 
 def read_labelmap(path: str | Path) -> tuple[list[str], np.ndarray]:
     """Class names and their ``(K, 3)`` uint8 colours from a CVAT/Datumaro ``labelmap.txt``."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DataError(f"{path}: label map not found") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: label map is not UTF-8 text") from None
+    lines = read_text(path, limit=MAX_LIST_BYTES, what="label map").splitlines()
     names: list[str] = []
     colours: list[tuple[int, ...]] = []
     for n, line in enumerate(lines, 1):
@@ -52,10 +51,8 @@ def read_labelmap(path: str | Path) -> tuple[list[str], np.ndarray]:
 def read_class_names(path: str | Path) -> list[str]:
     """Non-empty lines of a ``class_names.txt`` (labelme2voc's: background first, one class a line)."""
     path = Path(path)
-    try:
-        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: class list is not UTF-8 text") from None
+    names = [line.strip() for line in read_text(path, limit=MAX_LIST_BYTES, what="class list").splitlines()]
+    names = [n for n in names if n]
     if not names:
         raise DataError(f"{path}: class list is empty")
     return names

@@ -15,8 +15,6 @@ import base64
 import binascii
 import io
 import math
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +22,17 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..errors import DataError, FCNError
+from ..files import read_bytes, read_text
 from ..imageio import exif_orientation, open_image, significant_bits, to_rgb
 from ..io import atomic_write, write_palette_png
 from ..json_safe import load_json
+from ..writes import claim_folder, real_path, refuse_overlap, staged
 from .base import IGNORE_INDEX, voc_palette
 
 __all__ = ["import_labelme", "read_labelme_labels", "render_shapes"]
 
+#: a labels list and a labelme file are text of a few kB (a labelme file with its image embedded, a few MB)
+MAX_LIST_BYTES, MAX_JSON_BYTES = 1 << 20, 1 << 30
 LINE_WIDTH, POINT_SIZE = 10, 5  # labelme.utils.shape_to_mask's defaults
 _SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp"}
 
@@ -38,12 +40,8 @@ _SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "WEBP":
 def read_labelme_labels(path: str | Path) -> dict[str, int]:
     """``labels.txt`` → ``{name: value}``: ``__ignore__`` → 255, ``_background_`` → 0, classes → 1, 2, …"""
     path = Path(path)
-    try:
-        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except FileNotFoundError:
-        raise DataError(f"{path}: labels file not found") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: labels file is not UTF-8 text") from None
+    text = read_text(path, limit=MAX_LIST_BYTES, what="labels file")
+    names = [line.strip() for line in text.splitlines() if line.strip()]
     values: dict[str, int] = {}
     if names[:1] == ["__ignore__"]:
         values["__ignore__"] = IGNORE_INDEX
@@ -152,7 +150,7 @@ def render_shapes(
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    data = load_json(path, "labelme file")  # nesting bounded, numbers finite
+    data = load_json(path, "labelme file", limit=MAX_JSON_BYTES)  # regular file, nesting bounded, numbers finite
     if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
         raise DataError(f"{path}: not a labelme file (no 'shapes' list)")
     return data
@@ -167,14 +165,9 @@ def _image_bytes(path: Path, data: dict[str, Any]) -> bytes:
     if not data.get("imagePath") or not isinstance(data["imagePath"], str):
         raise DataError(f"{path}: neither imageData nor imagePath (a file name)")
     image = path.parent / data["imagePath"].replace("\\", "/")
-    if image.exists() and not image.is_file():
-        raise DataError(f"{path}: image {image} (imagePath) is not a regular file")
-    try:
-        return image.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: image {image} (imagePath) not found") from None
-    except OSError as e:
-        raise DataError(f"{path}: image {image} (imagePath): cannot read ({e.strerror})") from None
+    if not image.exists():
+        raise DataError(f"{path}: image {image} (imagePath) not found")
+    return read_bytes(image, what="image file")  # a regular file only (never a FIFO)
 
 
 def _convert(path: Path, values: dict[str, int], stage: Path) -> None:
@@ -200,8 +193,13 @@ def _convert(path: Path, values: dict[str, int], stage: Path) -> None:
     write_palette_png(stage / "masks" / f"{path.stem}.png", mask, voc_palette())
 
 
-def import_labelme(src: str | Path, labels: str | Path, out: str | Path) -> tuple[int, list[str]]:
+def import_labelme(
+    src: str | Path, labels: str | Path, out: str | Path, *, overwrite: bool = False
+) -> tuple[int, list[str]]:
     """Render every labelme JSON under ``src`` (a folder, searched recursively, or one file) into ``out``.
+
+    ``out`` must be new or empty (``overwrite``: write into it anyway), never ``src`` or inside it (compared by
+    real paths, :mod:`fcnseg.writes`).
 
     Returns:
         ``(number of images, class names)``; the names (background first) are also in ``out/class_names.txt``.
@@ -216,18 +214,14 @@ def import_labelme(src: str | Path, labels: str | Path, out: str | Path) -> tupl
         if f.stem in stems:
             raise DataError(f"{f}: same name as {stems[f.stem]}; the output is named by file stem")
         stems[f.stem] = f
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DataError(f"{out}: already exists and is not empty; choose a new folder")
-    stage = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-    try:
+    inputs = [src, labels]
+    refuse_overlap(out, inputs, folder=True)
+    ledger = claim_folder(out, kind="dataset", inputs=inputs, overwrite=overwrite, fresh=True, reuse=False)
+    sources = {real_path(p): str(p) for p in [*inputs, *files]}
+    with staged(ledger, inputs=sources, overwrite=overwrite, replace_previous=ledger.owner == "dataset") as stage:
         for f in files:
             _convert(f, values, stage)
         names = [n for n, _ in sorted(values.items(), key=lambda kv: kv[1]) if n != "__ignore__"]
         with atomic_write(stage / "class_names.txt", "w") as fh:
             fh.write("".join(f"{n}\n" for n in names))
-        if out.exists():
-            out.rmdir()
-        stage.rename(out)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     return len(files), names

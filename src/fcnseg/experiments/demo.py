@@ -28,7 +28,7 @@ import torch
 from ..config import load_config
 from ..data import SyntheticShapes
 from ..errors import ConfigError
-from ..io import atomic_write
+from ..io import write_json
 from ..metrics import named
 from ..pretrained import PREFIX, pretrained_path
 from ..runtime import load_checkpoint, resolve_device
@@ -147,7 +147,7 @@ def run_demo(
         )
         held_out = f"data.test_options={{n: {scale.test_images}}}"  # what `fcnseg eval --split test` scores
         cfg = load_config(None, [*overrides(stage, str(dev), name), *FINE_TUNE, held_out, *extra])
-        fit(cfg, out / key, progress=not quiet)
+        fit(cfg, out / key, progress=not quiet, overwrite=True)  # the demo's own stage folder: trained again
         train_s = time.perf_counter() - t
         t = time.perf_counter()
         model, _ = load_checkpoint(out / key / "checkpoints" / "best.safetensors")
@@ -177,10 +177,10 @@ def run_demo(
     log(f"[{len(STAGES) + 1}/{len(STAGES) + 1}] pictures and report")
     write_outputs(out, result, preds, scale)
     result["wall_s"] = time.perf_counter() - t0
-    with atomic_write(out / "metrics.json", "w") as f:
-        json.dump(
-            {**result, "nets": {k: {a: b for a, b in v.items() if a != "log"} for k, v in nets.items()}}, f, indent=2
-        )
+    write_json(
+        out / "metrics.json",
+        {**result, "nets": {k: {a: b for a, b in v.items() if a != "log"} for k, v in nets.items()}},
+    )
     return result
 
 

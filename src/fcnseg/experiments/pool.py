@@ -44,7 +44,10 @@ def fit_job(job: Job, threads: int = 0) -> str | None:
     level = log.level
     log.setLevel(logging.WARNING)  # a run's own lines (start, each evaluation) would bury the experiment's
     try:
-        fit(load_config(None, list(job.overrides)), Path(job.run_dir), resume=job.resume, progress=False)
+        # the experiment's own run folder: resumed, or (cleared by the experiment) trained again
+        fit(
+            load_config(None, list(job.overrides)), Path(job.run_dir), resume=job.resume, progress=False, overwrite=True
+        )
     except TrainingDiverged as e:
         return str(e).split(":")[0]
     finally:

@@ -18,6 +18,8 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import FCNError
+from ..files import read_bytes
 from ..home import home
 from ..io import atomic_write
 
@@ -54,8 +56,8 @@ def _path(fingerprint_id: str) -> Any:
 
 def _records(fingerprint_id: str) -> dict[str, list[dict[str, float]]]:
     try:
-        data = json.loads(_path(fingerprint_id).read_text())
-    except (OSError, ValueError, RecursionError):
+        data = json.loads(read_bytes(_path(fingerprint_id), limit=1 << 20, what="record"))
+    except (FCNError, OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 

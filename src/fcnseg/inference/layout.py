@@ -4,7 +4,10 @@ Inputs (files, folders walked recursively, globs) are named by their path relati
 holding all of them, so ``a/x.png`` and ``b/x.png`` become ``OUT/a/x.png`` and ``OUT/b/x.png`` instead of
 one file written twice. Two inputs of one stem in one folder (``x.jpg``, ``x.png``) keep their suffix in
 the output name (``x_jpg.png``, ``x_png.png``). A plan whose output would replace an input, or whose
-``OUT`` lies inside an input folder (the next run would read the masks as photos), is refused.
+``OUT`` lies inside an input folder (the next run would read the masks as photos), is refused. Paths are
+compared by their real paths (:mod:`fcnseg.writes`): a symlinked ``--out``, an input reached through a symlink or
+a symlink into ``--out`` are seen for what they are. Files in input folders that are not images by their suffix
+are listed once (:func:`collect_inputs`' ``ignored``), not skipped in silence.
 """
 
 from __future__ import annotations
@@ -17,9 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.folder import IMAGE_SUFFIXES
-from ..errors import DataError
+from ..errors import DataError, printable
+from ..writes import destination, real_path, refuse_overlap
 
-__all__ = ["IMAGE_SUFFIXES", "Job", "collect_inputs", "output_files", "plan_jobs", "refuse_overwriting_inputs"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "Job",
+    "collect_inputs",
+    "output_files",
+    "output_rels",
+    "plan_jobs",
+    "refuse_overwriting_inputs",
+]
 
 
 @dataclass(frozen=True)
@@ -30,15 +42,26 @@ class Job:
     stem: str
 
 
-def collect_inputs(items: Sequence[str | os.PathLike]) -> tuple[list[Path], list[Path]]:
-    """Files, folders (their images, recursively) and globs → (sorted unique image paths, folder arguments)."""
+def collect_inputs(
+    items: Sequence[str | os.PathLike], *, ignored: list[Path] | None = None
+) -> tuple[list[Path], list[Path]]:
+    """Files, folders (their images, recursively) and globs → (sorted unique image paths, folder arguments).
+
+    ``ignored``: if given, receives the files in those folders that are not images by their suffix.
+    """
     found: list[Path] = []
     folders: list[Path] = []
     for item in items:
         path = Path(item)
         if path.is_dir():
             folders.append(path)
-            found += [p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not _hidden(p, path)]
+            for p in path.rglob("*"):
+                if _hidden(p, path) or p.is_dir():
+                    continue
+                if p.suffix.lower() in IMAGE_SUFFIXES:
+                    found.append(p)
+                elif ignored is not None:
+                    ignored.append(p)
         elif any(ch in str(item) for ch in "*?["):
             found += [Path(p) for p in glob.glob(str(item), recursive=True) if not Path(p).is_dir()]
         else:
@@ -65,14 +88,10 @@ def plan_jobs(inputs: Sequence[Path], folders: Sequence[Path], out: Path) -> lis
         if len(indices) > 1:  # x.jpg and x.png in one folder
             for i in indices:
                 stems[i] = f"{stems[i]}_{absolute[i].suffix.lstrip('.').lower()}"
-    out_abs = Path(os.path.abspath(out))
-    for folder in folders:
-        root = Path(os.path.abspath(folder))
-        if out_abs == root or root in out_abs.parents:
-            raise DataError(
-                f"--out {out}: inside the input folder {folder}; the next run would read the masks as input "
-                "images. Choose a folder outside it"
-            )
+    try:  # by real paths: a symlinked --out, or an input folder reached through a symlink, is no way around it
+        refuse_overlap(out, folders, folder=True)
+    except DataError as e:
+        raise DataError(f"{e}; the next run would read the masks as input images") from None
     return [Job(src, stem) for src, stem in zip(inputs, stems, strict=True)]
 
 
@@ -87,12 +106,31 @@ def output_files(job: Job, out: Path, heads: Sequence[str], *, probs: bool) -> l
     return files
 
 
+def output_rels(job: Job, heads: Sequence[str], *, probs: bool) -> list[str]:
+    """:func:`output_files` relative to ``OUT`` (POSIX): the names the folder's ledger records."""
+    return [f.as_posix() for f in output_files(job, Path(), heads, probs=probs)]
+
+
 def refuse_overwriting_inputs(jobs: Sequence[Job], out: Path, heads: Sequence[str], *, probs: bool, grid: int) -> None:
-    """An output path that is also an input path is refused, naming both (``grid``: ``out/grid.png`` is one)."""
-    sources = {os.path.abspath(j.source) for j in jobs}
-    if grid and os.path.abspath(out / "grid.png") in sources:
-        raise DataError(f"{out / 'grid.png'}: would overwrite the input image of that name; choose another --out")
+    """Refuse a plan in which an output would replace an input (compared by real paths: a symlink into ``--out``
+    counts), or two outputs share a name (``grid``: ``out/grid.png`` beside the mask of an input named ``grid``)."""
+    sources = {real_path(j.source): j.source for j in jobs}
+    owner: dict[str, str] = {"grid.png": "the grid (--grid)"} if grid else {}
     for job in jobs:
-        for f in output_files(job, out, heads, probs=probs):
-            if os.path.abspath(f) in sources:
-                raise DataError(f"{f}: would overwrite the input image of that name; choose another --out")
+        for rel in output_rels(job, heads, probs=probs):
+            dest = destination(out / rel)
+            if dest in sources:
+                raise DataError(
+                    f"{printable(out / rel)}: would overwrite the input image {printable(sources[dest])}; "
+                    "choose another --out"
+                )
+            if rel in owner:
+                raise DataError(
+                    f"{printable(out / rel)}: would be both {owner[rel]} and an output of {printable(job.source)}; "
+                    "choose another --out" + (" or leave out --grid" if rel == "grid.png" else "")
+                )
+            owner[rel] = f"an output of {printable(job.source)}"
+    if grid and destination(out / "grid.png") in sources:
+        raise DataError(
+            f"{printable(out / 'grid.png')}: would overwrite the input image of that name; choose another --out"
+        )

@@ -21,6 +21,7 @@ from ..runtime.checkpoint import CheckpointInfo, preprocessing_of
 from ..runtime.domain import warn_if_synthetic
 from ..runtime.model_source import ModelSpec, open_model
 from ..weights.resolve import resolve_spec
+from .tiling import label_map
 
 __all__ = ["Segmenter", "SegmenterOptions"]
 
@@ -172,6 +173,12 @@ class Segmenter:
             .to(self.device)
         )
         h, w = x.shape[-2:]
+        small = [s for s in scales if int(h * s) < 1 or int(w * s) < 1]
+        if small:
+            raise DataError(
+                f"scale {small[0]:g} makes this {w}×{h} image {int(w * small[0])}×{int(h * small[0])} pixels; "
+                "use larger scales for small images"
+            )
         total: dict[str, torch.Tensor] = {}
         for s in scales:
             xs = x if s == 1.0 else F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)
@@ -212,11 +219,7 @@ class Segmenter:
                 ]
             ).to(self.device, non_blocking=True)
             out = self._run(x)
-            labels = (
-                {k: v.argmax(1).to(torch.uint8).cpu().numpy() for k, v in out.items()}
-                if isinstance(out, dict)
-                else {"": out.argmax(1).to(torch.uint8).cpu().numpy()}
-            )
+            labels = {k: label_map(v, 1) for k, v in out.items()} if isinstance(out, dict) else {"": label_map(out, 1)}
             for i in range(end - start):
                 results.append({k: v[i] for k, v in labels.items()} if self._multi else labels[""][i])
             start = end
@@ -231,7 +234,8 @@ class Segmenter:
         flip: bool = False,
         scales: tuple[float, ...] = (1.0,),
     ) -> np.ndarray | dict[str, np.ndarray]:
-        """Label map ``(H, W)`` uint8 (or a dict per head) for one image of any size.
+        """Label map ``(H, W)`` (or a dict per head) for one image of any size: uint8 for up to 256 classes,
+        uint16 beyond (:func:`label_map`: never wrapped).
 
         Args:
             tile: score in overlapping ``tile × tile`` windows (memory bounded by the tile) when the image
@@ -251,12 +255,12 @@ class Segmenter:
         if flip or scales != (1.0,):
             p = self.probabilities(rgb, flip=flip, scales=scales)
             if isinstance(p, dict):
-                return {k: v.argmax(0).to(torch.uint8).cpu().numpy() for k, v in p.items()}
-            return p.argmax(0).to(torch.uint8).cpu().numpy()
+                return {k: label_map(v, 0) for k, v in p.items()}
+            return label_map(p, 0)
         s = self.scores(rgb)
         if isinstance(s, dict):
-            return {k: v.argmax(0).to(torch.uint8).cpu().numpy() for k, v in s.items()}
-        return s.argmax(0).to(torch.uint8).cpu().numpy()
+            return {k: label_map(v, 0) for k, v in s.items()}
+        return label_map(s, 0)
 
 
 def _dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:

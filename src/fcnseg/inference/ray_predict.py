@@ -30,10 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, FCNError
+from ..errors import ConfigError, FCNError, printable
 from ..runtime.model_source import ModelSpec
-from .batch import BatchOptions, BatchSummary, is_complete, merge_manifest, predict_job, write_grid
-from .layout import Job, refuse_overwriting_inputs
+from ..writes import Ledger, check_targets, claim_folder, folder_lock, open_append, real_path
+from .batch import MANIFEST, BatchOptions, BatchSummary, is_complete, merge_manifest, predict_job, write_grid
+from .layout import Job, output_rels, refuse_overwriting_inputs
 from .predictor import SegmenterOptions
 
 __all__ = ["RAY_BATCH", "RayOptions", "SegmentBatch", "predict_with_ray", "require_ray"]
@@ -127,6 +128,7 @@ class _WriteOutputs:
         self.segmenter = Segmenter(spec, **asdict(options))
         self.classes = self.segmenter.classes
         self.out, self.opts = Path(out), opts
+        self.ledger = Ledger(self.out)  # every worker records what it writes in the folder's one ledger
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import json
@@ -135,7 +137,12 @@ class _WriteOutputs:
         for source, stem in zip(batch["source"], batch["stem"], strict=True):
             try:
                 record = predict_job(
-                    self.segmenter, Job(Path(str(source)), str(stem)), self.out, self.opts, self.classes
+                    self.segmenter,
+                    Job(Path(str(source)), str(stem)),
+                    self.out,
+                    self.opts,
+                    self.classes,
+                    ledger=self.ledger,
                 )
                 records.append(json.dumps(record, ensure_ascii=False))
                 errors.append("")
@@ -150,14 +157,39 @@ def predict_with_ray(
 ) -> BatchSummary:
     """Run ``jobs`` with ``spec``'s model on Ray Data (``ray_options``: where, how many replicas)."""
     ray = require_ray()
+    probe, classes = _probe(spec)
+    refuse_overwriting_inputs(jobs, out, probe, probs=opts.probs and not opts.tile, grid=opts.grid)
+    with folder_lock(out, holder="fcnseg predict"):
+        return _run_ray(ray, spec, options, ray_options, jobs, out, opts, probe, classes)
+
+
+def _run_ray(
+    ray: Any,
+    spec: ModelSpec,
+    options: SegmenterOptions,
+    ray_options: RayOptions,
+    jobs: list[Job],
+    out: Path,
+    opts: BatchOptions,
+    probe: list[str],
+    classes: list[str],
+) -> BatchSummary:
+    """:func:`predict_with_ray` with ``out``'s lock held: the write rule checked, the jobs run, the manifest merged."""
     import torch
 
-    probe, classes = _probe(spec)
-    refuse_overwriting_inputs(jobs, out, probe, probs=opts.probs, grid=opts.grid)
+    ledger = claim_folder(out, kind="predict")
+    probs = opts.probs and not opts.tile
+    targets = [
+        MANIFEST,
+        *(["grid.png"] if opts.grid else []),
+        *(r for j in jobs for r in output_rels(j, probe, probs=probs)),
+    ]
+    check_targets(
+        ledger, targets, inputs={real_path(j.source): str(j.source) for j in jobs}, overwrite=ray_options.overwrite
+    )
     summary = BatchSummary()
-    todo = [j for j in jobs if ray_options.overwrite or not is_complete(j, out, probe, opts)]
+    todo = [j for j in jobs if ray_options.overwrite or not is_complete(j, out, probe, opts, ledger)]
     summary.skipped = len(jobs) - len(todo)
-    out.mkdir(parents=True, exist_ok=True)
     if todo:
         gpus = 1 if torch.cuda.is_available() else 0
         threads = max(1, (os.cpu_count() or 1) // ray_options.workers)
@@ -175,18 +207,19 @@ def predict_with_ray(
                 batch_format="numpy",
                 max_restarts=0,  # a worker that dies fails its jobs (a rerun redoes them); no core_worker warning
             )
-        with open(out / ".manifest.rank-ray.jsonl", "a", encoding="utf-8") as manifest:
+        ledger.claim([".manifest.rank-ray.jsonl"])
+        with open_append(out / ".manifest.rank-ray.jsonl") as manifest:
             for row in ds.iter_rows():
                 if row["error"]:
-                    log.warning("skipped: %s", row["error"])
+                    log.warning("skipped: %s", printable(row["error"]))
                     summary.failed += 1
                     continue
                 manifest.write(row["record"] + "\n")
                 summary.done += 1
         ray.shutdown()
-    merge_manifest(out)
     if opts.grid:
-        write_grid(out, jobs, probe, classes, opts.grid)
+        write_grid(out, jobs, probe, classes, opts.grid, ledger=Ledger(out))
+    merge_manifest(out)
     return summary
 
 

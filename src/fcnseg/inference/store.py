@@ -26,7 +26,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ..errors import ExportError
+from ..errors import ExportError, FCNError
+from ..files import open_regular, read_bytes
 from ..home import home
 from ..io import atomic_write
 
@@ -56,18 +57,18 @@ def versions() -> dict[str, str | None]:
 def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
     """The SHA-256 of a file, read in 4 MB chunks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path, what="model file") as f:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
 
 
 def _read_json(path: Path) -> Any:
+    """A record under ``FCNSEG_HOME``, or None when it is missing, not a regular file (a FIFO is never waited on),
+    too large or damaged: the cache then counts as empty."""
     try:
-        if not path.is_file() or path.stat().st_size > _MAX_RECORD:
-            return None
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        return json.loads(read_bytes(path, limit=_MAX_RECORD, what="record"))
+    except (FCNError, OSError, ValueError, RecursionError):
         return None
 
 
@@ -247,8 +248,8 @@ def _size(path: Path) -> int:
 
 def _last_used(path: Path) -> float:
     try:
-        return float((path / "last_used").read_text())
-    except (OSError, ValueError):
+        return float(read_bytes(path / "last_used", limit=64, what="record"))
+    except (FCNError, OSError, ValueError):
         return 0.0
 
 

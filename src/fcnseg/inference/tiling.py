@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 
-__all__ = ["tile_starts", "tiled_labels"]
+__all__ = ["label_map", "tile_starts", "tiled_labels"]
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -43,10 +43,20 @@ def _ramp(n: int, overlap: int) -> Tensor:
     return (edge / (overlap + 1)).clamp(max=1.0) if overlap else torch.ones(n)
 
 
+def label_map(scores: torch.Tensor, dim: int) -> np.ndarray:
+    """The argmax of ``scores`` over ``dim`` (the class axis) as a NumPy label map that holds every class: uint8
+    for up to 256 classes, uint16 up to 65536, int32 beyond. Never wrapped (class 299 stays 299)."""
+    k = scores.shape[dim]
+    labels = scores.argmax(dim)
+    if k <= 256:
+        return labels.to(torch.uint8).cpu().numpy()
+    return labels.to(torch.int32).cpu().numpy().astype(np.uint16 if k <= 65536 else np.int32)
+
+
 def tiled_labels(
     probs_fn: Callable[[np.ndarray], Tensor], image: np.ndarray, *, tile: int = 512, overlap: int = 128
 ) -> np.ndarray:
-    """Labels ``(H, W)`` uint8 of an ``(H, W, 3)`` image, scored tile by tile.
+    """Labels ``(H, W)`` of an ``(H, W, 3)`` image, scored tile by tile (dtype as :func:`label_map`'s).
 
     Args:
         probs_fn: maps an ``(h, w, 3)`` uint8 crop to ``(K, h, w)`` class probabilities.
@@ -54,7 +64,7 @@ def tiled_labels(
     """
     height, width = image.shape[:2]
     ys, xs = tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)
-    labels = np.zeros((height, width), np.uint8)
+    labels: np.ndarray | None = None
     acc: Tensor | None = None  # (K, rows, W) for image rows [base, base + rows)
     weight: Tensor | None = None
     base = 0
@@ -77,6 +87,10 @@ def tiled_labels(
         final = ys[r + 1] if r + 1 < len(ys) else height  # rows above the next tile row are complete
         done = final - base
         assert acc is not None and weight is not None
-        labels[base:final] = acc[:, :done].argmax(0).to(torch.uint8).numpy()
+        part = label_map(acc[:, :done], 0)
+        if labels is None:
+            labels = np.zeros((height, width), part.dtype)
+        labels[base:final] = part
         acc, weight, base = acc[:, done:].clone(), weight[done:].clone(), final
+    assert labels is not None
     return labels

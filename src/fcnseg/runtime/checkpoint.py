@@ -16,7 +16,9 @@ any instant therefore leaves weights whose step has its matching state on disk.
 
 from __future__ import annotations
 
+import io
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import CheckpointError, first_line
+from ..files import check_regular, open_regular
 from ..io import atomic_write
 from ..json_safe import loads_json
 from ..models import FCN, get_model
@@ -111,8 +114,11 @@ def save_checkpoint(
             state["rng"] = rng_state
         state.update(extra or {})
         state_path = state_file(path, info.step)
+        buf = io.BytesIO()  # serialised first: a full disk then fails our own write, which names the file
+        torch.save(state, buf)
         with atomic_write(state_path) as f:
-            torch.save(state, f)
+            f.write(buf.getbuffer())
+        del buf
     tensors = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
     meta = {"format": FORMAT, **info.__dict__, "version": __version__}
     blob = save(tensors, metadata={"fcnseg": json.dumps(meta)})
@@ -173,15 +179,16 @@ def preprocessing_of(info: CheckpointInfo) -> Preprocessing:
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a ``.safetensors`` file, or of a ``.pt``/``.pth`` state dict loaded with ``weights_only``."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: weights file not found")
+    path = check_regular(path, what="weights file", error=CheckpointError)
     if path.suffix == ".safetensors":
         _read_header(path)  # a malformed header is named as such before the tensors are read
     try:
         if path.suffix == ".safetensors":
             return load_file(str(path))
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with open_regular(path, what="weights file", error=CheckpointError) as f:
+            obj = torch.load(f, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
     except Exception as e:  # safetensors/pickle errors of every kind: refuse the file, name it
         raise CheckpointError(f"{path}: cannot load weights safely ({type(e).__name__}: {first_line(e)})") from None
     if isinstance(obj, dict) and "model_state_dict" in obj:
@@ -242,10 +249,13 @@ def load_training_state(path: str | Path, step: int | None = None) -> dict[str, 
     else:
         found = sorted(base.parent.glob(f"{base.name}.state-*.pt"))
         path = found[-1] if found else state_file(base, 0)
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: training state not found (cannot resume)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: training state not found (cannot resume)") from None
+        with open_regular(path, what="training state", error=CheckpointError) as f:
+            return torch.load(f, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
     except Exception as e:
         raise CheckpointError(
             f"{path}: cannot load training state safely ({type(e).__name__}: {first_line(e)})"

@@ -8,14 +8,13 @@ multi-head net's is ``{head: scores}``. Confusion pictures are ``confusion.png``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..io import atomic_write
+from ..io import write_json
 from ..metrics import named
 
 __all__ = ["FOUR", "head_classes", "main_scores", "metrics_table", "public", "report", "write_metrics"]
@@ -89,8 +88,7 @@ def write_metrics(out: Path, metrics: Mapping[str, Any], names: Mapping[str, Seq
     """``out/metrics.json`` and a confusion picture per head, each labelled with that head's classes."""
     from ..viz import save_confusion
 
-    with atomic_write(out / "metrics.json", "w") as f:
-        json.dump(public(metrics, names), f, indent=2)
+    write_json(out / "metrics.json", public(metrics, names))  # an absent class's IU: null, not a bare NaN
     for head, m in metrics.items():
         save_confusion(
             out / f"confusion{'_' + head if head else ''}.png", np.array(m["confusion"]), list(names.get(head, []))

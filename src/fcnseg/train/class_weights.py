@@ -57,7 +57,7 @@ def class_weights(
             raise ConfigError(f"train.class_weights: unknown weighting {spec!r}; use a list or one of {WEIGHTINGS}")
         report = check_dataset(train_ds)
         if not report.ok:
-            raise DataError("cannot count class frequencies:\n" + "\n".join(report.problems[:10]))
+            raise DataError("cannot count class frequencies:", details=report.problems[:10])
         counts = report.class_pixels[""]
         counts = np.pad(counts, (0, max(0, num_classes - len(counts))))[:num_classes]
         return frequency_weights(counts / max(1, counts.sum()), spec)

@@ -8,7 +8,6 @@ the same count, and a run that already stopped stays stopped. Why a run ended is
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 from ..config import EarlyStop, RunConfig
 from ..errors import CheckpointError
-from ..io import atomic_write
+from ..io import write_json
 
 __all__ = ["Plateau", "selection_metric", "write_summary"]
 
@@ -96,7 +95,4 @@ def write_summary(run_dir: Path, plateau: Plateau, *, steps: int, max_iter: int,
         "early_stop": asdict(plateau.rule) if plateau.rule else None,
         "plateau": plateau.state(),
     }
-    path = run_dir / "summary.json"
-    with atomic_write(path, "w") as f:
-        json.dump(data, f, indent=2)
-    return path
+    return write_json(run_dir / "summary.json", data)

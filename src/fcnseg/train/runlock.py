@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..writes import folder_lock
 
 __all__ = ["run_lock"]
 
@@ -22,25 +22,5 @@ def run_lock(run_dir: Path, enabled: bool = True) -> Iterator[None]:
     if not enabled:
         yield
         return
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no locking, as before
+    with folder_lock(run_dir, holder="fcnseg run", error=ConfigError):
         yield
-        return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / ".lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
-            raise ConfigError(
-                f"{run_dir}: another fcnseg run (pid {owner}) is writing this folder; wait for it, stop it, "
-                "or give another --out"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock

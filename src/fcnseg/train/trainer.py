@@ -11,7 +11,6 @@ single-process run sees. Mixed precision is ``amp.py``; what a run writes beside
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -27,7 +26,7 @@ from tqdm import tqdm
 from ..config import RunConfig, dump_config
 from ..data.transforms import pad_collate
 from ..errors import ConfigError
-from ..io import atomic_write
+from ..io import atomic_write, write_json
 from ..models import FCN, freeze
 from ..preprocessing import Preprocessing
 from ..runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
@@ -46,6 +45,7 @@ from .outputs import write_run_outputs
 from .rank_guard import RankGuard
 from .resume import batch_record, keep_global_batch, restore
 from .rng import restore_rng, rng_states, seed_run
+from .run_folder import claim_run_folder
 from .runlock import run_lock
 from .sampling import Seeded, StepSampler
 from .step import TrainingDiverged, train_step
@@ -100,20 +100,27 @@ class RunState:
         return dict(self.model.heads)
 
 
-def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+def fit(
+    cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True, overwrite: bool = False
+) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir``; returns the final validation metrics, ``{head: scores}`` (see ``heads.py``).
 
     ``run_dir`` receives ``config.yaml``, ``log.csv``, ``tb/``, ``checkpoints/{last,best}.safetensors``
     (+ ``.state-STEP.pt``), ``metrics.json``, ``curves.png`` and ``grid.png``. With ``resume`` it continues
     from ``checkpoints/last`` exactly where it stopped. Under torchrun each local rank trains on
     ``cuda:LOCAL_RANK`` (or the CPU with gloo); an error on one rank stops every rank with its message.
+
+    A fresh run into a folder that holds a run already, or files fcnseg did not write, is refused unless
+    ``overwrite`` (which first removes the earlier run's outputs); see :mod:`fcnseg.train.run_folder`.
     """
     device = local_device(cfg.train.device, world_size())
     # CPU: keep freed activations and gradients in the process (engine/memory.py; ~1.3x per VGG16 step)
     main_rank = os.environ.get("RANK", "0") == "0"
     with run_lock(Path(run_dir), enabled=main_rank), retained_heap(cfg.train.retain_memory and device.type == "cpu"):
         dist = setup(device, cfg.train.dist_timeout_s)
-        with RankGuard(dist.rank, dist.world):
+        with RankGuard(dist.rank, dist.world):  # a refusal on rank 0 stops every rank with its message
+            if main_rank:
+                claim_run_folder(cfg, Path(run_dir), resume=resume, overwrite=overwrite)
             run = prepare(cfg, Path(run_dir), device, dist, resume=resume)
             metrics = _loop(run, progress)
             _finish(run, metrics)
@@ -217,8 +224,7 @@ def _class_weight(cfg: RunConfig, ds: Any, model: FCN, device: torch.device, rec
     if weights is None:
         return None
     if record is not None:
-        with atomic_write(record / "class_weights.json", "w") as f:
-            json.dump(dict(zip(ds.classes, weights.round(6).tolist(), strict=False)), f, indent=2)
+        write_json(record / "class_weights.json", dict(zip(ds.classes, weights.round(6).tolist(), strict=False)))
     return torch.tensor(weights, dtype=torch.float32, device=device)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +144,29 @@ def calibration_images(args: argparse.Namespace, info: Any) -> list:
     from ...runtime.calibration import calibration_images as images
 
     return images(info, getattr(args, "calibration", None), getattr(args, "calibration_count", 8))
+
+
+def add_overwrite_arg(p: argparse.ArgumentParser, what: str) -> None:
+    """``--overwrite``: write over ``what`` (files fcnseg did not write, an earlier output); never over an input."""
+    p.add_argument("--overwrite", action="store_true", help=f"write over {what} (never over an input)")
+
+
+@contextlib.contextmanager
+def experiment_folder(out: str, kind: str, *, overwrite: bool, markers: tuple[str, ...] = ()) -> Iterator[None]:
+    """The run folder of ``fcnseg demo`` / ``experiment`` claimed for the block: new, empty, or one this ``kind`` made
+    (it reuses and retrains its own runs); else refused unless ``overwrite``. A folder holding one of ``markers``
+    (what this kind writes there, e.g. ``paper.json``) was made by it before the folder ledger existed, and counts
+    as its own. A folder the claim made is removed again if the command fails before writing into it."""
+    from pathlib import Path
+
+    from ...writes import LEDGER, Ledger, claim_folder, discard_if_empty
+
+    folder = Path(out)
+    if not (folder / LEDGER).exists() and any((folder / m).is_file() for m in markers):
+        Ledger(folder).mark_owner(kind)
+    ledger = claim_folder(folder, kind=kind, overwrite=overwrite, fresh=True, reuse=True)
+    try:
+        yield
+    except BaseException:
+        discard_if_empty(ledger)
+        raise

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from . import COMMANDS
-from ._common import add_device_arg, device_of
+from ._common import add_device_arg, add_overwrite_arg, device_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=500, help="square input side in pixels (default 500)")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per path, the median reported (default 5)")
     p.add_argument("--json", help="also write the results as JSON")
+    add_overwrite_arg(p, "an existing --json file")
     add_device_arg(p, default="cpu")
     p.set_defaults(func=run)
 
@@ -35,12 +35,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ...bench import run as run_bench
     from ...bench import table
+    from ...writes import claim_file
+
+    if args.json:  # before the minutes of measuring: never over a file of the user's unless told
+        claim_file(args.json, overwrite=args.overwrite, option="--json")
 
     results = run_bench(tuple(args.models), tuple(args.paths), args.size, args.repeats, device=str(device_of(args)))
     print(table(results))
     if args.json:
-        from ...io import atomic_write
+        from ...io import write_json
 
-        with atomic_write(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+        write_json(args.json, results)
     return 0

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from ...errors import CheckpointError, first_line
+from ...errors import CheckpointError, first_line, printable
 from . import COMMANDS
 
 
@@ -17,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--net", help="fcn32s_vgg16, fcn16s_vgg16, fcn8s_vgg16 or fcn8s_atonce_vgg16 (default: from the keys)"
     )
     t.add_argument("--out", required=True, help="output .safetensors checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing --out file (never the input)")
     t.set_defaults(func=run_torchfcn)
     c = csub.add_parser("caffe", help="a reference .caffemodel (read without Caffe)")
     c.add_argument("path", help="the .caffemodel file")
@@ -29,7 +31,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--out", required=True, help="output .safetensors (checkpoint, or backbone weights for ILSVRC nets)")
     c.add_argument("--width", type=float, default=1.0, help=argparse.SUPPRESS)  # scaled-down test files
+    c.add_argument("--overwrite", action="store_true", help="replace an existing --out file (never the input)")
     c.set_defaults(func=run_caffe)
+
+
+def _claim_out(args: argparse.Namespace, *, checkpoint: bool) -> str:
+    """The file ``--out`` names (``NAME.safetensors`` for a checkpoint), claimed: never the input file nor inside an
+    input folder, and an existing file only with ``--overwrite``."""
+    from ...writes import claim_file
+
+    out = Path(args.out.removesuffix(".safetensors")).with_suffix(".safetensors") if checkpoint else Path(args.out)
+    claim_file(out, inputs=[args.path], overwrite=args.overwrite)  # the file save_checkpoint names
+    return str(out)
 
 
 def run_caffe(args: argparse.Namespace) -> int:
@@ -39,6 +52,7 @@ def run_caffe(args: argparse.Namespace) -> int:
     from ...io import atomic_write
     from ...runtime.checkpoint import save_checkpoint
 
+    _claim_out(args, checkpoint=args.net not in BACKBONE_NETS)
     if args.net in BACKBONE_NETS:
         state = convert_caffe_backbone(args.path)
         with atomic_write(args.out) as f:
@@ -49,7 +63,7 @@ def run_caffe(args: argparse.Namespace) -> int:
         return 0
     model, info = convert_caffe(args.path, args.net, width=args.width)
     out = save_checkpoint(args.out.removesuffix(".safetensors"), model, info)
-    print(f"converted {args.path} ({args.net} → {info.arch}) → {out}")
+    print(f"converted {printable(args.path)} ({args.net} → {info.arch}) → {printable(out)}")
     return 0
 
 
@@ -64,15 +78,18 @@ def run_torchfcn(args: argparse.Namespace) -> int:
     import torch
 
     from ...data.classes import default_classes
+    from ...files import open_regular
     from ...models import get_model
     from ...preprocessing import CAFFE_VOC
     from ...runtime.checkpoint import CheckpointInfo, load_into, model_kwargs, save_checkpoint
     from ...weights import convert_torchfcn
 
+    _claim_out(args, checkpoint=True)
     try:
-        raw = torch.load(args.path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{args.path}: file not found") from None
+        with open_regular(args.path, what="torchfcn file", error=CheckpointError) as f:
+            raw = torch.load(f, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
     except Exception as e:
         raise CheckpointError(f"{args.path}: cannot load safely ({type(e).__name__}: {first_line(e)})") from None
     if not isinstance(raw, dict):
@@ -86,5 +103,5 @@ def run_torchfcn(args: argparse.Namespace) -> int:
         arch=net, model_kwargs=model_kwargs(model), classes=classes, preprocessing=CAFFE_VOC.to_dict()
     )
     out = save_checkpoint(args.out.removesuffix(".safetensors"), model, info)
-    print(f"converted {args.path} ({net}, {model.num_classes} classes) → {out}")
+    print(f"converted {printable(args.path)} ({net}, {model.num_classes} classes) → {printable(out)}")
     return 0

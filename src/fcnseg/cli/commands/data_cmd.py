@@ -39,6 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--num-images", type=COUNT, default=200, help="scenes in all (default 200; a fifth of them for val)")
     s.add_argument("--size", type=COUNT, default=128, help="scene side in pixels (default 128)")
     s.add_argument("--seed", type=NON_NEGATIVE, default=0, help="random seed of the scenes (default 0)")
+    s.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a folder that is not empty (an earlier synth's files it no longer writes are removed)",
+    )
     s.set_defaults(func=run_synth)
     b = dsub.add_parser(
         "bound",
@@ -71,7 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="dataset option (YAML value), e.g. -o n=200; repeatable",
     )
-    b.add_argument("--json", help="also write the results as JSON")
+    b.add_argument("--json", help="also write the results as JSON (undefined numbers as null)")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     b.set_defaults(func=run_bound)
     i = dsub.add_parser("import", help="convert annotation-tool files into the folder dataset")
     isub = i.add_subparsers(dest="import_format", required=True, metavar="FORMAT")
@@ -79,6 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     lm.add_argument("src", help="a folder of labelme .json files (searched recursively) or one file")
     lm.add_argument("--labels", required=True, help="labels.txt: __ignore__, _background_, then one class a line")
     lm.add_argument("--out", required=True, help="a new folder")
+    lm.add_argument("--overwrite", action="store_true", help="write into a folder that is not empty")
     lm.set_defaults(func=run_import_labelme)
 
 
@@ -111,10 +118,12 @@ def run_check(args: argparse.Namespace) -> int:
     print(
         f"{args.dataset} {args.split}: {report.samples}/{len(ds)} samples readable, {len(report.problems)} problem(s)"
     )
-    for line in report.problems:
-        print(f"  problem: {line}")
+    from ...errors import printable
+
+    for line in report.problems:  # one line each: a newline in a file name is escaped, never a line of its own
+        print(f"  problem: {printable(line)}")
     for line in report.warnings:
-        print(f"  warning: {line}")
+        print(f"  warning: {printable(line)}")
     names = class_names(ds)
     for task, counts in report.class_pixels.items():
         freq = counts / max(1, counts.sum())
@@ -132,35 +141,47 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from ...data.check import write_folder_layout, write_voc_layout
+    from ...data.synthetic import SHAPE_CLASSES
+    from ...errors import printable
+    from ...io import atomic_write
+    from ...writes import claim_folder, staged
 
+    out = Path(args.out)
+    ledger = claim_folder(out, kind="dataset", overwrite=args.overwrite, fresh=True, reuse=False)
+    # written whole into a hidden folder beside OUT, then moved in: a full disk part way leaves OUT as it was
+    with staged(ledger, overwrite=args.overwrite, replace_previous=ledger.owner == "dataset") as stage:
+        if args.layout == "folder":
+            write_folder_layout(stage, n=args.num_images, size=args.size, seed=args.seed)
+            for split in ("train", "val"):  # the class order, from the code: the folder dataset reads it back
+                with atomic_write(stage / split / "class_names.txt", "w") as f:
+                    f.write("".join(f"{name}\n" for name in SHAPE_CLASSES))
+        else:
+            write_voc_layout(stage, n=args.num_images, size=args.size, seed=args.seed)
+    shown = printable(out)
     if args.layout == "folder":
-        base = write_folder_layout(args.out, n=args.num_images, size=args.size, seed=args.seed)
-        from ...data.synthetic import SHAPE_CLASSES
-        from ...io import atomic_write
-
-        for split in ("train", "val"):  # the class order, from the code: the folder dataset reads it back
-            with atomic_write(base / split / "class_names.txt", "w") as f:
-                f.write("".join(f"{name}\n" for name in SHAPE_CLASSES))
         print(
             f"wrote {args.num_images} synthetic images as a folder dataset under "
-            f"{base}/{{train,val}}/{{images,masks}}, "
-            f"class names in {base}/{{train,val}}/class_names.txt ({', '.join(SHAPE_CLASSES)})"
+            f"{shown}/{{train,val}}/{{images,masks}}, "
+            f"class names in {shown}/{{train,val}}/class_names.txt ({', '.join(SHAPE_CLASSES)})"
         )
-        print(f"try: fcnseg data check {args.out} --dataset folder --split train")
+        print(f"try: fcnseg data check {shown} --dataset folder --split train")
         return 0
-    base = write_voc_layout(args.out, n=args.num_images, size=args.size, seed=args.seed)
-    print(f"wrote {args.num_images} synthetic images in VOC layout under {base}")
-    print(f"try: fcnseg data check {args.out} --dataset voc")
+    print(f"wrote {args.num_images} synthetic images in VOC layout under {shown / Path('VOCdevkit/VOC2012')}")
+    print(f"try: fcnseg data check {shown} --dataset voc")
     return 0
 
 
 def run_import_labelme(args: argparse.Namespace) -> int:
     from ...data.labelme import import_labelme
+    from ...errors import printable
 
-    n, names = import_labelme(args.src, args.labels, args.out)
-    print(f"wrote {n} image(s) and mask(s) with {len(names)} classes ({', '.join(names)}) under {args.out}")
-    print(f"try: fcnseg data check {args.out} --dataset folder")
+    n, names = import_labelme(args.src, args.labels, args.out, overwrite=args.overwrite)
+    shown = printable(args.out)
+    print(f"wrote {n} image(s) and mask(s) with {len(names)} classes ({printable(', '.join(names))}) under {shown}")
+    print(f"try: fcnseg data check {shown} --dataset folder")
     return 0
 
 
@@ -168,9 +189,12 @@ def run_bound(args: argparse.Namespace) -> int:
     from ...data import get_dataset, upper_bounds
 
     """Print (and with ``--json`` write) the mean IU bound of each stride."""
-    import json
+    from ...io import write_json
+    from ...writes import claim_file
 
-    from ...io import atomic_write
+    if args.json:
+        read = [args.root] if args.dataset != "synthetic" else []  # the synthetic set ignores its root
+        claim_file(args.json, inputs=read, overwrite=args.overwrite, option="--json")
 
     ds = get_dataset(args.dataset, args.root, args.split, **parse_options(args.option))
     n = min(len(ds), args.max_images or len(ds))
@@ -186,17 +210,7 @@ def run_bound(args: argparse.Namespace) -> int:
     print(f"{'stride':>6} {'pixel acc':>10} {'mean acc':>9} {'mean IU':>8} {'f.w. IU':>8}")
     for f, m in bounds.items():
         print(f"{f:>6} {m['pixel_accuracy']:10.4f} {m['mean_accuracy']:9.4f} {m['mean_iu']:8.4f} {m['fw_iu']:8.4f}")
-    if args.json:
-        with atomic_write(args.json, "w") as fh:
-            json.dump(
-                {
-                    "dataset": args.dataset,
-                    "split": args.split,
-                    "method": args.method,
-                    "images": n,
-                    "bounds": {str(f): m for f, m in bounds.items()},
-                },
-                fh,
-                indent=2,
-            )
+    if args.json:  # a class absent from the set has no IU: null, never a bare NaN
+        record = {"dataset": args.dataset, "split": args.split, "method": args.method, "images": n}
+        write_json(args.json, {**record, "bounds": {str(f): m for f, m in bounds.items()}})
     return 0

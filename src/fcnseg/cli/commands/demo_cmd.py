@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 
 from . import COMMANDS
-from ._common import add_device_arg
+from ._common import add_device_arg, add_overwrite_arg, experiment_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="pretrained classifier: the shipped one (default), a .safetensors file, or 'train' to pretrain here",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_overwrite_arg(p, "an --out folder holding files the demo did not write")
     p.set_defaults(func=run)
 
 
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
         if args.steps < 1:
             raise ConfigError(f"--steps {args.steps}: needs at least 1 step per stage")
         scale = dataclasses.replace(DEMO, seg_steps=args.steps, eval_every=min(DEMO.eval_every, args.steps))
-    result = run_demo(args.out, scale=scale, device=args.device, classifier=args.classifier, quiet=args.quiet)
+    with experiment_folder(args.out, "demo", overwrite=args.overwrite, markers=("report.md",)):
+        result = run_demo(args.out, scale=scale, device=args.device, classifier=args.classifier, quiet=args.quiet)
     print("\nheld-out scenes, " + str(scale.test_images) + " of " + str(scale.seg_size) + " px:")
     print(table(result))
     out = args.out

@@ -13,6 +13,7 @@ from ._common import (
     add_device_arg,
     add_engine_arg,
     add_model_args,
+    add_overwrite_arg,
     calibration_images,
     device_of,
     load_model_args,
@@ -49,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="with --out: grid.png of the first N images (image | truth | prediction; 0: none)",
     )
+    add_overwrite_arg(p, "files in --out that fcnseg did not write (an earlier run's metrics.json …)")
     p.set_defaults(func=run)
 
 
@@ -56,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ...data import eval_transforms, get_dataset
+    from ...errors import printable
     from ...inference.auto import AutoEngine
     from ...runtime.checkpoint import preprocessing_of
     from ...runtime.evaluate import evaluate, write_grid
@@ -78,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         transforms=eval_transforms(pre),
         **options,
     )
+    root = args.root or data_cfg.get("root")
+    written = _claim_out(args, [opened.file, root if root and Path(root).exists() else None], list(model.heads))
     device = device_of(args)
     model = model.to(device)
     workers = auto_workers(device) if args.num_workers is None else args.num_workers
@@ -109,12 +114,15 @@ def run(args: argparse.Namespace) -> int:
     scored = len(ds) if args.max_images is None else min(len(ds), args.max_images)
     print(f"{name} split {split!r}: {scored} image(s)")
     print(report(metrics, names))
-    if args.out:
+    if written is not None:
+        ledger, rels = written
         out = Path(args.out)
+        ledger.claim(rels)
         write_metrics(out, metrics, names)
         if args.grid:
             write_grid(model, ds, out / "grid.png", pre, names[next(iter(names))], args.grid, device)
-        print(f"wrote {out / 'metrics.json'}")
+        ledger.done([r for r in rels if (out / r).is_file()])
+        print(f"wrote {printable(out / 'metrics.json')}")
     return 0
 
 
@@ -126,3 +134,19 @@ def split_options(data: dict[str, Any], split: str) -> dict[str, Any]:
         data.get("test_split", "test"): data.get("test_options"),
     }.get(split)
     return {**(data.get("options") or {}), **(extra or {})}
+
+
+def _claim_out(args: argparse.Namespace, inputs: list, heads: list[str]) -> tuple[Any, list[str]] | None:
+    """``--out`` claimed before anything is computed: not an input or inside one (the data, the checkpoint), and
+    its files (metrics.json, confusion pictures, grid.png) not over files fcnseg did not write there unless
+    ``--overwrite``. Returns the folder's ledger and those files, or None without ``--out``."""
+    if not args.out:
+        return None
+    from ...writes import check_targets, claim_folder, real_path
+
+    given = [str(p) for p in inputs if p]
+    ledger = claim_folder(args.out, kind="eval", inputs=given)
+    rels = ["metrics.json", *(f"confusion{'_' + h if h else ''}.png" for h in heads)]
+    rels += ["grid.png"] if args.grid else []
+    check_targets(ledger, rels, inputs={real_path(p): p for p in given}, overwrite=args.overwrite)
+    return ledger, rels

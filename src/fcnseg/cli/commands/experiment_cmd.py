@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from . import COMMANDS
-from ._common import COUNT, NON_NEGATIVE, add_device_arg
+from ._common import COUNT, NON_NEGATIVE, add_device_arg, add_overwrite_arg, experiment_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     m.add_argument("--jobs", type=COUNT, default=1, help="with converged: runs trained side by side (default 1)")
     m.add_argument("--report", default="docs", help="where RESULTS.md and results/ go ('-' for none)")
+    add_overwrite_arg(m, "an --out folder holding files the experiment did not write")
     m.set_defaults(func=run)
     _register_paper(esub)
     c = esub.add_parser(
@@ -46,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "build and CPU type)",
     )
     c.add_argument("--out", default="shapes-vgg16-w1_16.safetensors", help="where to write it")
+    add_overwrite_arg(c, "an existing --out file")
     c.set_defaults(func=run_classifier)
 
 
@@ -90,6 +92,7 @@ def _register_paper(esub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/paper", help="run folder (runs, paper.json); runs already there are reused")
     add_device_arg(p, default="cpu")
     p.add_argument("--report", default="docs", help="where RESULTS.md and results/ go ('-' for none)")
+    add_overwrite_arg(p, "an --out folder holding files the experiment did not write")
     p.set_defaults(func=run_paper_cmd)
 
 
@@ -102,16 +105,17 @@ def run_paper_cmd(args: argparse.Namespace) -> int:
     from ._common import device_of
 
     command = "fcnseg " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "fcnseg experiment paper"
-    result = run_paper(
-        args.out,
-        parts=args.part,
-        scale=args.scale,
-        device=str(device_of(args)),
-        seeds=tuple(args.seeds or ()),
-        jobs=args.jobs,
-        report=None if args.report == "-" else args.report,
-        command=command,
-    )
+    with experiment_folder(args.out, "experiment paper", overwrite=args.overwrite, markers=("paper.json",)):
+        result = run_paper(
+            args.out,
+            parts=args.part,
+            scale=args.scale,
+            device=str(device_of(args)),
+            seeds=tuple(args.seeds or ()),
+            jobs=args.jobs,
+            report=None if args.report == "-" else args.report,
+            command=command,
+        )
     verdicts = [v for p in args.part for v in result[p]["verdicts"]]
     counts = {k: sum(v["verdict"] == k for v in verdicts) for k in (YES, NO, INCONCLUSIVE)}
     line = f"{len(verdicts)} claims: " + ", ".join(f"{n} {k}" for k, n in counts.items())
@@ -123,8 +127,9 @@ def run_classifier(args: argparse.Namespace) -> int:
     import hashlib
 
     from ...experiments.demo import pretrain_demo_classifier
+    from ...writes import claim_file
 
-    path = pretrain_demo_classifier(args.out)
+    path = pretrain_demo_classifier(claim_file(args.out, overwrite=args.overwrite))
     print(f"wrote {path} (sha256 {hashlib.sha256(path.read_bytes()).hexdigest()})")
     return 0
 
@@ -134,14 +139,15 @@ def run(args: argparse.Namespace) -> int:
     from ...experiments.seeds import pts_sd
     from ._common import device_of
 
-    result = run_miniature(
-        args.out,
-        scale=args.scale,
-        device=str(device_of(args)),
-        seeds=tuple(args.seeds or ()),
-        jobs=args.jobs,
-        report=None if args.report == "-" else args.report,
-    )
+    with experiment_folder(args.out, "experiment miniature", overwrite=args.overwrite, markers=("miniature.json",)):
+        result = run_miniature(
+            args.out,
+            scale=args.scale,
+            device=str(device_of(args)),
+            seeds=tuple(args.seeds or ()),
+            jobs=args.jobs,
+            report=None if args.report == "-" else args.report,
+        )
     for net in result["nets"].values():
         miu, b = net["mean_iu"], net["boundary_mean_iu"]
         if isinstance(miu, dict):  # converged: mean ± spread over seeds

@@ -6,7 +6,15 @@ from __future__ import annotations
 import argparse
 
 from . import COMMANDS
-from ._common import add_device_arg, add_int8_args, add_model_args, calibration_images, device_of, load_model_args
+from ._common import (
+    add_device_arg,
+    add_int8_args,
+    add_model_args,
+    add_overwrite_arg,
+    calibration_images,
+    device_of,
+    load_model_args,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,14 +45,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--int8", action="store_true", help="write the int8 (static QDQ) model, calibrated on images")
     add_int8_args(p)
     add_device_arg(p, default="cpu")
+    add_overwrite_arg(p, "an existing --out file")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ...errors import printable
     from ...export import export_onnx
+    from ...writes import claim_file
 
     if args.format == "hub":
         return _hub(args)
+    inputs = [p for p in (args.checkpoint, args.weights, getattr(args, "calibration", None)) if p]
+    claim_file(args.out, inputs=inputs, overwrite=args.overwrite)  # never over the checkpoint, nor a user's file
     opened = load_model_args(args)
     model, info = opened.model, opened.info
     model = model.to(device_of(args))  # traced, and checked against onnxruntime, on this device
@@ -52,11 +65,12 @@ def run(args: argparse.Namespace) -> int:
         from ...export.int8 import quantize_int8
 
         path = quantize_int8(model, args.out, calibration_images(args, info))
-        print(f"wrote {path} (int8 weights and activations, calibrated on {args.calibration or 'the training set'})")
+        source = printable(args.calibration) if args.calibration else "the training set"
+        print(f"wrote {printable(path)} (int8 weights and activations, calibrated on {source})")
         return 0
     report = export_onnx(model, args.out, upsampling=args.upsampling)
     print(
-        f"wrote {args.out}; onnxruntime vs PyTorch max |diff| {report['max_abs_diff']:.3g} "
+        f"wrote {printable(args.out)}; onnxruntime vs PyTorch max |diff| {report['max_abs_diff']:.3g} "
         f"(score range {report['score_range']:.3g})"
     )
     return 0

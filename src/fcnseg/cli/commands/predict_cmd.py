@@ -34,7 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_args(p)
     p.add_argument("inputs", nargs="+", help="image files, folders (searched recursively) and globs")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder, mirroring the inputs (default {DEFAULT_OUT}/)")
-    p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs already exist")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="redo inputs whose outputs already exist, and write over files in --out that fcnseg did not write "
+        "(never over an input)",
+    )
     add_device_arg(p)
     p.add_argument(
         "--dtype",
@@ -112,9 +117,12 @@ def segmenter_options(args: argparse.Namespace, device: str) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    import contextlib
+
     from ...inference.batch import heads_of, merge_manifest, predict_batch, shard
     from ...inference.layout import refuse_overwriting_inputs
     from ...runtime.hardware import world_size
+    from ...writes import folder_lock
 
     opts = options(args)
     out = Path(args.out)
@@ -134,15 +142,27 @@ def run(args: argparse.Namespace) -> int:
         rank = dist.get_rank()
     seg = _segmenter(args, rank_device(args.device, world))
     jobs = _jobs(args, out)
-    refuse_overwriting_inputs(jobs, out, heads_of(seg), probs=opts.probs, grid=opts.grid)
+    refuse_overwriting_inputs(jobs, out, heads_of(seg), probs=opts.probs and not opts.tile, grid=opts.grid)
     mine = shard(jobs, rank, world)
-    summary = predict_batch(
-        seg, mine, out, opts, classes=seg.classes, overwrite=args.overwrite, rank=rank, after_each=_fault_hook()
-    )
-    if world > 1:
-        summary = _gather(summary)
-    if rank == 0:
-        merge_manifest(out)
+    # one predict writes OUT at a time (rank 0 holds the lock through the merge): two runs into one folder would
+    # otherwise both report success while the manifest missed the entries of one of them
+    held = folder_lock(out, holder="fcnseg predict") if rank == 0 else contextlib.nullcontext()
+    with held:
+        summary = predict_batch(
+            seg,
+            mine,
+            out,
+            opts,
+            classes=seg.classes,
+            overwrite=args.overwrite,
+            rank=rank,
+            after_each=_fault_hook(),
+            lock=False,
+        )
+        if world > 1:
+            summary = _gather(summary)
+        if rank == 0:
+            merge_manifest(out)
     if world > 1:
         import torch.distributed as dist
 
@@ -152,21 +172,37 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _jobs(args: argparse.Namespace, out: Path) -> list:
-    from ...inference.layout import collect_inputs, plan_jobs
+    import logging
 
-    inputs, folders = collect_inputs(args.inputs)
+    from ...errors import printable
+    from ...inference.layout import IMAGE_SUFFIXES, collect_inputs, plan_jobs
+
+    ignored: list[Path] = []
+    inputs, folders = collect_inputs(args.inputs, ignored=ignored)
+    if ignored:  # said once, not skipped in silence
+        suffixes = sorted({p.suffix.lower() or "(none)" for p in ignored})
+        logging.getLogger("fcnseg").warning(
+            "note: %d file(s) in the input folders are not images by their suffix and were left out (e.g. %s; "
+            "suffixes %s); images are %s",
+            len(ignored),
+            printable(ignored[0]),
+            " ".join(printable(x) for x in suffixes[:8]),
+            " ".join(IMAGE_SUFFIXES),
+        )
     if not inputs:
-        raise DataError(f"no images found in {' '.join(args.inputs)}")
+        raise DataError(f"no images found in {printable(' '.join(args.inputs))}")
     return plan_jobs(inputs, folders, out)
 
 
 def _report(summary: Any, out: Path, total: int) -> int:
-    parts = [f"wrote {summary.done} prediction(s) to {out}"]
+    from ...errors import printable
+
+    parts = [f"wrote {summary.done} prediction(s) to {printable(out)}"]
     if summary.skipped:
         parts.append(f"skipped {summary.skipped} already complete (--overwrite redoes them)")
     if summary.failed:
         parts.append(f"{summary.failed} input(s) failed")
-    print("; ".join(parts) + f"; manifest: {out / 'manifest.jsonl'}")
+    print("; ".join(parts) + f"; manifest: {printable(out / 'manifest.jsonl')}")
     return 1 if summary.failed else 0
 
 

@@ -11,7 +11,7 @@ import ipaddress
 import sys
 from pathlib import Path
 
-from ...errors import ConfigError
+from ...errors import ConfigError, printable
 from . import COMMANDS
 from ._common import PORT, add_device_arg, add_engine_arg, add_model_args, device_of, number_in, spec_of
 
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             max_seconds=args.max_seconds,
             queue_size=args.queue,
         )
-        print(f"serving {shown} on http://{args.host}:{args.port}/  (API docs: /api/docs; Ctrl-C stops)")
+        print(f"serving {printable(shown)} on http://{args.host}:{args.port}/  (API docs: /api/docs; Ctrl-C stops)")
         run_server(app, sock, ConnectionLimits(max_connections=connections))
     finally:
         sock.close()

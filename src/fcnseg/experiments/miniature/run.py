@@ -111,7 +111,7 @@ def _fine_tune(sc: Scale, out: Path, device: str, classifier: str, log: Any) -> 
             extra.append("model.freeze=backbone")
         if init in runs:
             extra.append(f"model.init_from={runs[init] / 'checkpoints' / 'last.safetensors'}")
-        fit(load_config(None, [*overrides(sc, device, name), *extra]), out / key, progress=False)
+        fit(load_config(None, [*overrides(sc, device, name), *extra]), out / key, progress=False, overwrite=True)
         runs[key] = out / key
         nets[key] = {"label": label, "arch": name, "init": init, "train_wall_s": time.perf_counter() - t}
     return nets, runs
