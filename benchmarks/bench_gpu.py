@@ -212,11 +212,11 @@ def recipe(name: str, scale: Scale, data: Path, device: torch.device) -> list[st
 def train(name: str, scale: Scale, data: Path, device: torch.device, tmp: Path) -> dict[str, Any]:
     """Training images/s after warm-up and the share of it spent blocked on the data loader."""
     from fcnseg.config import load_config
-    from fcnseg.train import trainer
+    from fcnseg.train import step, trainer
 
     waits: list[float] = []
     stamps: list[float] = []
-    original = trainer._next_batch
+    original = step._next_batch
 
     def timed(run: Any) -> Any:
         t = time.perf_counter()
@@ -225,12 +225,12 @@ def train(name: str, scale: Scale, data: Path, device: torch.device, tmp: Path) 
         stamps.append(time.perf_counter())
         return batch
 
-    trainer._next_batch = timed
+    step._next_batch = timed
     try:
         cfg = load_config(None, recipe(name, scale, data, device))
         trainer.fit(cfg, tmp / f"run-{name}-{os.getpid()}", progress=False)
     finally:
-        trainer._next_batch = original
+        step._next_batch = original
     world = int(os.environ.get("WORLD_SIZE", "1"))
     k = scale.warmup
     span = stamps[-1] - stamps[k]

@@ -118,8 +118,8 @@ class Ledger:
         for line in text.splitlines():
             try:
                 entry = json.loads(line)
-            except ValueError:
-                continue  # a line cut by a kill
+            except (ValueError, RecursionError):
+                continue  # a line cut by a kill, or one nested past the interpreter's limit
             if isinstance(entry, dict):
                 self._apply(entry)
 

@@ -121,7 +121,7 @@ def test_predict_takes_model_and_weights(tmp_path, capsys) -> None:
     )
     assert "does not fit fcn8s_vgg16" in capsys.readouterr().err
     assert main(["predict", str(tmp_path / "a.png"), "--out", str(tmp_path / "p")]) == 2
-    assert "give --checkpoint CKPT, or --model NAME with --weights FILE" in capsys.readouterr().err
+    assert "pass --checkpoint CKPT.safetensors" in capsys.readouterr().err
 
 
 def _onnx_ops(path) -> set[str]:

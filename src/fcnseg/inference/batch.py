@@ -376,8 +376,8 @@ def merge_manifest(out: Path, *, ledger: Ledger | None = None) -> Path:
             try:
                 record = json.loads(line)
                 records[record["input"]] = record
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # a line cut by a kill: its job is redone or skipped by its files, not by this
+            except (ValueError, RecursionError, KeyError, TypeError):
+                continue  # a line cut by a kill, or not fcnseg's: its job is redone or skipped by its files
     ledger.claim([MANIFEST])
     with atomic_write(target, "w") as f:
         for key in sorted(records):

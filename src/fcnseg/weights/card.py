@@ -156,10 +156,9 @@ def write_hub_folder(
 
 
 def _metrics_file(path: str | Path) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{path}: not a metrics.json of fcnseg eval ({type(e).__name__})") from None
+    from ..json_safe import load_json
+
+    data = load_json(path, "metrics.json of fcnseg eval", limit=1 << 24, error=ConfigError)  # regular, bounded
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: not a metrics.json of fcnseg eval (a {type(data).__name__})")
     return data

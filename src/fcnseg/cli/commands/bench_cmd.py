@@ -1,4 +1,4 @@
-"""``fcnseg bench [--models …] [--paths eager fast int8] [--size 500] [--json FILE]``."""
+"""``fcnseg bench [--models …] [--paths torch onnxruntime-int8 auto …] [--size 500] [--json FILE]``."""
 
 from __future__ import annotations
 
