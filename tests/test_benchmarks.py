@@ -24,6 +24,7 @@ def test_benchmark_script_imports(name: str) -> None:
     assert callable(_load(name).main)
 
 
+@pytest.mark.slow
 def test_bench_train_compares_three_loops_on_the_same_work() -> None:
     """Each loop kind runs in its own process on the tiny workload; the ratios are of the medians."""
     row = _load("bench_train")._compare("tiny", 2, 1)

@@ -66,10 +66,10 @@ def test_error_class_and_files(tmp_path) -> None:
         load_json(tmp_path / "bad.json", error=CheckpointError)
     with pytest.raises(DataError, match=r"missing.json: annotation file not found"):
         load_json(tmp_path / "missing.json", "annotation file")
-    with pytest.raises(DataError, match=r": labelme file a folder"):
+    with pytest.raises(DataError, match=r": a folder, not a labelme file"):
         load_json(tmp_path, "labelme file")
     os.mkfifo(tmp_path / "pipe.json")  # would block a plain open() forever
-    with pytest.raises(DataError, match=r"pipe.json: JSON file not a regular file"):
+    with pytest.raises(DataError, match=r"pipe.json: a FIFO, not a JSON file"):
         load_json(tmp_path / "pipe.json")
     (tmp_path / "ok.json").write_text('{"a": [1, 2.5, "x"]}')
     assert load_json(tmp_path / "ok.json") == {"a": [1, 2.5, "x"]}

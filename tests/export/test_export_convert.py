@@ -58,6 +58,7 @@ def test_cli_export(tmp_path, capsys) -> None:
     assert "onnxruntime vs PyTorch" in capsys.readouterr().out and (tmp_path / "m.onnx").is_file()
 
 
+@pytest.mark.slow
 def test_convert_torchfcn_then_predict_with_the_checkpoint(tmp_path, capsys) -> None:
     """A torchfcn-format file (same keys as torchfcn writes) → fcnseg checkpoint with the same scores."""
     model = _random(fcnseg.get_model("fcn16s_vgg16"))

@@ -48,6 +48,7 @@ def test_int8_model_agrees_with_fp32_and_is_four_times_smaller(tmp_path) -> None
     assert np.mean(agree) > 0.9, agree
 
 
+@pytest.mark.slow
 def test_cli_export_int8_and_predict_int8(tmp_path, capsys, fcnseg_home) -> None:
     model = _model()
     info = CheckpointInfo(

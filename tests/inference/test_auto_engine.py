@@ -262,7 +262,12 @@ def test_reduced_precisions_need_their_units(monkeypatch) -> None:
 @needs_ort
 @pytest.mark.parametrize(
     "engine",
-    ["onnxruntime", pytest.param("openvino", marks=pytest.mark.skipif(not HAS_OV, reason="needs the openvino extra"))],
+    [
+        pytest.param("onnxruntime", marks=pytest.mark.slow),
+        pytest.param(
+            "openvino", marks=[pytest.mark.slow, pytest.mark.skipif(not HAS_OV, reason="needs the openvino extra")]
+        ),
+    ],
 )
 def test_forced_fp32_engines_give_torch_labels(checkpoint, engine) -> None:
     images = [_image(i) for i in range(2)]

@@ -258,8 +258,62 @@ def test_page_in_a_real_browser_shows_overlay_and_legend(segmenter, tmp_path) ->
     assert link_ok
     assert plain != full
     assert Image.open(shot).size[0] > 0
+
+
+@pytest.mark.slow
+def test_a_synthetic_model_s_page_segments_an_example_of_its_own_domain(tmp_path) -> None:
+    """The page of a model trained on synthetic shapes says so and segments one of its example scenes in a click.
+
+    ``docs/serve.png`` is this page: ``FCNSEG_WRITE_SCREENSHOT=1 FCNSEG_SCREENSHOT_CHECKPOINT=runs/demo/checkpoints/
+    best.safetensors python -m pytest -m slow -k own_domain tests/serve/test_app.py`` (the demo's model; without
+    the checkpoint variable, a random 1/16-width net with a synthetic record stands in).
+    """
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from fcnseg.data import SyntheticShapes
+    from fcnseg.inference import Segmenter
+
+    given = os.environ.get("FCNSEG_SCREENSHOT_CHECKPOINT")
+    browser = _browser()
+    try:
+        segmenter = Segmenter(given or _synthetic_checkpoint(tmp_path), device="cpu", engine="torch")
+        with _Server(create_app(segmenter)) as server:
+            browser.get(server.url + "/")
+            WebDriverWait(browser, 30).until(lambda b: "synthetic" in b.find_element(By.ID, "about-data").text.lower())
+            WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#examples button"))
+            browser.find_elements(By.CSS_SELECTOR, "#examples button")[1].click()
+            WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "view").get_attribute("data-ready"))
+            names = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#legend .name")]
+            warning = browser.find_element(By.ID, "about-warning").text
+            shot = tmp_path / "serve.png"
+            browser.save_screenshot(str(shot))
+    finally:
+        browser.quit()
+    assert names and set(names) <= set(SyntheticShapes.classes), names
+    assert "meaningless" in warning
     if os.environ.get("FCNSEG_WRITE_SCREENSHOT"):  # refresh docs/serve.png
         shutil.copy(shot, ROOT / "docs" / "serve.png")
+
+
+def _synthetic_checkpoint(tmp_path) -> Path:
+    import torch
+
+    import fcnseg
+    from fcnseg.data import SyntheticShapes
+    from fcnseg.runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
+
+    torch.manual_seed(0)
+    classes = list(SyntheticShapes.classes)
+    model = fcnseg.get_model("fcn8s_vgg16", num_classes=len(classes), width=1 / 16, pad100=False)
+    info = CheckpointInfo(
+        arch="fcn8s_vgg16",
+        model_kwargs=model_kwargs(model),
+        classes=classes,
+        config={"data": {"name": "synthetic", "options": {"size": 128}}},
+        step=1,
+    )
+    return save_checkpoint(tmp_path / "synthetic", model, info)
 
 
 def test_head_requests_answer_on_page_and_health(client) -> None:

@@ -253,6 +253,7 @@ def _limited_fds() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (192, 192))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="file descriptor limits as on Linux")
 def test_idle_connections_cannot_exhaust_the_descriptors(tmp_path, checkpoint) -> None:
     """The CLI server with 192 file descriptors and --max-connections 64: 300 idle connections, /healthz answers."""

@@ -4,6 +4,7 @@ torchfcn's copies, and the trunks of training configs (``model.backbone_weights`
 from __future__ import annotations
 
 import hashlib
+import socket
 from dataclasses import replace
 
 import numpy as np
@@ -190,19 +191,21 @@ def test_the_loopback_benchmark_writes_the_release_layout(tmp_path) -> None:
 )
 def test_serve_takes_registry_weights(args, mirror, scaled_registry, monkeypatch, capsys) -> None:
     pytest.importorskip("fastapi", reason="the serve extra: pip install 'fcnseg[serve]'")
-    import uvicorn
-
     import fcnseg.serve
+    import fcnseg.serve.server
     from fcnseg.cli.main import main
 
     write_caffemodel(mirror.root / FILE, "voc-fcn8s")
     served = []
     real = fcnseg.serve.create_app
     monkeypatch.setattr(fcnseg.serve, "create_app", lambda seg, **kw: served.append(seg) or real(seg, **kw))
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: None)
-    assert main(["serve", *args, "--device", "cpu"]) == 0
+    monkeypatch.setattr(fcnseg.serve.server, "run_server", lambda app, sock, limits: None)  # bound, not served
+    with socket.socket() as probe:  # a port free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert main(["serve", *args, "--device", "cpu", "--port", str(port)]) == 0
     assert served[0].classes[15] == "person" and served[0].preprocessing.bgr
-    assert f"serving {args[-1]} on http://127.0.0.1:8000/" in capsys.readouterr().out
+    assert f"serving {args[-1]} on http://127.0.0.1:{port}/" in capsys.readouterr().out
     assert mirror.counts[FILE] == 1
 
 

@@ -92,10 +92,12 @@ def _nyud_datasets(cfg: RunConfig) -> tuple[SegmentationDataset, SegmentationDat
     return train, val
 
 
-def check_classes(cfg: RunConfig, dataset: SegmentationDataset) -> None:
+def check_classes(cfg: RunConfig, dataset: SegmentationDataset | None) -> None:
     """Refuse class counts below the data's (its labels would be out of range at the first step) and heads the
-    data has no mask for."""
+    data has no mask for. Without a dataset (a model built from its config alone) there is nothing to check."""
     m = cfg.model
+    if dataset is None:
+        return
     found = dataset.head_classes if m.heads else {"": list(dataset.classes)}
     wanted = m.heads or ({"": m.num_classes} if m.num_classes is not None else {})
     for head, n in wanted.items():
@@ -114,10 +116,13 @@ def check_classes(cfg: RunConfig, dataset: SegmentationDataset) -> None:
 MAX_PARAMETERS = 2**31
 
 
-def build_model(cfg: RunConfig, dataset: SegmentationDataset) -> FCN:
+def build_model(cfg: RunConfig, dataset: SegmentationDataset | None) -> FCN:
+    """The net ``cfg.model`` names, its class count from the config or else from ``dataset``."""
     m = cfg.model
     check_classes(cfg, dataset)
-    num_classes = None if m.heads else (m.num_classes or len(dataset.classes))
+    if not m.heads and m.num_classes is None and dataset is None:
+        raise ConfigError("model.num_classes: not given, and there is no dataset to count the classes of")
+    num_classes = None if m.heads else (m.num_classes or len(dataset.classes))  # type: ignore[union-attr]
     kwargs = {
         "num_classes": num_classes,
         "heads": m.heads,
