@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -215,3 +216,23 @@ def test_missing_ray_is_one_line(tmp_path, checkpoint, capsys, monkeypatch) -> N
     )
     err = capsys.readouterr().err
     assert code == 2 and "pip install 'fcnseg[ray]'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_jobs_of_one_image_size_run_together_so_per_shape_engines_compile_each_size_once(tmp_path) -> None:
+    from fcnseg.inference.layout import by_shape
+
+    sizes = [(40, 30), (30, 40), (50, 20)]
+    (tmp_path / "in").mkdir()
+    for i in range(9):  # in name order the sizes cycle: a per-shape compile cache of fewer than 3 would thrash
+        Image.new("RGB", sizes[i % 3]).save(tmp_path / "in" / f"p{i}.png")
+    (tmp_path / "in" / "z-broken.png").write_bytes(b"not an image")
+    os.mkfifo(tmp_path / "in" / "y-fifo.png")  # never opened blocking: it would hang the sort
+    jobs = plan_jobs(*collect_inputs([tmp_path / "in"]), tmp_path / "out")
+    ordered = by_shape(jobs)
+    names = [j.source.name for j in ordered]
+    assert names[:2] == ["y-fifo.png", "z-broken.png"]  # unreadable headers first, where reading them reports it
+    shapes = [Image.open(j.source).size for j in ordered[2:]]
+    assert shapes == sorted(shapes, key=lambda s: (s[1], s[0])) and len(set(shapes)) == 3
+    changes = sum(a != b for a, b in itertools.pairwise(shapes))
+    assert changes == 2  # each size once, in one run
+    assert names[2:5] == ["p2.png", "p5.png", "p8.png"]  # stable: name order within a size

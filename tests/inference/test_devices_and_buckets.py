@@ -154,3 +154,13 @@ def test_benchmark_mode_is_set_around_a_call_and_never_left_behind() -> None:
     )
     assert fast(torch.zeros(1, 3, 20, 20)).shape == (1, 2, 20, 20)
     assert seen == [True] and torch.backends.cudnn.benchmark == before
+
+
+def test_the_decision_line_says_which_engines_were_left_out_and_why() -> None:
+    from fcnseg.inference.decision import Decision
+
+    d = Decision("torch", 512, [375, 500], {"torch": 1.07}, reason="99 image(s) would save 38.6 s")
+    d.skipped["torch-bf16"] = "label agreement with fp32 0.9933 < 0.995"
+    line = d.summary()
+    assert line.startswith("engine auto: torch for ~512px images (99 image(s) would save 38.6 s)")
+    assert line.endswith("; torch-bf16 left out: label agreement with fp32 0.9933 < 0.995")

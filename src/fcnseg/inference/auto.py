@@ -32,10 +32,10 @@ from torch import nn
 
 from ..errors import ConfigError, FCNError, first_line
 from ..runtime.hardware import fingerprint
-from .costs import Estimate, estimate, net_saving, record, tuning_pays
+from .costs import Estimate, estimate, record, tuning_pays, worth_tuning
 from .decision import AGREEMENT, ROUNDS, Decision, agreement, size_bucket
 from .decision import sync as _sync
-from .engines import ENGINES, build_runner, default_engine, eligible
+from .engines import ENGINES, GRAPH_KIND, build_runner, default_engine, eligible
 
 __all__ = ["AGREEMENT", "MIN_FORWARD_S", "AutoEngine", "Decision", "agreement", "size_bucket"]
 
@@ -174,7 +174,7 @@ class AutoEngine(nn.Module):
         if seconds < MIN_FORWARD_S.get(self.device.type, 0.0):
             self.decisions[bucket] = Decision("torch", bucket, list(x.shape[-2:]), {"torch": seconds}, reason="small")
             return out
-        worth = self._worth_tuning(seconds, self._spent[bucket])
+        worth = worth_tuning(self._estimates(), seconds, self.images_left, self._spent[bucket])
         if worth:
             self._tune(
                 x,
@@ -195,34 +195,13 @@ class AutoEngine(nn.Module):
         built = set(self._built_graphs())
         return [estimate(e, gb, fid, built=e in built) for e in names]
 
-    def _worth_tuning(self, torch_s: float, spent_s: float) -> list[Estimate]:
-        """The (at most two) engines whose tuning pays now, the largest expected saving first."""
-        savings = [(net_saving(e, torch_s, self.images_left, spent_s), e) for e in self._estimates()]
-        paying = sorted((s for s in savings if s[0] > 0), key=lambda s: -s[0])
-        for saving, est in savings:
-            log.debug(
-                "engine auto: %s would save %.1f s net (×%.2f, %.1f s to have it)",
-                est.engine,
-                saving,
-                est.speedup,
-                est.build_s,
-            )
-        return [e for _, e in paying[:2]]
-
     def _built_graphs(self) -> list[str]:
         """Exported engines whose graph is already in the cache (loading them costs little)."""
         store = self.store
         if store is None or not store.root.is_dir():
             return []
         kinds = {p.name for p in store.root.iterdir() if (p / "record.json").is_file()}
-        want = {
-            "onnxruntime": "onnx",
-            "openvino": "onnx",
-            "openvino-bf16": "onnx",
-            "onnxruntime-int8": "onnx-int8",
-            "openvino-int8": "openvino-int8",
-        }
-        return [e for e, kind in want.items() if kind in kinds]
+        return [e for e, kind in GRAPH_KIND.items() if kind in kinds]
 
     # -- measuring ------------------------------------------------------------------------------------------------
 

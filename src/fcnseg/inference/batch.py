@@ -36,7 +36,7 @@ from ..io import atomic_write, clean_stale_temps, read_image, read_label_png, wr
 from ..runtime.heads import head_classes as head_classes_of
 from ..viz import overlay, palette_for, save_grid
 from ..writes import Ledger, check_targets, claim_folder, folder_lock, open_append, real_path
-from .layout import Job, output_rels
+from .layout import Job, by_shape, output_rels
 from .predictor import Segmenter
 
 __all__ = ["BatchOptions", "BatchSummary", "merge_manifest", "predict_batch", "predict_job", "shard", "write_grid"]
@@ -253,6 +253,7 @@ def predict_batch(
                 summary.skipped += 1
             else:
                 todo.append(job)
+        todo = by_shape(todo)  # each image size once after another: engines compiled per shape compile it once
         seg.expect(len(todo) * (2 if opts.flip else 1) * len(opts.scales))
         part = f".manifest.rank{rank}.jsonl"
         ledger.claim([part])

@@ -14,6 +14,7 @@ side-by-side timing.
 from __future__ import annotations
 
 import json
+import logging
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,9 @@ from ..files import read_bytes
 from ..home import home
 from ..io import atomic_write
 
-__all__ = ["PRIOR", "Estimate", "estimate", "net_saving", "record", "tuning_cost", "tuning_pays"]
+__all__ = ["PRIOR", "Estimate", "estimate", "net_saving", "record", "tuning_cost", "tuning_pays", "worth_tuning"]
+
+log = logging.getLogger("fcnseg")
 
 #: engine → (speed-up over fp32 PyTorch, build seconds fixed, build seconds per GB of weights) before any
 #: measurement on this machine; reduced precisions only count where the CPU has their units (engines.eligible)
@@ -123,3 +126,11 @@ def tuning_pays(est: Estimate, torch_s: float, images_left: int | None, spent_s:
         f"{images_left} image(s) × {torch_s:.2f} s would save {saving + cost:.1f} s on {est.engine} "
         f"(×{est.speedup:.2f} expected) against {cost:.1f} s to tune it"
     )
+
+
+def worth_tuning(estimates: list[Estimate], torch_s: float, images_left: int | None, spent_s: float) -> list[Estimate]:
+    """The (at most two) engines of ``estimates`` whose tuning pays now, the largest expected saving first."""
+    savings = [(net_saving(e, torch_s, images_left, spent_s), e) for e in estimates]
+    for saving, est in savings:
+        log.debug("engine auto: %s would save %.1f s net (×%.2f)", est.engine, saving, est.speedup)
+    return [e for _, e in sorted((s for s in savings if s[0] > 0), key=lambda s: -s[0])[:2]]

@@ -39,7 +39,10 @@ class Decision:
 
     def summary(self) -> str:
         times = ", ".join(f"{k} {v:.3f}s" for k, v in sorted(self.seconds.items(), key=lambda kv: kv[1]))
-        return f"engine auto: {self.engine} for ~{self.bucket}px images ({self.reason or times})"
+        left_out = "; ".join(f"{k} left out: {v}" for k, v in sorted(self.skipped.items()))
+        return f"engine auto: {self.engine} for ~{self.bucket}px images ({self.reason or times})" + (
+            f"; {left_out}" if left_out else ""
+        )
 
 
 def agreement(ref: Any, out: Any) -> float:

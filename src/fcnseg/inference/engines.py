@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENGINES",
+    "GRAPH_KIND",
     "Engine",
     "build_runner",
     "default_engine",
@@ -120,6 +121,15 @@ ENGINES: dict[str, Engine] = {
             exported=True,
         ),
     )
+}
+
+#: exported engine → the kind of graph it is made from in the engine cache (a cached graph makes it cheap to load)
+GRAPH_KIND = {
+    "onnxruntime": "onnx",
+    "openvino": "onnx",
+    "openvino-bf16": "onnx",
+    "onnxruntime-int8": "onnx-int8",
+    "openvino-int8": "openvino-int8",
 }
 
 

@@ -100,10 +100,7 @@ def get_model(
     _check_args(num_classes, heads, streams, in_channels, width, output_stride)
     head_map = dict(heads) if heads is not None else {"": 21 if num_classes is None else int(num_classes)}
     stream_map = dict(streams) if streams is not None else {"": in_channels}
-    if any(not s for s in stream_map) and len(stream_map) > 1:
-        raise ModelError(f"late-fusion streams need names, got {list(stream_map)}")
-    # recorded only when dilated: stride-32 metadata stays as older fcnseg reads it
-    dilated: dict[str, Any] = {"output_stride": output_stride} if output_stride != 32 else {}
+    dilated: dict[str, Any] = {"output_stride": output_stride} if output_stride != 32 else {}  # stride 32: as before
     extra: dict[str, Any] = ({} if pad100 else {"pad100": False}) | dilated
     model = factory(heads=head_map, streams=stream_map, learn_upsampling=learn_upsampling, width=width, **extra)
     model.arch = name
@@ -155,6 +152,8 @@ def _check_args(
         raise ModelError("give num_classes or heads, not both")
     if streams is not None and in_channels != 3:
         raise ModelError("with streams, give each stream's channels in streams, not in_channels")
+    if streams is not None and len(streams) > 1 and any(not s for s in streams):
+        raise ModelError(f"late-fusion streams need names, got {list(streams)}")
     if not width > 0:
         raise ModelError(f"width must be > 0, got {width}")
     if in_channels < 1:

@@ -13,6 +13,7 @@ The state also records the run's autocast dtype, which a resume keeps (:func:`~f
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from ..errors import CheckpointError, ConfigError
 from ..runtime.checkpoint import load_into, load_state_dict_file, load_training_state, read_info
 from .amp import DTYPE_NAMES
 
-__all__ = ["batch_record", "has_checkpoint", "keep_global_batch", "restore"]
+__all__ = ["batch_record", "has_checkpoint", "keep_global_batch", "rescaled", "restore"]
 
 
 def has_checkpoint(run_dir: str | Path) -> bool:
@@ -128,3 +129,18 @@ def _checked_state(state: Any, weights: Path) -> dict[str, Any]:
             f"of {', '.join(DTYPE_NAMES)}"
         )
     return state
+
+
+def rescaled(cfg: RunConfig, state: dict[str, Any], world: int, main: bool, where: Path) -> RunConfig:
+    """``cfg`` with the per-process batch that keeps the recorded global batch (a note says so on the main rank)."""
+    new = keep_global_batch(cfg, state, world, where)
+    if new.data.batch_size != cfg.data.batch_size and main:
+        logging.getLogger("fcnseg").info(
+            "note: resuming on %d process(es) (trained on %s): data.batch_size %d → %d keeps the global batch of %s",
+            world,
+            state["world"],
+            cfg.data.batch_size,
+            new.data.batch_size,
+            state["global_batch"],
+        )
+    return new

@@ -43,7 +43,7 @@ from .logging import RunLogger
 from .memory import retained_heap
 from .outputs import write_run_outputs
 from .rank_guard import RankGuard
-from .resume import batch_record, keep_global_batch, restore
+from .resume import batch_record, rescaled, restore
 from .rng import restore_rng, rng_states, seed_run
 from .run_folder import claim_run_folder
 from .runlock import run_lock
@@ -158,7 +158,7 @@ def prepare(cfg: RunConfig, run_dir: Path, device: torch.device, dist: DistInfo,
     plateau = Plateau(cfg.train.early_stop)
     plateau.restore(state.get("early_stop"), run_dir / "checkpoints" / "last")
     dtype = run_dtype(cfg, device, dist, state)  # a resume keeps the recorded one
-    cfg = _rescaled(cfg, state, dist, run_dir / "checkpoints" / "last.safetensors") if resume else cfg
+    cfg = rescaled(cfg, state, dist.world, dist.main, run_dir / "checkpoints" / "last.safetensors") if resume else cfg
     workers = auto_workers(device, _local_world(dist)) if cfg.data.workers == "auto" else int(cfg.data.workers)
     tc = cfg.train
     sampler = StepSampler(
@@ -237,21 +237,6 @@ def _resumed(cfg: RunConfig, run_dir: Path, model: FCN, optimizer: Any) -> tuple
 
 def _local_world(dist: DistInfo) -> int:
     return int(os.environ.get("LOCAL_WORLD_SIZE", str(dist.world)))
-
-
-def _rescaled(cfg: RunConfig, state: dict[str, Any], dist: DistInfo, where: Path) -> RunConfig:
-    """``cfg`` with the per-process batch that keeps the recorded global batch (a note says so on rank 0)."""
-    new = keep_global_batch(cfg, state, dist.world, where)
-    if new.data.batch_size != cfg.data.batch_size and dist.main:
-        log.info(
-            "note: resuming on %d process(es) (trained on %s): data.batch_size %d → %d keeps the global batch of %s",
-            dist.world,
-            state["world"],
-            cfg.data.batch_size,
-            new.data.batch_size,
-            state["global_batch"],
-        )
-    return new
 
 
 #: the progress bar's name for the run's compute dtype (``train fp32``, ``train bf16``)
