@@ -174,7 +174,7 @@ class AutoEngine(nn.Module):
         if seconds < MIN_FORWARD_S.get(self.device.type, 0.0):
             self.decisions[bucket] = Decision("torch", bucket, list(x.shape[-2:]), {"torch": seconds}, reason="small")
             return out
-        worth = worth_tuning(self._estimates(), seconds, self.images_left, self._spent[bucket])
+        worth = self._worth_tuning(seconds, self._spent[bucket])
         if worth:
             self._tune(
                 x,
@@ -194,6 +194,10 @@ class AutoEngine(nn.Module):
         fid = fingerprint(self.device)["id"]
         built = set(self._built_graphs())
         return [estimate(e, gb, fid, built=e in built) for e in names]
+
+    def _worth_tuning(self, torch_s: float, spent_s: float) -> list[Estimate]:
+        """The (at most two) engines whose tuning pays now, the largest expected saving first."""
+        return worth_tuning(self._estimates(), torch_s, self.images_left, spent_s)
 
     def _built_graphs(self) -> list[str]:
         """Exported engines whose graph is already in the cache (loading them costs little)."""
