@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torch is imported where images are converted: the presets table loads without it
     from torch import Tensor
 
-__all__ = ["CAFFE_NYUD", "CAFFE_SIFTFLOW", "CAFFE_VOC", "IMAGENET", "PRESETS", "Preprocessing", "preset"]
+__all__ = [
+    "CAFFE_NYUD",
+    "CAFFE_NYUD_HHA",
+    "CAFFE_SIFTFLOW",
+    "CAFFE_VOC",
+    "IMAGENET",
+    "PRESETS",
+    "Preprocessing",
+    "preset",
+]
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,8 @@ CAFFE_VOC = Preprocessing(bgr=True, scale=1.0, mean=(104.00699, 116.66877, 122.6
 CAFFE_SIFTFLOW = Preprocessing(bgr=True, scale=1.0, mean=(114.578, 115.294, 108.353))
 #: the reference NYUDv2 colour models
 CAFFE_NYUD = Preprocessing(bgr=True, scale=1.0, mean=(116.190, 97.203, 92.318))
+#: the reference NYUDv2 HHA stream (the release's nyud_layers.py: HHA channels reversed, its own mean subtracted)
+CAFFE_NYUD_HHA = Preprocessing(bgr=True, scale=1.0, mean=(132.431, 94.076, 118.477))
 #: torchvision ImageNet weights
 IMAGENET = Preprocessing(bgr=False, scale=1 / 255, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 
@@ -77,6 +88,7 @@ PRESETS: dict[str, Preprocessing] = {
     "caffe_voc": CAFFE_VOC,
     "caffe_siftflow": CAFFE_SIFTFLOW,
     "caffe_nyud": CAFFE_NYUD,
+    "caffe_nyud_hha": CAFFE_NYUD_HHA,
     "imagenet": IMAGENET,
 }
 

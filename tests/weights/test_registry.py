@@ -172,3 +172,13 @@ def test_fcnseg_weights_lists_every_entry_and_what_is_cached(capsys) -> None:
     assert main(["weights", "voc"]) == 0  # a tag: every model's
     rows = [line.split()[:2] for line in capsys.readouterr().out.splitlines()[1:] if line.strip()][:-1]
     assert rows == [[w.model, "voc"] for w in REFERENCE[:5]]
+
+
+def test_each_nyud_stream_gets_the_release_s_own_mean() -> None:
+    """The release subtracts the colour mean from photos and the HHA mean (SPEC §1.1) from HHA images."""
+    from fcnseg.preprocessing import CAFFE_NYUD, CAFFE_NYUD_HHA
+
+    by_net = {w.net: w.preprocess for w in REFERENCE}
+    assert by_net["nyud-fcn32s-hha"] == CAFFE_NYUD_HHA == REFERENCE_NETS["nyud-fcn32s-hha"].preprocessing
+    assert CAFFE_NYUD_HHA.mean == (132.431, 94.076, 118.477) and CAFFE_NYUD_HHA.bgr
+    assert by_net["nyud-fcn32s-color"] == CAFFE_NYUD

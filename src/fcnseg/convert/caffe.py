@@ -27,7 +27,7 @@ from google.protobuf.message import DecodeError
 from ..data.classes import CONTEXT59_CLASSES, NYUD40_CLASSES, SIFTFLOW_SEMANTIC_CLASSES, VOC_CLASSES
 from ..errors import CheckpointError
 from ..files import read_bytes
-from ..preprocessing import CAFFE_NYUD, CAFFE_SIFTFLOW, CAFFE_VOC, Preprocessing
+from ..preprocessing import CAFFE_NYUD, CAFFE_NYUD_HHA, CAFFE_SIFTFLOW, CAFFE_VOC, Preprocessing
 
 __all__ = [
     "BACKBONE_NETS",
@@ -186,7 +186,7 @@ REFERENCE_NETS: dict[str, ReferenceNet] = {
     "siftflow-fcn16s": ReferenceNet("fcn16s_vgg16", SIFTFLOW_SEMANTIC_CLASSES, CAFFE_SIFTFLOW, heads=_SIFT_HEADS),
     "siftflow-fcn8s": ReferenceNet("fcn8s_vgg16", SIFTFLOW_SEMANTIC_CLASSES, CAFFE_SIFTFLOW, heads=_SIFT_HEADS),
     "nyud-fcn32s-color": ReferenceNet("fcn32s_vgg16", NYUD40_CLASSES, CAFFE_NYUD),
-    "nyud-fcn32s-hha": ReferenceNet("fcn32s_vgg16", NYUD40_CLASSES, CAFFE_NYUD),
+    "nyud-fcn32s-hha": ReferenceNet("fcn32s_vgg16", NYUD40_CLASSES, CAFFE_NYUD_HHA),
     "nyud-fcn32s-color-d": ReferenceNet("fcn32s_vgg16", NYUD40_CLASSES, CAFFE_NYUD, in_channels=4),
     "nyud-fcn32s-color-hha": ReferenceNet("fcn32s_vgg16", NYUD40_CLASSES, CAFFE_NYUD, streams={"color": 3, "hha": 3}),
     "pascalcontext-fcn32s": ReferenceNet("fcn32s_vgg16", CONTEXT59_CLASSES, CAFFE_VOC),

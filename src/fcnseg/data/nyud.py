@@ -12,7 +12,7 @@ from torchvision import tv_tensors
 
 from ..errors import DataError
 from ..io import _open, read_image
-from ..preprocessing import CAFFE_NYUD, Preprocessing
+from ..preprocessing import CAFFE_NYUD, CAFFE_NYUD_HHA
 from ._common import bundled_split, check_mask, load_mat_field, read_ids, require_dir
 from .base import IGNORE_INDEX, SegmentationDataset
 from .classes import NYUD40_CLASSES
@@ -22,7 +22,7 @@ __all__ = ["HHA_PREPROCESSING", "LOG_DEPTH_MEAN", "NYUDv2"]
 #: the reference's mean of log depth, subtracted from log(depth)
 LOG_DEPTH_MEAN = 7.844
 #: the reference's HHA mean (BGR order, as the colour mean)
-HHA_PREPROCESSING = Preprocessing(bgr=True, scale=1.0, mean=(132.431, 94.076, 118.477))
+HHA_PREPROCESSING = CAFFE_NYUD_HHA
 _CHANNELS = {"color": 3, "depth": 1, "hha": 3}
 
 

@@ -73,7 +73,9 @@ def _siftflow(model: str, file: str, net: str, size_mb: float, metrics: dict[str
     )
 
 
-def _nyud(tag: str, file: str, net: str, size_mb: float, metrics: dict[str, float], note: str) -> Weights:
+def _nyud(
+    tag: str, file: str, net: str, size_mb: float, metrics: dict[str, float], note: str, pre: str = "caffe_nyud"
+) -> Weights:
     return _release(
         "fcn32s_vgg16",
         tag,
@@ -81,7 +83,7 @@ def _nyud(tag: str, file: str, net: str, size_mb: float, metrics: dict[str, floa
         net,
         size_mb,
         classes="nyud40",
-        preprocessing="caffe_nyud",
+        preprocessing=pre,
         metrics=metrics,
         metrics_source=f"{_PAMI} (NYUDv2)",
         dataset="NYUDv2 test (654 images, 40 classes)",
@@ -144,6 +146,7 @@ REFERENCE: tuple[Weights, ...] = (
         537.8,
         _nyud_metrics(57.1, 35.2, 24.2, 40.4),
         "input: HHA images (depth encoded as 3 channels), not photos",
+        pre="caffe_nyud_hha",  # the release subtracts the HHA mean from this stream, not the colour one
     ),
     _nyud(
         "nyud-color-hha",
