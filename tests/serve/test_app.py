@@ -282,7 +282,7 @@ def test_a_synthetic_model_s_page_segments_an_example_of_its_own_domain(tmp_path
             browser.get(server.url + "/")
             WebDriverWait(browser, 30).until(lambda b: "synthetic" in b.find_element(By.ID, "about-data").text.lower())
             WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#examples button"))
-            browser.find_elements(By.CSS_SELECTOR, "#examples button")[1].click()
+            browser.find_elements(By.CSS_SELECTOR, "#examples button")[3].click()  # large shapes: a clear picture
             WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "view").get_attribute("data-ready"))
             names = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#legend .name")]
             warning = browser.find_element(By.ID, "about-warning").text
