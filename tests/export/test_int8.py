@@ -110,3 +110,33 @@ def test_predict_with_the_onnxruntime_engine_matches_torch(tmp_path, fcnseg_home
     a = np.asarray(Image.open(tmp_path / "torch" / "a.png"))
     b = np.asarray(Image.open(tmp_path / "onnxruntime" / "a.png"))
     assert (a == b).mean() > 0.999
+
+
+QUIET_CHILD = """
+import logging, sys, torch, fcnseg
+from fcnseg.export.int8 import quantize_int8
+torch.manual_seed(0)
+net = fcnseg.get_model("fcn8s_resnet18", num_classes=3, width=1 / 16).eval()
+quantize_int8(net, sys.argv[1], [torch.rand(3, 32, 32) for _ in range(2)])
+print("root handlers:", len(logging.getLogger().handlers))
+"""
+
+
+def test_quantizing_prints_nothing_of_onnxruntime_s_and_leaves_the_root_logger_alone(tmp_path) -> None:
+    """onnxruntime's ``logging.warning`` advice printed on every quantization and, in a process whose root logger
+    had no handler, installed one for good (so other libraries' records would print from then on)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = str(Path(fcnseg.__file__).resolve().parents[1])
+    child = subprocess.run(
+        [sys.executable, "-c", QUIET_CHILD, str(tmp_path / "m.int8.onnx")],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": src, "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+        timeout=300,
+    )
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert "Please consider" not in child.stderr and "WARNING" not in child.stderr, child.stderr
+    assert "root handlers: 0" in child.stdout and (tmp_path / "m.int8.onnx").is_file()

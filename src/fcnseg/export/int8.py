@@ -9,6 +9,8 @@ inputs span the whole score range, and they are a negligible share of the FLOPs)
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -67,18 +69,19 @@ def quantize_int8(
         exclude = [n.name for n in graph.node if any(p in n.name for p in keep_fp32)]
         out = Path(tmp) / "int8.onnx"
         try:
-            quantize_static(
-                str(fp32),
-                str(out),
-                _Reader(graph.input[0].name, images),
-                quant_format=QuantFormat.QDQ,
-                per_channel=True,
-                weight_type=QuantType.QInt8,
-                activation_type=QuantType.QUInt8,
-                calibrate_method=CalibrationMethod.MinMax,
-                nodes_to_exclude=exclude,
-                extra_options={"ActivationSymmetric": False},
-            )
+            with _quiet_root_logger():
+                quantize_static(
+                    str(fp32),
+                    str(out),
+                    _Reader(graph.input[0].name, images),
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=True,
+                    weight_type=QuantType.QInt8,
+                    activation_type=QuantType.QUInt8,
+                    calibrate_method=CalibrationMethod.MinMax,
+                    nodes_to_exclude=exclude,
+                    extra_options={"ActivationSymmetric": False},
+                )
         except Exception as e:
             raise ExportError(f"int8 quantization failed: {type(e).__name__}: {e}") from None
         with atomic_write(path) as f:
@@ -107,3 +110,28 @@ class OnnxModule(RuntimeModule):
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         return self.session.run(None, {self.input_name: x})
+
+
+#: onnxruntime's quantizer advises through the root logger on every call
+_ADVICE = "Please consider"  # "… to run pre-processing before quantization" and its variants
+
+
+class _DropAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_ADVICE)
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """Keep onnxruntime's quantization advice out of the user's console. It calls ``logging.warning``, which prints
+    through the root logger and, when the root logger has no handler, installs a console handler there for good
+    (after which every library's INFO records that reach the root would print twice)."""
+    root = logging.getLogger()
+    guard, drop = logging.NullHandler(), _DropAdvice()
+    root.addHandler(guard)
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+        root.removeHandler(guard)
