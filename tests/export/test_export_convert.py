@@ -87,8 +87,10 @@ def test_convert_refuses_a_pickle_that_runs_code(tmp_path, capsys) -> None:
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "w.safetensors").exists()
 
 
-def test_predict_takes_model_and_weights(tmp_path, capsys) -> None:
+def test_predict_takes_model_and_weights(tmp_path, capsys, monkeypatch) -> None:
     from PIL import Image
+
+    monkeypatch.chdir(tmp_path)  # no quick-start model here (a clone where `fcnseg demo` ran has one)
     from safetensors.torch import save_file
 
     from fcnseg.preprocessing import IMAGENET
