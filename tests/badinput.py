@@ -238,3 +238,18 @@ def cli(*args: str, env: dict | None = None, timeout: float = 300, cwd=None):
         timeout=timeout,
         cwd=cwd,
     )
+
+
+def read_only_temp_files(monkeypatch) -> None:
+    """Make ``fcnseg.io``'s ``os.open`` of temp files fail as on a read-only file system (``EROFS``, naming the
+    temp file, as the OS does): the error fcnseg reports must name the target instead."""
+    import errno
+
+    real_open = os.open
+
+    def read_only(path, *args, **kwargs):
+        if str(path).endswith(".tmp"):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("fcnseg.io.os.open", read_only)

@@ -23,6 +23,7 @@ from fcnseg.writes import (
     refuse_overlap,
     staged,
 )
+from tests.badinput import read_only_temp_files
 
 
 def test_overlap_is_judged_by_real_paths(tmp_path) -> None:
@@ -135,14 +136,7 @@ def test_temp_names_fit_and_errors_name_the_target(tmp_path, monkeypatch) -> Non
             f.write(b"{}")
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "a.json")
     monkeypatch.undo()
-    real_open = os.open
-
-    def read_only(path, *args, **kwargs):
-        if str(path).endswith(".tmp"):
-            raise OSError(errno.EROFS, "Read-only file system", str(path))
-        return real_open(path, *args, **kwargs)
-
-    monkeypatch.setattr("fcnseg.io.os.open", read_only)
+    read_only_temp_files(monkeypatch)
     with pytest.raises(OSError) as info:
         with atomic_write(tmp_path / "b.json") as f:
             f.write(b"{}")

@@ -16,7 +16,7 @@ from PIL import Image
 
 import fcnseg
 from fcnseg.cli.main import main
-from tests.badinput import no_traceback, png, without_hanging
+from tests.badinput import no_traceback, png, read_only_temp_files, without_hanging
 
 
 def _photo(path: Path, size: tuple[int, int] = (44, 36), seed: int = 0) -> Path:
@@ -219,14 +219,7 @@ def test_disk_full_and_read_only_name_the_file_written(tmp_path, checkpoint, cap
     err = _refused(capsys, main(_predict(checkpoint, image, "--out", tmp_path / "o")), "(the disk is full)")
     assert str(tmp_path / "o" / "x_overlay.jpg") in err
     monkeypatch.undo()
-    real_open = os.open
-
-    def read_only(path, *args, **kwargs):
-        if str(path).endswith(".tmp"):
-            raise OSError(errno.EROFS, "Read-only file system", str(path))
-        return real_open(path, *args, **kwargs)
-
-    monkeypatch.setattr("fcnseg.io.os.open", read_only)
+    read_only_temp_files(monkeypatch)
     err = _refused(capsys, main(_predict(checkpoint, image, "--out", tmp_path / "o")), "(read-only file system)")
     assert f"{tmp_path / 'o' / 'x_overlay.jpg'}: Read-only" in err and ".tmp" not in err
     assert png  # the shared builders stay importable here
