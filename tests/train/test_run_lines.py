@@ -43,3 +43,29 @@ def test_train_into_a_file_writes_lines_not_a_progress_bar(tmp_path) -> None:
     args[args.index(str(tmp_path / "run"))] = str(tmp_path / "quiet")
     quiet = subprocess.run([*args, "--quiet"], capture_output=True, text=True, env=env, timeout=600)
     assert "fcnseg: training: " in quiet.stderr and "fcnseg: finished: " in quiet.stderr
+
+
+def test_predict_and_eval_into_a_file_write_no_progress_bar(tmp_path) -> None:
+    """``fcnseg predict`` and ``eval`` with stderr in a file: their results, no carriage-return bar updates."""
+    import numpy as np
+    from PIL import Image
+
+    import fcnseg
+    from fcnseg.runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
+
+    model = fcnseg.get_model("fcn8s_resnet18", num_classes=9, width=1 / 16)
+    info = CheckpointInfo(arch="fcn8s_resnet18", model_kwargs=model_kwargs(model), config={"data": {"name": "x"}})
+    ckpt = save_checkpoint(tmp_path / "m", model, info)
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((24, 32, 3), 40 * i, np.uint8)).save(tmp_path / "in" / f"{i}.png")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    runs = {
+        "predict": ["predict", "--checkpoint", str(ckpt), str(tmp_path / "in"), "--out", str(tmp_path / "out")],
+        "eval": ["eval", "--checkpoint", str(ckpt), "--dataset", "synthetic", "--max-images", "3"],
+    }
+    for name, argv in runs.items():
+        with open(tmp_path / f"{name}.txt", "w") as log:
+            code = subprocess.run([sys.executable, "-m", "fcnseg", *argv], stdout=log, stderr=log, env=env, timeout=600)
+        text = (tmp_path / f"{name}.txt").read_text()
+        assert code.returncode == 0 and "\r" not in text and f"{name}:" not in text.replace("fcnseg ", ""), text

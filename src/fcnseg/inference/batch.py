@@ -258,7 +258,8 @@ def predict_batch(
         part = f".manifest.rank{rank}.jsonl"
         ledger.claim([part])
         with open_append(out / part) as manifest:
-            bar = tqdm(total=len(todo), desc="predict", disable=not progress or len(todo) < 2)
+            shown = None if progress and len(todo) > 1 else True  # None: a bar on a terminal only, never into a file
+            bar = tqdm(total=len(todo), desc="predict", disable=shown)
             for records in _records(seg, todo, out, opts, classes, ledger):
                 for record in records:
                     bar.update(1)

@@ -140,7 +140,8 @@ def evaluate(
     loader = DataLoader(
         Subset(dataset, indices), batch_size=None, num_workers=workers, pin_memory=device.type == "cuda"
     )
-    with tqdm(total=len(indices), desc="eval", disable=not progress, leave=False) as bar:
+    shown = None if progress else True  # None: a bar on a terminal only, never into a file
+    with tqdm(total=len(indices), desc="eval", disable=shown, leave=False) as bar:
         for group in _same_size(loader, batch_size):
             x, y = to_device(*_stack(group, device), device, normalize)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
