@@ -88,3 +88,21 @@ def test_numpy_arrays_score_as_tensors_do() -> None:
     acc.update(torch.from_numpy(pred[1]), torch.from_numpy(target[1]))
     assert torch.equal(acc.hist, hist_t)
     assert torch.equal(boundary_band(target[1], 1), boundary_band(torch.from_numpy(target[1]), 1))
+
+
+def test_read_only_arrays_and_pil_images_are_scored_without_a_warning() -> None:
+    import warnings
+
+    from PIL import Image
+
+    from fcnseg.metrics import ConfusionMatrix
+
+    mask = Image.fromarray(np.array([[0, 1], [1, 255]], np.uint8))
+    pred = np.array([[0, 1], [0, 1]], np.int64)
+    pred.flags.writeable = False
+    cm = ConfusionMatrix(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch: "The given NumPy array is not writable"
+        cm.update(pred, np.asarray(mask))
+        cm.update(pred, mask)
+    assert cm.compute()["pixel_accuracy"] == 4 / 6

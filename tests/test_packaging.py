@@ -35,3 +35,11 @@ def test_the_package_lives_under_src() -> None:
     """The src layout: nothing named ``fcnseg`` at the repository's top for Python to mistake for the package."""
     assert Path(fcnseg.__file__).resolve().parent == ROOT / "src" / "fcnseg"
     assert not (ROOT / "fcnseg").exists()
+
+
+def test_dir_lists_the_public_api_not_the_package_s_helpers() -> None:
+    import fcnseg
+
+    names = dir(fcnseg)
+    assert set(fcnseg.__all__) <= set(names)
+    assert not {"TYPE_CHECKING", "annotations", "lazy_attributes"} & set(names), names

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 __all__ = ["lazy_attributes"]
@@ -23,6 +24,11 @@ def lazy_attributes(package: str, names: dict[str, str]) -> tuple[Callable[[str]
         return value
 
     def dir_() -> list[str]:
-        return sorted({*names, *vars(importlib.import_module(package))})
+        """The public names (``__all__`` and the lazy ones), dunders and loaded submodules: not the helpers the
+        package's own code imports (``TYPE_CHECKING``, ``annotations``, ``lazy_attributes``)."""
+        module = importlib.import_module(package)
+        public = {*names, *getattr(module, "__all__", ())}
+        shown = {n for n, v in vars(module).items() if n.startswith("__") or isinstance(v, ModuleType)}
+        return sorted(public | shown)
 
     return getattr_, dir_

@@ -39,7 +39,12 @@ __all__ = [
 
 
 def _t(x: ArrayLike) -> Tensor:
-    return torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+    """A tensor of ``x``; arrays and anything array-like (a PIL image) are copied when read-only, which
+    ``torch.from_numpy`` warns about (``np.asarray`` of a PIL image is read-only)."""
+    if isinstance(x, Tensor):
+        return x
+    a = np.asarray(x)
+    return torch.from_numpy(np.array(a) if not a.flags.writeable else np.ascontiguousarray(a))
 
 
 def confusion_matrix(pred: ArrayLike, target: ArrayLike, num_classes: int) -> Tensor:

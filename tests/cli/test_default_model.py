@@ -25,6 +25,10 @@ def test_predict_without_a_model_uses_the_quick_starts_or_says_how_to_get_it(
     shutil.copy(checkpoint, demo / "best.safetensors")
     assert main(["predict", "photo.png", "--out", "masks"]) == 0
     assert (tmp_path / "masks" / "photo.png").is_file()
+    assert (
+        "no --checkpoint given: the quick start's model runs/demo/checkpoints/best.safetensors"
+        in capsys.readouterr().err
+    )
 
 
 def test_list_says_what_each_net_is(capsys) -> None:

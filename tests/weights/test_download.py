@@ -320,3 +320,12 @@ def test_google_drive_origins_go_through_gdown(mirror, fcnseg_home, monkeypatch)
     finally:
         register_weights(entry, replace=True)
     assert calls == ["11k2Q0bvRQgQbT6-jYWeh6nmAsWlSCY3f"] and path.is_file() and mirror.counts == {}
+
+
+def test_a_host_name_that_does_not_resolve_says_so_not_that_the_server_is_down() -> None:
+    from fcnseg.weights.fetch import _reason
+
+    dns = OSError("HTTPConnectionPool: [Errno -2] Name or service not known')")
+    refused = OSError("HTTPConnectionPool: [Errno 111] Connection refused')")
+    assert _reason(dns) == "cannot connect: name or service not known (no network here, or a misspelt host)"
+    assert _reason(refused) == "cannot connect: connection refused (is the server up?)"

@@ -160,7 +160,9 @@ def report_markdown(result: dict[str, Any], scale: Scale) -> str:
         "Per-class IU of the FCN-8s: " + ", ".join(f"{k} {pct(v['iu'])}" for k, v in per.items()) + ".",
         "",
         "`predictions/` holds the final net's labels of these scenes (palette PNG) and overlays. "
-        "The final FCN-8s is `checkpoints/best.safetensors`: `fcnseg predict --checkpoint "
-        "checkpoints/best.safetensors IMAGES --out preds/`, or `fcnseg serve` to try it in a browser.",
+        "The final FCN-8s is `checkpoints/best.safetensors` in this folder (`runs/demo/` unless `fcnseg demo --out` "
+        "named another). From the folder `fcnseg demo` ran in: `fcnseg predict IMAGES --out preds/` (predict, eval "
+        "and serve take this model when none is named), `fcnseg eval --split test` (these held-out scenes again), "
+        "or `fcnseg serve` to try it in a browser.",
     ]
     return "\n".join(lines) + "\n"

@@ -194,7 +194,10 @@ def _reason(e: BaseException) -> str:
     text = str(e)
     found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
     if found:
-        return f"cannot connect: {found.group(1).strip().rstrip('.').lower()} (is the server up?)"
+        why = found.group(1).strip().rstrip(".").lower()
+        name_lookup = "name" in why or "resolution" in why or "nodename" in why  # DNS: no network, or a wrong name
+        hint = "no network here, or a misspelt host" if name_lookup else "is the server up?"
+        return f"cannot connect: {why} ({hint})"
     if "timed out" in text.lower():
         return "the server did not answer in time"
     return f"cannot connect ({type(e).__name__})"

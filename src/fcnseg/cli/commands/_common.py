@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,7 @@ def spec_of(args: argparse.Namespace) -> Any:
                 "weights (--weights fcn8s_vgg16.voc; list: fcnseg weights)"
             )
         args.checkpoint = str(DEMO_CHECKPOINT)
+        logging.getLogger("fcnseg").info("no --checkpoint given: the quick start's model %s", DEMO_CHECKPOINT)
     return resolve_spec(
         ModelSpec(
             checkpoint=args.checkpoint,

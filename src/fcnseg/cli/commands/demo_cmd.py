@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print("\nnext:")
     print(f"  fcnseg predict --checkpoint {out}/checkpoints/best.safetensors YOUR_IMAGES --out preds/")
+    print(f"  fcnseg eval --checkpoint {out}/checkpoints/best.safetensors --split test   # the held-out figure above")
     print(f"  fcnseg serve --checkpoint {out}/checkpoints/best.safetensors")
     print("  fcnseg train configs/synthetic-fcn8s.yaml")
     print("  fcnseg experiment miniature     # the paper's Table 2 in miniature, every net to its plateau (hours)")
