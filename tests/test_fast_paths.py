@@ -135,3 +135,14 @@ def test_gemm_floor_is_the_best_library_rate() -> None:
 
     rates = gemm_rates(256, 3)
     assert {"torch.mm", "oneDNN", "onnxruntime"} <= set(rates) and min(rates.values()) > 0
+
+
+def test_bench_children_run_the_module_that_holds_their_functions() -> None:
+    """The restructure moved the measuring functions into ``bench/measure.py`` while the children still ran
+    ``python -m fcnseg.bench.run``, which prints nothing: every path failed with an IndexError."""
+    import importlib
+
+    measure = importlib.import_module("fcnseg.bench.measure")
+    run = importlib.import_module("fcnseg.bench.run")  # the module (fcnseg.bench.run the attribute is its function)
+    assert run._MEASURE == measure.__name__
+    assert all(callable(getattr(measure, f)) for f in ("measure", "measure_auto", "prepare"))

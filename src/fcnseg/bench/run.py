@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ModelError
+from ..errors import FCNError, ModelError
 from ..inference.engines import ENGINES
 from . import MODELS, PRECISION, VARIANTS
 from .measure import _child, count_gflop, cuda_gemm_gflops, missing_extra
@@ -37,13 +37,20 @@ def _skip_reason(name: str, path: str, device: torch.device) -> str | None:
     return missing_extra(path)
 
 
+#: the module whose functions the measuring processes run (``python -m fcnseg.bench.measure FUNCTION ARGS``)
+_MEASURE = "fcnseg.bench.measure"
+
+
 def _last_json(out: str) -> dict[str, Any]:
-    return json.loads(out.strip().splitlines()[-1])
+    lines = out.strip().splitlines()
+    if not lines:
+        raise FCNError("a benchmark process printed no result")
+    return json.loads(lines[-1])
 
 
 def _call(function: str, *args: Any, env: dict[str, str] | None = None) -> dict[str, Any]:
     """``fcnseg.bench.measure.FUNCTION(*ARGS)`` in a process of its own; the JSON it prints."""
-    return _last_json(_child(__name__, function, json.dumps(args), env=env))
+    return _last_json(_child(_MEASURE, function, json.dumps(args), env=env))
 
 
 def _measure_path(name: str, path: str, size: int, repeats: int, dev: torch.device, tmp: str) -> dict[str, Any]:
@@ -78,7 +85,7 @@ def _graph(name: str, kind: str, size: int, tmp: str) -> str:
     out = str(Path(tmp) / f"{name}{suffix}")
     if not Path(out).is_file():
         onnx = _graph(name, "onnx", size, tmp) if kind == "openvino-int8" else ""
-        _child(__name__, "prepare", json.dumps([name, kind, out, size, onnx]))
+        _child(_MEASURE, "prepare", json.dumps([name, kind, out, size, onnx]))
     return out
 
 
