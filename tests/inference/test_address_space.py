@@ -64,6 +64,7 @@ def _masks(folder: Path) -> dict[str, np.ndarray]:
     return {p.name: np.asarray(Image.open(p)) for p in sorted(folder.glob("p*.png"))}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAS_OV, reason="needs the openvino extra")
 def test_auto_with_a_cached_openvino_decision_succeeds_under_4_gib(tmp_path, monkeypatch) -> None:
     """A decision for OpenVINO kept from an unlimited run; the limited run starts on it where it loads, falls back

@@ -369,6 +369,7 @@ def test_the_bf16_copy_runs_every_backbone_family(name: str) -> None:
         assert out.dtype == torch.float32 and out.shape == model(x).shape
 
 
+@pytest.mark.slow
 @needs_ort
 def test_fp32_weights_are_dropped_while_only_an_exported_engine_runs_and_read_back_when_needed(
     checkpoint, monkeypatch

@@ -58,6 +58,7 @@ def test_convolutionalize_rejects_other_models() -> None:
         convolutionalize(nn.Linear(3, 3))
 
 
+@pytest.mark.slow
 def test_vgg16_transplant_copies_trunk_and_coerces_fc_layers() -> None:
     clf = torchvision.models.vgg16(weights=None)
     model = fcnseg.get_model("fcn8s_vgg16")
