@@ -28,8 +28,9 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from .errors import DataError, printable
+from .errors import DataError, FCNError, printable
 from .files import LOCK, folder_lock, open_append, read_bytes
+from .json_safe import loads_json
 
 __all__ = [
     "LEDGER",
@@ -117,9 +118,9 @@ class Ledger:
         text = read_bytes(self.path, limit=_MAX_LEDGER, what="fcnseg ledger").decode("utf-8", "replace")
         for line in text.splitlines():
             try:
-                entry = json.loads(line)
-            except (ValueError, RecursionError):
-                continue  # a line cut by a kill, or one nested past the interpreter's limit
+                entry = loads_json(line, str(self.path))
+            except FCNError:
+                continue  # a line cut by a kill, or not fcnseg's (nesting bounded by json_safe)
             if isinstance(entry, dict):
                 self._apply(entry)
 

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from ..errors import DataError, FCNError, printable
 from ..files import read_bytes
 from ..io import atomic_write, clean_stale_temps, read_image, read_label_png, write_label_png
+from ..json_safe import loads_json
 from ..runtime.heads import head_classes as head_classes_of
 from ..viz import overlay, palette_for, save_grid
 from ..writes import Ledger, check_targets, claim_folder, folder_lock, open_append, real_path
@@ -376,9 +377,9 @@ def merge_manifest(out: Path, *, ledger: Ledger | None = None) -> Path:
         text = read_bytes(path, limit=_MAX_MANIFEST, what="predict manifest").decode("utf-8", "replace")
         for line in text.splitlines():
             try:
-                record = json.loads(line)
+                record = loads_json(line, str(path))
                 records[record["input"]] = record
-            except (ValueError, RecursionError, KeyError, TypeError):
+            except (FCNError, KeyError, TypeError):
                 continue  # a line cut by a kill, or not fcnseg's: its job is redone or skipped by its files
     ledger.claim([MANIFEST])
     with atomic_write(target, "w") as f:
