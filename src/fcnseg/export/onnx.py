@@ -29,7 +29,8 @@ def export_onnx(
     """Export ``model`` to ``path`` (input ``image`` N×C×H×W, output ``scores`` N×K×H×W, all dynamic).
 
     The exported graph is run by onnxruntime on ``check_sizes`` (odd sizes included) and compared with
-    PyTorch; the file is written only if every difference is within 1e-3 of the score range.
+    PyTorch; the file is written only if every difference is within 1e-3 of the score range (no sizes: the caller
+    checks it otherwise — the engine cache's probe does).
 
     Args:
         upsampling: how the fixed bilinear layers are written (:func:`fcnseg.models.set_upsampling`):
@@ -52,7 +53,7 @@ def export_onnx(
         _export(
             model, tmp_path, sample_size=sample_size, opset=opset, upsampling=upsampling, external_data=external_data
         )
-        report = check_onnx(model, tmp_path, check_sizes)
+        report = check_onnx(model, tmp_path, check_sizes) if check_sizes else {}
         if external_data:  # the weights first, the graph that names them last
             data = tmp_path.with_name(tmp_path.name + ".data")
             with atomic_write(Path(path).with_name(data.name)) as f:

@@ -1,13 +1,15 @@
 """OpenVINO runs of the exported ONNX graph (the ``openvino`` extra): fp32, or bf16 on CPUs with bf16 units.
 
-OpenVINO compiles the graph for each input shape it meets (static shapes run faster than a dynamic one
-on its CPU plugin); compiled shapes are kept per module (the last :data:`MAX_SHAPES`), and its own model
-cache (``CACHE_DIR``, beside the checkpoint) makes a later process skip the compile.
+The graph is compiled once, with dynamic batch, height and width: on OpenVINO 2026's CPU plugin a dynamic-shape
+FCN-8s VGG16 runs each size as fast as one compiled for that size alone (500×375 bf16: 0.280 s vs 0.277 s; int8:
+0.041 vs 0.041 s, 2-core AMD EPYC), and it compiles in 0.15 s, where a static compile per new size cost 0.35 s and
+OpenVINO's compiled-model cache (``CACHE_DIR``) wrote a 0.5 GB blob per size (5 GB for a folder of 8 photo sizes,
+slower to write and to read back than compiling afresh). So a folder of mixed sizes compiles once, and nothing is
+cached but the exported graph.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +19,7 @@ from torch import nn
 from ..errors import ConfigError, ExportError
 from .runtime import RuntimeModule
 
-__all__ = ["MAX_SHAPES", "OpenVinoModule", "require_openvino"]
-
-#: compiled input shapes kept per module
-MAX_SHAPES = 4
+__all__ = ["OpenVinoModule", "require_openvino"]
 
 
 def require_openvino() -> Any:
@@ -39,7 +38,7 @@ class OpenVinoModule(RuntimeModule):
         path: the exported graph (fcnseg's ``CKPT.onnx``).
         like: the FCN it came from (its heads and class count).
         precision: ``"f32"`` or ``"bf16"`` (OpenVINO's ``INFERENCE_PRECISION_HINT``).
-        cache_dir: OpenVINO's compiled-model cache, or None.
+        cache_dir: OpenVINO's compiled-model cache, or None (the default: compiling is faster than the cache).
     """
 
     def __init__(
@@ -57,7 +56,7 @@ class OpenVinoModule(RuntimeModule):
         if precision not in ("f32", "bf16"):
             raise ConfigError(f"OpenVINO precision {precision!r}: use f32 or bf16")
         self.core = ov.Core()
-        self.input_name = self._read(path).inputs[0].any_name  # checked now; re-read per new shape (below)
+        self.input_name = self._read(path).inputs[0].any_name  # checked now; read again to compile (below)
         self.config: dict[str, Any] = {
             "INFERENCE_PRECISION_HINT": precision,
             "PERFORMANCE_HINT": "LATENCY",
@@ -66,7 +65,7 @@ class OpenVinoModule(RuntimeModule):
         if cache_dir is not None:
             self.config["CACHE_DIR"] = str(cache_dir)
         self.precision = precision
-        self._compiled: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self._compiled: Any = None
 
     def _read(self, path: str | Path) -> Any:
         try:
@@ -75,19 +74,15 @@ class OpenVinoModule(RuntimeModule):
             raise ExportError(f"{path}: OpenVINO cannot read it ({type(e).__name__}: {e})") from None
 
     def _for(self, shape: tuple[int, ...]) -> Any:
-        if shape in self._compiled:
-            self._compiled.move_to_end(shape)
-            return self._compiled[shape]
-        # read afresh and dropped after compiling: keeping the fp32 graph alive would hold a second copy of the
-        # weights (0.54 GB for fcn8s_vgg16) beside the compiled bf16 one for the life of the module
-        graph = self._read(self.path)
-        graph.reshape({self.input_name: list(shape)})
-        compiled = self.core.compile_model(graph, "CPU", self.config)
-        del graph
-        self._compiled[shape] = compiled
-        while len(self._compiled) > MAX_SHAPES:
-            self._compiled.popitem(last=False)
-        return compiled
+        """The compiled graph (any shape of ``shape``'s rank: batch, height and width dynamic), compiled once."""
+        if self._compiled is None:
+            # read afresh and dropped after compiling: keeping the fp32 graph alive would hold a second copy of
+            # the weights (0.54 GB for fcn8s_vgg16) beside the compiled one for the life of the module
+            graph = self._read(self.path)
+            graph.reshape({self.input_name: [-1, shape[1], -1, -1]})
+            self._compiled = self.core.compile_model(graph, "CPU", self.config)
+            del graph
+        return self._compiled
 
     def run(self, x: Any) -> list[Any]:
         compiled = self._for(tuple(x.shape))

@@ -3,12 +3,15 @@
 ``python -m fcnseg.inference.build_child TASK SPEC_JSON`` with ``TASK``:
 
 * ``export`` — rebuild the model from its file (``spec``: arch, build arguments, file), export it to ONNX with its
-  weights beside it (``model.onnx`` + ``model.onnx.data`` in ``spec["out"]``);
+  weights beside it (``model.onnx`` + ``model.onnx.data`` in ``spec["out"]``) and PyTorch's output on a fixed
+  input (``reference.npz``);
 * ``onnx-int8`` — the same, quantized by onnxruntime (static QDQ) on the calibration images in ``spec["calibration"]``
   (an ``.npz`` of ``(C, H, W)`` arrays);
 * ``openvino-int8`` — the fp32 graph at ``spec["onnx"]`` quantized by NNCF into OpenVINO IR (``model.xml``/``.bin``);
 * ``probe`` — load ``spec["graph"]`` in engine ``spec["engine"]``'s runtime and run it once on zeros of
-  ``spec["shape"]`` (torch is not imported), compiling into ``spec["cache_dir"]`` when given.
+  ``spec["shape"]`` (torch is not imported; OpenVINO compiles it with dynamic sizes, as the engine does); with
+  ``spec["reference"]``, also check its fp32 output against PyTorch's on the reference input (within 1e-3 of
+  the score range).
 
 Exit 0 and one JSON line on success; otherwise the error on stderr. Out of memory, an address-space limit or a
 crash inside a runtime ends this process, not the caller's (:func:`run_child` reports it).
@@ -44,10 +47,23 @@ def _calibration(spec: dict[str, Any]) -> list[Any]:
 
 
 def export(spec: dict[str, Any]) -> dict[str, Any]:
+    """The ONNX graph, and PyTorch's output on a fixed input beside it (``reference.npz``): each engine's probe
+    compares its own output with it on first use (:func:`probe`), so the graph is checked by the runtime that runs it
+    (a second runtime only to check it cost 6 s of a 17 s build for fcn8s_vgg16)."""
+    import numpy as np
+    import torch
+
     from ..export.onnx import export_onnx
+    from ..export.runtime import graph_io
 
     out = Path(spec["out"]) / "model.onnx"
-    export_onnx(_model(spec), out, check_sizes=((64, 64),), external_data=True)
+    model = _model(spec)
+    export_onnx(model, out, check_sizes=(), external_data=True)
+    x = torch.randn(2, graph_io(model).in_channels, *REFERENCE_SIZE, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        ref = model(x)
+    outs = list(ref.values()) if isinstance(ref, dict) else [ref]
+    np.savez(out.parent / "reference.npz", x=x.numpy(), **{f"out{i}": o.float().numpy() for i, o in enumerate(outs)})
     return {"main": out.name}
 
 
@@ -67,26 +83,53 @@ def openvino_int8(spec: dict[str, Any]) -> dict[str, Any]:
     return {"main": out.name, **agreement}
 
 
+#: height and width of the input the exported graph's reference output is kept for
+REFERENCE_SIZE = (64, 64)
+
+
+def _compare(outs: list[Any], reference: str) -> None:
+    """Raise when ``outs`` differ from the graph's reference outputs by over 1e-3 of their score range."""
+    import numpy as np
+
+    with np.load(reference) as ref:
+        refs = [ref[f"out{i}"] for i in range(len(ref.files) - 1)]
+    for r, o in zip(refs, outs, strict=True):
+        if o.shape != r.shape:
+            raise ValueError(f"output {o.shape} where PyTorch gives {r.shape}")
+        span = float(r.max() - r.min()) or 1.0
+        diff = float(np.abs(o - r).max())
+        if not diff <= 1e-3 * span:
+            raise ValueError(f"differs from PyTorch by {diff:.3g} (score range {span:.3g})")
+
+
 def probe(spec: dict[str, Any]) -> dict[str, Any]:
-    """Load and run the graph once (NumPy and the engine's runtime only)."""
+    """Load and run the graph once (NumPy and the engine's runtime only); with ``spec["reference"]``, the graph
+    run at full precision must also give PyTorch's output on the reference input."""
     import numpy as np
 
     x = np.zeros(spec["shape"], np.float32)
+    reference = spec.get("reference")
+    checked = np.load(reference)["x"] if reference else None
     if spec["engine"].startswith("onnxruntime"):
         import onnxruntime as ort
 
         session = ort.InferenceSession(spec["graph"], providers=["CPUExecutionProvider"])
-        session.run(None, {session.get_inputs()[0].name: x})
+        name = session.get_inputs()[0].name
+        session.run(None, {name: x})
+        if checked is not None:
+            _compare(session.run(None, {name: checked}), reference)
         return {}
     import openvino as ov
 
     core = ov.Core()
     model = core.read_model(spec["graph"])
-    model.reshape({model.inputs[0].any_name: list(x.shape)})
-    config = {"INFERENCE_PRECISION_HINT": spec.get("hint", "f32"), "PERFORMANCE_HINT": "LATENCY"}
-    if spec.get("cache_dir"):
-        config["CACHE_DIR"] = spec["cache_dir"]
-    core.compile_model(model, "CPU", config)(x)
+    model.reshape({model.inputs[0].any_name: [-1, x.shape[1], -1, -1]})  # as OpenVinoModule compiles it
+    hint = spec.get("hint", "f32")
+    if checked is not None:
+        full = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        result = full(checked)
+        _compare([result[o] for o in full.outputs], reference)
+    core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"})(x)
     return {}
 
 

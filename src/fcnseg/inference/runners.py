@@ -130,7 +130,8 @@ def exported_graph(kind: str, model: nn.Module, store: GraphStore, calibration: 
 
 
 def _probed(engine: str, graph: Path, store: GraphStore, shape: tuple[int, ...], **extra: Any) -> None:
-    """Run ``graph`` once in a child (per machine, engine and graph) before this process loads it.
+    """Run ``graph`` once in a child (per machine, engine and graph) before this process loads it; a graph exported
+    with a reference output (``reference.npz``) must give it at full precision there.
 
     Raises:
         ExportError: the probe failed now or on an earlier run on this machine (the reason is kept).
@@ -143,6 +144,9 @@ def _probed(engine: str, graph: Path, store: GraphStore, shape: tuple[int, ...],
         if known.get("ok"):
             return
         raise ExportError(f"{engine}: failed its probe on this machine earlier ({known.get('reason', '?')})")
+    reference = graph.parent / "reference.npz"  # an fp32 graph's PyTorch output: the probe checks against it
+    if reference.is_file():
+        extra["reference"] = str(reference)
     try:
         run_child("probe", {"engine": engine, "graph": str(graph), "shape": list(shape), **extra}, timeout=900)
         result: dict[str, Any] = {"ok": True}
@@ -182,9 +186,8 @@ def _openvino(
     from ..export.openvino import OpenVinoModule
 
     graph = exported_graph(kind, model, store, calibration)
-    cache = store.dir("openvino-cache")
-    _probed(engine, graph, store, (1, model.in_channels, *PROBE_SHAPE[2:]), hint=hint, cache_dir=str(cache))
-    return OpenVinoModule(graph, model, precision=hint, cache_dir=cache)
+    _probed(engine, graph, store, (1, model.in_channels, *PROBE_SHAPE[2:]), hint=hint)
+    return OpenVinoModule(graph, model, precision=hint)
 
 
 def build_openvino(model: nn.Module, *, store: GraphStore, calibration: Calibration = None, **_: Any) -> nn.Module:
