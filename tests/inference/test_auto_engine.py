@@ -18,6 +18,7 @@ from fcnseg.errors import ConfigError, ExportError
 from fcnseg.inference import Segmenter
 from fcnseg.inference import auto as auto_mod
 from fcnseg.inference import engines as engines_mod
+from fcnseg.inference import measuring as measuring_mod
 from fcnseg.inference.auto import AutoEngine, agreement, size_bucket
 from fcnseg.inference.costs import Estimate, tuning_pays
 from fcnseg.inference.runners import CastModel
@@ -51,6 +52,7 @@ def _tune_with(monkeypatch, engine: str) -> None:
     """Tune at once, with ``engine`` the one expected to be fastest (this tiny model is far under MIN_FORWARD_S)."""
     monkeypatch.setattr(auto_mod, "MIN_FORWARD_S", {"cpu": 0.0, "cuda": 0.0})
     monkeypatch.setattr(AutoEngine, "_worth_tuning", lambda self, torch_s, spent_s: [Estimate(engine, 2.0, 0.0)])
+    monkeypatch.setattr(AutoEngine, "background", False)  # decided before predict returns (test_auto_background)
 
 
 def _image(seed: int = 0, size: int = 64) -> np.ndarray:
@@ -71,8 +73,9 @@ def test_auto_tunes_the_engines_that_pay_most_first(checkpoint, monkeypatch) -> 
     monkeypatch.setattr(auto_mod, "MIN_FORWARD_S", {"cpu": 0.0})
     estimates = [Estimate("torch-bf16", 1.5, 0.0), Estimate("openvino-int8", 3.0, 1e9), Estimate("onnxruntime", 2.0, 0)]
     monkeypatch.setattr(AutoEngine, "_estimates", lambda self: estimates)
+    monkeypatch.setattr(AutoEngine, "background", False)
     tuned: list[list[str]] = []
-    monkeypatch.setattr(AutoEngine, "_tune", lambda self, x, bucket, names, reason: tuned.append(names))
+    monkeypatch.setattr(AutoEngine, "_tune", lambda self, x, bucket, names, reason, **kw: tuned.append(names))
     seg = Segmenter(checkpoint, engine="auto", device="cpu")
     seg.expect(1000)
     seg.predict(_image())
@@ -133,7 +136,9 @@ def test_a_cached_decision_is_reused_and_a_changed_checkpoint_or_machine_decides
     _tune_with(monkeypatch, "torch-bf16")
     measured: list[int] = []
     real = AutoEngine._measure
-    monkeypatch.setattr(AutoEngine, "_measure", lambda self, x, b, n: measured.append(b) or real(self, x, b, n))
+    monkeypatch.setattr(
+        AutoEngine, "_measure", lambda self, x, b, n, **kw: measured.append(b) or real(self, x, b, n, **kw)
+    )
 
     def run(size: int = 64) -> None:
         seg = Segmenter(checkpoint, engine="auto", device="cpu")
@@ -199,9 +204,9 @@ def test_an_engine_that_fails_at_run_time_falls_back_to_pytorch_with_one_warning
     monkeypatch.setattr(
         auto_mod, "build_runner", lambda e, m, **kw: Breaks() if e == "torch-bf16" else real_build(e, m, **kw)
     )
-    monkeypatch.setattr(auto_mod, "agreement", lambda ref, out: 1.0)
+    monkeypatch.setattr(measuring_mod, "agreement", lambda ref, out: 1.0)
     monkeypatch.setattr(
-        AutoEngine, "_time", lambda self, engines, x, rounds=3: {e: 1.0 if e == "torch" else 0.1 for e in engines}
+        AutoEngine, "_time", lambda self, engines, x, *a, **k: {e: 1.0 if e == "torch" else 0.1 for e in engines}
     )
     seg = Segmenter(checkpoint, engine="auto", device="cpu")
     seg.expect(10)
@@ -379,7 +384,7 @@ def test_fp32_weights_are_dropped_while_only_an_exported_engine_runs_and_read_ba
     reference = Segmenter(checkpoint, engine="torch", device="cpu").predict(_image())
     _tune_with(monkeypatch, "onnxruntime")
     monkeypatch.setattr(
-        AutoEngine, "_time", lambda self, engines, x, rounds=3: {e: 1.0 if e == "torch" else 0.1 for e in engines}
+        AutoEngine, "_time", lambda self, engines, x, *a, **k: {e: 1.0 if e == "torch" else 0.1 for e in engines}
     )
     seg = Segmenter(checkpoint, engine="auto", device="cpu")
     seg.expect(10)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -32,10 +31,12 @@ from torch import nn
 
 from ..errors import ConfigError, FCNError, first_line
 from ..runtime.hardware import fingerprint
-from .costs import Estimate, estimate, record, tuning_pays, worth_tuning
-from .decision import AGREEMENT, ROUNDS, Decision, agreement, size_bucket
+from .costs import Estimate, estimate, tuning_pays, worth_tuning
+from .decision import AGREEMENT, Decision, agreement, size_bucket
 from .decision import sync as _sync
 from .engines import ENGINES, GRAPH_KIND, build_runner, default_engine, eligible
+from .measuring import Measuring
+from .pending import Builds
 
 __all__ = ["AGREEMENT", "MIN_FORWARD_S", "AutoEngine", "Decision", "agreement", "size_bucket"]
 
@@ -45,7 +46,7 @@ log = logging.getLogger("fcnseg")
 MIN_FORWARD_S = {"cpu": 0.05, "cuda": 0.002}
 
 
-class AutoEngine(nn.Module):
+class AutoEngine(Measuring, nn.Module):
     """Runs ``model`` on the engine ``auto`` chose for each input's size bucket (or on a forced engine).
 
     Args:
@@ -60,6 +61,9 @@ class AutoEngine(nn.Module):
         reloadable: ``model``'s weights are exactly ``source``'s tensors: while only exported engines run, the fp32
             weights are dropped (the model moves to the meta device) and read back when PyTorch is needed again.
     """
+
+    #: exported engines are built in a thread while the job goes on on PyTorch (False: the job waits for them)
+    background = True
 
     def __init__(
         self,
@@ -83,6 +87,11 @@ class AutoEngine(nn.Module):
         self.decisions: dict[int, Decision] = {}
         self.images_left: int | None = None  # forward passes still to come (expect()); None: unknown
         self._spent: dict[int, float] = {}  # PyTorch seconds spent per undecided bucket
+        self._pending: dict[int, Builds] = {}  # exported engines being built for a bucket while the job goes on
+        self._built: Builds | None = None  # the finished builds a measurement takes its runners from
+        self._refs: list[Any] | None = None  # fp32 outputs on the calibration images (the accuracy guard's)
+        self._agreed: dict[str, float] = {}  # engines that passed the guard, and their agreement
+        self._torch_at: tuple[tuple[int, ...], float] | None = None  # PyTorch's last input shape and seconds
         self.reloadable, self.released = reloadable and source is not None, False
         for attr in ("arch", "heads", "multi_head", "in_channels", "build_args"):
             if hasattr(model, attr):
@@ -137,6 +146,8 @@ class AutoEngine(nn.Module):
         if self.images_left is not None:
             self.images_left = max(0, self.images_left - 1)
         bucket = size_bucket(*x.shape[-2:])
+        if bucket in self._pending and self._pending[bucket].done():
+            self._finish(x, bucket)
         if bucket not in self.decisions:
             return self._undecided(x, bucket)
         engine = self.decisions[bucket].engine
@@ -161,7 +172,8 @@ class AutoEngine(nn.Module):
         t = time.perf_counter()
         out = self.runner("torch")(x)
         _sync(self.device)
-        return out, time.perf_counter() - t
+        self._torch_at = (tuple(x.shape), time.perf_counter() - t)
+        return out, self._torch_at[1]
 
     def _undecided(self, x: torch.Tensor, bucket: int) -> Any:
         """A bucket without a decision: PyTorch runs this input (nothing waits for an engine), and its time says
@@ -169,20 +181,41 @@ class AutoEngine(nn.Module):
         A job with nothing left to come touches no cache at all."""
         out, seconds = self._timed_torch(x)
         self._spent[bucket] = self._spent.get(bucket, 0.0) + seconds
-        if self.images_left == 0 or self._use_cached(bucket, seconds):
+        if bucket in self._pending or self.images_left == 0 or self._use_cached(bucket, seconds):
             return out
         if seconds < MIN_FORWARD_S.get(self.device.type, 0.0):
             self.decisions[bucket] = Decision("torch", bucket, list(x.shape[-2:]), {"torch": seconds}, reason="small")
             return out
         worth = self._worth_tuning(seconds, self._spent[bucket])
-        if worth:
-            self._tune(
-                x,
-                bucket,
-                [e.engine for e in worth],
-                reason=tuning_pays(worth[0], seconds, self.images_left, self._spent[bucket])[1],
-            )
+        if not worth:
+            return out
+        names = [e.engine for e in worth]
+        reason = tuning_pays(worth[0], seconds, self.images_left, self._spent[bucket])[1]
+        built = set(self._built_graphs())
+        later = [n for n in names if ENGINES[n].exported and n not in built] if self.background else []
+        now = [n for n in names if n not in later]
+        if now:  # measured first, alone on the machine; it runs the images while the others build (an interim)
+            self._tune(x, bucket, now, reason=reason, keep=not later)
+        if later:
+            self._calibrate_with(x)  # the calibration images read here, not by the build thread
+            self._pending[bucket] = Builds(later, reason).start(self._build)
         return out
+
+    def _build(self, name: str) -> nn.Module:
+        """``name``'s runner, built off the main thread (:class:`~fcnseg.inference.pending.Builds`)."""
+        return build_runner(name, self.model, device=self.device, store=self.store, calibration=self.calibration)
+
+    def _finish(self, x: torch.Tensor, bucket: int) -> None:
+        """The bucket's background builds are done: guard and time them against the engine running now."""
+        builds = self._pending.pop(bucket)
+        self._runners.update(builds.runners)
+        interim = self.decisions.get(bucket)
+        names = builds.engines + ([interim.engine] if interim and interim.engine != "torch" else [])
+        self._built = builds
+        try:
+            self._tune(x, bucket, names, reason=builds.reason + ", built while the job went on", baseline=interim)
+        finally:
+            self._built = None
 
     def _estimates(self) -> list[Estimate]:
         """Every eligible engine's expected speed-up and cost to have it ready (cheap when its graph is cached)."""
@@ -221,89 +254,33 @@ class AutoEngine(nn.Module):
             out.append(self._tune(x, size_bucket(h, w), names, reason="fcnseg tune"))
         return out
 
-    def _tune(self, x: torch.Tensor, bucket: int, names: list[str], *, reason: str) -> Decision:
-        """Build, guard and time ``names`` against PyTorch on ``x``; keep the fastest as the bucket's decision."""
+    def _tune(
+        self,
+        x: torch.Tensor,
+        bucket: int,
+        names: list[str],
+        *,
+        reason: str,
+        baseline: Decision | None = None,
+        keep: bool = True,
+    ) -> Decision:
+        """Build, guard and time ``names`` against PyTorch on ``x``; take the fastest for the bucket, and ``keep``
+        it for later processes (not an interim decision, made while other engines build)."""
         store = self.store
         with store.lock("decide") if store is not None else contextlib.nullcontext():
             cached = self._cached(bucket)
             if cached is not None and reason != "fcnseg tune":
                 self.decisions[bucket] = cached
+                self._pending.pop(bucket, None)  # another process decided meanwhile: its builds still finish
                 return cached
-            decision = self._measure(x, bucket, names)
+            decision = self._measure(x, bucket, names, tuning=reason == "fcnseg tune", baseline=baseline)
             decision.reason = f"{reason}; " + ", ".join(f"{k} {v:.3f}s" for k, v in decision.seconds.items())
             self.decisions[bucket] = decision
-            self._remember(decision)
+            if keep:
+                self._remember(decision)
         log.info(decision.summary())
         self._release_if_unused()
         return decision
-
-    def _measure(self, x: torch.Tensor, bucket: int, names: list[str]) -> Decision:
-        decision = Decision("torch", bucket, list(x.shape[-2:]))
-        if not self.calibration():  # no training images: the images being segmented calibrate (int8) and guard
-            self._calibration = [x[i].detach().cpu() for i in range(x.shape[0])]
-        images = self.calibration()[:4]
-        with torch.inference_mode():
-            refs = [self.runner("torch")(im.unsqueeze(0).to(self.device)) for im in images]
-        candidates = ["torch"]
-        for name in names:
-            reason = eligible(name, self.device, exportable=self.source is not None)
-            try:  # an engine that fails to build, load or run is left out, saying why, never fatal
-                if reason is None:
-                    t = time.perf_counter()
-                    self.runner(name)
-                    decision.build_s[name] = round(time.perf_counter() - t, 3)
-                    if ENGINES[name].precision != "fp32" and not self._agrees(name, refs, images, decision):
-                        continue
-            except Exception as e:
-                reason = first_line(e) if isinstance(e, FCNError) else f"{type(e).__name__}: {first_line(e)}"
-                self._runners.pop(name, None)
-            if reason is not None:
-                decision.skipped[name] = reason
-                continue
-            candidates.append(name)
-        decision.seconds = self._time(candidates, x)
-        decision.engine = min(decision.seconds, key=decision.seconds.__getitem__)
-        self._record_costs(decision)
-        self._runners = {e: r for e, r in self._runners.items() if e in ("torch", decision.engine)}
-        return decision
-
-    def _agrees(self, engine: str, refs: list[Any], images: list[torch.Tensor], decision: Decision) -> bool:
-        """The accuracy guard: ``engine``'s labels agree with fp32's on ≥ AGREEMENT of the calibration pixels."""
-        with torch.inference_mode():
-            outs = [self.runner(engine)(im.unsqueeze(0).to(self.device)) for im in images]
-        share = sum(agreement(r, o) for r, o in zip(refs, outs, strict=True)) / len(images)
-        decision.agreement[engine] = round(share, 5)
-        if share >= AGREEMENT:
-            return True
-        decision.skipped[engine] = f"label agreement with fp32 {share:.4f} < {AGREEMENT}"
-        self._runners.pop(engine, None)
-        return False
-
-    def _time(self, engines: list[str], x: torch.Tensor, rounds: int = ROUNDS) -> dict[str, float]:
-        """The fastest of ``rounds`` round-robin timings per engine, after a warm-up call of each (compiles,
-        prepacked weights): a noisy machine slows every engine alike."""
-        best = {e: math.inf for e in engines}
-        with torch.inference_mode():
-            for e in engines:
-                self.runner(e)(x)
-            for _ in range(rounds):
-                for e in engines:
-                    _sync(self.device)
-                    t = time.perf_counter()
-                    self.runner(e)(x)
-                    _sync(self.device)
-                    best[e] = min(best[e], time.perf_counter() - t)
-        return {e: round(s, 5) for e, s in best.items()}
-
-    def _record_costs(self, decision: Decision) -> None:
-        torch_s = decision.seconds.get("torch")
-        if not torch_s:
-            return
-        gb = sum(p.numel() * p.element_size() for p in self.model.parameters()) / 1e9
-        fid = fingerprint(self.device)["id"]
-        for name, seconds in decision.seconds.items():
-            if name != "torch" and seconds > 0:
-                record(name, fid, speedup=torch_s / seconds, build_s=decision.build_s.get(name, 0.0), weights_gb=gb)
 
     # -- decisions kept in FCNSEG_HOME ----------------------------------------------------------------------------
 
@@ -375,7 +352,7 @@ class AutoEngine(nn.Module):
     # -- the fp32 weights, dropped while only exported engines run ----------------------------------------
 
     def _release_if_unused(self) -> None:
-        if not self.reloadable or self.released or not self.decisions:
+        if not self.reloadable or self.released or not self.decisions or self._pending:
             return
         chosen = {d.engine for d in self.decisions.values()}
         if any(not ENGINES[e].exported for e in chosen):

@@ -94,9 +94,9 @@ def record(engine: str, fingerprint_id: str, *, speedup: float, build_s: float, 
         pass
 
 
-def tuning_cost(est: Estimate, torch_s: float, guard_images: int = 4, rounds: int = 3) -> float:
+def tuning_cost(est: Estimate, torch_s: float, guard_images: int = 4, rounds: int = 2) -> float:
     """Seconds to tune ``est.engine``: the build, the accuracy guard (``guard_images`` through both engines) and
-    the side-by-side timing (``rounds`` of each, one warm-up)."""
+    the side-by-side timing (``rounds`` of each, one warm-up of the engine)."""
     engine_s = torch_s / est.speedup
     return est.build_s + guard_images * (torch_s + engine_s) + (rounds + 1) * engine_s + rounds * torch_s
 

@@ -15,8 +15,9 @@ __all__ = ["AGREEMENT", "ROUNDS", "Decision", "agreement", "size_bucket", "sync"
 AGREEMENT = 0.995
 
 
-#: timed rounds per engine (after one warm-up call each); the fastest round counts
-ROUNDS = 3
+#: timed rounds per engine (after one warm-up call each; PyTorch, which has just run the input, is not warmed up
+#: again); the fastest round counts. ``fcnseg tune`` (work paid on request) times one more.
+ROUNDS = 2
 
 
 def size_bucket(h: int, w: int) -> int:
