@@ -97,12 +97,15 @@ class EarlyStop:
     """``train.early_stop``: end a run when its validation score stops rising (``train.max_iter`` is then a cap).
 
     After each evaluation the watched score counts as a gain when it beats the best so far by at least
-    ``min_delta``; ``patience`` evaluations in a row without a gain end the run. The best checkpoint
+    ``min_delta``; ``patience`` evaluations in a row without a gain end the run, but not before step ``min_steps``:
+    a net still on its starting plateau (every pixel background: flat for the first thousands of steps at a small
+    rate) is not converged, and without ``min_steps`` it looks it. The best checkpoint
     (``checkpoints/best.safetensors``) follows the watched score whatever ``min_delta`` says.
     """
 
     patience: int = 5  # evaluations in a row without a gain of min_delta
     min_delta: float = 0.0  # the smallest rise of the watched score that counts as a gain
+    min_steps: int = 0  # no stop before this step
     metric: Watched = "mean_iu"
 
 
@@ -320,6 +323,7 @@ _RANGES: tuple[tuple[str, float, float, bool], ...] = (
     ("eval.max_images", 1, 1e12, True),
     ("train.early_stop.patience", 1, 1e9, True),
     ("train.early_stop.min_delta", 0, 1, True),
+    ("train.early_stop.min_steps", 0, 1e12, True),
     ("eval.grid_images", 0, 1000, True),
 )
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")

@@ -51,7 +51,7 @@ def test_every_run_is_trained_to_its_plateau(smoke) -> None:
     _, out, _ = smoke
     summaries = [json.loads(p.read_text()) for p in out.glob("*/seed0/summary.json")]
     assert len(summaries) >= 20 and all(
-        s["early_stop"] == {"patience": 1, "min_delta": 0.0, "metric": "mean_iu"} for s in summaries
+        s["early_stop"] == {"patience": 1, "min_delta": 0.0, "min_steps": 0, "metric": "mean_iu"} for s in summaries
     )
     assert all(s["end"] in ("early_stop", "max_iter") for s in summaries)
 
@@ -159,6 +159,38 @@ def test_the_config_digest_ignores_keys_left_at_their_defaults() -> None:
     assert config_digest(a) == config_digest(load_config(None, ["train.lr=0.1", "train.seed=1337"]))
     assert config_digest(a) != config_digest(load_config(None, ["train.lr=0.2"]))
     assert Trainer(Path("x"), SCALES["smoke"], "cpu").seeds == SCALES["smoke"].seeds
+
+
+def test_a_run_finished_without_the_step_floor_is_kept_only_where_the_floor_could_not_have_changed_it(
+    tmp_path,
+) -> None:
+    import json
+
+    from fcnseg.config import dump_config
+    from fcnseg.experiments.paper.runs import Digests, _finished, _resumable
+
+    base = ["train.lr=0.1", "train.max_iter=16000"]
+    floored = Digests.of([*base, "train.early_stop={patience: 6, min_delta: 0.005, min_steps: 4000}"])
+    old = config_digest(load_config(None, [*base, "train.early_stop={patience: 6, min_delta: 0.005}"]))
+    assert floored.floor == 4000 and floored.without_floor == old != floored.config
+
+    def done(steps: int, digest: str) -> Path:
+        path = tmp_path / f"done-{steps}-{digest[:4]}.json"
+        path.write_text(json.dumps({"config": digest, "result": {"steps": steps, "end": "early_stop"}}))
+        return path
+
+    assert _finished(done(6500, old), floored) == {"steps": 6500, "end": "early_stop"}  # ended past the floor
+    assert _finished(done(1750, old), floored) is None  # stopped on the starting plateau: trained again
+    assert _finished(done(1750, floored.config), floored) is not None  # trained with the floor itself
+    other = config_digest(load_config(None, ["train.lr=0.2"]))
+    assert _finished(done(6500, other), floored) is None
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.safetensors").write_bytes(b"x")
+    (run / "config.yaml").write_text(
+        dump_config(load_config(None, [*base, "train.early_stop={patience: 6, min_delta: 0.005}"]))
+    )
+    assert _resumable(run, floored) and run.is_dir()  # a killed floorless run resumes under the floor
 
 
 def test_splice_replaces_or_appends_one_section() -> None:

@@ -33,6 +33,17 @@ def test_plateau_counts_evaluations_without_a_gain() -> None:
     assert Plateau(None).update(0.0, 1) is False  # no rule: never stops
 
 
+def test_no_run_stops_on_its_starting_plateau_before_min_steps() -> None:
+    """The paper experiment's class-balancing and jitter runs stopped at step 1750 with every pixel background
+    (mean IU 0.0996 from step 250 on): flat, but not converged. ``min_steps`` keeps such a run going."""
+    p = Plateau(EarlyStop(patience=2, min_delta=0.005, min_steps=1000))
+    flat = [p.update(0.0996, step) for step in (250, 500, 750)]
+    assert flat == [False, False, False] and p.stale == 2  # would have stopped at 750 without min_steps
+    assert not p.update(0.25, 1000)  # it leaves the plateau: a gain
+    assert not p.update(0.25, 1250) and p.update(0.25, 1500)  # a real plateau after min_steps stops it
+    assert p.stopped_at == 1500 and p.best == 0.25
+
+
 def test_plateau_state_round_trips_and_malformed_state_is_refused() -> None:
     p = Plateau(EarlyStop(patience=3))
     p.update(0.3, 5)

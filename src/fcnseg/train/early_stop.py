@@ -1,7 +1,8 @@
 """Stopping on a validation plateau (``train.early_stop``), resumable.
 
 :class:`Plateau` watches one validation score after each evaluation. A score that beats the best so far by at
-least ``min_delta`` is a gain and resets the count; ``patience`` evaluations in a row without a gain end the run.
+least ``min_delta`` is a gain and resets the count; ``patience`` evaluations in a row without a gain end the run
+(at step ``min_steps`` or later: a net on its starting plateau has not converged).
 The count, the best score and where it was reached travel in the training state, so a resumed run continues
 the same count, and a run that already stopped stays stopped. Why a run ended is written to ``summary.json``.
 """
@@ -43,7 +44,7 @@ class Plateau:
             self.best, self.best_step, self.stale = value, step, 0
         else:
             self.stale += 1
-        if self.stale >= self.rule.patience:
+        if self.stale >= self.rule.patience and step >= self.rule.min_steps:
             self.stopped_at = step
         return self.stopped_at is not None
 

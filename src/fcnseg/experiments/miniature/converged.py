@@ -152,7 +152,9 @@ def run_converged(
             "name": name or (scale if isinstance(scale, str) else "custom"),
             **{k: v for k, v in ps.seg.__dict__.items() if not k.startswith("cls_")},
         },
-        "recipe": {k: getattr(ps, k) for k in ("cap", "eval_every", "patience", "min_delta", "classifier")},
+        "recipe": {
+            k: getattr(ps, k) for k in ("cap", "eval_every", "patience", "min_delta", "min_steps", "classifier")
+        },
         "seeds": list(tr.seeds),
         "device": device,
         "machine": machine(),

@@ -93,7 +93,9 @@ def converged_markdown(result: dict[str, Any]) -> str:
         f"* **Fine-tuning to convergence**: the demo's recipe (AdamW {sc['seg_lr']:g}, poly over the cap, batch "
         f"{sc['seg_batch']}, {sc['seg_size']}-px scenes, {sc['seg_images']} of them). Every net is trained until its "
         f"validation mean IU ({sc['val_images']} scenes, every {rec['eval_every']} steps) gains less than "
-        f"{rec['min_delta']} in {rec['patience']} evaluations in a row, capped at {rec['cap']} steps; FCN-16s starts "
+        f"{rec['min_delta']} in {rec['patience']} evaluations in a row"
+        + (f" (not before step {rec['min_steps']})" if rec.get("min_steps") else "")
+        + f", capped at {rec['cap']} steps; FCN-16s starts "
         "from the FCN-32s's best checkpoint and FCN-8s from the FCN-16s's, as in the paper's staged training; "
         "at-once FCN-8s and the from-scratch FCN-8s start from the classifier and from random weights. "
         + (

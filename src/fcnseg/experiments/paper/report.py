@@ -109,7 +109,9 @@ def _setup(meta: dict[str, Any], result: dict[str, Any]) -> list[str]:
         f"cap, batch {seg.get('seg_batch', '?')}, one stage from the classifier unless said). **Every run is "
         f"trained to its plateau**: validation mean IU on {seg.get('val_images')} scenes every "
         f"{rec.get('eval_every')} steps, stopped when {rec.get('patience')} evaluations in a row gain less than "
-        f"{rec.get('min_delta')} (`train.early_stop`), capped at {rec.get('cap')} steps "
+        f"{rec.get('min_delta')} (`train.early_stop`)"
+        + (f", not before step {rec['min_steps']}" if rec.get("min_steps") else "")
+        + f", capped at {rec.get('cap')} steps "
         f"({rec.get('ref_cap')} for the batch-1 reference solver); scored with its best validation checkpoint on "
         f"the same {seg.get('test_images', '?')} held-out scenes (split `test`). **Each run is repeated with "
         f"{len(seeds)} seeds** ({', '.join(map(str, seeds))}: image order and augmentation); numbers are mean ± "

@@ -9,6 +9,7 @@ runs are trained side by side in child processes (:mod:`..pool`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -91,24 +92,55 @@ def config_digest(cfg: RunConfig) -> str:
     return hashlib.sha256(json.dumps(diff, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _finished(done: Path, digest: str) -> dict[str, Any] | None:
-    """The record of a run trained with config ``digest``, or None (not trained, another config, or a damaged
-    ``done.json``: then it is trained again and the file rewritten)."""
+@dataclass(frozen=True)
+class Digests:
+    """A run's config digest, and the digest of the same config without ``train.early_stop.min_steps`` (None when
+    it has none): a run trained without that floor that ended at or after it (or has not ended) went exactly as it
+    would with it, so it is kept rather than trained again."""
+
+    config: str
+    without_floor: str | None = None
+    floor: int = 0
+
+    @classmethod
+    def of(cls, keys: list[str]) -> Digests:
+        cfg = load_config(None, keys)
+        rule = cfg.train.early_stop
+        if rule is None or not rule.min_steps:
+            return cls(config_digest(cfg))
+        floorless = dataclasses.replace(rule, min_steps=0)
+        floorless = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, early_stop=floorless))
+        return cls(config_digest(cfg), config_digest(floorless), rule.min_steps)
+
+    def matches(self, digest: object, ended_at: int | None = None) -> bool:
+        """``digest`` is this config's, or the floorless one's for a run that ended at ``ended_at`` ≥ the floor
+        (None: not ended yet)."""
+        if digest == self.config:
+            return True
+        return digest == self.without_floor and (ended_at is None or ended_at >= self.floor)
+
+
+def _finished(done: Path, digests: Digests) -> dict[str, Any] | None:
+    """The record of a run trained with this config (:class:`Digests`), or None (not trained, another config, or a
+    damaged ``done.json``: then it is trained again and the file rewritten)."""
     try:
         data = json.loads(done.read_text())
     except (OSError, ValueError):
         return None
-    ok = isinstance(data, dict) and data.get("config") == digest and isinstance(data.get("result"), dict)
+    if not isinstance(data, dict) or not isinstance(data.get("result"), dict):
+        return None
+    steps = data["result"].get("steps")
+    ok = digests.matches(data.get("config"), steps if isinstance(steps, int) else -1)
     return data["result"] if ok else None
 
 
-def _resumable(run_dir: Path, digest: str) -> bool:
+def _resumable(run_dir: Path, digests: Digests) -> bool:
     """Whether ``run_dir`` holds a stopped run of this config to resume; a run of another config is cleared."""
     cfg_file, last = run_dir / "config.yaml", run_dir / "checkpoints" / "last.safetensors"
     if not cfg_file.is_file():
         return False
     try:
-        same = config_digest(load_config(cfg_file)) == digest
+        same = digests.matches(config_digest(load_config(cfg_file)))
     except Exception:  # an unreadable config of ours: train afresh
         same = False
     if same and last.is_file():
@@ -153,17 +185,17 @@ class Trainer:
     def run_dir(self, name: str, seed: int) -> Path:
         return self.out / name / f"seed{seed}"
 
-    def _job(self, req: Request) -> tuple[Job, str]:
+    def _job(self, req: Request) -> tuple[Job, Digests]:
         run = RUNS[req.key]
         init = str(self.run_dir(req.init, req.seed) / "checkpoints" / "best.safetensors") if req.init else None
         keys = tuple(run_overrides(run, self.ps, self.device, init, req.lr_multiplier, req.seed))
         run_dir = self.run_dir(req.saved_as, req.seed)
-        return Job(keys, str(run_dir)), config_digest(load_config(None, list(keys)))
+        return Job(keys, str(run_dir)), Digests.of(list(keys))
 
     def train_many(self, requests: list[Request]) -> dict[tuple[str, int], dict[str, Any]]:
         """Train every request not yet trained (side by side); ``{(name, seed): record}`` for all of them."""
         records: dict[tuple[str, int], dict[str, Any]] = {}
-        todo: list[tuple[Request, Job, str]] = []
+        todo: list[tuple[Request, Job, Digests]] = []
         for req in requests:
             job, digest = self._job(req)
             record = _finished(Path(job.run_dir) / "done.json", digest)
@@ -185,7 +217,7 @@ class Trainer:
             req, digest = by_dir[job.run_dir]
             record = self._record(req, Path(job.run_dir), diverged, time.perf_counter() - started[job.run_dir])
             with atomic_write(Path(job.run_dir) / "done.json", "w") as f:
-                json.dump({"config": digest, "result": record}, f, indent=1)
+                json.dump({"config": digest.config, "result": record}, f, indent=1)
             records[(req.saved_as, req.seed)] = record
             self.trained += 1
             self.wall.append(record["wall_s"])
