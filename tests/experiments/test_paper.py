@@ -164,6 +164,7 @@ def test_the_config_digest_ignores_keys_left_at_their_defaults() -> None:
 def test_a_run_finished_without_the_step_floor_is_kept_only_where_the_floor_could_not_have_changed_it(
     tmp_path,
 ) -> None:
+    import hashlib
     import json
 
     from fcnseg.config import dump_config
@@ -173,6 +174,9 @@ def test_a_run_finished_without_the_step_floor_is_kept_only_where_the_floor_coul
     floored = Digests.of([*base, "train.early_stop={patience: 6, min_delta: 0.005, min_steps: 4000}"])
     old = config_digest(load_config(None, [*base, "train.early_stop={patience: 6, min_delta: 0.005}"]))
     assert floored.floor == 4000 and floored.without_floor == old != floored.config
+    unset = {"train.lr": 0.1, "train.max_iter": 16000, "train.early_stop.patience": 6}
+    unset |= {"train.early_stop.min_delta": 0.005, "train.early_stop.metric": "mean_iu"}  # as recorded before
+    assert old == hashlib.sha256(json.dumps(unset, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def done(steps: int, digest: str) -> Path:
         path = tmp_path / f"done-{steps}-{digest[:4]}.json"

@@ -42,6 +42,9 @@ def test_no_run_stops_on_its_starting_plateau_before_min_steps() -> None:
     assert not p.update(0.25, 1000)  # it leaves the plateau: a gain
     assert not p.update(0.25, 1250) and p.update(0.25, 1500)  # a real plateau after min_steps stops it
     assert p.stopped_at == 1500 and p.best == 0.25
+    early = Plateau(EarlyStop(patience=2, min_steps=1000))  # a run stopped at 750 before the floor was added
+    early.restore({"best": 0.0996, "best_step": 250, "stale": 2, "stopped_at": 750}, "state")
+    assert early.stopped_at is None and not early.update(0.0996, 1000 - 250)  # it goes on from there
 
 
 def test_plateau_state_round_trips_and_malformed_state_is_refused() -> None:
@@ -99,3 +102,14 @@ def test_resume_continues_the_patience_count(tmp_path) -> None:
     # resuming a run that already stopped trains nothing more
     fit(tiny(*rule, "train.max_iter=20"), run, resume=True, progress=False)
     assert read_info(run / "checkpoints" / "last.safetensors").step == 4
+
+
+def test_a_run_stopped_before_a_floor_added_since_trains_on_from_its_stop(tmp_path) -> None:
+    run = tmp_path / "run"
+    rule = ("train.lr=0", "train.eval_every=1", "train.checkpoint_every=1", "train.max_iter=20")
+    fit(tiny(*rule, "train.early_stop={patience: 2}"), run, progress=False)  # lr 0: flat, stops at step 3
+    assert json.loads((run / "summary.json").read_text())["steps"] == 3
+    fit(tiny(*rule, "train.early_stop={patience: 2, min_steps: 6}"), run, resume=True, progress=False)
+    assert _evals(run) == [1, 2, 3, 4, 5, 6]  # went on from step 3 and stopped at the floor
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 6 and summary["end"] == "early_stop"

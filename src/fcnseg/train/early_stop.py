@@ -68,7 +68,8 @@ class Plateau:
         }
 
     def restore(self, state: Any, where: Any) -> None:
-        """Continue the count a training state recorded (none recorded: a fresh count)."""
+        """Continue the count a training state recorded (none recorded: a fresh count); a stop recorded before
+        ``min_steps`` is lifted (the floor was raised since)."""
         if state is None or self.rule is None:
             return
         ok = isinstance(state, dict) and all(
@@ -81,6 +82,8 @@ class Plateau:
         if not ok:
             raise CheckpointError(f"{where}: malformed training state: early_stop {state!r}")
         self.best = -math.inf if best is None else float(best)
+        if stopped is not None and stopped < self.rule.min_steps:
+            stopped = None  # stopped before a floor added since: the run goes on from there, as the floor says
         self.best_step, self.stale, self.stopped_at = state["best_step"], state["stale"], stopped
 
 
