@@ -274,3 +274,16 @@ def test_a_damaged_paper_json_is_one_line_and_a_damaged_done_json_retrains(tmp_p
     assert (again["meta"]["history"][-1]["runs_trained"], again["meta"]["history"][-1]["runs_reused"]) == (1, 3)
     assert any("training 1 run(s)" in s and "fcn32s/seed0" in s for s in said)  # the damaged one trained again
     assert json.loads((out / "fcn32s" / "seed0" / "done.json").read_text())["result"]["label"] == "FCN-32s"
+
+
+def test_a_resumed_runs_record_counts_its_training_time_not_only_the_resumed_tail(tmp_path) -> None:
+    from fcnseg.config import dump_config
+    from fcnseg.experiments.paper.runs import Request
+
+    run = tmp_path / "whole" / "seed0"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(dump_config(load_config(None, ["train.max_iter=16000"])))
+    (run / "log.csv").write_text("step,loss,train_s,mean_iu\n250,1.0,600.5,0.2\n500,0.9,1201.0,0.3\n")
+    (run / "summary.json").write_text(json.dumps({"end": "early_stop", "steps": 500}))
+    record = Trainer(tmp_path, SCALES["smoke"], "cpu")._record(Request("whole", 0), run, None, wall=4.0)
+    assert record["wall_s"] == 1201.0 and record["steps"] == 500  # the progress estimate reads wall_s

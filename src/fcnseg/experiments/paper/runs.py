@@ -273,7 +273,8 @@ class Trainer:
             "last_loss": losses[-1] if losses else None,
             "train_s": curve[-1]["train_s"] if curve else wall,
             "train_s_to_best": at_best,
-            "wall_s": wall,
+            # a resumed run's call is only its tail: its training seconds so far (the log's) when longer
+            "wall_s": max(wall, curve[-1]["train_s"] if curve else 0.0),
         }
 
 
