@@ -19,3 +19,14 @@ def test_train_s_grows_with_training_and_leaves_evaluation_out(tmp_path) -> None
     by_step = {int(r["step"]): float(r["train_s"]) for r in rows if r["loss"]}
     assert [s for s, _ in evals] == [3, 6]
     assert all(t == by_step[s] for s, t in evals)  # evaluation adds nothing to the clock
+
+
+def test_a_resumed_run_goes_on_from_the_training_seconds_it_had(tmp_path) -> None:
+    """The paper runs train in pieces across sessions: their seconds-to-best must count every piece."""
+    keys = ("train.log_every=1", "train.eval_every=100", "train.checkpoint_every=2")
+    fit(tiny("train.max_iter=2", *keys), tmp_path / "run", progress=False)
+    fit(tiny("train.max_iter=4", *keys), tmp_path / "run", resume=True, progress=False)
+    with (tmp_path / "run" / "log.csv").open() as f:
+        train = {int(r["step"]): float(r["train_s"]) for r in csv.DictReader(f) if r["loss"]}
+    assert sorted(train) == [1, 2, 3, 4]
+    assert train[4] > train[3] > train[2] > train[1] > 0  # step 3 starts from step 2's count, not from 0

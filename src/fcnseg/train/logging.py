@@ -10,8 +10,8 @@ from ..io import atomic_write
 
 __all__ = ["RunLogger", "curves_figure", "loss_label", "plot_curves", "read_log"]
 
-#: ``train_s``: seconds spent in training steps so far in this process (evaluation and checkpoints left out;
-#: a resumed run counts from its restart) — the wall-time axis of the paper's Fig. 5
+#: ``train_s``: seconds spent in training steps so far (evaluation and checkpoints left out; a resumed run goes on
+#: from the seconds its training state recorded) — the wall-time axis of the paper's Fig. 5
 FIELDS = ["step", "loss", "lr", "images_per_s", "pixel_accuracy", "mean_accuracy", "mean_iu", "fw_iu", "train_s"]
 
 

@@ -12,6 +12,7 @@ single-process run sees. Mixed precision is ``amp.py``; what a run writes beside
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
@@ -93,7 +94,7 @@ class RunState:
     best: float = -1.0  # the best validation score so far by selection_metric (what best.safetensors holds)
     plateau: Plateau = field(default_factory=lambda: Plateau(None))  # train.early_stop's count
     seen: int = field(default=0)  # images trained on in this process
-    train_s: float = field(default=0.0)  # seconds in training steps in this process (evaluation and saving excluded)
+    train_s: float = field(default=0.0)  # seconds in training steps so far, resumes included (evaluation excluded)
 
     @property
     def heads(self) -> dict[str, int]:
@@ -204,7 +205,14 @@ def prepare(cfg: RunConfig, run_dir: Path, device: torch.device, dist: DistInfo,
         start,
         best,
         plateau,
+        train_s=_seconds(state.get("train_s")),
     )
+
+
+def _seconds(value: object) -> float:
+    """The training seconds a resumed state recorded (0 for a state from before they were kept, or a bad one)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    return float(value) if ok else 0.0  # type: ignore[arg-type]
 
 
 def _begin(cfg: RunConfig, run_dir: Path, model: FCN, dist: DistInfo) -> None:
@@ -317,6 +325,7 @@ def _on_cadence(run: RunState, done: int) -> dict[str, Any] | None:
             "amp_dtype": dtype_name(run.dtype),
             "early_stop": run.plateau.state(),
             "best_score": run.best,
+            "train_s": run.train_s,
         }
         if dist.main:
             _save(run, done, ckpt_dir / "last", training_state=extra)
