@@ -287,3 +287,18 @@ def test_a_resumed_runs_record_counts_its_training_time_not_only_the_resumed_tai
     (run / "summary.json").write_text(json.dumps({"end": "early_stop", "steps": 500}))
     record = Trainer(tmp_path, SCALES["smoke"], "cpu")._record(Request("whole", 0), run, None, wall=4.0)
     assert record["wall_s"] == 1201.0 and record["steps"] == 500  # the progress estimate reads wall_s
+
+
+def test_log_rows_of_a_run_trained_in_pieces_count_its_seconds_across_them() -> None:
+    from fcnseg.experiments.paper.runs import joined
+
+    def rows(*pairs: tuple[int, float]) -> list[dict[str, str]]:
+        return [{"step": str(s), "train_s": str(t), "loss": "1"} for s, t in pairs]
+
+    # an older log: killed at step 3 (checkpoint at 2), resumed from 2 with the count restarted at 0
+    old = joined(rows((1, 10.0), (2, 20.0), (2, 20.0), (3, 30.0), (3, 2.0), (4, 12.0)))
+    assert [(int(r["step"]), float(r["train_s"])) for r in old] == [(1, 10), (2, 20), (2, 20), (3, 22), (4, 32)]
+    # a log of today's trainer: the resumed piece goes on from the count at its checkpoint (20), nothing added
+    new = joined(rows((1, 10.0), (2, 20.0), (3, 30.0), (3, 29.0), (4, 39.0)))
+    assert [(int(r["step"]), float(r["train_s"])) for r in new] == [(1, 10), (2, 20), (3, 29), (4, 39)]
+    assert [float(r["train_s"]) for r in joined(rows((1, 1.0), (2, 2.0)))] == [1.0, 2.0]  # one piece: as it was

@@ -32,7 +32,7 @@ from ..pool import Job, fit_all
 from ..scale import FINE_TUNE, overrides
 from .recipe import RUNS, PaperScale, Run, reference_lr
 
-__all__ = ["Request", "Trainer", "config_digest", "foreground_mean_iu", "held_out", "run_overrides"]
+__all__ = ["Request", "Trainer", "config_digest", "foreground_mean_iu", "held_out", "joined", "run_overrides"]
 
 
 def run_overrides(
@@ -208,6 +208,8 @@ class Trainer:
         for req in requests:
             job, digest = self._job(req)
             record = _finished(Path(job.run_dir) / "done.json", digest)
+            if record is not None and (Path(job.run_dir) / "log.csv").is_file():  # its numbers read afresh
+                record = self._record(req, Path(job.run_dir), record.get("diverged"), float(record.get("wall_s", 0)))
             if record is not None:
                 self.reused += 1
                 records[(req.saved_as, req.seed)] = record
@@ -246,7 +248,7 @@ class Trainer:
     def _record(self, req: Request, run_dir: Path, diverged: str | None, wall: float) -> dict[str, Any]:
         run = RUNS[req.key]
         cfg = load_config(run_dir / "config.yaml")
-        rows = read_log(run_dir / "log.csv")
+        rows = joined(read_log(run_dir / "log.csv"))
         curve = [
             {"step": int(r["step"]), "train_s": float(r["train_s"]), "mean_iu": float(r["mean_iu"])}
             for r in rows
@@ -276,6 +278,27 @@ class Trainer:
             # a resumed run's call is only its tail: its training seconds so far (the log's) when longer
             "wall_s": max(wall, curve[-1]["train_s"] if curve else 0.0),
         }
+
+
+def joined(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """``log.csv`` rows with ``train_s`` counted across the pieces of a run trained in several processes. A piece
+    resumed from its checkpoint at step S follows the rows its killed predecessor wrote past S: those go, and a
+    count restarted at 0 (logs written before the trainer kept the count in its state) goes on from the seconds
+    the run had at S."""
+    out: list[dict[str, str]] = []
+    offset, last = 0.0, -math.inf
+    for row in rows:
+        try:
+            step, seconds = int(row["step"]), float(row["train_s"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if seconds + offset < last:  # a resumed piece
+            out = [r for r in out if int(r["step"]) < step]
+            base = float(out[-1]["train_s"]) if out else 0.0
+            offset = base if seconds < base else 0.0
+        last = seconds + offset
+        out.append({**row, "train_s": f"{last:.3f}"})
+    return out
 
 
 def _summary(run_dir: Path) -> dict[str, Any]:
