@@ -24,7 +24,9 @@ def _random(model):
     return model.eval()
 
 
-@pytest.mark.parametrize("name", ["fcn8s_vgg16", "fcn32s_alexnet", "fcn8s_resnet18"])
+@pytest.mark.parametrize(
+    "name", ["fcn8s_vgg16", "fcn32s_alexnet", pytest.param("fcn8s_resnet18", marks=pytest.mark.slow)]
+)
 def test_onnx_matches_pytorch_at_three_sizes_including_odd(tmp_path, name: str) -> None:
     model = _random(fcnseg.get_model(name, num_classes=5, width=1 / 16))
     report = export_onnx(model, tmp_path / "m.onnx", check_sizes=((64, 64), (97, 53), (31, 45)))
@@ -134,7 +136,7 @@ def _onnx_ops(path) -> set[str]:
     return {n.op_type for n in graph.node}
 
 
-@pytest.mark.parametrize("mode", ["dense", "grouped", "resize"])
+@pytest.mark.parametrize("mode", ["dense", "grouped", pytest.param("resize", marks=pytest.mark.slow)])
 def test_deployment_upsampling_forms_are_exact_in_onnx(tmp_path, mode: str) -> None:
     """Each form is checked by onnxruntime against the model as built; resize leaves no ConvTranspose."""
     model = _random(fcnseg.get_model("fcn8s_vgg16", num_classes=5, width=1 / 16))

@@ -92,6 +92,7 @@ def test_cli_export_int8_and_predict_int8(tmp_path, capsys, fcnseg_home) -> None
     assert "no images to calibrate on" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow  # ~10 s on 2 cores: the default suite stays under 6 minutes
 def test_predict_with_the_onnxruntime_engine_matches_torch(tmp_path, fcnseg_home) -> None:
     model = _model()
     info = CheckpointInfo(
@@ -122,6 +123,7 @@ print("root handlers:", len(logging.getLogger().handlers))
 """
 
 
+@pytest.mark.slow  # ~10 s on 2 cores: the default suite stays under 6 minutes
 def test_quantizing_prints_nothing_of_onnxruntime_s_and_leaves_the_root_logger_alone(tmp_path) -> None:
     """onnxruntime's ``logging.warning`` advice printed on every quantization and, in a process whose root logger
     had no handler, installed one for good (so other libraries' records would print from then on)."""

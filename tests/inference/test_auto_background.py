@@ -106,6 +106,7 @@ def test_a_background_build_that_fails_is_left_out_saying_why(checkpoint, fcnseg
 
 
 @needs_ort
+@pytest.mark.slow  # ~10 s on 2 cores: the default suite stays under 6 minutes
 def test_an_engine_ready_at_once_runs_until_the_build_is_done_and_pytorch_is_not_timed_again(
     checkpoint, fcnseg_home, monkeypatch
 ) -> None:
