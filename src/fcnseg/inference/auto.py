@@ -7,8 +7,10 @@ in a server, where the PyTorch time already spent counts instead) would save mor
 timing the engine expected to be fastest here costs, that engine is built (in a child process: a crash or an
 out-of-memory there cannot end this one), held to the accuracy guard (reduced precisions must give fp32's label on
 ≥ :data:`AGREEMENT` of the calibration pixels) and timed against PyTorch on the image at hand; the faster one
-runs the rest. Forward passes under :data:`MIN_FORWARD_S` never tune. ``fcnseg tune`` (:meth:`AutoEngine.tune`)
-measures every eligible engine for given sizes on request.
+runs the rest. An exported engine is built in a background thread (:mod:`~fcnseg.inference.pending`) while the
+images go on, on an engine ready at once (PyTorch bf16) when one pays, whose decision is interim until the build is
+done and measured beside it. Forward passes under :data:`MIN_FORWARD_S` never tune. ``fcnseg tune``
+(:meth:`AutoEngine.tune`) measures every eligible engine for given sizes on request.
 
 A measured decision is kept in ``FCNSEG_HOME`` with the model file's cache entry, keyed by this machine's
 fingerprint and the bucket, so later processes start on it (when their own work repays loading it). An engine that
