@@ -27,6 +27,7 @@ from .files import check_regular, open_regular
 
 __all__ = [
     "IMAGE_FORMATS",
+    "IMAGE_SUFFIXES",
     "MAX_PIXELS",
     "exif_orientation",
     "max_pixels",
@@ -40,6 +41,8 @@ __all__ = [
 
 #: raster formats fcnseg decodes (JPEG includes MPO, the variant many cameras write)
 IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "GIF", "PPM")
+#: file suffixes taken as images in a folder
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pbm", ".pnm")
 #: default pixel limit (width × height); ``FCNSEG_MAX_PIXELS`` overrides it. Larger images: predict --tile
 MAX_PIXELS = 100_000_000
 #: bit depths a 16/32-bit container usually holds (camera and medical sensors), tried smallest first

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
-from .data.base import IGNORE_INDEX, voc_palette
 from .data.classes import VOC_CLASSES
+from .data.palette import IGNORE_INDEX, voc_palette
 from .io import atomic_write
+
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn: masks and overlays do not need its 0.4 s
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
 __all__ = [
     "DISTINCT_COLOURS",
@@ -66,6 +68,9 @@ _VOID_DISTINCT = (255, 255, 255)
 
 def figure(figsize: tuple[float, float]) -> Figure:
     """A figure drawn by Agg, whatever matplotlib backend the process uses (fcnseg never switches it)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=figsize)
     FigureCanvasAgg(fig)
     return fig
@@ -133,6 +138,8 @@ def grid_figure(
     names = {i: classes[i] if i < len(classes) else f"class {i}" for i in sorted(used) if i != IGNORE_INDEX}
     if IGNORE_INDEX in used:
         names[IGNORE_INDEX] = VOID_LABEL
+    from matplotlib.patches import Patch
+
     handles = [Patch(facecolor=pal[i] / 255, edgecolor="0.4", linewidth=0.5, label=n) for i, n in names.items()]
     _fit_legend(fig, handles)
     return fig

@@ -1,28 +1,33 @@
 """Datasets in their real on-disk formats, a synthetic set, and transforms.
 
-``get_dataset(name, root, split, transforms=None, **kw)`` builds any of them by name.
+``get_dataset(name, root, split, transforms=None, **kw)`` builds any of them by name (:mod:`.registry`).
+
+Each name below is imported on first use: the readers import torchvision (and with it every torchvision model,
+≈ 1 s) and SciPy, which a command that only predicts never needs, while ``fcnseg.data.classes`` and
+``fcnseg.data.base`` stay importable on their own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from ..registry import Registry
-from .ade20k import ADE20K
-from .base import IGNORE_INDEX, SegmentationDataset, voc_palette
-from .bounds import upper_bounds
-from .cityscapes import Cityscapes
-from .coco import COCOSegmentation
-from .context import PASCALContext
-from .folder import SegmentationFolder, open_folder
-from .nyud import NYUDv2
-from .sbd import SBDSegmentation
-from .siftflow import SIFTFlow
-from .synthetic import SyntheticShapes
-from .transforms import eval_transforms, train_transforms
-from .voc import VOCSegmentation
+from .._lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from .ade20k import ADE20K
+    from .base import IGNORE_INDEX, SegmentationDataset, voc_palette
+    from .bounds import upper_bounds
+    from .cityscapes import Cityscapes
+    from .coco import COCOSegmentation
+    from .context import PASCALContext
+    from .folder import SegmentationFolder, open_folder
+    from .nyud import NYUDv2
+    from .registry import DATASETS, get_dataset, list_datasets
+    from .sbd import SBDSegmentation
+    from .siftflow import SIFTFlow
+    from .synthetic import SyntheticShapes
+    from .transforms import eval_transforms, train_transforms
+    from .voc import VOCSegmentation
 
 __all__ = [
     "ADE20K",
@@ -41,49 +46,28 @@ __all__ = [
     "eval_transforms",
     "get_dataset",
     "list_datasets",
+    "open_folder",
     "train_transforms",
     "upper_bounds",
     "voc_palette",
 ]
 
-DATASETS: Registry[Callable[..., SegmentationDataset]] = Registry("dataset")
-DATASETS.register("voc")(VOCSegmentation)
-DATASETS.register("sbd")(SBDSegmentation)
-DATASETS.register("siftflow")(SIFTFlow)
-DATASETS.register("nyudv2")(NYUDv2)
-DATASETS.register("pascal_context")(PASCALContext)
-DATASETS.register("cityscapes")(Cityscapes)
-DATASETS.register("ade20k")(ADE20K)
-DATASETS.register("coco")(COCOSegmentation)
-
-
-@DATASETS.register("folder")
-def _folder(root: str | Path, split: str | None = None, **kw: Any) -> SegmentationFolder:
-    """``root/images`` + ``root/masks`` (or ``root/<split>/…``), or a CVAT "Segmentation mask 1.1" export."""
-    return open_folder(root, split, **kw)
-
-
-@DATASETS.register("synthetic")
-def _synthetic(root: str | Path | None = None, split: str = "train", **kw: Any) -> SyntheticShapes:
-    """SyntheticShapes; ``root`` is ignored (nothing on disk)."""
-    return SyntheticShapes(split=split, **kw)
-
-
-def get_dataset(
-    name: str, root: str | Path | None, split: str = "train", transforms: Any = None, **kw: Any
-) -> SegmentationDataset:
-    """Build a dataset by name: voc, sbd, siftflow, nyudv2, pascal_context, cityscapes, ade20k, coco, folder or
-    synthetic.
-
-    Args:
-        name: registry name (unknown names list the valid ones).
-        root: the folder holding the dataset exactly as its authors distribute it.
-        split: the split name (each dataset documents its own).
-        transforms: callable on ``(image, mask)``.
-        **kw: dataset-specific options (``year``, ``modalities``, ``n``, ``size``, ``seed`` …).
-    """
-    return DATASETS.get(name)(root, split, transforms=transforms, **kw)
-
-
-def list_datasets() -> list[str]:
-    return DATASETS.list()
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {
+        "ADE20K": ".ade20k",
+        **dict.fromkeys(("IGNORE_INDEX", "SegmentationDataset", "voc_palette"), ".base"),
+        "upper_bounds": ".bounds",
+        "Cityscapes": ".cityscapes",
+        "COCOSegmentation": ".coco",
+        "PASCALContext": ".context",
+        **dict.fromkeys(("SegmentationFolder", "open_folder"), ".folder"),
+        "NYUDv2": ".nyud",
+        **dict.fromkeys(("DATASETS", "get_dataset", "list_datasets"), ".registry"),
+        "SBDSegmentation": ".sbd",
+        "SIFTFlow": ".siftflow",
+        "SyntheticShapes": ".synthetic",
+        **dict.fromkeys(("eval_transforms", "train_transforms"), ".transforms"),
+        "VOCSegmentation": ".voc",
+    },
+)

@@ -6,7 +6,6 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 
 from ..errors import DataError
 from ..files import read_text
@@ -55,6 +54,8 @@ def bundled_split(name: str) -> list[str]:
 
 def load_mat_field(path: Path, *fields: str) -> np.ndarray:
     """``fields[0].fields[1]…`` of a MATLAB v5 file, e.g. ``("GTcls", "Segmentation")``."""
+    import scipy.io  # here, not at import: it costs 0.24 s that only .mat readers need
+
     try:
         data = scipy.io.loadmat(path, simplify_cells=True)
     except FileNotFoundError:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, DataWarning
+from ..imageio import IMAGE_SUFFIXES
 from ..io import _open
 from ._common import check_mask, read_ids, read_photo, require_dir
 from .base import IGNORE_INDEX, SegmentationDataset, to_sample, voc_palette
@@ -17,8 +18,6 @@ from .label_stats import LabelStats
 from .labelmap import read_class_names, read_labelmap
 
 __all__ = ["IMAGE_SUFFIXES", "SegmentationFolder", "open_folder"]
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pbm", ".pnm")
 
 
 class SegmentationFolder(SegmentationDataset):

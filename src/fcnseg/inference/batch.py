@@ -193,7 +193,7 @@ def _write_files(
 
 
 def _voc() -> np.ndarray:
-    from ..data.base import voc_palette
+    from ..data.palette import voc_palette
 
     return voc_palette()
 

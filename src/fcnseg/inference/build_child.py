@@ -30,12 +30,9 @@ __all__ = ["run_child"]
 
 
 def _model(spec: dict[str, Any]) -> Any:
-    from ..models import get_model
-    from ..runtime.checkpoint import load_into, load_state_dict_file
+    from ..runtime.checkpoint import build_loaded, load_state_dict_file
 
-    model = get_model(spec["arch"], **{k: v for k, v in spec["kwargs"].items() if v is not None})
-    load_into(model, load_state_dict_file(spec["file"]), spec["file"])
-    return model.eval()
+    return build_loaded(spec["arch"], spec["kwargs"], load_state_dict_file(spec["file"]), spec["file"]).eval()
 
 
 def _calibration(spec: dict[str, Any]) -> list[Any]:

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.folder import IMAGE_SUFFIXES
 from ..errors import DataError, printable
+from ..imageio import IMAGE_SUFFIXES
 from ..writes import destination, real_path, refuse_overlap
 
 __all__ = [

@@ -8,12 +8,22 @@ The layer under both :mod:`fcnseg.train` and :mod:`fcnseg.inference` (neither im
 * :mod:`.heads` — naming a net's heads and their classes, printing and saving their scores;
 * :mod:`.hardware` — the CPU's units, devices, the launcher's process count, the machine fingerprint;
 * :mod:`.calibration` — calibration images for reduced precisions.
+
+Each name below is imported on first use: prediction needs checkpoints and heads, not the dataset readers that
+evaluation imports (with torchvision and SciPy, ≈ 1.2 s of every command's start).
 """
 
-from .checkpoint import CheckpointInfo, load_checkpoint, load_state_dict_file, read_info, save_checkpoint
-from .evaluate import evaluate, predict_batch, write_grid
-from .hardware import resolve_device
-from .heads import FOUR, head_classes, main_scores, report, write_metrics
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from .checkpoint import CheckpointInfo, load_checkpoint, load_state_dict_file, read_info, save_checkpoint
+    from .evaluate import evaluate, predict_batch, write_grid
+    from .hardware import resolve_device
+    from .heads import FOUR, head_classes, main_scores, report, write_metrics
 
 __all__ = [
     "FOUR",
@@ -31,3 +41,15 @@ __all__ = [
     "write_grid",
     "write_metrics",
 ]
+
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {
+        **dict.fromkeys(
+            ("CheckpointInfo", "load_checkpoint", "load_state_dict_file", "read_info", "save_checkpoint"), ".checkpoint"
+        ),
+        **dict.fromkeys(("evaluate", "predict_batch", "write_grid"), ".evaluate"),
+        "resolve_device": ".hardware",
+        **dict.fromkeys(("FOUR", "head_classes", "main_scores", "report", "write_metrics"), ".heads"),
+    },
+)

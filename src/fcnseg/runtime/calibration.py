@@ -47,7 +47,7 @@ def calibration_images(
     the checkpoint's training set."""
     n = max(1, n)
     if folder:
-        from ..data.folder import IMAGE_SUFFIXES
+        from ..imageio import IMAGE_SUFFIXES
         from ..io import read_image
 
         files = sorted(p for p in Path(folder).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:n]

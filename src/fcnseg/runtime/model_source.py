@@ -14,9 +14,9 @@ from typing import Any
 
 from ..data.classes import default_classes
 from ..errors import CheckpointError, ConfigError
-from ..models import FCN, get_model
+from ..models import FCN
 from ..preprocessing import preset
-from .checkpoint import CheckpointInfo, load_checkpoint, load_into, load_state_dict_file, model_kwargs
+from .checkpoint import CheckpointInfo, build_loaded, load_checkpoint, load_state_dict_file, model_kwargs
 
 __all__ = ["ModelSpec", "OpenedModel", "infer_num_classes", "load_model", "open_model"]
 
@@ -78,8 +78,8 @@ def open_model(spec: ModelSpec) -> OpenedModel:
     if not (spec.model and spec.weights):
         raise ConfigError("give --checkpoint CKPT, or --model NAME with --weights FILE")
     state = load_state_dict_file(spec.weights)
-    model = get_model(spec.model, num_classes=spec.num_classes or infer_num_classes(state, spec.weights))
-    load_into(model, state, spec.weights)
+    classes = spec.num_classes or infer_num_classes(state, spec.weights)
+    model = build_loaded(spec.model, {"num_classes": classes}, state, spec.weights)
     pre = preset(spec.preprocessing or "caffe_voc")
     info = CheckpointInfo(
         arch=spec.model,

@@ -180,8 +180,7 @@ def get_model(name: str, *, weights: str | Weights | None = None, backbone_weigh
 
 
 def _load(path: Path, label: str, overrides: dict[str, Any]) -> Any:
-    from ..models import get_model as build
-    from ..runtime.checkpoint import load_into, load_state_dict_file, read_info
+    from ..runtime.checkpoint import build_loaded, load_state_dict_file, read_info
     from ..runtime.checkpoint_meta import check_finite
 
     info = read_info(path)
@@ -193,10 +192,9 @@ def _load(path: Path, label: str, overrides: dict[str, Any]) -> Any:
                 f"{', '.join(_FREE)} may differ (fine-tune with model.init_from for other classes)"
             )
         built[key] = value
-    model = build(info.arch, **built)
     state = load_state_dict_file(path)
     check_finite(state, path)
-    load_into(model, state, path)
+    model = build_loaded(info.arch, built, state, path)
     model.pretrained = info
     return model
 

@@ -54,9 +54,11 @@ class TrunkSpec:
 
 
 def init_trunk(layers: OrderedDict[str, nn.Module]) -> None:
-    """He initialisation for training a trunk from scratch (pretrained weights overwrite it)."""
+    """He initialisation for training a trunk from scratch (pretrained weights overwrite it). A trunk on the
+    ``meta`` device (shapes only, e.g. a checkpoint's model before its weights load) has nothing to initialise:
+    there, ``normal_`` would also import ``torch._dynamo`` (≈ 1 s)."""
     for m in layers.values():
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, nn.Conv2d) and not m.weight.is_meta:
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)

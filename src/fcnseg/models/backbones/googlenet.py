@@ -21,7 +21,12 @@ from .base import TrunkSpec
 
 __all__ = ["GoogLeNetInputTransform", "googlenet_trunk"]
 
-_gm = importlib.import_module("torchvision.models.googlenet")
+
+def _gm() -> Any:
+    """torchvision's GoogLeNet module, imported on first use (``torchvision.models`` imports every model, ≈ 1 s)."""
+    return importlib.import_module("torchvision.models.googlenet")
+
+
 _CHAIN = (
     "conv1",
     "maxpool1",
@@ -84,12 +89,13 @@ def googlenet_trunk(*, in_channels: int = 3, width: float = 1.0, pad: int = 100)
         first = kw.get("kernel_size") == 7
         if first:
             kw["padding"] = kw.get("padding", 0) + pad
-        return _gm.BasicConv2d(in_channels if first else _w(cin, width), _w(cout, width), **kw)
+        return _gm().BasicConv2d(in_channels if first else _w(cin, width), _w(cout, width), **kw)
 
     def inception(*args: Any) -> nn.Module:
-        return _gm.Inception(*args, conv_block=conv_block)
+        return _gm().Inception(*args, conv_block=conv_block)
 
-    net = _gm.GoogLeNet(aux_logits=False, init_weights=True, blocks=[conv_block, inception, _gm.InceptionAux])
+    gm = _gm()
+    net = gm.GoogLeNet(aux_logits=False, init_weights=True, blocks=[conv_block, inception, gm.InceptionAux])
     layers: OrderedDict[str, nn.Module] = OrderedDict(transform_input=GoogLeNetInputTransform())
     layers.update((name, getattr(net, name)) for name in _CHAIN)
     return TrunkSpec(

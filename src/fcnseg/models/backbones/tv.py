@@ -7,6 +7,7 @@ tiny models; at ``width == 1`` the modules are torchvision's unchanged, so Image
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections import OrderedDict
 from typing import Any
@@ -18,8 +19,6 @@ from .base import TrunkSpec, scaled
 
 __all__ = ["mobilenet_v3_trunk", "resnet_trunk"]
 
-_resnet = importlib.import_module("torchvision.models.resnet")
-_mnv3 = importlib.import_module("torchvision.models.mobilenetv3")
 _RESNET_LAYERS = {
     "resnet18": [2, 2, 2, 2],
     "resnet34": [3, 4, 6, 3],
@@ -28,32 +27,43 @@ _RESNET_LAYERS = {
 }
 
 
-class _ScaledResNet(_resnet.ResNet):
-    """torchvision's ResNet with every channel count multiplied by ``width`` (same module names)."""
+def _tv(name: str) -> Any:
+    """A torchvision model module, imported on first use: ``torchvision.models`` imports every model and the
+    detection ops (≈ 1 s), which a VGG16 or AlexNet FCN never needs."""
+    return importlib.import_module(f"torchvision.models.{name}")
 
-    def __init__(self, block: Any, layers: list[int], width: float) -> None:
-        object.__setattr__(self, "_width", width)
-        object.__setattr__(self, "_stem_scaled", False)
-        super().__init__(block, layers)
-        stem = scaled(64, width)
-        self.conv1 = nn.Conv2d(3, stem, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(stem)
-        nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
 
-    def _make_layer(self, block: Any, planes: int, blocks: int, stride: int = 1, dilate: bool = False) -> nn.Sequential:
-        if not self._stem_scaled:
-            self.inplanes = scaled(64, self._width)
-            object.__setattr__(self, "_stem_scaled", True)
-        return super()._make_layer(block, scaled(planes, self._width), blocks, stride, dilate)
+@functools.cache
+def _scaled_resnet() -> type:
+    class _ScaledResNet(_tv("resnet").ResNet):  # type: ignore[misc, name-defined]
+        """torchvision's ResNet with every channel count multiplied by ``width`` (same module names)."""
+
+        def __init__(self, block: Any, layers: list[int], width: float) -> None:
+            object.__setattr__(self, "_width", width)
+            object.__setattr__(self, "_stem_scaled", False)
+            super().__init__(block, layers)
+            stem = scaled(64, width)
+            self.conv1 = nn.Conv2d(3, stem, kernel_size=7, stride=2, padding=3, bias=False)
+            self.bn1 = nn.BatchNorm2d(stem)
+            nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
+
+        def _make_layer(self, block: Any, planes: int, blocks: int, stride: int = 1, dilate: bool = False) -> Any:
+            if not self._stem_scaled:
+                self.inplanes = scaled(64, self._width)
+                object.__setattr__(self, "_stem_scaled", True)
+            return super()._make_layer(block, scaled(planes, self._width), blocks, stride, dilate)
+
+    return _ScaledResNet
 
 
 def resnet_trunk(depth: str, *, in_channels: int = 3, width: float = 1.0) -> TrunkSpec:
     """A torchvision ResNet (``"resnet50"``, ``"resnet101"``, …) as a :class:`TrunkSpec`."""
-    block = _resnet.Bottleneck if depth in ("resnet50", "resnet101") else _resnet.BasicBlock
+    resnet = _tv("resnet")
+    block = resnet.Bottleneck if depth in ("resnet50", "resnet101") else resnet.BasicBlock
     net = (
-        _resnet.ResNet(block, _RESNET_LAYERS[depth])
+        resnet.ResNet(block, _RESNET_LAYERS[depth])
         if width == 1.0
-        else _ScaledResNet(block, _RESNET_LAYERS[depth], width)
+        else _scaled_resnet()(block, _RESNET_LAYERS[depth], width)
     )
     _set_in_channels(net, "conv1", in_channels)
     layers = OrderedDict(
@@ -73,7 +83,7 @@ def resnet_trunk(depth: str, *, in_channels: int = 3, width: float = 1.0) -> Tru
 
 def mobilenet_v3_trunk(*, in_channels: int = 3, width: float = 1.0) -> TrunkSpec:
     """torchvision's MobileNetV3-Large as a :class:`TrunkSpec` (taps found from the geometry)."""
-    net = _mnv3.mobilenet_v3_large(width_mult=width)
+    net = _tv("mobilenetv3").mobilenet_v3_large(width_mult=width)
     first = net.features[0][0]
     if in_channels != 3:
         net.features[0][0] = _conv_like(first, in_channels)
