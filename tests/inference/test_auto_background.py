@@ -116,8 +116,11 @@ def test_an_engine_ready_at_once_runs_until_the_build_is_done_and_pytorch_is_not
     timed: list[list[str]] = []
     speed = {"torch": 1.0, "torch-bf16": 0.5, "onnxruntime": 0.2}
 
+    warm: list[set[str]] = []
+
     def fake_time(self, engines, x, *a, **k):
         timed.append(list(engines))
+        warm.append(set(k.get("warm", ())))
         return {e: speed[e] * (2 if len(timed) > 1 else 1) for e in engines}  # the second input is twice as big
 
     monkeypatch.setattr(AutoEngine, "_time", fake_time)
@@ -137,6 +140,7 @@ def test_an_engine_ready_at_once_runs_until_the_build_is_done_and_pytorch_is_not
     seg.predict(images[1])
     (final,) = auto.decisions.values()
     assert sorted(timed[1]) == ["onnxruntime", "torch-bf16"]  # PyTorch not run again: scaled from torch-bf16
+    assert warm == [set(), {"torch-bf16"}]  # the engine that ran the images meanwhile needs no warm-up
     assert final.engine == "onnxruntime" and final.seconds["torch"] == pytest.approx(2.0)
     assert final.agreement["torch-bf16"] == 1.0 and final.build_s["torch-bf16"] == interim.build_s["torch-bf16"]
     assert list(fcnseg_home.glob("engines/*/decisions.json"))
@@ -171,3 +175,49 @@ def test_the_forward_pytorch_just_ran_counts_as_its_first_timed_round() -> None:
     seconds = Host()._time(["torch", "other"], torch.zeros(1), rounds=2, known={"torch": 1e-9})
     assert calls == {"torch": 1, "other": 3}  # no warm-up and one round fewer for PyTorch; warm-up + 2 for the other
     assert seconds["torch"] == 0.0 and seconds["other"] >= 0.0  # the known run's time is one of its samples
+
+
+def test_an_engine_already_warm_is_timed_without_a_warm_up_call() -> None:
+    from collections import Counter
+
+    calls: Counter[str] = Counter()
+
+    class Host(measuring_mod.Measuring):
+        device = torch.device("cpu")
+
+        def runner(self, engine):
+            return lambda x: calls.update([engine])
+
+    Host()._time(["interim", "new"], torch.zeros(1), rounds=2, warm={"interim"})
+    assert calls == {"interim": 2, "new": 3}
+
+
+def test_the_images_being_segmented_are_guarded_against_the_fp32_output_already_computed(
+    checkpoint, fcnseg_home, monkeypatch
+) -> None:
+    """No calibration images: the first image calibrates, and fp32's output on it, computed to segment it, is the
+    guard's reference (not computed again); a copy, so a caller changing the output in place cannot move it."""
+    _worth(monkeypatch, "torch-bf16")
+    monkeypatch.setattr(measuring_mod, "eligible", lambda name, device, exportable: None)
+    seg = Segmenter(checkpoint, engine="auto", device="cpu")
+    seg.expect(100)
+    auto = seg.engine
+    torch_runs: list[tuple[int, ...]] = []
+    real_runner = AutoEngine.runner
+
+    def runner(self, engine):
+        run = real_runner(self, engine)
+        if engine != "torch":
+            return run
+        return lambda x: torch_runs.append(tuple(x.shape)) or run(x)
+
+    monkeypatch.setattr(AutoEngine, "runner", runner)
+    x = torch.from_numpy(_images(1)[0]).permute(2, 0, 1)[None].float() / 255
+    out = auto(x)
+    expected = real_runner(auto, "torch")(x)
+    assert len(torch_runs) == 2  # the image (its first timed round) and one more round; none for the guard
+    (decision,) = auto.decisions.values()
+    assert decision.agreement["torch-bf16"] > 0.9
+    assert torch.equal(auto._refs[0], expected)
+    out.zero_()
+    assert torch.equal(auto._refs[0], expected)

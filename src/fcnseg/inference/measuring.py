@@ -22,7 +22,16 @@ if TYPE_CHECKING:
 
     from .pending import Builds
 
-__all__ = ["Measuring"]
+__all__ = ["Measuring", "copied"]
+
+
+def copied(out: Any) -> Any:
+    """A copy of a model's output (a tensor or a dict of them), safe from a caller's in-place changes."""
+    if isinstance(out, torch.Tensor):
+        return out.detach().clone()
+    if isinstance(out, dict):
+        return {k: copied(v) for k, v in out.items()}
+    return out
 
 
 class Measuring:
@@ -37,6 +46,7 @@ class Measuring:
     _refs: list[Any] | None
     _agreed: dict[str, float]
     _torch_at: tuple[tuple[int, ...], float] | None  # the input shape PyTorch last ran, and its seconds
+    _torch_out: tuple[torch.Tensor, Any] | None  # the input PyTorch last ran, and a copy of its output
 
     def calibration(self) -> list[torch.Tensor]:  # the host's: its calibration images
         raise NotImplementedError
@@ -61,7 +71,8 @@ class Measuring:
         timed = [c for c in candidates if not (scale and c == "torch")]
         seen = self._torch_at  # the forward PyTorch just ran on this input counts as its first round
         known = {"torch": seen[1]} if seen and seen[0] == tuple(x.shape) and not (tuning or baseline) else {}
-        decision.seconds = self._time(timed, x, ROUNDS + tuning, known=known)
+        warm = {b} if baseline is not None and b in timed else set()  # it has been running the job's images
+        decision.seconds = self._time(timed, x, ROUNDS + tuning, known=known, warm=warm)
         if scale:  # PyTorch's time at x, from its ratio to the engine it was measured beside (not run again)
             assert baseline is not None and b is not None
             ratio = baseline.seconds["torch"] / baseline.seconds[b]
@@ -75,6 +86,9 @@ class Measuring:
         """No training images: the images being segmented calibrate (int8) and guard."""
         if not self.calibration():
             self._calibration = [x[i].detach().cpu() for i in range(x.shape[0])]
+            seen = self._torch_out
+            if self._refs is None and seen is not None and seen[0] is x and x.shape[0] == 1:
+                self._refs = [seen[1]]  # fp32's output on x, just computed: the guard does not run it again
 
     def _ready(self, name: str, decision: Decision, baseline: Decision | None) -> str | None:
         """Have engine ``name`` built (or take it from the finished background builds) and guarded; None when it
@@ -121,16 +135,22 @@ class Measuring:
         return True
 
     def _time(
-        self, engines: list[str], x: torch.Tensor, rounds: int = ROUNDS, known: dict[str, float] | None = None
+        self,
+        engines: list[str],
+        x: torch.Tensor,
+        rounds: int = ROUNDS,
+        known: dict[str, float] | None = None,
+        warm: set[str] | frozenset[str] = frozenset(),
     ) -> dict[str, float]:
         """The fastest of ``rounds`` round-robin timings per engine, after a warm-up call of each (compiles,
         prepacked weights): a noisy machine slows every engine alike. An engine of ``known`` has run ``x`` already
-        and taken that many seconds: no warm-up, and that run is its first round."""
+        and taken that many seconds: no warm-up, and that run is its first round; one of ``warm`` has run inputs
+        of this bucket (it needs no warm-up)."""
         known = {e: s for e, s in (known or {}).items() if e in engines}
         best = {e: known.get(e, math.inf) for e in engines}
         with torch.inference_mode():
             for e in engines:
-                if e not in known:
+                if e not in known and e not in warm:
                     self.runner(e)(x)
             for i in range(rounds):
                 for e in engines:
