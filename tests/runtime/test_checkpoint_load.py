@@ -82,3 +82,26 @@ def test_predict_imports_no_torchvision_dynamo_scipy_or_matplotlib(tmp_path, che
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.stdout.strip().splitlines()[-1] == "0 False False False False", out.stderr[-2000:]
     assert (tmp_path / "out" / "a.png").is_file()
+
+
+def test_tensors_sharing_one_storage_do_not_tie_the_parameters(tmp_path) -> None:
+    """A ``.pt`` state dict may hold views of one storage (layers saved tied, or a file built that way): assigned
+    as they are, the parameters would be one, and a training step on one would move the other. Each parameter
+    gets its own memory."""
+    from fcnseg.runtime.checkpoint import build_loaded
+
+    model = fcnseg.get_model("fcn32s_vgg16", num_classes=3, width=1 / 16)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    a = state["conv3_2.weight"]
+    assert state["conv3_3.weight"].shape == a.shape
+    state["conv3_3.weight"] = a  # saved tied: one tensor under two names (torch.save keeps them one)
+    torch.save(state, tmp_path / "tied.pt")
+    loaded = torch.load(tmp_path / "tied.pt", weights_only=True)
+    assert (
+        loaded["conv3_2.weight"].untyped_storage().data_ptr() == loaded["conv3_3.weight"].untyped_storage().data_ptr()
+    )
+    net = build_loaded("fcn32s_vgg16", {"num_classes": 3, "width": 1 / 16}, loaded, "tied.pt")
+    assert torch.equal(net.conv3_2.weight, a) and torch.equal(net.conv3_3.weight, a)
+    with torch.no_grad():
+        net.conv3_2.weight.add_(1.0)
+    assert torch.equal(net.conv3_3.weight, a)  # untouched: not tied to conv3_2

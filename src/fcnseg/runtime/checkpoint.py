@@ -218,8 +218,7 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str | Pa
             f"{source}: does not fit {getattr(model, 'arch', type(model).__name__)} ({'; '.join(parts)})"
         )
     if any(v.is_meta for v in own.values()):
-        state = {k: v.to(own[k].dtype) for k, v in state.items()}
-        model.load_state_dict(state, strict=True, assign=True)
+        model.load_state_dict(_owned(state, own), strict=True, assign=True)
     else:
         model.load_state_dict(state, strict=True)
 
@@ -236,6 +235,23 @@ def build_loaded(arch: str, kwargs: dict[str, Any], state: dict[str, torch.Tenso
         model = get_model(arch, **kwargs)
         load_into(model, state, source)
     return model
+
+
+def _owned(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state``'s tensors in ``own``'s dtypes, each holding its own memory: a tensor sharing its storage with
+    another (a ``.pt`` file may hold views of one storage) is copied, else assigning them would tie parameters
+    that training then updates as one."""
+    seen: set[int] = set()
+    out = {}
+    for key, value in state.items():
+        value = value.to(own[key].dtype)
+        storage = value.untyped_storage()
+        alone = storage.nbytes() == value.numel() * value.element_size() and value.is_contiguous()
+        out[key] = (
+            value if alone and storage.data_ptr() not in seen else value.clone(memory_format=torch.contiguous_format)
+        )
+        seen.add(storage.data_ptr())
+    return out
 
 
 def materialized(model: nn.Module) -> bool:
