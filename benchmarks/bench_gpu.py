@@ -11,7 +11,7 @@ Usage:  python benchmarks/bench_gpu.py [--device auto] [--json FILE] [--smoke]
   layout: the reference recipe (batch 1, images of varying sizes, summed loss) and the modern recipe
   (batch 8 crops of 320, normalised loss, AMP); images/s after warm-up and the share of the step time
   spent waiting for data (the time ``next(batch)`` blocks);
-* evaluation (``fcnseg.runtime.evaluate.evaluate``, whole images, batched by size, bf16): images/s;
+* evaluation (``fcnseg.runtime.evaluation.evaluate``, whole images, batched by size, bf16): images/s;
 * the two training recipes again on 2 processes (``torchrun --nproc_per_node 2``) when 2 GPUs exist.
 
 Prints a Markdown table and writes JSON. ``--smoke`` runs the same code on a tiny net (1/16 width, 64 px,
@@ -247,7 +247,7 @@ def evaluation(scale: Scale, data: Path, device: torch.device) -> dict[str, Any]
     from fcnseg.data import get_dataset
     from fcnseg.data.transforms import eval_transforms
     from fcnseg.preprocessing import IMAGENET
-    from fcnseg.runtime.evaluate import evaluate
+    from fcnseg.runtime.evaluation import evaluate
     from fcnseg.runtime.hardware import inference_dtype
     from fcnseg.train.data_path import auto_workers
 

@@ -29,7 +29,7 @@ from fcnseg.config import load_config
 from fcnseg.data import SyntheticShapes
 from fcnseg.data.transforms import eval_transforms
 from fcnseg.runtime.checkpoint import load_checkpoint, preprocessing_of
-from fcnseg.runtime.evaluate import evaluate
+from fcnseg.runtime.evaluation import evaluate
 from fcnseg.runtime.hardware import isa_summary
 from fcnseg.train.trainer import fit
 

@@ -21,7 +21,7 @@ from fcnseg.data import SyntheticShapes
 from fcnseg.data.transforms import eval_transforms
 from fcnseg.inference import optimize_for_inference
 from fcnseg.preprocessing import IMAGENET
-from fcnseg.runtime.evaluate import evaluate
+from fcnseg.runtime.evaluation import evaluate
 from fcnseg.train.trainer import fit
 from tests.helpers import tiny
 

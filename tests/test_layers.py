@@ -222,3 +222,30 @@ def test_help_and_argument_errors_do_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "False False", out.stderr[-1000:]
+
+
+def test_no_lazy_name_is_also_a_submodule_name() -> None:
+    """A package's names loaded on first use (``_lazy``) must not share a name with one of its submodules: importing
+    the submodule sets that attribute to the module, and ``from package import name`` then returns the module
+    instead of the function (``fcnseg.runtime.evaluate`` did, until its module became ``evaluation``)."""
+    import pkgutil
+
+    bad = []
+    for package in ("fcnseg", "fcnseg.runtime", "fcnseg.data"):
+        module = importlib.import_module(package)
+        subs = {m.name for m in pkgutil.iter_modules(module.__path__)}
+        bad += [f"{package}.{name}" for name in module.__all__ if name in subs]
+    assert bad == []
+
+
+def test_a_lazy_name_stays_the_function_after_its_module_is_imported() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import fcnseg.runtime.evaluation, fcnseg.data.registry\n"
+        "from fcnseg.runtime import evaluate\nfrom fcnseg.data import get_dataset\n"
+        "print(callable(evaluate) and evaluate.__module__, get_dataset.__module__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["fcnseg.runtime.evaluation", "fcnseg.data.registry"], out.stderr[-1000:]

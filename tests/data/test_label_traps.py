@@ -150,7 +150,7 @@ def test_eval_reports_labels_the_model_cannot_predict(tmp_path, capsys) -> None:
 
 
 def test_eval_of_predictable_labels_reports_none(tmp_path, capsys) -> None:
-    from fcnseg.runtime.evaluate import evaluate
+    from fcnseg.runtime.evaluation import evaluate
 
     ds = get_dataset("synthetic", None, "val", n=2, size=32)
     model = fcnseg.get_model("fcn8s_resnet18", num_classes=len(SHAPE_CLASSES), width=1 / 16)

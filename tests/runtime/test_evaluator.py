@@ -9,7 +9,7 @@ from fcnseg.data import SyntheticShapes
 from fcnseg.data.transforms import eval_transforms
 from fcnseg.metrics import boundary_band, confusion_matrix, scores
 from fcnseg.preprocessing import IMAGENET
-from fcnseg.runtime.evaluate import evaluate, predict_batch
+from fcnseg.runtime.evaluation import evaluate, predict_batch
 
 
 def test_boundary_scores_equal_the_band_counted_directly() -> None:

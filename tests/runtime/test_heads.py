@@ -13,7 +13,7 @@ from fcnseg.data.classes import SIFTFLOW_GEOMETRIC_CLASSES, SIFTFLOW_SEMANTIC_CL
 from fcnseg.preprocessing import CAFFE_SIFTFLOW
 from fcnseg.runtime import heads
 from fcnseg.runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
-from fcnseg.runtime.evaluate import evaluate
+from fcnseg.runtime.evaluation import evaluate
 
 
 def test_single_head_evaluation_has_the_same_shape_as_multi_head() -> None:

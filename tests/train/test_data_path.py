@@ -13,7 +13,7 @@ import fcnseg
 from fcnseg.data.transforms import eval_transforms, pad_collate
 from fcnseg.metrics import confusion_matrix
 from fcnseg.preprocessing import CAFFE_VOC, IMAGENET
-from fcnseg.runtime.evaluate import UnpredictableLabels, evaluate, to_device
+from fcnseg.runtime.evaluation import UnpredictableLabels, evaluate, to_device
 from fcnseg.train.data_path import auto_workers, uint8_collate
 from fcnseg.train.trainer import fit
 from tests.helpers import tiny

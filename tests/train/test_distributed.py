@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fcnseg.runtime.checkpoint import load_checkpoint
-from fcnseg.runtime.evaluate import evaluate
+from fcnseg.runtime.evaluation import evaluate
 from tests.helpers import TINY
 
 # VGG16 has no batch norm (whose statistics differ per rank); dropout off, so both runs draw the same numbers

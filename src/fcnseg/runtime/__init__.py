@@ -4,7 +4,7 @@ The layer under both :mod:`fcnseg.train` and :mod:`fcnseg.inference` (neither im
 
 * :mod:`.checkpoint` — self-describing checkpoints, written atomically, validated before anything is allocated;
 * :mod:`.model_source` — the model a command names (a checkpoint, or a registry name with weights);
-* :mod:`.evaluate` — the reference's evaluation (whole images, one confusion matrix) and prediction grids;
+* :mod:`.evaluation` — the reference's evaluation (whole images, one confusion matrix) and prediction grids;
 * :mod:`.heads` — naming a net's heads and their classes, printing and saving their scores;
 * :mod:`.hardware` — the CPU's units, devices, the launcher's process count, the machine fingerprint;
 * :mod:`.calibration` — calibration images for reduced precisions.
@@ -21,7 +21,7 @@ from .._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from .checkpoint import CheckpointInfo, load_checkpoint, load_state_dict_file, read_info, save_checkpoint
-    from .evaluate import evaluate, predict_batch, write_grid
+    from .evaluation import evaluate, predict_batch, write_grid
     from .hardware import resolve_device
     from .heads import FOUR, head_classes, main_scores, report, write_metrics
 
@@ -48,7 +48,7 @@ __getattr__, __dir__ = lazy_attributes(
         **dict.fromkeys(
             ("CheckpointInfo", "load_checkpoint", "load_state_dict_file", "read_info", "save_checkpoint"), ".checkpoint"
         ),
-        **dict.fromkeys(("evaluate", "predict_batch", "write_grid"), ".evaluate"),
+        **dict.fromkeys(("evaluate", "predict_batch", "write_grid"), ".evaluation"),
         "resolve_device": ".hardware",
         **dict.fromkeys(("FOUR", "head_classes", "main_scores", "report", "write_metrics"), ".heads"),
     },

@@ -3,7 +3,7 @@
 On CUDA the images leave the workers as uint8 (a quarter of the float bytes to pin and copy) and the
 labels as uint8 when every value fits (an eighth of int64's); both are copied with ``non_blocking`` from
 pinned memory, and the image is normalised (the checkpoint's :class:`~fcnseg.preprocessing.Preprocessing`)
-on the device (:func:`~fcnseg.runtime.evaluate.to_device`). Padding that
+on the device (:func:`~fcnseg.runtime.evaluation.to_device`). Padding that
 :func:`uint8_collate` adds to batch images of different sizes is zeroed after
 normalisation, so the network input equals :func:`~fcnseg.data.transforms.pad_collate` of normalised images
 exactly (tested on the CPU).

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..runtime.evaluate import write_grid
+from ..runtime.evaluation import write_grid
 from ..runtime.heads import write_metrics
 from .logging import plot_curves
 

@@ -16,7 +16,7 @@ import torch
 from ..config import RunConfig
 from ..errors import FCNError
 from ..losses import LOSSES, dice_loss2d, pixel_loss_terms
-from ..runtime.evaluate import to_device
+from ..runtime.evaluation import to_device
 from .amp import measured_scaler
 from .distributed import DistInfo
 from .loss_sampling import drop_cells, sampling_generator

@@ -31,7 +31,7 @@ from ..io import atomic_write, write_json
 from ..models import FCN, freeze
 from ..preprocessing import Preprocessing
 from ..runtime.checkpoint import CheckpointInfo, model_kwargs, save_checkpoint
-from ..runtime.evaluate import evaluate, write_grid
+from ..runtime.evaluation import evaluate, write_grid
 from ..runtime.hardware import inference_dtype, local_device, resolve_device, world_size
 from ..runtime.heads import FOUR, head_classes, main_scores
 from .amp import amp_dtype, calibrate_loss_scale, dtype_name, restored_scaler, run_dtype

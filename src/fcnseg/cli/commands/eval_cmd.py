@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from ...errors import printable
     from ...inference.auto import AutoEngine
     from ...runtime.checkpoint import preprocessing_of
-    from ...runtime.evaluate import evaluate, write_grid
+    from ...runtime.evaluation import evaluate, write_grid
     from ...runtime.hardware import inference_dtype
     from ...runtime.heads import head_classes, report, write_metrics
     from ...train.data_path import auto_workers
