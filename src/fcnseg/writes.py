@@ -223,8 +223,10 @@ def claim_folder(
     fresh: bool = False,
     reuse: bool = True,
     option: str = "--out",
+    kin: tuple[str, ...] = (),
 ) -> Ledger:
     """Claim output folder ``out`` for a ``kind`` of writer: created if missing, refused if it overlaps an input.
+    ``kin``: other kinds whose folders this one reuses as its own (they share a layout).
 
     ``fresh`` (run, dataset and experiment folders): the folder must be new or empty, or one ``kind`` made before
     (with ``reuse``; the caller decides what to do with its previous contents); a folder holding anything else is
@@ -240,7 +242,7 @@ def claim_folder(
     out.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(out)
     ledger.created = created
-    ours = ledger.owner == kind
+    ours = ledger.owner == kind or (ledger.owner is not None and ledger.owner in kin)
     if fresh and not overwrite and not (ours and reuse):
         others = _entries(out)
         if others and ours:

@@ -111,3 +111,54 @@ def test_converged_table2_trains_each_net_to_its_plateau_and_decides_over_seeds(
     text = (docs / "RESULTS.md").read_text()
     assert "## Results (Table 2, in miniature, at convergence)" in text and "| FCN-8s at-once |" in text
     assert json.loads((docs / "results" / "miniature.json").read_text())["seeds"] == [0]
+
+
+def test_table2_at_convergence_shares_the_paper_experiments_folder_and_no_other_scale_does(tmp_path) -> None:
+    """Table 2 at convergence trains in the paper experiment's run layout and reuses its FCN-32s runs: a folder the
+    paper experiment made is its own. The other scales write a layout of their own (``fcn32s/`` retrained with
+    overwrite): they are refused it, as is a folder another command made."""
+    from fcnseg.cli.commands import _common
+    from fcnseg.errors import DataError
+    from fcnseg.writes import Ledger
+
+    paper = tmp_path / "runs"
+    paper.mkdir()
+    (paper / "fcn32s").mkdir()
+    (paper / "paper.json").write_text("{}")
+    Ledger(paper).mark_owner("experiment paper")
+    with _common.experiment_folder(str(paper), "experiment miniature", overwrite=False, kin=("experiment paper",)):
+        pass
+    assert Ledger(paper).owner == "experiment paper"  # still the paper experiment's
+    with pytest.raises(DataError, match="made by fcnseg experiment paper"):
+        with _common.experiment_folder(str(paper), "experiment miniature", overwrite=False):
+            pass
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x.txt").write_text("mine")
+    Ledger(other).mark_owner("train")
+    with pytest.raises(DataError, match="made by fcnseg train"):
+        with _common.experiment_folder(str(other), "experiment miniature", overwrite=False, kin=("experiment paper",)):
+            pass
+
+
+@pytest.mark.parametrize(
+    "scale, kin", [("converged", ("experiment paper",)), ("converged-smoke", ("experiment paper",)), ("small", ())]
+)
+def test_only_the_converged_scale_claims_the_paper_folder(monkeypatch, tmp_path, scale, kin) -> None:
+    import contextlib
+
+    from fcnseg.cli.commands import experiment_cmd
+    from fcnseg.cli.main import main
+
+    seen = []
+
+    @contextlib.contextmanager
+    def folder(out, kind, **kw):
+        seen.append(kw.get("kin", ()))
+        raise SystemExit(0)
+        yield
+
+    monkeypatch.setattr(experiment_cmd, "experiment_folder", folder)
+    with pytest.raises(SystemExit):
+        main(["experiment", "miniature", "--scale", scale, "--out", str(tmp_path / "o")])
+    assert seen == [kin]

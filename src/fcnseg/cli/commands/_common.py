@@ -154,11 +154,14 @@ def add_overwrite_arg(p: argparse.ArgumentParser, what: str) -> None:
 
 
 @contextlib.contextmanager
-def experiment_folder(out: str, kind: str, *, overwrite: bool, markers: tuple[str, ...] = ()) -> Iterator[None]:
+def experiment_folder(
+    out: str, kind: str, *, overwrite: bool, markers: tuple[str, ...] = (), kin: tuple[str, ...] = ()
+) -> Iterator[None]:
     """The run folder of ``fcnseg demo`` / ``experiment`` claimed for the block: new, empty, or one this ``kind`` made
     (it reuses and retrains its own runs); else refused unless ``overwrite``. A folder holding one of ``markers``
     (what this kind writes there, e.g. ``paper.json``) was made by it before the folder ledger existed, and counts
-    as its own. A folder the claim made is removed again if the command fails before writing into it."""
+    as its own; so does one made by a kind of ``kin`` (same run layout). A folder the claim made is removed again if
+    the command fails before writing into it."""
     from pathlib import Path
 
     from ...writes import LEDGER, Ledger, claim_folder, discard_if_empty
@@ -166,7 +169,7 @@ def experiment_folder(out: str, kind: str, *, overwrite: bool, markers: tuple[st
     folder = Path(out)
     if not (folder / LEDGER).exists() and any((folder / m).is_file() for m in markers):
         Ledger(folder).mark_owner(kind)
-    ledger = claim_folder(folder, kind=kind, overwrite=overwrite, fresh=True, reuse=True)
+    ledger = claim_folder(folder, kind=kind, overwrite=overwrite, fresh=True, reuse=True, kin=kin)
     try:
         yield
     except BaseException:

@@ -18,7 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="pretrain a VGG16-pattern classifier, convolutionalize, fine-tune FCN-32s-fixed/32s/16s/8s, "
         "at-once and from scratch; evaluate on held-out scenes; write RESULTS.md",
     )
-    m.add_argument("--out", default="runs/miniature", help="run folder (checkpoints, logs)")
+    m.add_argument(
+        "--out",
+        default="runs/miniature",
+        help="run folder (checkpoints, logs); at convergence the paper experiment's --out too (Table 2 reuses its "
+        "FCN-32s runs)",
+    )
     add_device_arg(m, default="cpu")
     m.add_argument(
         "--scale",
@@ -139,7 +144,12 @@ def run(args: argparse.Namespace) -> int:
     from ...experiments.seeds import pts_sd
     from ._common import device_of
 
-    with experiment_folder(args.out, "experiment miniature", overwrite=args.overwrite, markers=("miniature.json",)):
+    # at convergence Table 2 trains in the paper experiment's layout and reuses its FCN-32s runs: the same --out
+    # serves both (the other scales write a layout of their own, which must not mix with the paper's)
+    kin = ("experiment paper",) if args.scale.startswith("converged") else ()
+    with experiment_folder(
+        args.out, "experiment miniature", overwrite=args.overwrite, markers=("miniature.json",), kin=kin
+    ):
         result = run_miniature(
             args.out,
             scale=args.scale,
