@@ -195,12 +195,29 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         obj = obj["model_state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: not a state dict of tensors")
+    for key, value in obj.items():
+        _check_dense(key, value, path)
     return obj
+
+
+def _check_dense(key: str, value: torch.Tensor, path: Path) -> None:
+    """Weights are dense tensors held in the file: a sparse or meta tensor holds no weights, and a view larger
+    than its storage (``expand``: a few bytes standing for gigabytes) would be allocated in full when copied."""
+    if value.layout != torch.strided or value.is_meta:
+        raise CheckpointError(f"{path}: tensor {key} is {value.layout} on {value.device.type}, not dense weights")
+    expanded = any(st == 0 and n > 1 for st, n in zip(value.stride(), value.shape, strict=True))
+    if expanded or (value.numel() and value.untyped_storage().nbytes() < value.numel() * value.element_size()):
+        raise CheckpointError(
+            f"{path}: tensor {key} {tuple(value.shape)} is a view larger than the data the file holds for it"
+        )
 
 
 def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
     """``load_state_dict(strict=True)`` with an error that lists what does not fit. A model built on the ``meta``
     device (shapes only) takes the tensors themselves, cast to its dtypes: no second copy of the weights."""
+    complex_ = [k for k, v in state.items() if v.is_complex()]
+    if complex_:
+        raise CheckpointError(f"{source}: tensor {complex_[0]} holds complex numbers; weights are real")
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -221,6 +238,7 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str | Pa
         model.load_state_dict(_owned(state, own), strict=True, assign=True)
     else:
         model.load_state_dict(state, strict=True)
+    check_finite(model.state_dict(), source)  # as the model holds them: a float64 1e300 is inf in float32
 
 
 def build_loaded(arch: str, kwargs: dict[str, Any], state: dict[str, torch.Tensor], source: str | Path) -> FCN:
@@ -238,13 +256,14 @@ def build_loaded(arch: str, kwargs: dict[str, Any], state: dict[str, torch.Tenso
 
 
 def _owned(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``state``'s tensors in ``own``'s dtypes, each holding its own memory: a tensor sharing its storage with
-    another (a ``.pt`` file may hold views of one storage) is copied, else assigning them would tie parameters
-    that training then updates as one."""
+    """``state``'s tensors as plain tensors (a ``.pt`` file may hold ``nn.Parameter``s: assigned as they are, a
+    buffer would become a parameter) in ``own``'s dtypes, none sharing its storage with another (a ``.pt`` file may
+    hold views of one storage: assigned as they are, the parameters would be tied). The callers pass tensors fresh
+    from a file: the others are assigned as they are, not copied."""
     seen: set[int] = set()
     out = {}
     for key, value in state.items():
-        value = value.to(own[key].dtype)
+        value = value.detach().to(own[key].dtype)
         storage = value.untyped_storage()
         alone = storage.nbytes() == value.numel() * value.element_size() and value.is_contiguous()
         out[key] = (
@@ -271,8 +290,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     # for real would initialise 134 M parameters only to overwrite them: 1.6 s of FCN-8s VGG16's 2.5 s load)
     model = check_shapes(info.arch, info.model_kwargs, _read_header(path)[1], path)
     state = load_state_dict_file(path)
-    check_finite(state, path)
-    load_into(model, state, path)
+    load_into(model, state, path)  # NaN and infinity refused there
     if not materialized(model):  # a buffer the file does not hold (derived at build time): build for real
         model = get_model(info.arch, **{k: v for k, v in info.model_kwargs.items() if v is not None})
         load_into(model, state, path)

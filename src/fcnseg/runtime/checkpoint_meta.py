@@ -178,5 +178,6 @@ def check_finite(state: dict[str, torch.Tensor], path: Any) -> None:
 def _finite(tensor: torch.Tensor) -> bool:
     """Every value finite: its smallest and largest are (a NaN makes both NaN; ±inf is one of them). One pass
     and no tensor-sized mask: 0.01 s for FCN-8s VGG16's 134 M weights against 0.27 s for ``isfinite().all()``."""
-    low, high = torch.aminmax(tensor.detach().float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor)
+    small = tensor.element_size() < 4  # fp16, bf16, the float8s: aminmax has no kernel for some of them
+    low, high = torch.aminmax(tensor.detach().float() if small else tensor)
     return bool(torch.isfinite(low)) and bool(torch.isfinite(high))

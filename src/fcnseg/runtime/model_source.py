@@ -21,15 +21,20 @@ from .checkpoint import CheckpointInfo, build_loaded, load_checkpoint, load_stat
 __all__ = ["ModelSpec", "OpenedModel", "infer_num_classes", "load_model", "open_model"]
 
 
+#: the most classes a net may have (as a checkpoint's metadata may say: ``checkpoint_meta``)
+MAX_CLASSES = 100_000
+
+
 def infer_num_classes(state: dict[str, Any], source: Any = "weights") -> int:
     """The class count of a state dict's score layer (``score_fr``, or NYUD's ``score_frcolor``); ``source`` names
     the file in errors."""
     for key in ("score_fr.weight", "score_frcolor.weight"):
         if key in state:
             shape = tuple(getattr(state[key], "shape", ()))
-            if len(shape) != 4 or shape[0] < 1:
+            if len(shape) != 4 or not 1 <= shape[0] <= MAX_CLASSES:
                 raise CheckpointError(
-                    f"{source}: {key} has shape {shape}; a score layer's weight is (classes, channels, 1, 1)"
+                    f"{source}: {key} has shape {shape}; a score layer's weight is (classes, channels, 1, 1), "
+                    f"1..{MAX_CLASSES} classes"
                 )
             return int(shape[0])
     raise ConfigError("cannot tell the number of classes from the weights; pass --num-classes")

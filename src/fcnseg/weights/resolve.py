@@ -181,7 +181,6 @@ def get_model(name: str, *, weights: str | Weights | None = None, backbone_weigh
 
 def _load(path: Path, label: str, overrides: dict[str, Any]) -> Any:
     from ..runtime.checkpoint import build_loaded, load_state_dict_file, read_info
-    from ..runtime.checkpoint_meta import check_finite
 
     info = read_info(path)
     built = {k: v for k, v in info.model_kwargs.items() if v is not None}
@@ -192,9 +191,7 @@ def _load(path: Path, label: str, overrides: dict[str, Any]) -> Any:
                 f"{', '.join(_FREE)} may differ (fine-tune with model.init_from for other classes)"
             )
         built[key] = value
-    state = load_state_dict_file(path)
-    check_finite(state, path)
-    model = build_loaded(info.arch, built, state, path)
+    model = build_loaded(info.arch, built, load_state_dict_file(path), path)  # NaN and infinity refused there
     model.pretrained = info
     return model
 
