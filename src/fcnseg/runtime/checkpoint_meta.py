@@ -146,9 +146,8 @@ def _need(ok: bool, path: Any, key: str, expected: str, value: Any) -> None:
         raise CheckpointError(f"{path}: metadata {key}: expected {expected}, got {shown}")
 
 
-def check_shapes(arch: str, kwargs: dict[str, Any], header: dict[str, tuple[int, ...]], path: Any) -> torch.nn.Module:
-    """Build the described model on the ``meta`` device and compare its tensors with the file's header; the
-    shape-only model is returned (its weights can be assigned from the file: :func:`~.checkpoint.load_into`)."""
+def check_shapes(arch: str, kwargs: dict[str, Any], header: dict[str, tuple[int, ...]], path: Any) -> None:
+    """Build the described model on the ``meta`` device and compare its tensors with the file's header."""
     try:
         with torch.device("meta"):
             model = get_model(arch, **{k: v for k, v in kwargs.items() if v is not None})
@@ -165,7 +164,6 @@ def check_shapes(arch: str, kwargs: dict[str, Any], header: dict[str, tuple[int,
             if items
         ]
         raise CheckpointError(f"{path}: weights do not fit the {arch} its metadata describes ({'; '.join(parts)})")
-    return model
 
 
 def check_finite(state: dict[str, torch.Tensor], path: Any) -> None:
