@@ -37,7 +37,7 @@ from .costs import Estimate, estimate, tuning_pays, worth_tuning
 from .decision import AGREEMENT, Decision, agreement, size_bucket
 from .decision import sync as _sync
 from .engines import ENGINES, GRAPH_KIND, build_runner, default_engine, eligible
-from .measuring import Measuring, copied
+from .measuring import Measuring
 from .pending import Builds
 
 __all__ = ["AGREEMENT", "MIN_FORWARD_S", "AutoEngine", "Decision", "agreement", "size_bucket"]
@@ -93,8 +93,7 @@ class AutoEngine(Measuring, nn.Module):
         self._built: Builds | None = None  # the finished builds a measurement takes its runners from
         self._refs: list[Any] | None = None  # fp32 outputs on the calibration images (the accuracy guard's)
         self._agreed: dict[str, float] = {}  # engines that passed the guard, and their agreement
-        self._torch_at: tuple[tuple[int, ...], float] | None = None  # PyTorch's last input shape and seconds
-        self._torch_out: tuple[torch.Tensor, Any] | None = None  # PyTorch's last input and (a copy of) its output
+        self._torch_ran: tuple[torch.Tensor, float, Any] | None = None  # PyTorch's last input, seconds, output
         self.reloadable, self.released = reloadable and source is not None, False
         for attr in ("arch", "heads", "multi_head", "in_channels", "build_args"):
             if hasattr(model, attr):
@@ -175,9 +174,8 @@ class AutoEngine(Measuring, nn.Module):
         t = time.perf_counter()
         out = self.runner("torch")(x)
         _sync(self.device)
-        self._torch_at = (tuple(x.shape), time.perf_counter() - t)
-        self._torch_out = (x, copied(out))  # fp32's answer on x: the guard's reference if x calibrates
-        return out, self._torch_at[1]
+        self._torch_ran = (x, time.perf_counter() - t, out)
+        return out, self._torch_ran[1]
 
     def _undecided(self, x: torch.Tensor, bucket: int) -> Any:
         """A bucket without a decision: PyTorch runs this input (nothing waits for an engine), and its time says

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from .pending import Builds
 
-__all__ = ["Measuring", "copied"]
+__all__ = ["Measuring"]
 
 
 def copied(out: Any) -> Any:
@@ -45,8 +45,7 @@ class Measuring:
     _built: Builds | None
     _refs: list[Any] | None
     _agreed: dict[str, float]
-    _torch_at: tuple[tuple[int, ...], float] | None  # the input shape PyTorch last ran, and its seconds
-    _torch_out: tuple[torch.Tensor, Any] | None  # the input PyTorch last ran, and a copy of its output
+    _torch_ran: tuple[torch.Tensor, float, Any] | None  # the input PyTorch last ran, its seconds and its output
 
     def calibration(self) -> list[torch.Tensor]:  # the host's: its calibration images
         raise NotImplementedError
@@ -69,8 +68,8 @@ class Measuring:
         b = baseline.engine if baseline is not None else None
         scale = b in candidates and baseline is not None and baseline.seconds.get("torch") and baseline.seconds.get(b)
         timed = [c for c in candidates if not (scale and c == "torch")]
-        seen = self._torch_at  # the forward PyTorch just ran on this input counts as its first round
-        known = {"torch": seen[1]} if seen and seen[0] == tuple(x.shape) and not (tuning or baseline) else {}
+        seen = self._torch_ran  # the forward PyTorch just ran on this input counts as its first round
+        known = {"torch": seen[1]} if seen and seen[0].shape == x.shape and not (tuning or baseline) else {}
         warm = {b} if baseline is not None and b in timed else set()  # it has been running the job's images
         decision.seconds = self._time(timed, x, ROUNDS + tuning, known=known, warm=warm)
         if scale:  # PyTorch's time at x, from its ratio to the engine it was measured beside (not run again)
@@ -86,9 +85,9 @@ class Measuring:
         """No training images: the images being segmented calibrate (int8) and guard."""
         if not self.calibration():
             self._calibration = [x[i].detach().cpu() for i in range(x.shape[0])]
-            seen = self._torch_out
+            seen = self._torch_ran
             if self._refs is None and seen is not None and seen[0] is x and x.shape[0] == 1:
-                self._refs = [seen[1]]  # fp32's output on x, just computed: the guard does not run it again
+                self._refs = [copied(seen[2])]  # fp32's output on x, just computed: not run again for the guard
 
     def _ready(self, name: str, decision: Decision, baseline: Decision | None) -> str | None:
         """Have engine ``name`` built (or take it from the finished background builds) and guarded; None when it
