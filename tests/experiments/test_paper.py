@@ -101,7 +101,7 @@ def test_seeded_verdicts_decide_only_when_every_seed_agrees() -> None:
     v = seeded_verdict("c", [0.02, -0.01, 0.03], 0.0, ">", "d", quantity="q")
     assert v["verdict"] == INCONCLUSIVE and v["reproduces"] is None and v["holds"] == [True, False, True]
     assert seeded_verdict("c", [0.01, -0.015], 0.02, "|<|", "d", quantity="q")["verdict"] == YES
-    assert seeded_verdict("c", [0.03, -0.05], 0.02, "|<|", "d", quantity="q")["verdict"] == NO
+    assert seeded_verdict("c", [0.03, 0.05], 0.02, "|<|", "d", quantity="q")["verdict"] == NO
     s = spread([0.4, 0.5, 0.6])
     assert s["mean"] == pytest.approx(0.5) and s["sd"] == pytest.approx(0.1)
 

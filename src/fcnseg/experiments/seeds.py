@@ -8,6 +8,11 @@ the augmentations). :func:`spread` summarises them (mean, sample standard deviat
   above it; ``"<"``: below it; ``"|<|"``: its magnitude below it);
 * **reproduces** when it holds on every seed, **does not reproduce** when it fails on every seed, and
   **inconclusive at this scale** otherwise: the difference does not exceed the spread between seeds.
+* for ``"|<|"`` ("about the same") failing on every seed is not enough: the seeds must also fail on the same
+  side (every difference above ``+threshold``, or every one below ``-threshold``). Differences of -5.6, +8.3 and
+  +3.0 points exceed a 2-point band on every seed, yet they disagree in sign: that is seed spread, not a difference.
+* a seed on which a run of the comparison did not train (``untrained``: e.g. it predicts background everywhere)
+  decides nothing: the verdict is inconclusive, since the value measures a failed training, not the claim.
 
 With one seed the rule still applies (one seed is "every seed"); the report then says there was one.
 """
@@ -19,9 +24,22 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["INCONCLUSIVE", "NO", "YES", "fixed_verdict", "pts", "pts_sd", "seeded_verdict", "spread", "verdict_line"]
+__all__ = [
+    "INCONCLUSIVE",
+    "NO",
+    "UNITS",
+    "YES",
+    "fixed_verdict",
+    "pts",
+    "pts_sd",
+    "seeded_verdict",
+    "spread",
+    "verdict_line",
+]
 
 YES, NO, INCONCLUSIVE = "reproduces", "does not reproduce", "inconclusive at this scale"
+#: how a verdict's per-seed values are shown: unit → (scale, format, suffix)
+UNITS = {"points": (100.0, "{:+.1f}", " points"), "s": (1.0, "{:+.0f}", " s")}
 
 
 def spread(values: Sequence[float | None]) -> dict[str, Any]:
@@ -42,16 +60,38 @@ def _holds(value: float, threshold: float, side: str) -> bool:
     raise ValueError(f"side {side!r}: one of >, <, |<|")
 
 
+def _fails_together(values: Sequence[float], threshold: float, side: str) -> bool:
+    """Every seed fails the claim — for ``"|<|"`` also on the same side of the band."""
+    if any(_holds(v, threshold, side) for v in values):
+        return False
+    return side != "|<|" or all(v > 0 for v in values) or all(v < 0 for v in values)
+
+
 def seeded_verdict(
-    claim: str, values: Sequence[float], threshold: float, side: str, detail: str, *, quantity: str
+    claim: str,
+    values: Sequence[float],
+    threshold: float,
+    side: str,
+    detail: str,
+    *,
+    quantity: str,
+    unit: str = "points",
+    untrained: Sequence[bool] = (),
 ) -> dict[str, Any]:
     """The verdict on ``claim`` from one value per seed of ``quantity`` compared with ``threshold`` (see the module).
 
+    ``unit``: ``"points"`` (values are fractions, shown × 100) or ``"s"`` (seconds, shown as they are).
+    ``untrained``: per seed, whether a run of the comparison did not train there (such a seed decides nothing).
     Returns ``{"claim", "verdict", "reproduces" (True, False or None when inconclusive), "detail", "quantity",
-    "threshold", "side", "per_seed": spread(values), "holds": [per seed]}``.
+    "threshold", "side", "unit", "per_seed": spread(values), "holds": [per seed], "untrained": [per seed]}``.
     """
+    if unit not in UNITS:
+        raise ValueError(f"unit {unit!r}: one of {', '.join(UNITS)}")
     holds = [_holds(v, threshold, side) for v in values]
-    verdict = YES if holds and all(holds) else NO if holds and not any(holds) else INCONCLUSIVE
+    if not holds or any(untrained):
+        verdict = INCONCLUSIVE
+    else:
+        verdict = YES if all(holds) else NO if _fails_together(values, threshold, side) else INCONCLUSIVE
     return {
         "claim": claim,
         "verdict": verdict,
@@ -60,8 +100,10 @@ def seeded_verdict(
         "quantity": quantity,
         "threshold": threshold,
         "side": side,
+        "unit": unit,
         "per_seed": spread(values),
         "holds": holds,
+        "untrained": [bool(u) for u in untrained],
     }
 
 
@@ -87,8 +129,14 @@ def verdict_line(v: dict[str, Any]) -> str:
     """``* **Reproduces**: claim. detail (per seed: …).`` — the per-seed values of the deciding quantity."""
     seeds = ""
     if "per_seed" in v:
-        vals = ", ".join("n/a" if x is None else f"{100 * x:+.1f}" for x in v["per_seed"]["values"])
+        scale, fmt, suffix = UNITS[v.get("unit", "points")]
+        vals = ", ".join("n/a" if x is None else fmt.format(scale * x) for x in v["per_seed"]["values"])
         side = {">": "above", "<": "below", "|<|": "within ±"}[v["side"]]
-        need = f"needs every seed {side} {100 * v['threshold']:g}"
-        seeds = f" Decided by {v['quantity']}, per seed: {vals} points ({need})"
+        need = f"needs every seed {side} {scale * v['threshold']:g}"
+        if v["side"] == "|<|":
+            need += "; every seed outside it on one side to not reproduce"
+        seeds = f" Decided by {v['quantity']}, per seed: {vals}{suffix} ({need})"
+        if any(v.get("untrained", ())):
+            bad = sum(map(bool, v["untrained"]))
+            seeds += f"; a run of it did not train on {bad} of {len(v['untrained'])} seeds, so it stays undecided"
     return f"* **{v['verdict'][0].upper() + v['verdict'][1:]}**: {v['claim']}. {v['detail']}.{seeds}"

@@ -25,7 +25,7 @@ from ..heldout import evaluate_held_out, skip_effect
 from ..paper.recipe import SCALES as PAPER_SCALES
 from ..paper.recipe import PaperScale
 from ..paper.runs import Request, Trainer, held_out
-from ..paper.scoring import aggregate, values
+from ..paper.scoring import aggregate, untrained, values
 from ..pool import machine
 from ..seeds import pts_sd, seeded_verdict
 
@@ -78,6 +78,7 @@ def table2_verdicts(nets: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             ">",
             f"FCN-32s {pts_sd(m['fcn32s'])} vs FCN-32s-fixed {pts_sd(m['fcn32s_fixed'])} mean IU, each at its plateau",
             quantity="FCN-32s − FCN-32s-fixed mean IU",
+            untrained=untrained(nets["fcn32s"], nets["fcn32s_fixed"]),
         ),
         seeded_verdict(
             "a pretrained classifier, convolutionalized and fine-tuned, beats the same net trained from scratch",
@@ -87,6 +88,7 @@ def table2_verdicts(nets: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             f"FCN-8s at-once {pts_sd(m['fcn8s_atonce'])} vs FCN-8s from scratch "
             f"{pts_sd(m['fcn8s_scratch'])} mean IU, each at its plateau",
             quantity="pretrained − scratch mean IU",
+            untrained=untrained(nets["fcn8s_atonce"], nets["fcn8s_scratch"]),
         ),
         seeded_verdict(
             "the skips improve on FCN-32s",
@@ -96,6 +98,7 @@ def table2_verdicts(nets: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             f"FCN-32s {pts_sd(m['fcn32s'])} → FCN-16s {pts_sd(m['fcn16s'])} → FCN-8s "
             f"{pts_sd(m['fcn8s'])} mean IU, each at its plateau (the paper's: 59.4 → 62.4 → 62.7)",
             quantity="the smaller of FCN-16s's and FCN-8s's gain over FCN-32s",
+            untrained=untrained(nets["fcn32s"], nets["fcn16s"], nets["fcn8s"]),
         ),
         seeded_verdict(
             "finer strides give finer boundaries",
@@ -105,6 +108,7 @@ def table2_verdicts(nets: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             f"boundary mean IU: FCN-32s {pts_sd(b['fcn32s'])}, FCN-16s {pts_sd(b['fcn16s'])}, FCN-8s "
             f"{pts_sd(b['fcn8s'])}",
             quantity="the smaller step of boundary mean IU from 32s to 16s to 8s",
+            untrained=untrained(nets["fcn32s"], nets["fcn16s"], nets["fcn8s"]),
         ),
         seeded_verdict(
             "all-at-once FCN-8s is about as good as staged (PAMI: 65.4 vs 65.5 in the release)",
@@ -114,6 +118,7 @@ def table2_verdicts(nets: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             f"at-once {pts_sd(m['fcn8s_atonce'])} vs staged {pts_sd(m['fcn8s'])} mean IU, each at its "
             "plateau ('about as good': within 3 points)",
             quantity="at-once − staged FCN-8s mean IU",
+            untrained=untrained(nets["fcn8s_atonce"], nets["fcn8s"]),
         ),
     ]
 

@@ -76,12 +76,11 @@ def paper_markdown(result: dict[str, Any], figures: list[str]) -> str:
     lines = [
         "# The rest of the paper, runnable",
         "",
-        f"Produced on {meta.get('machine', '?')}, device `{meta.get('device', '?')}`, by "
-        + "; then ".join(_command(h) for h in meta.get("history", []))
-        + ". The numbers are "
-        "in `docs/results/paper.json` (top-level keys = the parts); every verdict below is computed from them by "
-        "`fcnseg/experiments/paper/parts.py`.",
+        f"Produced on {meta.get('machine', '?')}, device `{meta.get('device', '?')}`, {_produced(meta, result)}. "
+        "The numbers are in `docs/results/paper.json` (top-level keys = the parts); every verdict below is "
+        "computed from them by `fcnseg/experiments/paper/parts.py`.",
         "",
+        *_history(meta),
         *_setup(meta, result),
         "",
     ]
@@ -132,6 +131,37 @@ def _setup(meta: dict[str, Any], result: dict[str, Any]) -> list[str]:
 def _all_runs(part: dict[str, Any]) -> list[dict[str, Any]]:
     runs = list(part.get("runs", {}).values()) + list(part.get("sweep", {}).values())
     return [r for r in runs if isinstance(r, dict) and "steps" in r and isinstance(r["steps"], dict)]
+
+
+def _produced(meta: dict[str, Any], result: dict[str, Any]) -> str:
+    """By which command, and the time it took: wall time summed over the commands that wrote the numbers (a set
+    trained in pieces), training time summed over the runs (each run × seed once)."""
+    history = meta.get("history", [])
+    if len(history) <= 1:
+        return "by " + "".join(_command(h) for h in history)
+    wall = sum(h["wall_s"] for h in history) / 3600
+    seen = {
+        r["dir"]: r
+        for part in result.values()
+        if isinstance(part, dict)
+        for x in _all_runs(part)
+        for r in x.get("per_seed", [])
+    }
+    train = sum(r.get("train_s") or 0.0 for r in seen.values()) / 3600
+    return (
+        f"by `{history[-1]['command'] or 'fcnseg experiment paper'}`, run {len(history)} times into the same folder "
+        f"(the set trains in resumable pieces; each command below): **{wall:.1f} h of wall time** as the commands "
+        "recorded it (one stopped part way counts up to its last finished part), "
+        f"{len(seen)} runs × seeds, {train:.1f} h of training time summed over them"
+    )
+
+
+def _history(meta: dict[str, Any]) -> list[str]:
+    history = meta.get("history", [])
+    if len(history) <= 1:
+        return []
+    items = [f"{i}. {_command(h)}" for i, h in enumerate(history, 1)]
+    return ["<details><summary>The commands, in order</summary>", "", *items, "", "</details>", ""]
 
 
 def _command(h: dict[str, Any]) -> str:

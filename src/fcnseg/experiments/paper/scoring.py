@@ -10,7 +10,7 @@ from ...runtime import FOUR
 from ..seeds import spread
 from .runs import Request, Trainer, held_out
 
-__all__ = ["NUMBERS", "aggregate", "paired", "requests_of", "scored", "values"]
+__all__ = ["NUMBERS", "aggregate", "one_class", "paired", "requests_of", "scored", "untrained", "values"]
 
 #: the numbers of a run that are summarised over seeds
 NUMBERS = (*FOUR, "boundary_mean_iu", "steps", "train_s", "train_s_to_best")
@@ -56,3 +56,19 @@ def values(run: dict[str, Any], number: str = "mean_iu") -> list[float]:
 
 def paired(f: Callable[..., float], *runs: dict[str, Any], number: str = "mean_iu") -> list[float]:
     return [f(*vals) for vals in zip(*(values(r, number) for r in runs), strict=True)]
+
+
+def one_class(run: dict[str, Any]) -> list[bool]:
+    """Per seed: the net predicts one class everywhere (mean accuracy exactly 1/K: that class's pixels all right,
+    every other class's all wrong) — it has not been trained, whatever the method (class balancing's collapse to
+    a uniform output gives this). Exactly: a net that finds a few objects (FCN-32s-fixed at convergence: mean
+    accuracy 0.1117–0.1127 against 1/9 = 0.1111) has learned something, however little, and is compared."""
+    from ...data import SyntheticShapes
+
+    k = len(SyntheticShapes.classes)
+    return [v is None or v != v or abs(v - 1 / k) < 1e-6 for v in values(run, "mean_accuracy")]  # None/NaN: no score
+
+
+def untrained(*runs: dict[str, Any]) -> list[bool]:
+    """Per seed: some run of a comparison did not train there (:func:`one_class`); such a seed decides nothing."""
+    return [any(flags) for flags in zip(*(one_class(r) for r in runs), strict=True)]

@@ -1,0 +1,135 @@
+"""Verdicts over seeds: "about the same" fails only when the seeds fail on one side; a seed where a run of the
+comparison did not train decides nothing; seconds are shown as seconds, not as points."""
+
+from __future__ import annotations
+
+import pytest
+
+from fcnseg.experiments.paper import SCALES
+from fcnseg.experiments.paper import parts as parts_mod
+from fcnseg.experiments.paper import scoring as scoring_mod
+from fcnseg.experiments.paper.scoring import one_class, untrained
+from fcnseg.experiments.seeds import INCONCLUSIVE, NO, YES, seeded_verdict, verdict_line
+
+
+def test_about_the_same_fails_only_when_every_seed_is_outside_the_band_on_one_side() -> None:
+    # the upsampling part's FCN-32s at convergence: outside ±2 points on every seed, but in both directions
+    v = seeded_verdict("c", [-0.056, 0.083, 0.030], 0.02, "|<|", "d", quantity="q")
+    assert v["verdict"] == INCONCLUSIVE and v["holds"] == [False, False, False]
+    assert seeded_verdict("c", [-0.056, -0.083, -0.030], 0.02, "|<|", "d", quantity="q")["verdict"] == NO
+    assert seeded_verdict("c", [0.056, 0.083, 0.030], 0.02, "|<|", "d", quantity="q")["verdict"] == NO
+    assert seeded_verdict("c", [0.01, -0.01, 0.0], 0.02, "|<|", "d", quantity="q")["verdict"] == YES
+    assert "on one side to not reproduce" in verdict_line(v)
+
+
+def test_a_seed_whose_run_did_not_train_leaves_the_verdict_undecided() -> None:
+    args = ("c", [-0.08, -0.11, -0.17], 0.02, "<", "d")
+    assert seeded_verdict(*args, quantity="q")["verdict"] == YES
+    v = seeded_verdict(*args, quantity="q", untrained=[True, False, True])
+    assert v["verdict"] == INCONCLUSIVE and v["reproduces"] is None and v["untrained"] == [True, False, True]
+    assert "did not train on 2 of 3 seeds" in verdict_line(v)
+
+
+def test_seconds_are_shown_as_seconds() -> None:
+    v = seeded_verdict("c", [101.4, -189.2, -7179.6], 0.0, ">", "d", quantity="q", unit="s")
+    line = verdict_line(v)
+    assert "+101, -189, -7180 s (needs every seed above 0" in line and "points" not in line
+    assert "+10.0, -20.0 points" in verdict_line(seeded_verdict("c", [0.1, -0.2], 0.0, ">", "d", quantity="q"))
+    with pytest.raises(ValueError, match="unit 'ms'"):
+        seeded_verdict("c", [1.0], 0.0, ">", "d", quantity="q", unit="ms")
+
+
+def _run(accuracy: list[float]) -> dict:
+    return {"per_seed": [{"mean_accuracy": a} for a in accuracy]}
+
+
+def test_one_class_everywhere_is_what_counts_as_untrained() -> None:
+    k = 9  # SyntheticShapes' classes: a net that predicts background everywhere has mean accuracy 1/9
+    assert one_class(_run([1 / k, 0.1117, 1 / k + 1e-9])) == [True, False, True]  # FCN-32s-fixed: 0.1117
+    assert untrained(_run([1 / k, 0.5, 0.5]), _run([0.5, 0.5, 1 / k])) == [True, False, True]
+    assert one_class(_run([None, float("nan"), 0.5])) == [True, True, False]  # a diverged run has no score
+
+
+class _Fake:
+    ps, device, seeds = SCALES["smoke"], "cpu", (0, 1, 2)
+
+    def train_many(self, reqs):
+        base = {"arch": "a", "cap": 3, "batch": 2, "lr": 1.0, "steps": 2, "end": "early_stop", "curve": []}
+        return {
+            (r.saved_as, r.seed): {
+                **base,
+                "dir": f"{r.key}/{r.seed}",
+                "label": r.key,
+                "seed": r.seed,
+                "train_s": 1.0,
+                "train_s_to_best": 10.0 * (r.seed + 1) if r.key == "whole" else 100.0,
+                "diverged": None,
+            }
+            for r in reqs
+        }
+
+
+@pytest.mark.parametrize("collapsed", [False, True])
+def test_class_balancing_that_collapsed_decides_nothing(monkeypatch, collapsed: bool) -> None:
+    """The converged run: inverse-frequency weights gave a uniform output on every seed — "unnecessary" must not
+    be read off a training that broke."""
+    iu = {"whole": 0.22, "sample_50": 0.21, "sample_25": 0.23, "balanced": 0.10, "jitter": 0.20}
+
+    def held_out(d, ps, dev, **kw):
+        key = d.split("/")[0]
+        acc = 1 / 9 if key == "balanced" and collapsed else 0.3
+        return {"mean_iu": iu[key], "pixel_accuracy": 0.9, "mean_accuracy": acc, "fw_iu": 0.8, "boundary_mean_iu": 0.1}
+
+    monkeypatch.setattr(scoring_mod, "held_out", held_out)
+    v = {x["claim"]: x for x in parts_mod.loss_sampling_part(_Fake())["verdicts"]}
+    balancing = v["class balancing is unnecessary"]
+    assert balancing["verdict"] == (INCONCLUSIVE if collapsed else YES)
+    wall = v["whole-image training converges faster in wall time"]
+    assert wall["unit"] == "s" and "+90, +80, +70 s" in verdict_line(wall) and wall["verdict"] == YES
+
+
+def test_the_report_sums_a_set_trained_in_pieces() -> None:
+    """Three commands wrote the numbers: the header gives their wall time summed and the runs' training time,
+    each run × seed counted once though two parts share it; the commands are listed in order."""
+    from fcnseg.experiments.paper.report import paper_markdown
+
+    def run(d: str, train_s: float) -> dict:
+        rec = {"dir": d, "train_s": train_s, "seed": 0, "curve": []}
+        return {"steps": {"values": [4000]}, "per_seed": [rec], "label": d}
+
+    shared = run("fcn32s/seed0", 1800.0)
+    result = {
+        "meta": {
+            "machine": "test machine",
+            "device": "cpu",
+            "history": [
+                {
+                    "command": "fcnseg experiment paper",
+                    "parts": ["a"],
+                    "wall_s": 3600.0,
+                    "runs_trained": 2,
+                    "runs_reused": 0,
+                },
+                {
+                    "command": "fcnseg experiment paper",
+                    "parts": ["a"],
+                    "wall_s": 1800.0,
+                    "runs_trained": 0,
+                    "runs_reused": 2,
+                },
+                {
+                    "command": "fcnseg experiment paper --part b",
+                    "parts": ["b"],
+                    "wall_s": 1800.0,
+                    "runs_trained": 0,
+                    "runs_reused": 1,
+                },
+            ],
+        },
+        "a": {"runs": {"fcn32s": shared, "fcn8s": run("fcn8s/seed0", 3600.0)}, "verdicts": []},
+        "b": {"runs": {"fcn32s": shared}, "verdicts": []},
+    }
+    text = paper_markdown(result, [])
+    assert "run 3 times into the same folder" in text and "**2.0 h of wall time**" in text
+    assert "2 runs × seeds, 1.5 h of training time" in text
+    assert "<details>" in text and "3. `fcnseg experiment paper --part b` (**30.0 min**" in text
