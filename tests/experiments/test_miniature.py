@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -99,7 +100,14 @@ def test_converged_table2_trains_each_net_to_its_plateau_and_decides_over_seeds(
 
     docs = tmp_path / "docs"
     result = run_miniature(tmp_path / "run", scale="converged-smoke", report=docs, log=lambda *_: None)
-    assert list(result["nets"]) == ["fcn32s_fixed", "fcn32s", "fcn16s", "fcn8s", "fcn8s_atonce", "fcn8s_scratch"]
+    rows = ["fcn32s_fixed", "fcn32s", "fcn16s", "fcn8s", "fcn8s_atonce", "fcn8s_onestage", "fcn8s_scratch"]
+    assert list(result["nets"]) == rows
+    # pretrained vs scratch: the same net, one stage, only the initialisation differs
+    one, scratch = (result["nets"][k]["per_seed"][0]["dir"] for k in ("fcn8s_onestage", "fcn8s_scratch"))
+    cfg_one, cfg_scratch = ((Path(d) / "config.yaml").read_text() for d in (one, scratch))
+    assert "fcn8s_vgg16" in cfg_one and "fcn8s_vgg16" in cfg_scratch
+    assert "backbone_weights: fcnseg:shapes-vgg16" in cfg_one and "backbone_weights: null" in cfg_scratch
+    assert result["nets"]["fcn8s_onestage"]["label"] == "FCN-8s, one stage from the classifier"
     assert result["method"] == "plateau" and result["scale"]["name"] == "converged-smoke"
     for net in result["nets"].values():
         assert set(net["mean_iu"]) == {"mean", "sd", "values"} and net["seeds"] == [0]

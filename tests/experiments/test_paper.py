@@ -147,7 +147,8 @@ def test_verdicts_are_computed_from_the_numbers(monkeypatch) -> None:
             scoring_mod,
             "held_out",
             lambda d, ps, dev, s=scores, **kw: {
-                **{k: s[d] for k in ("mean_iu", "pixel_accuracy", "mean_accuracy", "fw_iu", "boundary_mean_iu")}
+                **{k: s[d] for k in ("mean_iu", "pixel_accuracy", "mean_accuracy", "fw_iu", "boundary_mean_iu")},
+                "iu": [0.9, 0.3],
             },
         )
         v = parts_mod.upsampling_part(Fake())["verdicts"]

@@ -39,15 +39,23 @@ def test_seconds_are_shown_as_seconds() -> None:
         seeded_verdict("c", [1.0], 0.0, ">", "d", quantity="q", unit="ms")
 
 
-def _run(accuracy: list[float]) -> dict:
-    return {"per_seed": [{"mean_accuracy": a} for a in accuracy]}
+def _run(accuracy: list[float], objects: list[float] | None = None) -> dict:
+    found = objects or [0.3] * len(accuracy)
+    return {"per_seed": [{"mean_accuracy": a, "iu": [0.9, f, 0.0]} for a, f in zip(accuracy, found, strict=True)]}
 
 
-def test_one_class_everywhere_is_what_counts_as_untrained() -> None:
+def test_one_class_everywhere_is_how_a_collapse_is_described() -> None:
     k = 9  # SyntheticShapes' classes: a net that predicts background everywhere has mean accuracy 1/9
     assert one_class(_run([1 / k, 0.1117, 1 / k + 1e-9])) == [True, False, True]  # FCN-32s-fixed: 0.1117
-    assert untrained(_run([1 / k, 0.5, 0.5]), _run([0.5, 0.5, 1 / k])) == [True, False, True]
     assert one_class(_run([None, float("nan"), 0.5])) == [True, True, False]  # a diverged run has no score
+
+
+def test_a_run_that_segments_no_object_class_did_not_train() -> None:
+    # FCN-32s-fixed at convergence: its best object class at 0.014 IU; jitter seed 1 at 0.071 (trained, barely)
+    fixed, jitter = _run([0.11] * 3, [0.007, 0.014, 0.006]), _run([0.15] * 3, [0.077, 0.071, 0.241])
+    assert untrained(fixed) == [True, True, True] and untrained(jitter) == [False, False, False]
+    assert untrained(_run([0.5] * 3, [0.3, 0.01, 0.3]), _run([0.5] * 3, [0.01, 0.3, 0.3])) == [True, True, False]
+    assert untrained({"per_seed": [{"iu": []}, {"iu": [0.9, None, float("nan")]}]}) == [True, True]  # no score
 
 
 class _Fake:
@@ -78,7 +86,9 @@ def test_class_balancing_that_collapsed_decides_nothing(monkeypatch, collapsed: 
     def held_out(d, ps, dev, **kw):
         key = d.split("/")[0]
         acc = 1 / 9 if key == "balanced" and collapsed else 0.3
-        return {"mean_iu": iu[key], "pixel_accuracy": 0.9, "mean_accuracy": acc, "fw_iu": 0.8, "boundary_mean_iu": 0.1}
+        found = 0.0 if key == "balanced" and collapsed else 0.3
+        scores = {"mean_iu": iu[key], "pixel_accuracy": 0.9, "mean_accuracy": acc, "fw_iu": 0.8}
+        return scores | {"boundary_mean_iu": 0.1, "iu": [0.9, found, 0.0]}
 
     monkeypatch.setattr(scoring_mod, "held_out", held_out)
     v = {x["claim"]: x for x in parts_mod.loss_sampling_part(_Fake())["verdicts"]}
@@ -94,7 +104,7 @@ def test_the_report_sums_a_set_trained_in_pieces() -> None:
     from fcnseg.experiments.paper.report import paper_markdown
 
     def run(d: str, train_s: float) -> dict:
-        rec = {"dir": d, "train_s": train_s, "seed": 0, "curve": []}
+        rec = {"dir": d, "train_s": train_s, "seed": 0, "curve": [], "steps": 4000, "cap": 16000, "end": "early_stop"}
         return {"steps": {"values": [4000]}, "per_seed": [rec], "label": d}
 
     shared = run("fcn32s/seed0", 1800.0)
@@ -133,3 +143,24 @@ def test_the_report_sums_a_set_trained_in_pieces() -> None:
     assert "run 3 times into the same folder" in text and "**2.0 h of wall time**" in text
     assert "2 runs × seeds, 1.5 h of training time" in text
     assert "<details>" in text and "3. `fcnseg experiment paper --part b` (**30.0 min**" in text
+
+
+def test_a_run_that_stopped_on_its_caps_evaluation_counts_as_capped() -> None:
+    from fcnseg.experiments.paper.scoring import capped
+
+    # whole-image seed 2 at convergence: its plateau rule fired on step 16000, the cap itself
+    assert capped({"end": "early_stop", "steps": 16000, "cap": 16000})
+    assert capped({"end": "max_iter", "steps": 16000, "cap": 16000})
+    assert not capped({"end": "early_stop", "steps": 15750, "cap": 16000})
+
+
+def test_the_report_names_trainings_that_stopped_at_the_cap() -> None:
+    from fcnseg.experiments.paper.report import paper_markdown
+
+    rec = {"dir": "whole/seed2", "seed": 2, "curve": [], "steps": 16000, "cap": 16000, "end": "early_stop"}
+    result = {"meta": {"history": []}, "a": {"runs": {"whole": {"label": "whole images", "per_seed": [rec]}}}}
+    result["a"]["runs"]["whole"]["steps"] = {"values": [16000]}
+    result["a"]["verdicts"] = []
+    text = paper_markdown(result, [])
+    assert "1 trainings (runs × seeds, each counted once)" in text
+    assert "**stopped at the cap**" in text and "whole images (seed 2)" in text

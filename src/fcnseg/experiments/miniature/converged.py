@@ -38,8 +38,11 @@ TABLE2: dict[str, tuple[str, str | None]] = {
     "fcn16s": ("fcn16s_staged", "fcn32s"),
     "fcn8s": ("fcn8s_staged", "fcn16s"),
     "fcn8s_atonce": ("fcn8s_atonce", None),
+    "fcn8s_onestage": ("fcn8s", None),  # the paper experiment's one-stage FCN-8s: scratch's pretrained twin
     "fcn8s_scratch": ("fcn8s_scratch", None),
 }
+#: rows whose run's own label would not say what the row is in Table 2
+LABELS = {"fcn8s_onestage": "FCN-8s, one stage from the classifier"}
 
 
 def _train(tr: Trainer) -> dict[str, dict[str, Any]]:
@@ -59,6 +62,7 @@ def _train(tr: Trainer) -> dict[str, dict[str, Any]]:
     for row, (key, _) in TABLE2.items():
         recs = [{**records[(key, s)], **held_out(records[(key, s)]["dir"], tr.ps, tr.device)} for s in tr.seeds]
         nets[row] = aggregate(recs)
+        nets[row]["label"] = LABELS.get(row, nets[row]["label"])
     return nets
 
 
@@ -82,13 +86,14 @@ def table2_verdicts(nets: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         ),
         seeded_verdict(
             "a pretrained classifier, convolutionalized and fine-tuned, beats the same net trained from scratch",
-            paired(lambda a, b: a - b, "fcn8s_atonce", "fcn8s_scratch"),
+            paired(lambda a, b: a - b, "fcn8s_onestage", "fcn8s_scratch"),
             0.0,
             ">",
-            f"FCN-8s at-once {pts_sd(m['fcn8s_atonce'])} vs FCN-8s from scratch "
-            f"{pts_sd(m['fcn8s_scratch'])} mean IU, each at its plateau",
+            f"FCN-8s from the classifier {pts_sd(m['fcn8s_onestage'])} vs from random weights "
+            f"{pts_sd(m['fcn8s_scratch'])} mean IU, each at its plateau (the same net and recipe, one stage; only "
+            "the initialisation differs)",
             quantity="pretrained − scratch mean IU",
-            untrained=untrained(nets["fcn8s_atonce"], nets["fcn8s_scratch"]),
+            untrained=untrained(nets["fcn8s_onestage"], nets["fcn8s_scratch"]),
         ),
         seeded_verdict(
             "the skips improve on FCN-32s",

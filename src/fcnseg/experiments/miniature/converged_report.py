@@ -126,7 +126,8 @@ def converged_markdown(result: dict[str, Any]) -> str:
         cells = [pts_sd(net[k]) for k in ("pixel_accuracy", "mean_accuracy", "mean_iu", "fw_iu", "boundary_mean_iu")]
         cells[2] = f"**{cells[2]}**"
         s = net["steps"]
-        lines.append(f"| {net['label']} | {s['mean']:.0f} ± {s['sd']:.0f} | " + " | ".join(cells) + f" | {ptxt} |")
+        hit = f" (cap hit on {net['capped']} of {len(s['values'])} seeds)" if net["capped"] else ""
+        lines.append(f"| {net['label']} | {s['mean']:.0f} ± {s['sd']:.0f}{hit} | " + " | ".join(cells) + f" | {ptxt} |")
     lines += [
         "",
         "![learning curves](results/miniature-curves.png)",

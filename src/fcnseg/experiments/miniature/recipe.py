@@ -100,6 +100,7 @@ PAPER: dict[str, dict[str, float] | str] = {
     "fcn8s_atonce": "release: 65.4 mean IU (staged FCN-8s 65.5)",
     "fcn8s_atonce_x2": "not in the paper: at-once trained as long as FCN-16s",
     "fcn8s_atonce_x3": "release: 65.4 (PAMI trains it as long as the staged nets together)",
+    "fcn8s_onestage": "not in the paper (staged); the from-scratch net's pretrained twin",
     "fcn8s_scratch": "not reported (the paper fine-tunes classifiers)",
 }
 

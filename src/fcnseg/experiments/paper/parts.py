@@ -178,7 +178,14 @@ def cues_part(tr: Trainer) -> dict[str, Any]:
             "drawn at random for every object — and a masked object stays a flat silhouette "
             "against the textured background, so masking it hides its colour, not its class"
         )
-    return {"net": "FCN-8s (one stage)", "rows": rows, "paper": PAPER_NUMBERS["cues"], "verdicts": verdicts}
+    trained = {k: aggregate([records[(k, s)] for s in tr.seeds]) for k in keys}  # steps, cap: the setup's check
+    return {
+        "net": "FCN-8s (one stage)",
+        "rows": rows,
+        "runs": trained,
+        "paper": PAPER_NUMBERS["cues"],
+        "verdicts": verdicts,
+    }
 
 
 # -- loss sampling, class balancing, jitter (§4.3, Fig. 5) --------------------------------------------------

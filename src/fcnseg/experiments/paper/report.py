@@ -14,6 +14,7 @@ from ...io import atomic_write
 from ..results_md import splice
 from ..seeds import pts, pts_sd, verdict_line
 from .recipe import PAPER_NUMBERS
+from .scoring import capped
 
 __all__ = ["paper_markdown", "write_report"]
 
@@ -99,8 +100,9 @@ def _setup(meta: dict[str, Any], result: dict[str, Any]) -> list[str]:
     rec = meta.get("recipe", {})
     seg, seeds = rec.get("seg", {}), meta.get("seeds", rec.get("seeds", []))
     runs = [r for part in result.values() if isinstance(part, dict) for r in _all_runs(part)]
-    capped = sorted({r["label"] for r in runs if r.get("capped")})
-    steps = [v for r in runs for v in r["steps"]["values"]]
+    seeded = {rec["dir"]: (r["label"], rec) for r in runs for rec in r.get("per_seed", [])}  # each once
+    hit = sorted({f"{label} (seed {rec['seed']})" for label, rec in seeded.values() if capped(rec)})
+    steps = [rec["steps"] for _, rec in seeded.values()]
     return [
         f"Setup: the demo's shipped VGG16-pattern classifier ({seg.get('width', '?')}× VGG16's channels) "
         f"convolutionalized and fine-tuned on {seg.get('seg_size', '?')}-px synthetic scenes ({seg.get('seg_images')} "
@@ -117,13 +119,14 @@ def _setup(meta: dict[str, Any], result: dict[str, Any]) -> list[str]:
         "standard deviation over them, and a verdict is *reproduces* or *does not reproduce* only when every seed "
         "agrees, else *inconclusive at this scale*.",
         "",
-        f"Scale: {len(runs)} runs × seeds stopped after {min(steps, default=0):.0f}–{max(steps, default=0):.0f} "
-        "steps; "
+        f"Scale: {len(seeded)} trainings (runs × seeds, each counted once) stopped after "
+        f"{min(steps, default=0):.0f}–{max(steps, default=0):.0f} steps; "
         + (
-            "every run reached its plateau before its cap, so the numbers are converged values at this "
+            "every one reached its plateau before its cap, so the numbers are converged values at this "
             "scale, not snapshots of a fixed budget."
-            if not capped
-            else f"**runs that hit the cap on some seed** (not converged there): {', '.join(capped)}."
+            if not hit
+            else f"all but {len(hit)} reached their plateau before the cap; **stopped at the cap** (not shown to "
+            f"have converged; its plateau rule may have fired on the cap's own evaluation): {', '.join(hit)}."
         ),
     ]
 
@@ -210,18 +213,26 @@ def _runs_table(p: dict[str, Any]) -> list[str]:
     for r in p["runs"].values():
         t = r["train_s_to_best"]
         rows.append(
-            f"| {r['label']} | {_steps(r)} | {r['batch']} | {t['mean']:.0f} | {pts_sd(r['mean_iu'])} | "
+            f"| {r['label']} | {_steps(r)} | {r['batch']} | {_secs_sd(t)} | {pts_sd(r['mean_iu'])} | "
             f"{pts_sd(r['boundary_mean_iu'])} |"
         )
     return [f"Paper: {p['paper']}.", "", *rows]
 
 
+def _secs_sd(t: dict[str, Any]) -> str:
+    if t.get("mean") is None:
+        return "n/a"
+    return f"{t['mean']:.0f}" + (f" ± {t['sd']:.0f}" if len(t["values"]) > 1 else "")
+
+
 def _cues(p: dict[str, Any]) -> list[str]:
     paper = p["paper"]
     rows = [
-        f"Net: {p['net']}; masked pixels set to the preprocessing's mean colour (`data.mask_cue`).",
+        f"Net: {p['net']}; masked pixels set to the preprocessing's mean colour (`data.mask_cue`). The paper's "
+        "column is PAMI's FCN-32s on PASCAL (its Table 8 reports no FCN-8s): compare the pattern between rows, "
+        "not the values across columns.",
         "",
-        "| row (PAMI) | trained on | tested with masked | foreground mean IU | paper |",
+        "| row (PAMI) | trained on | tested with masked | foreground mean IU | paper (FCN-32s) |",
         "|---|---|---|---:|---:|",
     ]
     for name, r in p["rows"].items():

@@ -10,7 +10,7 @@ from ...runtime import FOUR
 from ..seeds import spread
 from .runs import Request, Trainer, held_out
 
-__all__ = ["NUMBERS", "aggregate", "one_class", "paired", "requests_of", "scored", "untrained", "values"]
+__all__ = ["NUMBERS", "aggregate", "capped", "one_class", "paired", "requests_of", "scored", "untrained", "values"]
 
 #: the numbers of a run that are summarised over seeds
 NUMBERS = (*FOUR, "boundary_mean_iu", "steps", "train_s", "train_s_to_best")
@@ -23,13 +23,19 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
     out.update(
         {
             "seeds": [r["seed"] for r in records],
-            "capped": sum(r["end"] == "max_iter" for r in records),
+            "capped": sum(capped(r) for r in records),
             "diverged": sum(bool(r["diverged"]) for r in records),
             "per_seed": records,
         }
     )
     out.update({k: spread([r.get(k) for r in records]) for k in NUMBERS})
     return out
+
+
+def capped(record: dict[str, Any]) -> bool:
+    """The run stopped at its step cap — ran out of steps, or its plateau rule fired on the cap's own evaluation
+    (then it cannot be told from a run still improving): either way not shown to have converged before it."""
+    return record["end"] == "max_iter" or record.get("steps", 0) >= record.get("cap", float("inf"))
 
 
 def requests_of(tr: Trainer, key: str, **kw: Any) -> list[Request]:
@@ -60,15 +66,28 @@ def paired(f: Callable[..., float], *runs: dict[str, Any], number: str = "mean_i
 
 def one_class(run: dict[str, Any]) -> list[bool]:
     """Per seed: the net predicts one class everywhere (mean accuracy exactly 1/K: that class's pixels all right,
-    every other class's all wrong) — it has not been trained, whatever the method (class balancing's collapse to
-    a uniform output gives this). Exactly: a net that finds a few objects (FCN-32s-fixed at convergence: mean
-    accuracy 0.1117–0.1127 against 1/9 = 0.1111) has learned something, however little, and is compared."""
+    every other class's all wrong) — how the report describes a collapsed run (e.g. "background everywhere")."""
     from ...data import SyntheticShapes
 
     k = len(SyntheticShapes.classes)
     return [v is None or v != v or abs(v - 1 / k) < 1e-6 for v in values(run, "mean_accuracy")]  # None/NaN: no score
 
 
+#: an object class's held-out IU below this counts as not found
+FOUND = 0.05
+
+
 def untrained(*runs: dict[str, Any]) -> list[bool]:
-    """Per seed: some run of a comparison did not train there (:func:`one_class`); such a seed decides nothing."""
-    return [any(flags) for flags in zip(*(one_class(r) for r in runs), strict=True)]
+    """Per seed: some run of a comparison did not leave its start there — it segments no object class (every
+    object class's held-out IU under :data:`FOUND`; class 0 is background). Such a seed decides nothing: the
+    comparison would measure a training that never took off (class balancing's uniform output; FCN-32s-fixed,
+    flat at the all-background start from its first evaluations to the step floor), not the method."""
+    return [any(flags) for flags in zip(*(_found_nothing(r) for r in runs), strict=True)]
+
+
+def _found_nothing(run: dict[str, Any]) -> list[bool]:
+    out = []
+    for rec in run["per_seed"]:
+        objects = [v for v in (rec.get("iu") or [])[1:] if v is not None and v == v]
+        out.append(not objects or max(objects) < FOUND)
+    return out
