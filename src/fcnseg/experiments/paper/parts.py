@@ -238,6 +238,12 @@ def loss_sampling_part(tr: Trainer) -> dict[str, Any]:
             untrained=untrained(runs["jitter"], w),
         ),
     ]
+    for v in verdicts[2:]:  # "no gain" also holds when the treatment costs points: say so where it does
+        if v["per_seed"]["values"] and all(x is not None and x < -0.02 for x in v["per_seed"]["values"]):
+            v["detail"] += (
+                f"; it *costs* {-100 * max(v['per_seed']['values']):.1f}–{-100 * min(v['per_seed']['values']):.1f} "
+                "points here on every seed, so it gives no gain by being worse"
+            )
     return {"net": "FCN-32s (one stage)", "runs": runs, "paper": PAPER_NUMBERS["loss_sampling"], "verdicts": verdicts}
 
 
