@@ -166,3 +166,16 @@ def test_the_report_names_trainings_that_stopped_at_the_cap() -> None:
     text = paper_markdown(result, [])
     assert "1 trainings (runs × seeds, each counted once)" in text
     assert "**stopped at the cap**" in text and "whole images (seed 2)" in text
+
+
+def test_a_diverged_run_stopped_where_it_diverged_not_at_its_cap() -> None:
+    """rule × 100 at convergence: NaN at step 31721 of a 128000 cap — recorded at 128000 and read as capped."""
+    from fcnseg.experiments.paper.runs import _steps
+    from fcnseg.experiments.paper.scoring import capped
+
+    rows = [{"step": "30000"}, {"step": "30000"}]
+    assert _steps({}, "loss became nan at step 31721: with train.normalize=…", rows, 128000) == 31721
+    assert _steps({}, "weights became non-finite by step 30500 (conv1)", rows, 128000) == 30500
+    assert _steps({}, "diverged", rows, 128000) == 30000  # no step named: the last logged
+    assert _steps({"steps": 52000}, None, rows, 128000) == 52000 and _steps({}, None, [], 128000) == 128000
+    assert not capped({"end": "diverged", "steps": 128000, "cap": 128000})

@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -263,7 +264,7 @@ class Trainer:
             "label": run.label,
             "arch": run.arch,
             "seed": req.seed,
-            "steps": int(summary.get("steps") or cfg.train.max_iter),
+            "steps": _steps(summary, diverged, rows, cfg.train.max_iter),
             "cap": cfg.train.max_iter,
             "end": "diverged" if diverged else summary.get("end", "max_iter"),
             "best_step": best_step,
@@ -278,6 +279,18 @@ class Trainer:
             # a resumed run's call is only its tail: its training seconds so far (the log's) when longer
             "wall_s": max(wall, curve[-1]["train_s"] if curve else 0.0),
         }
+
+
+def _steps(summary: dict[str, Any], diverged: str | None, rows: list[dict[str, str]], cap: int) -> int:
+    """The steps a run trained: its summary's; a diverged run (no summary) stopped at the step its error names
+    (``… at step 31721``), else at its last logged step — not at the cap it never reached."""
+    if summary.get("steps"):
+        return int(summary["steps"])
+    if diverged:
+        named = re.search(r"(?:at|by) step (\d+)", diverged)
+        logged = [int(r["step"]) for r in rows if r.get("step")]
+        return int(named.group(1)) if named else max(logged, default=0)
+    return cap
 
 
 def joined(rows: list[dict[str, str]]) -> list[dict[str, str]]:

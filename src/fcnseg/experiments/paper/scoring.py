@@ -35,6 +35,8 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
 def capped(record: dict[str, Any]) -> bool:
     """The run stopped at its step cap — ran out of steps, or its plateau rule fired on the cap's own evaluation
     (then it cannot be told from a run still improving): either way not shown to have converged before it."""
+    if record["end"] == "diverged":  # stopped by its NaN, wherever that was
+        return False
     return record["end"] == "max_iter" or record.get("steps", 0) >= record.get("cap", float("inf"))
 
 
