@@ -118,6 +118,7 @@ def test_converged_table2_trains_each_net_to_its_plateau_and_decides_over_seeds(
     assert "fcn32s/seed0/checkpoints/best.safetensors" in cfg
     text = (docs / "RESULTS.md").read_text()
     assert "## Results (Table 2, in miniature, at convergence)" in text and "| FCN-8s at-once |" in text
+    assert "the 7 trainings behind the table took" in text  # one-stage FCN-8s counted once, with its seed
     assert json.loads((docs / "results" / "miniature.json").read_text())["seeds"] == [0]
 
 

@@ -15,7 +15,7 @@ from fcnseg.experiments.paper import parts as parts_mod
 from fcnseg.experiments.paper import scoring as scoring_mod
 from fcnseg.experiments.paper.probe import solver_probe
 from fcnseg.experiments.paper.runs import Trainer, config_digest
-from fcnseg.experiments.results_md import BEGIN, END, splice
+from fcnseg.experiments.results_md import BEGIN, END, paper_section, splice
 from fcnseg.experiments.seeds import INCONCLUSIVE, NO, YES, seeded_verdict, spread
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -203,6 +203,9 @@ def test_splice_replaces_or_appends_one_section() -> None:
     assert once == f"# head\n\n{BEGIN}\nA\n{END}\n"
     twice = splice(once + "tail\n", "B")
     assert twice == f"# head\n\n{BEGIN}\nB\n{END}\ntail\n"
+    # the miniature's report rewrites the head only: the paper section and the notes after it stay
+    assert paper_section("# old head\n\n" + twice) == f"{BEGIN}\nB\n{END}\ntail\n"
+    assert paper_section("# head only\n") == ""
 
 
 def test_the_reference_configs_are_the_solver_the_experiment_trains() -> None:

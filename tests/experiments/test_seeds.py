@@ -179,3 +179,13 @@ def test_a_diverged_run_stopped_where_it_diverged_not_at_its_cap() -> None:
     assert _steps({}, "diverged", rows, 128000) == 30000  # no step named: the last logged
     assert _steps({"steps": 52000}, None, rows, 128000) == 52000 and _steps({}, None, [], 128000) == 128000
     assert not capped({"end": "diverged", "steps": 128000, "cap": 128000})
+
+
+def test_the_papers_numbers_read_as_words_and_diverged_seeds_are_named() -> None:
+    from fcnseg.experiments.paper.report import _paper_text, _steps
+
+    text = _paper_text({"fcn32s": 63.6, "fcn8s_atonce": 65.4, "source": "release, seg11valid"})
+    assert text == "FCN-32s 63.6, FCN-8s at-once 65.4 mean IU (release, seg11valid)" and "{" not in text
+    assert _paper_text("CVPR §3.3") == "CVPR §3.3"
+    run = {"steps": {"mean": 31907.0, "sd": 161.0, "values": [31721, 32000, 32000]}, "cap": 128000, "diverged": 1}
+    assert _steps(run) == "31907 ± 161 (diverged: 1 seed(s), at the step it did)"

@@ -19,5 +19,6 @@ def splice(text: str, section: str) -> str:
 
 
 def paper_section(text: str) -> str:
-    """The paper experiment's section of ``text`` (markers included, with a newline), or ``""`` without one."""
-    return text[text.index(BEGIN) : text.index(END) + len(END)] + "\n" if BEGIN in text and END in text else ""
+    """What follows the miniature's head in ``text``: the paper experiment's section (markers included) and any
+    text after it (hand-written notes on both reports), or ``""`` without a paper section."""
+    return text[text.index(BEGIN) :].rstrip("\n") + "\n" if BEGIN in text and END in text else ""

@@ -72,6 +72,12 @@ def write_converged_report(
         f.write(converged_markdown(result) + ("\n" + kept if kept else ""))
 
 
+def _training_time(nets: dict[str, Any]) -> str:
+    """The training behind the table, whichever command trained it: seconds summed over runs × seeds, each once."""
+    seen = {rec["dir"]: rec.get("train_s") or 0.0 for n in nets.values() for rec in n["per_seed"]}
+    return f"the {len(seen)} trainings behind the table took {sum(seen.values()) / 3600:.1f} h of training in all"
+
+
 def converged_markdown(result: dict[str, Any]) -> str:
     """The section's text: how the nets were trained, Table 2 with its spreads, and the computed verdicts."""
     nets, sc, rec = result["nets"], result["scale"], result["recipe"]
@@ -82,8 +88,8 @@ def converged_markdown(result: dict[str, Any]) -> str:
         "",
         f"Produced by `fcnseg experiment miniature --scale {sc['name']}` on {result['machine']}, device "
         f"`{result['device']}`, in **{result['wall_s'] / 60:.1f} minutes** ({result['runs_trained']} runs trained, "
-        f"{result['runs_reused']} reused from the same folder). Every number below comes from that run "
-        "(`docs/results/miniature.json`).",
+        f"{result['runs_reused']} reused from the same folder; {_training_time(nets)}). Every number below comes "
+        "from that run (`docs/results/miniature.json`).",
         "",
         "## Setup",
         "",

@@ -186,9 +186,19 @@ def _bounds(p: dict[str, Any]) -> list[str]:
     ]
 
 
+def _paper_text(paper: object) -> str:
+    """The paper's numbers for a part: its words, or mean IU per net with the source."""
+    if not isinstance(paper, dict):
+        return str(paper)
+    names = {"fcn32s": "FCN-32s", "fcn16s": "FCN-16s", "fcn8s": "FCN-8s", "fcn8s_atonce": "FCN-8s at-once"}
+    nets = ", ".join(f"{names.get(k, k)} {v}" for k, v in paper.items() if k != "source")
+    return f"{nets} mean IU ({paper['source']})" if "source" in paper else nets
+
+
 def _steps(r: dict[str, Any]) -> str:
     s = r["steps"]
     cap = f" (cap {r['cap']} hit: {r['capped']} seed(s))" if r.get("capped") else ""
+    cap += f" (diverged: {r['diverged']} seed(s), at the step it did)" if r.get("diverged") else ""
     return (f"{s['mean']:.0f} ± {s['sd']:.0f}" if len(s["values"]) > 1 else f"{s['mean']:.0f}") + cap
 
 
@@ -202,7 +212,7 @@ def _dilation(p: dict[str, Any]) -> list[str]:
             f"| {r['label']} | {r['output_stride']} | {r['gflop']:.3f} | {1e3 * r['forward_s']:.1f} | "
             f"{_steps(r)} | {pts_sd(r['mean_iu'])} | {pts_sd(r['boundary_mean_iu'])} |"
         )
-    return [f"Paper: {p['paper']}.", "", *rows]
+    return [f"Paper: {_paper_text(p['paper'])}.", "", *rows]
 
 
 def _runs_table(p: dict[str, Any]) -> list[str]:
@@ -216,7 +226,7 @@ def _runs_table(p: dict[str, Any]) -> list[str]:
             f"| {r['label']} | {_steps(r)} | {r['batch']} | {_secs_sd(t)} | {pts_sd(r['mean_iu'])} | "
             f"{pts_sd(r['boundary_mean_iu'])} |"
         )
-    return [f"Paper: {p['paper']}.", "", *rows]
+    return [f"Paper: {_paper_text(p['paper'])}.", "", *rows]
 
 
 def _secs_sd(t: dict[str, Any]) -> str:
