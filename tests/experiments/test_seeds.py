@@ -9,7 +9,7 @@ from fcnseg.experiments.paper import SCALES
 from fcnseg.experiments.paper import parts as parts_mod
 from fcnseg.experiments.paper import scoring as scoring_mod
 from fcnseg.experiments.paper.scoring import one_class, untrained
-from fcnseg.experiments.seeds import INCONCLUSIVE, NO, YES, seeded_verdict, verdict_line
+from fcnseg.experiments.seeds import INCONCLUSIVE, NO, YES, seeded_verdict, spread, verdict_line
 
 
 def test_about_the_same_fails_only_when_every_seed_is_outside_the_band_on_one_side() -> None:
@@ -165,6 +165,14 @@ def test_the_report_names_trainings_that_stopped_at_the_cap() -> None:
     result["a"]["verdicts"] = []
     text = paper_markdown(result, [])
     assert "1 trainings (runs × seeds, each counted once)" in text
+    lost = {"dir": "x100/seed0", "seed": 0, "curve": [], "steps": 31721, "cap": 128000, "end": "diverged"}
+    result["a"]["runs"]["x100"] = {"label": "rule × 100", "per_seed": [lost], "steps": {"values": [31721]}}
+    text = paper_markdown(result, [])
+    assert (
+        "all but 2 reached their plateau" in text and "**diverged** (loss NaN" in text and "rule × 100 (seed 0)" in text
+    )
+    result["a"]["runs"].pop("x100")
+    text = paper_markdown(result, [])
     assert "**stopped at the cap**" in text and "whole images (seed 2)" in text
 
 
@@ -189,3 +197,17 @@ def test_the_papers_numbers_read_as_words_and_diverged_seeds_are_named() -> None
     assert _paper_text("CVPR §3.3") == "CVPR §3.3"
     run = {"steps": {"mean": 31907.0, "sd": 161.0, "values": [31721, 32000, 32000]}, "cap": 128000, "diverged": 1}
     assert _steps(run) == "31907 ± 161 (diverged: 1 seed(s), at the step it did)"
+
+
+def test_a_rate_learns_only_when_every_seed_clears_the_line() -> None:
+    """Rule × 1 at convergence: 16.5, 11.6, 17.6 mean IU — its mean clears 15 points, one seed does not."""
+    from fcnseg.experiments.paper.reference import _why_not
+
+    def sweep_run(ious: list[float]) -> dict:
+        recs = [{"mean_iu": v, "mean_accuracy": 0.2} for v in ious]
+        return {"per_seed": recs, "mean_accuracy": spread([0.2] * len(ious)), "mean_iu": spread(ious)}
+
+    probe = {"sgd": {"1": {"mean_abs_logit_change": 0.0082}}, "adamw": {"mean_abs_logit_change": 0.17}}
+    probe["fc7_rms"] = 0.51
+    text = _why_not(probe, {1: sweep_run([0.165, 0.116, 0.176]), 10: sweep_run([0.28, 0.36, 0.35])})
+    assert "× 10 learns" in text and "× 1, × 10" not in text

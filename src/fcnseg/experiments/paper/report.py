@@ -79,7 +79,7 @@ def paper_markdown(result: dict[str, Any], figures: list[str]) -> str:
         "",
         f"Produced on {meta.get('machine', '?')}, device `{meta.get('device', '?')}`, {_produced(meta, result)}. "
         "The numbers are in `docs/results/paper.json` (top-level keys = the parts); every verdict below is "
-        "computed from them by `fcnseg/experiments/paper/parts.py`.",
+        "computed from them by `src/fcnseg/experiments/paper/parts.py`.",
         "",
         *_history(meta),
         *_setup(meta, result),
@@ -102,6 +102,7 @@ def _setup(meta: dict[str, Any], result: dict[str, Any]) -> list[str]:
     runs = [r for part in result.values() if isinstance(part, dict) for r in _all_runs(part)]
     seeded = {rec["dir"]: (r["label"], rec) for r in runs for rec in r.get("per_seed", [])}  # each once
     hit = sorted({f"{label} (seed {rec['seed']})" for label, rec in seeded.values() if capped(rec)})
+    lost = sorted({f"{label} (seed {rec['seed']})" for label, rec in seeded.values() if rec.get("end") == "diverged"})
     steps = [rec["steps"] for _, rec in seeded.values()]
     return [
         f"Setup: the demo's shipped VGG16-pattern classifier ({seg.get('width', '?')}× VGG16's channels) "
@@ -124,9 +125,16 @@ def _setup(meta: dict[str, Any], result: dict[str, Any]) -> list[str]:
         + (
             "every one reached its plateau before its cap, so the numbers are converged values at this "
             "scale, not snapshots of a fixed budget."
-            if not hit
-            else f"all but {len(hit)} reached their plateau before the cap; **stopped at the cap** (not shown to "
-            f"have converged; its plateau rule may have fired on the cap's own evaluation): {', '.join(hit)}."
+            if not hit and not lost
+            else f"all but {len(hit) + len(lost)} reached their plateau before the cap"
+            + (
+                f"; **stopped at the cap** (not shown to have converged; its plateau rule may have fired on the "
+                f"cap's own evaluation): {', '.join(hit)}"
+                if hit
+                else ""
+            )
+            + (f"; **diverged** (loss NaN; scored with its best checkpoint before): {', '.join(lost)}" if lost else "")
+            + "."
         ),
     ]
 
