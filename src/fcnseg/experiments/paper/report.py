@@ -99,8 +99,7 @@ def _setup(meta: dict[str, Any], result: dict[str, Any]) -> list[str]:
     """What was trained and how, and whether every run reached its plateau before its step cap."""
     rec = meta.get("recipe", {})
     seg, seeds = rec.get("seg", {}), meta.get("seeds", rec.get("seeds", []))
-    runs = [r for part in result.values() if isinstance(part, dict) for r in _all_runs(part)]
-    seeded = {rec["dir"]: (r["label"], rec) for r in runs for rec in r.get("per_seed", [])}  # each once
+    seeded = _trainings(result)
     hit = sorted({f"{label} (seed {rec['seed']})" for label, rec in seeded.values() if capped(rec)})
     lost = sorted({f"{label} (seed {rec['seed']})" for label, rec in seeded.values() if rec.get("end") == "diverged"})
     steps = [rec["steps"] for _, rec in seeded.values()]
@@ -139,6 +138,12 @@ def _setup(meta: dict[str, Any], result: dict[str, Any]) -> list[str]:
     ]
 
 
+def _trainings(result: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every run × seed of the parts, once (parts share runs): its folder → (its run's label, its record)."""
+    runs = [r for part in result.values() if isinstance(part, dict) for r in _all_runs(part)]
+    return {rec["dir"]: (r["label"], rec) for r in runs for rec in r.get("per_seed", [])}
+
+
 def _all_runs(part: dict[str, Any]) -> list[dict[str, Any]]:
     runs = list(part.get("runs", {}).values()) + list(part.get("sweep", {}).values())
     return [r for r in runs if isinstance(r, dict) and "steps" in r and isinstance(r["steps"], dict)]
@@ -151,14 +156,8 @@ def _produced(meta: dict[str, Any], result: dict[str, Any]) -> str:
     if len(history) <= 1:
         return "by " + "".join(_command(h) for h in history)
     wall = sum(h["wall_s"] for h in history) / 3600
-    seen = {
-        r["dir"]: r
-        for part in result.values()
-        if isinstance(part, dict)
-        for x in _all_runs(part)
-        for r in x.get("per_seed", [])
-    }
-    train = sum(r.get("train_s") or 0.0 for r in seen.values()) / 3600
+    seen = _trainings(result)
+    train = sum(rec.get("train_s") or 0.0 for _, rec in seen.values()) / 3600
     return (
         f"by `{history[-1]['command'] or 'fcnseg experiment paper'}`, run {len(history)} times into the same folder "
         f"(the set trains in resumable pieces; each command below): **{wall:.1f} h of wall time** as the commands "
