@@ -211,3 +211,31 @@ def test_a_rate_learns_only_when_every_seed_clears_the_line() -> None:
     probe["fc7_rms"] = 0.51
     text = _why_not(probe, {1: sweep_run([0.165, 0.116, 0.176]), 10: sweep_run([0.28, 0.36, 0.35])})
     assert "× 10 learns" in text and "× 1, × 10" not in text
+
+
+def test_progress_says_how_many_runs_remain_and_their_time(tmp_path) -> None:
+    """The upsampling part over 3 seeds: 12 runs; 3 finished at 10, 20 and 30 min → 9 left at 20 min each, two at a
+    time: 1.5 h. A damaged done.json counts as not finished (it is trained again)."""
+    import json
+    import time
+
+    from fcnseg.experiments.paper.progress import planned_runs, progress_line
+    from fcnseg.experiments.paper.runs import Trainer
+
+    tr = Trainer(tmp_path, SCALES["smoke"], "cpu", jobs=2, seeds=(0, 1, 2))
+    assert planned_runs(tr, ["upsampling"]) == {
+        (n, s) for n in ("fcn32s", "fcn32s_learned", "fcn8s", "fcn8s_learned") for s in (0, 1, 2)
+    }
+    assert "0 of 12 runs done, 12 to train (time per run: known once one has finished)" in progress_line(
+        tr, ["upsampling"], time.perf_counter()
+    )
+    for seed, minutes in ((0, 10), (1, 20), (2, 30)):
+        run = tmp_path / "fcn32s" / f"seed{seed}"
+        run.mkdir(parents=True)
+        (run / "done.json").write_text(json.dumps({"config": "x", "result": {"wall_s": 60.0 * minutes}}))
+    (tmp_path / "fcn8s" / "seed0").mkdir(parents=True)
+    (tmp_path / "fcn8s" / "seed0" / "done.json").write_text("{damaged")
+    line = progress_line(tr, ["upsampling"], time.perf_counter())
+    assert line.startswith("3 of 12 runs done, 9 to train: about 1.5 h at 20.0 min per run, 2 at a time;")
+    # the reference part counts its rate sweep too: 4 multipliers + 3 staged nets, over 3 seeds
+    assert len(planned_runs(tr, ["reference_sgd"])) == (len(SCALES["smoke"].sweep) + 3) * 3
