@@ -37,7 +37,7 @@ def progress_line(tr: Trainer, parts: list[str] | tuple[str, ...], started: floa
     """``"31 of 66 runs done, 35 to train: about 2.4 h at 8.3 min per run, 2 at a time"`` (what is left)."""
     planned = planned_runs(tr, parts)
     walls = [w for p in tr.out.glob("*/seed*/done.json") if (w := _done_wall(p)) is not None]
-    done = sum(1 for n, s in planned if (tr.run_dir(n, s) / "done.json").is_file())
+    done = sum(1 for n, s in planned if _done_wall(tr.run_dir(n, s) / "done.json") is not None)  # damaged: retrained
     left = len(planned) - done
     text = f"{done} of {len(planned)} runs done, {left} to train"
     if left and walls:
