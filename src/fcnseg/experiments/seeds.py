@@ -11,7 +11,7 @@ the augmentations). :func:`spread` summarises them (mean, sample standard deviat
 * for ``"|<|"`` ("about the same") failing on every seed is not enough: the seeds must also fail on the same
   side (every difference above ``+threshold``, or every one below ``-threshold``). Differences of -5.6, +8.3 and
   +3.0 points exceed a 2-point band on every seed, yet they disagree in sign: that is seed spread, not a difference.
-* a seed on which a run of the comparison did not train (``untrained``: e.g. it predicts background everywhere)
+* a seed on which a run of the comparison did not train (``untrained``: it segments no object class)
   decides nothing: the verdict is inconclusive, since the value measures a failed training, not the claim.
 
 With one seed the rule still applies (one seed is "every seed"); the report then says there was one.
@@ -60,10 +60,8 @@ def _holds(value: float, threshold: float, side: str) -> bool:
     raise ValueError(f"side {side!r}: one of >, <, |<|")
 
 
-def _fails_together(values: Sequence[float], threshold: float, side: str) -> bool:
-    """Every seed fails the claim — for ``"|<|"`` also on the same side of the band."""
-    if any(_holds(v, threshold, side) for v in values):
-        return False
+def _one_side(values: Sequence[float], side: str) -> bool:
+    """For ``"|<|"``: the seeds (all outside the band) lie on one side of it; other sides have one failing side."""
     return side != "|<|" or all(v > 0 for v in values) or all(v < 0 for v in values)
 
 
@@ -91,7 +89,7 @@ def seeded_verdict(
     if not holds or any(untrained):
         verdict = INCONCLUSIVE
     else:
-        verdict = YES if all(holds) else NO if _fails_together(values, threshold, side) else INCONCLUSIVE
+        verdict = YES if all(holds) else NO if not any(holds) and _one_side(values, side) else INCONCLUSIVE
     return {
         "claim": claim,
         "verdict": verdict,
